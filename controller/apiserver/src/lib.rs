@@ -1,0 +1,1 @@
+//! Bramble API server.
