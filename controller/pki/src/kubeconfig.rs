@@ -1,0 +1,186 @@
+//! Writing kubeconfig files for kubectl, merged into an existing file as k3s and kind do.
+
+use std::path::Path;
+
+use base64::Engine;
+use serde_norway::{Mapping, Value};
+
+use crate::files::{self, PRIVATE_MODE};
+use crate::PkiError;
+
+/// The credential a kubeconfig user entry carries.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KubeconfigUser {
+    /// A client certificate and its key, PEM (`client-certificate-data`, `client-key-data`).
+    ClientCert {
+        /// Certificate PEM.
+        cert_pem: String,
+        /// Private key PEM.
+        key_pem: String,
+    },
+    /// A bearer token (`token`).
+    Token(String),
+}
+
+impl std::fmt::Debug for KubeconfigUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KubeconfigUser::ClientCert { .. } => f.write_str("ClientCert([elided])"),
+            KubeconfigUser::Token(_) => f.write_str("Token([elided])"),
+        }
+    }
+}
+
+/// Writes a kubeconfig at `path` with a cluster (`server_url`, CA `ca_pem`), a user (`user`)
+/// and a context joining them, all three named `context_name`, and makes that context
+/// current. An existing file is merged: its other clusters, users, contexts and fields are
+/// kept, entries named `context_name` are replaced. Parent directories are created; the file
+/// is replaced atomically (temporary file + rename) with mode 0600.
+pub fn write_kubeconfig(
+    path: &Path,
+    server_url: &str,
+    ca_pem: &str,
+    user: KubeconfigUser,
+    context_name: &str,
+) -> Result<(), PkiError> {
+    let err = |reason: String| PkiError::Kubeconfig {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut doc = match files::read_optional(path)? {
+        Some(text) if !text.trim().is_empty() => {
+            match serde_norway::from_str::<Value>(&text).map_err(|e| err(e.to_string()))? {
+                Value::Mapping(m) => m,
+                Value::Null => Mapping::new(),
+                _ => return Err(err("not a YAML mapping".into())),
+            }
+        }
+        _ => Mapping::new(),
+    };
+    merge(&mut doc, server_url, ca_pem, &user, context_name).map_err(err)?;
+    let text = serde_norway::to_string(&Value::Mapping(doc)).map_err(|e| err(e.to_string()))?;
+    files::write_atomic(path, text.as_bytes(), PRIVATE_MODE)
+}
+
+/// Merges Bramble's entries into a kubeconfig document.
+fn merge(
+    doc: &mut Mapping,
+    server_url: &str,
+    ca_pem: &str,
+    user: &KubeconfigUser,
+    name: &str,
+) -> Result<(), String> {
+    let b64 = |s: &str| Value::from(base64::engine::general_purpose::STANDARD.encode(s));
+
+    let mut cluster = Mapping::new();
+    cluster.insert("certificate-authority-data".into(), b64(ca_pem));
+    cluster.insert("server".into(), server_url.into());
+
+    let mut credential = Mapping::new();
+    match user {
+        KubeconfigUser::ClientCert { cert_pem, key_pem } => {
+            credential.insert("client-certificate-data".into(), b64(cert_pem));
+            credential.insert("client-key-data".into(), b64(key_pem));
+        }
+        KubeconfigUser::Token(token) => {
+            credential.insert("token".into(), token.as_str().into());
+        }
+    }
+
+    let mut context = Mapping::new();
+    context.insert("cluster".into(), name.into());
+    context.insert("user".into(), name.into());
+
+    // Keys in the order kubectl writes them, for a new file; existing keys keep their place.
+    set_default(doc, "apiVersion", "v1".into());
+    upsert_named(doc, "clusters", name, "cluster", cluster)?;
+    upsert_named(doc, "contexts", name, "context", context)?;
+    doc.insert("current-context".into(), name.into());
+    set_default(doc, "kind", "Config".into());
+    set_default(doc, "preferences", Value::Mapping(Mapping::new()));
+    upsert_named(doc, "users", name, "user", credential)?;
+    Ok(())
+}
+
+fn set_default(doc: &mut Mapping, key: &str, value: Value) {
+    if doc.get(key).is_none_or(Value::is_null) {
+        doc.insert(key.into(), value);
+    }
+}
+
+/// In the list `doc[list]`, replaces the item whose `name` is `name` by
+/// `{name: name, <field>: body}`, or appends one.
+fn upsert_named(
+    doc: &mut Mapping,
+    list: &str,
+    name: &str,
+    field: &str,
+    body: Mapping,
+) -> Result<(), String> {
+    let mut item = Mapping::new();
+    item.insert("name".into(), name.into());
+    item.insert(field.into(), Value::Mapping(body));
+    let item = Value::Mapping(item);
+
+    let entry = doc
+        .entry(list.into())
+        .or_insert_with(|| Value::Sequence(Vec::new()));
+    if entry.is_null() {
+        *entry = Value::Sequence(Vec::new());
+    }
+    let Value::Sequence(items) = entry else {
+        return Err(format!("{list} is not a list"));
+    };
+    match items
+        .iter_mut()
+        .find(|i| i.get("name").and_then(Value::as_str) == Some(name))
+    {
+        Some(existing) => *existing = item,
+        None => items.push(item),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_replaces_own_entries_and_keeps_others() {
+        let mut doc: Mapping = serde_norway::from_str(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: other\n  cluster: {server: https://o}\n\
+             - name: b\n  cluster: {server: https://old, insecure-skip-tls-verify: true}\n\
+             users: null\ncontexts: []\ncurrent-context: other\nextra-field: kept\n",
+        )
+        .unwrap();
+        merge(
+            &mut doc,
+            "https://new",
+            "CA",
+            &KubeconfigUser::Token("t".into()),
+            "b",
+        )
+        .unwrap();
+        let clusters = doc["clusters"].as_sequence().unwrap();
+        assert_eq!(clusters.len(), 2);
+        assert_eq!(clusters[0]["name"].as_str(), Some("other"));
+        assert_eq!(
+            clusters[1]["cluster"]["server"].as_str(),
+            Some("https://new")
+        );
+        assert!(clusters[1]["cluster"]
+            .get("insecure-skip-tls-verify")
+            .is_none());
+        assert_eq!(doc["users"][0]["user"]["token"].as_str(), Some("t"));
+        assert_eq!(doc["current-context"].as_str(), Some("b"));
+        assert_eq!(doc["extra-field"].as_str(), Some("kept"));
+        assert!(merge(
+            &mut serde_norway::from_str("clusters: 3").unwrap(),
+            "s",
+            "c",
+            &KubeconfigUser::Token("t".into()),
+            "n"
+        )
+        .is_err());
+    }
+}
