@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use crate::Revision;
 
+/// Everything a [`crate::Store`] operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("key {0} not found")]
@@ -15,9 +16,15 @@ pub enum StoreError {
         actual: u64,
     },
     #[error("revision {requested} has been compacted (oldest available: {compacted})")]
-    Compacted { requested: Revision, compacted: Revision },
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
     #[error("revision {requested} is newer than the store's {current}")]
-    FutureRevision { requested: Revision, current: Revision },
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
     #[error("watcher fell too far behind")]
     WatcherTooSlow,
     #[error("opening store at {path}: {source}")]
@@ -44,4 +51,16 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The key is longer than the backend accepts (LMDB: 511 bytes).
+    #[error("key {key} is {len} bytes long; the store accepts at most {max}")]
+    KeyTooLong { key: String, len: usize, max: usize },
+    /// A stored record could not be decoded (a bug or on-disk corruption).
+    #[error("stored record {what} is malformed: {reason}")]
+    BadRecord { what: String, reason: &'static str },
+    /// The commit shared by a group of transactions failed; none of them was applied.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
+    /// The store configuration is unusable.
+    #[error("invalid store configuration: {0}")]
+    InvalidConfig(&'static str),
 }

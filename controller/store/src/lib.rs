@@ -56,7 +56,10 @@ pub struct Event {
 #[derive(Debug, Clone)]
 pub enum Op {
     /// Fails with [`StoreError::AlreadyExists`] when the key exists.
-    Create { key: String, value: serde_json::Value },
+    Create {
+        key: String,
+        value: serde_json::Value,
+    },
     /// Fails with [`StoreError::NotFound`] when the key is absent and with
     /// [`StoreError::Conflict`] when `expected_revision` is set and differs from the
     /// key's current `mod_revision`.

@@ -1,0 +1,45 @@
+//! Trimming the history to the configured number of events.
+
+use heed::RwTxn;
+
+use super::open::{Dbs, META_COMPACTED};
+use crate::{Revision, StoreError};
+
+/// What one compaction step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Compaction {
+    /// The compacted revision after this step.
+    pub compacted: Revision,
+    /// How many history events were deleted.
+    pub deleted: u64,
+}
+
+/// Every revision has exactly one history event, so the history holds the events
+/// `(compacted, current]`. When there are more than `limit`, deletes the oldest in `txn` (the
+/// same transaction that added the new ones) and records the new compacted revision.
+pub(crate) fn compact(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    current: Revision,
+    compacted: Revision,
+    limit: u64,
+) -> Result<Compaction, StoreError> {
+    if current.saturating_sub(compacted) <= limit {
+        return Ok(Compaction {
+            compacted,
+            deleted: 0,
+        });
+    }
+    let new_compacted = current - limit;
+    let deleted = dbs.history.delete_range(txn, &(..=new_compacted))? as u64;
+    dbs.meta.put(txn, META_COMPACTED, &new_compacted)?;
+    tracing::debug!(
+        compacted = new_compacted,
+        deleted,
+        "compacted store history"
+    );
+    Ok(Compaction {
+        compacted: new_compacted,
+        deleted,
+    })
+}

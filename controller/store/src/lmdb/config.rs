@@ -1,0 +1,105 @@
+//! Tunables of the LMDB store and the counters it exposes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::StoreError;
+
+/// How an [`super::LmdbStore`] is opened.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Size of LMDB's memory map in bytes: the largest the data file may grow to. It is
+    /// virtual address space only (the file is sparse), so it can be generous.
+    pub map_size: usize,
+    /// How many events the history keeps for watch resumption and exact-revision lists.
+    /// Older events are compacted away in the same write transaction that adds new ones.
+    pub history_limit: u64,
+    /// Most transactions the writer folds into one commit.
+    pub max_batch: usize,
+    /// How many of the newest events are also kept in memory so live watchers do not have
+    /// to read them back from LMDB (capped at `history_limit`).
+    pub recent_events: usize,
+    /// Most history entries a watcher reads from LMDB per read transaction.
+    pub watch_read_batch: usize,
+    /// LMDB reader slots (concurrent read transactions).
+    pub max_readers: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            map_size: 1 << 30,
+            history_limit: 10_000,
+            max_batch: 256,
+            recent_events: 256,
+            watch_read_batch: 256,
+            max_readers: 512,
+        }
+    }
+}
+
+impl StoreConfig {
+    pub(crate) fn validate(&self) -> Result<(), StoreError> {
+        if self.history_limit == 0 {
+            return Err(StoreError::InvalidConfig(
+                "history_limit must be at least 1",
+            ));
+        }
+        if self.max_batch == 0 {
+            return Err(StoreError::InvalidConfig("max_batch must be at least 1"));
+        }
+        if self.watch_read_batch == 0 {
+            return Err(StoreError::InvalidConfig(
+                "watch_read_batch must be at least 1",
+            ));
+        }
+        if self.map_size < 1 << 20 {
+            return Err(StoreError::InvalidConfig("map_size must be at least 1 MiB"));
+        }
+        Ok(())
+    }
+}
+
+/// Counters of the writer since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Durable LMDB commits (each one fsync'd group of transactions).
+    pub commits: u64,
+    /// Transactions that were applied and acknowledged.
+    pub txns_committed: u64,
+    /// Transactions that failed (precondition or storage error) and were rolled back.
+    pub txns_failed: u64,
+    /// Operations applied (each took one revision).
+    pub ops: u64,
+    /// The most transactions that shared one commit.
+    pub largest_batch: u64,
+    /// History events deleted by compaction.
+    pub events_compacted: u64,
+}
+
+/// Lock-free mirror of [`StoreStats`], updated by the writer thread.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub commits: AtomicU64,
+    pub txns_committed: AtomicU64,
+    pub txns_failed: AtomicU64,
+    pub ops: AtomicU64,
+    pub largest_batch: AtomicU64,
+    pub events_compacted: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> StoreStats {
+        StoreStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            txns_committed: self.txns_committed.load(Ordering::Relaxed),
+            txns_failed: self.txns_failed.load(Ordering::Relaxed),
+            ops: self.ops.load(Ordering::Relaxed),
+            largest_batch: self.largest_batch.load(Ordering::Relaxed),
+            events_compacted: self.events_compacted.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}

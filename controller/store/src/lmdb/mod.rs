@@ -1,0 +1,225 @@
+//! The embedded store: LMDB through heed.
+//!
+//! Three databases in one environment: `objects` (key -> record), `history` (revision ->
+//! event, trimmed to [`StoreConfig::history_limit`]) and `meta` (current and compacted
+//! revision). One writer thread does every write with group commit (see `writer`); reads
+//! run on the caller's thread in short read transactions on LMDB's memory map, so nothing
+//! but a small ring of recent events is kept in memory.
+
+mod apply;
+mod compaction;
+mod config;
+mod history;
+mod open;
+mod read;
+mod record;
+mod watch;
+mod writer;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use heed::{CompactionOption, Env, WithoutTls};
+use tokio::sync::{oneshot, watch as head_channel};
+
+use self::config::Counters;
+pub use self::config::{StoreConfig, StoreStats};
+use self::open::Dbs;
+use self::writer::{Request, Writer};
+use crate::{
+    BoxFuture, Event, EventStream, KeyValue, ListOptions, ListResult, Op, OpOutcome, Revision,
+    Store, StoreError,
+};
+
+/// State shared by the store handle, the writer thread and the watch streams.
+pub(crate) struct Shared {
+    env: Env<WithoutTls>,
+    dbs: Dbs,
+    config: StoreConfig,
+    /// Mirror of the committed revision, updated after each commit.
+    current: AtomicU64,
+    /// Mirror of the compacted revision.
+    compacted: AtomicU64,
+    /// The newest committed events, consecutive revisions, at most `recent_capacity`.
+    recent: Mutex<VecDeque<Arc<Event>>>,
+    recent_capacity: usize,
+    /// The head revision published by the writer after each commit.
+    head: head_channel::Receiver<Revision>,
+    counters: Counters,
+}
+
+/// The LMDB-backed [`Store`].
+pub struct LmdbStore {
+    shared: Arc<Shared>,
+    path: PathBuf,
+    requests: Option<mpsc::Sender<Request>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl LmdbStore {
+    /// Opens the store in directory `dir` (created if missing) and starts its writer thread.
+    /// Revisions continue from the ones stored there. Dropping the returned handle stops the
+    /// writer after it has answered every queued transaction; the LMDB environment closes
+    /// when the last watch stream is dropped too.
+    pub fn open(dir: &Path, config: StoreConfig) -> Result<Arc<LmdbStore>, StoreError> {
+        config.validate()?;
+        let opened = open::open_env(dir, &config)?;
+        let (head_tx, head_rx) = head_channel::channel(opened.current);
+        let recent_capacity = config
+            .recent_events
+            .min(usize::try_from(config.history_limit).unwrap_or(usize::MAX));
+        let shared = Arc::new(Shared {
+            env: opened.env,
+            dbs: opened.dbs,
+            config,
+            current: AtomicU64::new(opened.current),
+            compacted: AtomicU64::new(opened.compacted),
+            recent: Mutex::new(VecDeque::with_capacity(recent_capacity)),
+            recent_capacity,
+            head: head_rx,
+            counters: Counters::default(),
+        });
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer::spawn(
+            shared.clone(),
+            rx,
+            head_tx,
+            opened.current,
+            opened.compacted,
+        )
+        .map_err(|source| StoreError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        tracing::info!(
+            path = %dir.display(),
+            revision = opened.current,
+            compacted = opened.compacted,
+            "opened store"
+        );
+        Ok(Arc::new(LmdbStore {
+            shared,
+            path: dir.to_owned(),
+            requests: Some(tx),
+            writer: Some(writer),
+        }))
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.shared.config
+    }
+
+    /// Writer counters since the store was opened.
+    pub fn stats(&self) -> StoreStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Size of the data file on disk in bytes.
+    pub fn disk_size(&self) -> Result<u64, StoreError> {
+        Ok(self.shared.env.real_disk_size()?)
+    }
+
+    /// Writes a consistent, compacted copy of the store (an LMDB data file) to `file`, which
+    /// must not exist yet; opening a directory holding it as `data.mdb` restores the store.
+    /// Runs alongside writes (LMDB copies one read snapshot).
+    pub fn backup_to(&self, file: &Path) -> Result<(), StoreError> {
+        self.shared
+            .env
+            .copy_to_path(file, CompactionOption::Enabled)
+            .map_err(|source| StoreError::Open {
+                path: file.to_owned(),
+                source,
+            })?;
+        Ok(())
+    }
+}
+
+impl Drop for LmdbStore {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish the queued requests and exit.
+        self.requests.take();
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!("store writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Store for LmdbStore {
+    fn current_revision(&self) -> Revision {
+        self.shared.current.load(Ordering::Acquire)
+    }
+
+    fn compacted_revision(&self) -> Revision {
+        self.shared.compacted.load(Ordering::Acquire)
+    }
+
+    fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        let txn = self.shared.env.read_txn()?;
+        read::get(&txn, &self.shared.dbs, key)
+    }
+
+    fn list(&self, prefix: &str, opts: ListOptions<'_>) -> Result<ListResult, StoreError> {
+        let dbs = &self.shared.dbs;
+        let txn = self.shared.env.read_txn()?;
+        let (current, compacted) = dbs.revisions(&txn)?;
+        let lower = read::lower_bound(prefix, opts.start_after.as_deref());
+        match opts.revision {
+            None => read::paginate(read::scan(&txn, dbs, prefix, lower)?, &opts, current),
+            Some(revision) if revision == current => {
+                read::paginate(read::scan(&txn, dbs, prefix, lower)?, &opts, current)
+            }
+            Some(requested) if requested > current => {
+                Err(StoreError::FutureRevision { requested, current })
+            }
+            Some(requested) if requested < compacted => Err(StoreError::Compacted {
+                requested,
+                compacted,
+            }),
+            Some(revision) => {
+                let overrides = history::state_overrides(&txn, dbs, prefix, revision, current)?;
+                let overrides = history::cut_overrides(overrides, lower);
+                let live = read::scan(&txn, dbs, prefix, lower)?;
+                read::paginate(history::AtRevision::new(live, overrides), &opts, revision)
+            }
+        }
+    }
+
+    fn txn(&self, ops: Vec<Op>) -> BoxFuture<'_, Result<Vec<OpOutcome>, StoreError>> {
+        if ops.is_empty() {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
+        let (reply, answer) = oneshot::channel();
+        let sent = match &self.requests {
+            Some(requests) => requests
+                .send(Request { ops, reply })
+                .map_err(|_| StoreError::Closed),
+            None => Err(StoreError::Closed),
+        };
+        Box::pin(async move {
+            sent?;
+            answer.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn watch(&self, prefix: &str, after: Revision) -> Result<EventStream, StoreError> {
+        let compacted = self.compacted_revision();
+        if after < compacted {
+            return Err(StoreError::Compacted {
+                requested: after,
+                compacted,
+            });
+        }
+        Ok(watch::stream(self.shared.clone(), prefix.to_owned(), after))
+    }
+}
