@@ -2,6 +2,7 @@
 //! validation and defaulting as upstream does them, selectors, and `Status` errors.
 //! Shared by the controller and the kubelet.
 
+pub mod patch;
 pub mod resources;
 pub mod status;
 

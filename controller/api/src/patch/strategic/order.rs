@@ -1,0 +1,285 @@
+//! List order: `$setElementOrder/<field>` directives and the ordering of merged lists
+//! (upstream's `mergePatchIntoOriginal`, `normalizeElementOrder`, `mergeSortedSlice`).
+//! The patch's relative order wins; elements only the object has keep their relative order
+//! and are interleaved where the object had them.
+
+use serde_json::{Map, Value};
+
+use super::error::PatchError;
+use super::gofmt::{go_sprint, GoType};
+use super::merge::{
+    extract_key, merge_slice_handler, remove_directives, slice_element_type, DIRECTIVE,
+    SET_ELEMENT_ORDER,
+};
+use super::schema::TypeMeta;
+
+/// Processes every `$setElementOrder/<field>` of `patch`: merges `<field>` from the patch (if
+/// any) into the object, then orders the list as the directive says, objects-only elements
+/// interleaved. Removes both keys from `patch`.
+pub(crate) fn merge_set_element_order(
+    original: &mut Map<String, Value>,
+    patch: &mut Map<String, Value>,
+    ty: &'static TypeMeta,
+) -> Result<(), PatchError> {
+    let directive_keys: Vec<String> = patch
+        .keys()
+        .filter(|k| k.starts_with(SET_ELEMENT_ORDER))
+        .cloned()
+        .collect();
+    for directive_key in directive_keys {
+        let Some(set_order) = patch.shift_remove(&directive_key) else {
+            continue;
+        };
+        let Value::Array(set_order) = set_order else {
+            return Err(PatchError::bad_arg_type("[]interface {}", &set_order));
+        };
+        let field = extract_key(&directive_key, SET_ELEMENT_ORDER)?;
+        let original_list = match original.get(&field) {
+            None => None,
+            Some(Value::Array(l)) => Some(l.clone()),
+            Some(other) => return Err(PatchError::bad_arg_type("[]interface {}", other)),
+        };
+        let patch_list = match patch.get(&field) {
+            None => None,
+            Some(Value::Array(l)) => Some(l.clone()),
+            Some(other) => return Err(PatchError::bad_arg_type("[]interface {}", other)),
+        };
+        let (meta, elem) = ty.field(&field);
+        let merge_key = meta.merge_key;
+        validate_patch_with_set_order(patch_list.as_deref().unwrap_or(&[]), &set_order, merge_key)?;
+
+        let merged = match (&original_list, &patch_list) {
+            (Some(o), None) => o.clone(),
+            (None, Some(p)) => match remove_directives(Value::Array(p.clone())) {
+                Some(Value::Array(l)) => l,
+                _ => continue,
+            },
+            (Some(o), Some(p)) => merge_slice_handler(o.clone(), p.clone(), elem, meta, false)?,
+            (None, None) => continue,
+        };
+        let (patch_items, server_only) = match merge_key {
+            None => partition_scalars(merged, &set_order),
+            Some(key) => partition_maps(merged, &set_order, key)?,
+        };
+        let original_list = original_list.unwrap_or_default();
+        let kind = slice_element_type(&[&original_list, patch_list.as_deref().unwrap_or(&[])])?;
+        let ordered = normalize_element_order(
+            patch_items,
+            server_only,
+            &set_order,
+            &original_list,
+            merge_key,
+            kind,
+        )?;
+        original.insert(field.clone(), Value::Array(ordered));
+        patch.shift_remove(&field);
+    }
+    Ok(())
+}
+
+/// Checks that the patch list's elements (`$patch` ones aside) appear in the
+/// `$setElementOrder` list in the same relative order.
+fn validate_patch_with_set_order(
+    patch_list: &[Value],
+    set_order: &[Value],
+    merge_key: Option<&str>,
+) -> Result<(), PatchError> {
+    if set_order.is_empty() || patch_list.is_empty() {
+        return Ok(());
+    }
+    let non_delete: Vec<&Value> = match merge_key {
+        Some(_) => {
+            let mut kept = Vec::with_capacity(patch_list.len());
+            for v in patch_list {
+                let Value::Object(m) = v else {
+                    return Err(PatchError::bad_arg_type("map[string]interface {}", v));
+                };
+                if m.get(DIRECTIVE).and_then(Value::as_str) != Some("delete") {
+                    kept.push(v);
+                }
+            }
+            kept
+        }
+        None => patch_list.iter().collect(),
+    };
+    let (mut pi, mut si) = (0, 0);
+    while pi < non_delete.len() && si < set_order.len() {
+        if non_delete[pi].get(DIRECTIVE).is_some() {
+            pi += 1;
+            continue;
+        }
+        if merge_key_value_equal(non_delete[pi], &set_order[si], merge_key)? {
+            pi += 1;
+        }
+        si += 1;
+    }
+    if pi < non_delete.len() && si >= set_order.len() {
+        return Err(PatchError::SetElementOrderMismatch {
+            patch: go_sprint(&Value::Array(patch_list.to_vec())),
+            order: go_sprint(&Value::Array(set_order.to_vec())),
+        });
+    }
+    Ok(())
+}
+
+fn merge_key_value_equal(
+    left: &Value,
+    right: &Value,
+    merge_key: Option<&str>,
+) -> Result<bool, PatchError> {
+    let Some(key) = merge_key else {
+        return Ok(left == right);
+    };
+    let l = map_key(left, key)?;
+    let r = map_key(right, key)?;
+    Ok(l == r)
+}
+
+/// The merge key value of a list element that must be a map holding it.
+fn map_key<'a>(v: &'a Value, key: &str) -> Result<&'a Value, PatchError> {
+    let Value::Object(m) = v else {
+        return Err(PatchError::bad_arg_type("map[string]interface {}", v));
+    };
+    m.get(key).ok_or_else(|| PatchError::no_merge_key(v, key))
+}
+
+/// Splits scalars into those present in `by` and the others, keeping their order.
+pub(crate) fn partition_scalars(items: Vec<Value>, by: &[Value]) -> (Vec<Value>, Vec<Value>) {
+    items.into_iter().partition(|v| by.contains(v))
+}
+
+/// Splits maps into those whose merge key value appears in `by` and the others.
+pub(crate) fn partition_maps(
+    items: Vec<Value>,
+    by: &[Value],
+    key: &str,
+) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
+    let (mut present, mut absent) = (Vec::new(), Vec::new());
+    for item in items {
+        let value = map_key(&item, key)?.clone();
+        if find_by_key(by, key, &value)?.is_some() {
+            present.push(item);
+        } else {
+            absent.push(item);
+        }
+    }
+    Ok((present, absent))
+}
+
+/// Index of the first map in `list` whose `key` equals `value`; an element that is not a
+/// map before the match is an error.
+pub(crate) fn find_by_key(
+    list: &[Value],
+    key: &str,
+    value: &Value,
+) -> Result<Option<usize>, PatchError> {
+    for (i, v) in list.iter().enumerate() {
+        let Value::Object(m) = v else {
+            return Err(PatchError::NotAMap(i));
+        };
+        if m.get(key) == Some(value) {
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
+}
+
+/// Sorts the patch's elements by `patch_order` and the object-only ones by `server_order`,
+/// then interleaves them.
+pub(crate) fn normalize_element_order(
+    patch_items: Vec<Value>,
+    server_only: Vec<Value>,
+    patch_order: &[Value],
+    server_order: &[Value],
+    merge_key: Option<&str>,
+    kind: GoType,
+) -> Result<Vec<Value>, PatchError> {
+    let patch_items = normalize_slice_order(patch_items, patch_order, merge_key, kind)?;
+    let server_only = normalize_slice_order(server_only, server_order, merge_key, kind)?;
+    Ok(merge_sorted(
+        server_only,
+        patch_items,
+        server_order,
+        merge_key,
+        kind,
+    ))
+}
+
+/// Stable sort of `items` by their position in `order` (maps by merge key); `$patch: delete`
+/// maps go last.
+fn normalize_slice_order(
+    items: Vec<Value>,
+    order: &[Value],
+    merge_key: Option<&str>,
+    kind: GoType,
+) -> Result<Vec<Value>, PatchError> {
+    let (mut items, to_delete) = if kind == GoType::Map {
+        let key = merge_key.unwrap_or_default();
+        for v in items.iter().chain(order) {
+            map_key(v, key)?;
+        }
+        items
+            .into_iter()
+            .partition(|v| v.get(DIRECTIVE).and_then(Value::as_str) != Some("delete"))
+    } else {
+        (items, Vec::new())
+    };
+    // Upstream's comparator only orders two elements that are both found; every element
+    // sorted here is found except in malformed patches, where unfound ones keep their relative
+    // order after the found ones.
+    let mut keyed: Vec<(usize, Value)> = items
+        .drain(..)
+        .map(|v| {
+            (
+                position(order, &v, merge_key, kind).unwrap_or(usize::MAX),
+                v,
+            )
+        })
+        .collect();
+    keyed.sort_by_key(|(p, _)| *p);
+    let mut sorted: Vec<Value> = keyed.into_iter().map(|(_, v)| v).collect();
+    sorted.extend(to_delete);
+    Ok(sorted)
+}
+
+/// Interleaves `left` (object-only elements) into `right` (patch elements): a left element
+/// goes before the first right element it preceded in `server_order`.
+fn merge_sorted(
+    left: Vec<Value>,
+    right: Vec<Value>,
+    server_order: &[Value],
+    merge_key: Option<&str>,
+    kind: GoType,
+) -> Vec<Value> {
+    let pos = |v: &Value| position(server_order, v, merge_key, kind);
+    let mut out = Vec::with_capacity(left.len() + right.len());
+    let mut left = left.into_iter().peekable();
+    let mut right = right.into_iter().peekable();
+    loop {
+        match (left.peek(), right.peek()) {
+            (Some(l), Some(r)) => {
+                let take_left = matches!((pos(l), pos(r)), (Some(li), Some(ri)) if li < ri);
+                let next = if take_left { left.next() } else { right.next() };
+                out.extend(next);
+            }
+            (Some(_), None) => out.extend(left.next()),
+            (None, Some(_)) => out.extend(right.next()),
+            (None, None) => return out,
+        }
+    }
+}
+
+/// Position of `item` in `list`: by merge key value for maps (a missing key matches a missing
+/// key), by value for scalars.
+fn position(list: &[Value], item: &Value, merge_key: Option<&str>, kind: GoType) -> Option<usize> {
+    if kind == GoType::Map {
+        let key = merge_key.unwrap_or_default();
+        fn key_of<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+            v.as_object().and_then(|m| m.get(key))
+        }
+        let wanted = key_of(item, key);
+        list.iter().position(|v| key_of(v, key) == wanted)
+    } else {
+        list.iter().position(|v| v == item)
+    }
+}

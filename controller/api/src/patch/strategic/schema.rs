@@ -1,0 +1,174 @@
+//! Patch metadata: for each field of a built-in type, the list patch strategy and merge key
+//! upstream declares with Go struct tags (`patchStrategy:"merge" patchMergeKey:"name"`), as a
+//! graph of static types rooted at each kind (see `tables`).
+//!
+//! A type lists only the fields that carry a tag or lead to one. Every other field is
+//! untagged upstream, which strategic merge treats uniformly (maps merge recursively, lists are
+//! replaced), so it is looked up as [`TypeMeta::UNTAGGED`].
+
+use super::tables;
+
+/// The list (or map) strategy of a field (`patchStrategy` minus `retainKeys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// No tag: lists are replaced by the patch's list, maps merge recursively.
+    #[default]
+    Untagged,
+    /// `merge`: lists of maps merge element by element on the merge key; lists of scalars
+    /// merge as ordered sets.
+    Merge,
+    /// `replace`: the patch's value replaces the field whole (maps included).
+    Replace,
+}
+
+/// Patch metadata of one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FieldMeta {
+    pub strategy: Strategy,
+    /// `retainKeys` is part of the tag: `kubectl apply` sends `$retainKeys` for this field.
+    pub retain_keys: bool,
+    /// `patchMergeKey`: the element field identifying list elements.
+    pub merge_key: Option<&'static str>,
+}
+
+/// One field of a [`TypeMeta`].
+#[derive(Debug)]
+pub struct Field {
+    /// JSON name of the field.
+    pub json: &'static str,
+    pub meta: FieldMeta,
+    /// The field's type; for lists, the element type.
+    pub ty: &'static TypeMeta,
+}
+
+/// An API type (a Go struct upstream) with the fields that matter to strategic merge.
+#[derive(Debug)]
+pub struct TypeMeta {
+    /// Upstream type name, for diagnostics.
+    pub name: &'static str,
+    pub fields: &'static [Field],
+}
+
+impl TypeMeta {
+    /// A type (or an untagged field's value) with no tagged field below it.
+    pub const UNTAGGED: TypeMeta = TypeMeta {
+        name: "",
+        fields: &[],
+    };
+
+    /// Metadata and type of field `json`; untagged for fields not listed.
+    pub fn field(&self, json: &str) -> (FieldMeta, &'static TypeMeta) {
+        self.fields
+            .iter()
+            .find(|f| f.json == json)
+            .map(|f| (f.meta, f.ty))
+            .unwrap_or((FieldMeta::default(), &UNTAGGED))
+    }
+}
+
+static UNTAGGED: TypeMeta = TypeMeta::UNTAGGED;
+
+/// `patchStrategy:"merge" patchMergeKey:"<key>"` on a list of `ty`.
+pub(crate) const fn merge_by(
+    json: &'static str,
+    key: &'static str,
+    ty: &'static TypeMeta,
+) -> Field {
+    Field {
+        json,
+        meta: FieldMeta {
+            strategy: Strategy::Merge,
+            retain_keys: false,
+            merge_key: Some(key),
+        },
+        ty,
+    }
+}
+
+/// `patchStrategy:"merge,retainKeys" patchMergeKey:"<key>"`.
+pub(crate) const fn merge_retain_by(
+    json: &'static str,
+    key: &'static str,
+    ty: &'static TypeMeta,
+) -> Field {
+    Field {
+        json,
+        meta: FieldMeta {
+            strategy: Strategy::Merge,
+            retain_keys: true,
+            merge_key: Some(key),
+        },
+        ty,
+    }
+}
+
+/// `patchStrategy:"merge"` on a list of scalars: an ordered set.
+pub(crate) const fn merge_set(json: &'static str) -> Field {
+    Field {
+        json,
+        meta: FieldMeta {
+            strategy: Strategy::Merge,
+            retain_keys: false,
+            merge_key: None,
+        },
+        ty: &UNTAGGED,
+    }
+}
+
+/// `patchStrategy:"retainKeys"` alone (a union struct such as a Deployment's strategy).
+pub(crate) const fn retain_keys(json: &'static str, ty: &'static TypeMeta) -> Field {
+    Field {
+        json,
+        meta: FieldMeta {
+            strategy: Strategy::Untagged,
+            retain_keys: true,
+            merge_key: None,
+        },
+        ty,
+    }
+}
+
+/// `patchStrategy:"replace"`.
+pub(crate) const fn replace(json: &'static str) -> Field {
+    Field {
+        json,
+        meta: FieldMeta {
+            strategy: Strategy::Replace,
+            retain_keys: false,
+            merge_key: None,
+        },
+        ty: &UNTAGGED,
+    }
+}
+
+/// An untagged struct field whose type has tagged fields below it.
+pub(crate) const fn nested(json: &'static str, ty: &'static TypeMeta) -> Field {
+    Field {
+        json,
+        meta: FieldMeta {
+            strategy: Strategy::Untagged,
+            retain_keys: false,
+            merge_key: None,
+        },
+        ty,
+    }
+}
+
+/// The root type of a built-in kind in `group` (`""` for core). Kinds with nothing tagged
+/// outside their `metadata` get the generic object (ObjectMeta's `finalizers` and
+/// `ownerReferences` only).
+pub fn root_for(group: &str, kind: &str) -> &'static TypeMeta {
+    tables::root(group, kind).unwrap_or(&tables::GENERIC_OBJECT)
+}
+
+/// Patch metadata of the field at a dotted JSON path of a kind, list elements transparent:
+/// `field_meta("apps", "Deployment", "spec.template.spec.containers.env")` is a merge on
+/// `name`. Fields upstream leaves untagged (and unknown ones) give the default (untagged).
+pub fn field_meta(group: &str, kind: &str, path: &str) -> FieldMeta {
+    let mut ty = root_for(group, kind);
+    let mut meta = FieldMeta::default();
+    for segment in path.split('.').filter(|s| !s.is_empty()) {
+        (meta, ty) = ty.field(segment);
+    }
+    meta
+}

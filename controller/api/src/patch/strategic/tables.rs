@@ -1,0 +1,325 @@
+//! Patch metadata of the built-in kinds, transcribed from the struct tags in upstream's
+//! `k8s.io/api/<group>/v1/types.go` and `k8s.io/apimachinery/pkg/apis/meta/v1/types.go`
+//! (`patchStrategy` / `patchMergeKey`). Only tagged fields and the paths leading to them are
+//! listed; upstream leaves everything else untagged. Lists without a strategy (tolerations,
+//! node taints, containerStatuses, rbac rules and subjects, endpoint subsets, ...) are replaced
+//! whole, so the types of their elements need no entry.
+
+use super::schema::{merge_by, merge_retain_by, merge_set, nested, replace, retain_keys};
+use super::schema::{Field, TypeMeta};
+
+const fn ty(name: &'static str, fields: &'static [Field]) -> TypeMeta {
+    TypeMeta { name, fields }
+}
+
+// ---- meta/v1 ----------------------------------------------------------------------------
+
+/// ObjectMeta: `ownerReferences` merge on `uid`; `finalizers` merge as a set.
+pub(crate) static OBJECT_META: TypeMeta = ty(
+    "ObjectMeta",
+    &[
+        merge_by("ownerReferences", "uid", &TypeMeta::UNTAGGED),
+        merge_set("finalizers"),
+    ],
+);
+
+/// Any kind: nothing tagged outside its metadata.
+pub(crate) static GENERIC_OBJECT: TypeMeta = ty("Object", &[nested("metadata", &OBJECT_META)]);
+
+/// A status whose only tagged field is `conditions` (merge on `type`).
+static CONDITIONS_STATUS: TypeMeta = ty(
+    "Status",
+    &[merge_by("conditions", "type", &TypeMeta::UNTAGGED)],
+);
+
+// ---- core/v1: pods and templates --------------------------------------------------------
+
+/// Container and EphemeralContainer (EphemeralContainerCommon carries the same tags).
+static CONTAINER: TypeMeta = ty(
+    "Container",
+    &[
+        merge_by("ports", "containerPort", &TypeMeta::UNTAGGED),
+        merge_by("env", "name", &TypeMeta::UNTAGGED),
+        merge_by("volumeMounts", "mountPath", &TypeMeta::UNTAGGED),
+        merge_by("volumeDevices", "devicePath", &TypeMeta::UNTAGGED),
+    ],
+);
+
+static POD_SPEC: TypeMeta = ty(
+    "PodSpec",
+    &[
+        merge_retain_by("volumes", "name", &TypeMeta::UNTAGGED),
+        merge_by("initContainers", "name", &CONTAINER),
+        merge_by("containers", "name", &CONTAINER),
+        merge_by("ephemeralContainers", "name", &CONTAINER),
+        merge_by("imagePullSecrets", "name", &TypeMeta::UNTAGGED),
+        merge_by("hostAliases", "ip", &TypeMeta::UNTAGGED),
+        merge_by(
+            "topologySpreadConstraints",
+            "topologyKey",
+            &TypeMeta::UNTAGGED,
+        ),
+        merge_by("schedulingGates", "name", &TypeMeta::UNTAGGED),
+        merge_retain_by("resourceClaims", "name", &TypeMeta::UNTAGGED),
+    ],
+);
+
+static POD_STATUS: TypeMeta = ty(
+    "PodStatus",
+    &[
+        merge_by("conditions", "type", &TypeMeta::UNTAGGED),
+        merge_by("hostIPs", "ip", &TypeMeta::UNTAGGED),
+        merge_by("podIPs", "ip", &TypeMeta::UNTAGGED),
+        merge_retain_by("resourceClaimStatuses", "name", &TypeMeta::UNTAGGED),
+    ],
+);
+
+static POD_TEMPLATE_SPEC: TypeMeta = ty(
+    "PodTemplateSpec",
+    &[nested("metadata", &OBJECT_META), nested("spec", &POD_SPEC)],
+);
+
+static POD: TypeMeta = ty(
+    "Pod",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested("spec", &POD_SPEC),
+        nested("status", &POD_STATUS),
+    ],
+);
+
+static POD_TEMPLATE: TypeMeta = ty(
+    "PodTemplate",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested("template", &POD_TEMPLATE_SPEC),
+    ],
+);
+
+/// The spec of every workload with a pod template (and no other tagged spec field).
+static TEMPLATED_SPEC: TypeMeta = ty("WorkloadSpec", &[nested("template", &POD_TEMPLATE_SPEC)]);
+
+/// ReplicationController, ReplicaSet, DaemonSet, StatefulSet, Job: template + conditions.
+static TEMPLATED_WORKLOAD: TypeMeta = ty(
+    "Workload",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested("spec", &TEMPLATED_SPEC),
+        nested("status", &CONDITIONS_STATUS),
+    ],
+);
+
+// ---- core/v1: other kinds -----------------------------------------------------------------
+
+static SERVICE: TypeMeta = ty(
+    "Service",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested(
+            "spec",
+            &ty(
+                "ServiceSpec",
+                &[merge_by("ports", "port", &TypeMeta::UNTAGGED)],
+            ),
+        ),
+        nested("status", &CONDITIONS_STATUS),
+    ],
+);
+
+static NODE: TypeMeta = ty(
+    "Node",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested("spec", &ty("NodeSpec", &[merge_set("podCIDRs")])),
+        nested(
+            "status",
+            &ty(
+                "NodeStatus",
+                &[
+                    merge_by("conditions", "type", &TypeMeta::UNTAGGED),
+                    merge_by("addresses", "type", &TypeMeta::UNTAGGED),
+                ],
+            ),
+        ),
+    ],
+);
+
+/// Namespace, PersistentVolumeClaim, and the other kinds whose only tagged field is
+/// `status.conditions`.
+static STATUS_CONDITIONS_KIND: TypeMeta = ty(
+    "Object",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested("status", &CONDITIONS_STATUS),
+    ],
+);
+
+static SERVICE_ACCOUNT: TypeMeta = ty(
+    "ServiceAccount",
+    &[
+        nested("metadata", &OBJECT_META),
+        merge_by("secrets", "name", &TypeMeta::UNTAGGED),
+    ],
+);
+
+static COMPONENT_STATUS: TypeMeta = ty(
+    "ComponentStatus",
+    &[
+        nested("metadata", &OBJECT_META),
+        merge_by("conditions", "type", &TypeMeta::UNTAGGED),
+    ],
+);
+
+// ---- apps/v1, batch/v1 --------------------------------------------------------------------
+
+static DEPLOYMENT: TypeMeta = ty(
+    "Deployment",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested(
+            "spec",
+            &ty(
+                "DeploymentSpec",
+                &[
+                    nested("template", &POD_TEMPLATE_SPEC),
+                    retain_keys("strategy", &TypeMeta::UNTAGGED),
+                ],
+            ),
+        ),
+        nested("status", &CONDITIONS_STATUS),
+    ],
+);
+
+static CRON_JOB: TypeMeta = ty(
+    "CronJob",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested(
+            "spec",
+            &ty(
+                "CronJobSpec",
+                &[nested(
+                    "jobTemplate",
+                    &ty(
+                        "JobTemplateSpec",
+                        &[
+                            nested("metadata", &OBJECT_META),
+                            nested("spec", &TEMPLATED_SPEC),
+                        ],
+                    ),
+                )],
+            ),
+        ),
+    ],
+);
+
+// ---- policy/v1 ----------------------------------------------------------------------------
+
+static POD_DISRUPTION_BUDGET: TypeMeta = ty(
+    "PodDisruptionBudget",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested(
+            "spec",
+            &ty("PodDisruptionBudgetSpec", &[replace("selector")]),
+        ),
+        nested("status", &CONDITIONS_STATUS),
+    ],
+);
+
+// ---- admissionregistration/v1, storage/v1, resource ---------------------------------------
+
+static WEBHOOK: TypeMeta = ty(
+    "Webhook",
+    &[merge_by("matchConditions", "name", &TypeMeta::UNTAGGED)],
+);
+
+static WEBHOOK_CONFIGURATION: TypeMeta = ty(
+    "WebhookConfiguration",
+    &[
+        nested("metadata", &OBJECT_META),
+        merge_by("webhooks", "name", &WEBHOOK),
+    ],
+);
+
+static ADMISSION_POLICY: TypeMeta = ty(
+    "AdmissionPolicy",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested(
+            "spec",
+            &ty(
+                "AdmissionPolicySpec",
+                &[
+                    merge_by("matchConditions", "name", &TypeMeta::UNTAGGED),
+                    merge_by("variables", "name", &TypeMeta::UNTAGGED),
+                ],
+            ),
+        ),
+        nested("status", &CONDITIONS_STATUS),
+    ],
+);
+
+static CSI_NODE: TypeMeta = ty(
+    "CSINode",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested(
+            "spec",
+            &ty(
+                "CSINodeSpec",
+                &[merge_by("drivers", "name", &TypeMeta::UNTAGGED)],
+            ),
+        ),
+    ],
+);
+
+static RESOURCE_CLAIM: TypeMeta = ty(
+    "ResourceClaim",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested(
+            "status",
+            &ty(
+                "ResourceClaimStatus",
+                &[merge_by("reservedFor", "uid", &TypeMeta::UNTAGGED)],
+            ),
+        ),
+    ],
+);
+
+/// The root type of a kind with tagged fields outside its metadata.
+pub(crate) fn root(group: &str, kind: &str) -> Option<&'static TypeMeta> {
+    let t: &'static TypeMeta = match (group, kind) {
+        ("", "Pod") => &POD,
+        ("", "PodTemplate") => &POD_TEMPLATE,
+        ("", "ReplicationController") => &TEMPLATED_WORKLOAD,
+        ("", "Service") => &SERVICE,
+        ("", "Node") => &NODE,
+        ("", "Namespace") | ("", "PersistentVolumeClaim") => &STATUS_CONDITIONS_KIND,
+        ("", "ServiceAccount") => &SERVICE_ACCOUNT,
+        ("", "ComponentStatus") => &COMPONENT_STATUS,
+        ("apps", "Deployment") => &DEPLOYMENT,
+        ("apps", "ReplicaSet" | "DaemonSet" | "StatefulSet") => &TEMPLATED_WORKLOAD,
+        ("batch", "Job") => &TEMPLATED_WORKLOAD,
+        ("batch", "CronJob") => &CRON_JOB,
+        ("autoscaling", "HorizontalPodAutoscaler") => &STATUS_CONDITIONS_KIND,
+        ("policy", "PodDisruptionBudget") => &POD_DISRUPTION_BUDGET,
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema" | "PriorityLevelConfiguration") => {
+            &STATUS_CONDITIONS_KIND
+        }
+        ("networking.k8s.io", "ServiceCIDR") => &STATUS_CONDITIONS_KIND,
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration",
+        ) => &WEBHOOK_CONFIGURATION,
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingAdmissionPolicy" | "MutatingAdmissionPolicy",
+        ) => &ADMISSION_POLICY,
+        ("storage.k8s.io", "CSINode") => &CSI_NODE,
+        ("resource.k8s.io", "ResourceClaim") => &RESOURCE_CLAIM,
+        _ => return None,
+    };
+    Some(t)
+}
