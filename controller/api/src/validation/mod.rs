@@ -6,10 +6,11 @@
 
 mod batch;
 mod cluster;
+mod compute;
 mod config;
 mod container;
 mod core_other;
-mod cron;
+pub mod cron;
 pub mod field;
 mod meta;
 pub mod names;
@@ -20,7 +21,9 @@ mod pod_update;
 mod policy;
 mod qty;
 mod rbac;
+mod scheduling;
 mod service;
+mod storage;
 mod volumes;
 mod workloads;
 
@@ -102,8 +105,8 @@ fn kind_rules(group: &str, kind: &str, o: &Value, old: Option<&Value>) -> ErrorL
         ("", "Namespace") => core_other::namespace(o),
         ("", "Node") => core_other::node(o, old),
         ("", "Event") => core_other::event(o),
-        ("", "PersistentVolume") => core_other::persistent_volume(o, old),
-        ("", "PersistentVolumeClaim") => core_other::persistent_volume_claim(o, old),
+        ("", "PersistentVolume") => storage::persistent_volume(o, old),
+        ("", "PersistentVolumeClaim") => storage::persistent_volume_claim(o, old),
         ("", "ResourceQuota") => core_other::resource_quota(o, old),
         ("", "LimitRange") => core_other::limit_range(o),
         ("apps", "Deployment") => workloads::deployment(o, old),

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::field::{forbidden, go_json, invalid, required, BadValue, ErrorList, Path};
 use super::names::inclusive_range_error;
 use super::obj;
-use super::pod::tolerations;
+use super::scheduling::tolerations;
 
 const UPDATABLE: &[&str] = &[
     "`spec.containers[*].image`",

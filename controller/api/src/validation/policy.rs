@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::container::quantity;
+use super::compute::quantity;
 use super::field::{invalid, invalid_str, not_supported, required, BadValue, ErrorList, Path};
 use super::meta::label_selector;
 use super::names::is_path_segment_name;
