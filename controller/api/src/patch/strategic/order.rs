@@ -11,7 +11,7 @@ use super::merge::{
     extract_key, merge_slice_handler, remove_directives, slice_element_type, DIRECTIVE,
     SET_ELEMENT_ORDER,
 };
-use super::schema::TypeMeta;
+use super::schema::{Strategy, TypeMeta};
 
 /// Processes every `$setElementOrder/<field>` of `patch`: merges `<field>` from the patch (if
 /// any) into the object, then orders the list as the directive says, objects-only elements
@@ -48,13 +48,22 @@ pub(crate) fn merge_set_element_order(
         let merge_key = meta.merge_key;
         validate_patch_with_set_order(patch_list.as_deref().unwrap_or(&[]), &set_order, merge_key)?;
 
+        let mut server_order = original_list.clone().unwrap_or_default();
         let merged = match (&original_list, &patch_list) {
             (Some(o), None) => o.clone(),
             (None, Some(p)) => match remove_directives(Value::Array(p.clone())) {
                 Some(Value::Array(l)) => l,
                 _ => continue,
             },
-            (Some(o), Some(p)) => merge_slice_handler(o.clone(), p.clone(), elem, meta, false)?,
+            (Some(o), Some(p)) => {
+                let merged = merge_slice_handler(o.clone(), p.clone(), elem, meta, false)?;
+                if let (Strategy::Merge, Some(key)) = (meta.strategy, merge_key) {
+                    if slice_element_type(&[o, p])? == GoType::Map {
+                        server_order = aliased_server_order(o, p, key);
+                    }
+                }
+                merged
+            }
             (None, None) => continue,
         };
         let (patch_items, server_only) = match merge_key {
@@ -67,7 +76,7 @@ pub(crate) fn merge_set_element_order(
             patch_items,
             server_only,
             &set_order,
-            &original_list,
+            &server_order,
             merge_key,
             kind,
         )?;
@@ -75,6 +84,60 @@ pub(crate) fn merge_set_element_order(
         patch.shift_remove(&field);
     }
     Ok(())
+}
+
+/// The object list as upstream's `$setElementOrder` step sees it after merging a list of
+/// maps: upstream deletes elements by shifting the rest left in the same Go backing array and
+/// appends new elements into the room that frees, so its view of the object list (the
+/// original length over that array) ends with the first appended elements (or stale copies).
+/// Object-only elements are placed by that view; the upstream test data depends on it
+/// ("add map and delete map from merging list"). Only merge keys matter for placement, so
+/// in-place element merges are not replayed.
+fn aliased_server_order(original: &[Value], patch: &[Value], key: &str) -> Vec<Value> {
+    let mut backing = original.to_vec();
+    let mut len = backing.len();
+    let mut replaced = false;
+    for element in patch {
+        match element.get(DIRECTIVE).and_then(Value::as_str) {
+            Some("delete") => {
+                let Some(value) = element.get(key) else {
+                    return backing;
+                };
+                while let Some(i) = backing[..len]
+                    .iter()
+                    .position(|e| e.get(key) == Some(value))
+                {
+                    // `append(s[:i], s[i+1:]...)`: the tail moves left one slot and the old
+                    // last slot keeps its value.
+                    if i + 1 < len {
+                        backing[i..len].rotate_left(1);
+                        backing[len - 1] = backing[len - 2].clone();
+                    }
+                    len -= 1;
+                }
+            }
+            Some(_) => replaced = true,
+            None => {}
+        }
+    }
+    if replaced {
+        return backing;
+    }
+    for element in patch.iter().filter(|e| e.get(DIRECTIVE).is_none()) {
+        let Some(value) = element.get(key) else {
+            break;
+        };
+        if backing[..len].iter().any(|e| e.get(key) == Some(value)) {
+            continue;
+        }
+        if len == backing.len() {
+            // A full array: Go reallocates and the view no longer changes.
+            break;
+        }
+        backing[len] = element.clone();
+        len += 1;
+    }
+    backing
 }
 
 /// Checks that the patch list's elements (`$patch` ones aside) appear in the

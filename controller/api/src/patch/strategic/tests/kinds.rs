@@ -126,6 +126,27 @@ fn second_kubectl_apply_changes_image_and_removes_env_var() {
 }
 
 #[test]
+fn kubectl_apply_replacing_an_env_var_keeps_a_server_added_one_in_place() {
+    // Manifest env went from [A, B] to [A, C]; S was added on the server (by a webhook,
+    // say). Upstream places S by its view of the list after deleting B and appending C
+    // in the same array ([A, S, C]), so S stays between A and C.
+    let pod = "spec: {containers: [{name: c, env: [{name: A}, {name: B}, {name: S}]}]}";
+    let patch = r#"
+spec:
+  $setElementOrder/containers: [{name: c}]
+  containers:
+    - name: c
+      $setElementOrder/env: [{name: A}, {name: C}]
+      env: [{name: C}, {name: B, $patch: delete}]
+"#;
+    let got = apply_kind("", "Pod", pod, patch).unwrap();
+    assert_eq!(
+        got["spec"]["containers"][0]["env"],
+        yaml("[{name: A}, {name: S}, {name: C}]")
+    );
+}
+
+#[test]
 fn kubectl_label_and_annotate_patches() {
     let pod = "
 metadata:
