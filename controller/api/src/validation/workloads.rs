@@ -343,8 +343,29 @@ pub fn stateful_set(o: &Value, old: Option<&Value>) -> ErrorList {
         obj::i(&spec, "minReadySeconds"),
         &sp.child("minReadySeconds"),
     ));
+    // Claim templates become pod volumes when the controller creates pods: mounts may use them.
+    let mut with_claims = spec.clone();
+    let claims: Vec<Value> = obj::arr(&spec, "volumeClaimTemplates")
+        .iter()
+        .map(|c| {
+            obj::at(c, &["metadata", "name"])
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        })
+        .filter(|n| !n.is_empty())
+        .map(|n| serde_json::json!({"name": n, "persistentVolumeClaim": {"claimName": n}}))
+        .collect();
+    if let Some(ps) = with_claims
+        .pointer_mut("/template/spec")
+        .and_then(Value::as_object_mut)
+    {
+        let vols = ps.entry("volumes").or_insert_with(|| Value::Array(vec![]));
+        if let Some(v) = vols.as_array_mut() {
+            v.extend(claims);
+        }
+    }
     errs.extend(selector_and_template(
-        &spec,
+        &with_claims,
         &sp,
         "statefulset",
         "StatefulSet",
@@ -359,6 +380,7 @@ pub fn stateful_set(o: &Value, old: Option<&Value>) -> ErrorList {
                     "ordinals",
                     "template",
                     "updateStrategy",
+                    "revisionHistoryLimit",
                     "persistentVolumeClaimRetentionPolicy",
                     "minReadySeconds",
                 ] {
@@ -370,7 +392,7 @@ pub fn stateful_set(o: &Value, old: Option<&Value>) -> ErrorList {
         if !obj::same(Some(&strip(&spec)), Some(&strip(&os))) {
             errs.push(forbidden(
                 "spec",
-                "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+                "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
             ));
         }
     }
@@ -430,6 +452,24 @@ mod tests {
             vec![
                 "spec.selector: Invalid value: {\"matchLabels\":{\"v\":\"1\"}}: field is immutable",
             ]
+        );
+    }
+
+    #[test]
+    fn statefulset_mounts_may_use_claim_templates() {
+        let mut s = deploy(json!({"app": "web"}));
+        s["spec"]["podManagementPolicy"] = json!("OrderedReady");
+        s["spec"]["updateStrategy"] =
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}});
+        s["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"}, "spec": {}}]);
+        s["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name": "data", "mountPath": "/d"}]);
+        assert_eq!(render(&stateful_set(&s, None)), Vec::<String>::new());
+        s["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name": "other", "mountPath": "/d"}]);
+        assert_eq!(
+            render(&stateful_set(&s, None)),
+            vec!["spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"other\"",]
         );
     }
 
