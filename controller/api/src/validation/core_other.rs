@@ -113,7 +113,7 @@ pub fn node(n: &Value, old: Option<&Value>) -> ErrorList {
     errs
 }
 
-/// Core v1 Event (legacy rules).
+/// Core v1 Event (`legacyValidateEvent` for a v1 request).
 pub fn event(e: &Value) -> ErrorList {
     let mut errs = ErrorList::new();
     let ns = obj::at(e, &["metadata", "namespace"])
@@ -123,21 +123,40 @@ pub fn event(e: &Value) -> ErrorList {
     let involved = obj::get(e, "involvedObject").unwrap_or(&empty);
     let ins = obj::s(involved, "namespace");
     let p = "involvedObject.namespace";
-    if ins.is_empty() {
-        if !ns.is_empty() && ns != "default" && ns != "kube-system" {
-            errs.push(invalid_str(p, ins, "does not match event.namespace"));
+    let mismatch = "does not match event.namespace";
+    if obj::s(e, "eventTime").is_empty() {
+        if ins.is_empty() {
+            if !ns.is_empty() && ns != "default" {
+                errs.push(invalid_str(p, ins, mismatch));
+            }
+        } else if ins != ns {
+            errs.push(invalid_str(p, ins, mismatch));
         }
-    } else if ins != ns {
-        errs.push(invalid_str(p, ins, "does not match event.namespace"));
+    } else {
+        if ins.is_empty() && ns != "default" && ns != "kube-system" {
+            errs.push(invalid_str(p, ins, mismatch));
+        }
+        let rc = obj::s(e, "reportingComponent");
+        if rc.is_empty() {
+            errs.push(required("reportingComponent", ""));
+        }
+        errs.extend(label_name(rc, "reportingComponent"));
+        for (f, limit) in [("reportingInstance", 128), ("action", 128), ("reason", 128), ("message", 1024)] {
+            let v = obj::s(e, f);
+            if v.is_empty() && f != "message" {
+                errs.push(required(f, ""));
+            }
+            if v.len() > limit {
+                errs.push(invalid_str(f, "", &format!("can have at most {limit} characters")));
+            }
+        }
+        let t = obj::s(e, "type");
+        if t != "Normal" && t != "Warning" {
+            errs.push(invalid_str("type", "", &format!("has invalid value: {t}")));
+        }
     }
-    if let Some(t) = obj::opt_s(e, "type") {
-        if !t.is_empty() && t != "Normal" && t != "Warning" {
-            errs.push(not_supported(
-                "type",
-                BadValue::Str(t.into()),
-                &["Normal", "Warning"],
-            ));
-        }
+    for m in super::names::is_dns1123_subdomain(ns) {
+        errs.push(invalid_str("namespace", ns, &m));
     }
     errs
 }
