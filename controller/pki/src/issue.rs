@@ -119,6 +119,11 @@ impl CaSigner {
 /// Creates a new self-signed CA for `cluster_name`, returning its PEM files and signer.
 pub fn new_ca(cluster_name: &str) -> Result<(CertAndKey, CaSigner), PkiError> {
     let now = OffsetDateTime::now_utc();
+    if now.year() < 2025 {
+        // Boards without a real-time clock start in the past until NTP has run; a CA made
+        // now would expire years early (leaves are reissued at start-up, the CA is not).
+        tracing::warn!(%now, "system clock looks unset; the new CA's validity starts now");
+    }
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     // Like k3s ("k3s-server-ca@<unix time>"): a new CA never has the same name as an old one.

@@ -28,6 +28,7 @@ pub fn admin_user() -> UserInfo {
     }
 }
 
+#[derive(Clone)]
 struct Entry {
     digest: [u8; 32],
     user: UserInfo,
@@ -36,7 +37,7 @@ struct Entry {
 /// Maps bearer tokens to users. Tokens are kept only as SHA-256 digests and every lookup
 /// compares the presented token's digest with every entry in constant time, so neither the
 /// time taken nor memory contents reveal how much of a token was right.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct TokenAuthenticator {
     entries: Vec<Entry>,
 }

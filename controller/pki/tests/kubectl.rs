@@ -274,7 +274,18 @@ async fn kubectl_async(config: &Path, args: &[&str]) -> Result<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_talks_tls_with_certificate_and_token() -> Result<()> {
     let tmp = tempfile::tempdir()?;
-    let pki = pki(&tmp.path().join("pki"));
+    let first = pki(&tmp.path().join("pki"));
+    // Start again with one more name: the serving certificate and everything issued below
+    // come from the CA as loaded from disk, not as created in memory.
+    let pki = ClusterPki::load_or_create(
+        &tmp.path().join("pki"),
+        &PkiOptions {
+            cluster_name: "bramble".into(),
+            server_sans: default_server_sans(None, DEFAULT_SERVICE_IP, &["pi-1.lan".into()]),
+        },
+    )?;
+    assert_eq!(pki.serving_provenance(), bramble_pki::Provenance::Reissued);
+    assert_eq!(pki.ca_cert_pem(), first.ca_cert_pem());
     let port = whoami_server(&pki).await?;
 
     let cert_config = tmp.path().join("cert.kubeconfig");

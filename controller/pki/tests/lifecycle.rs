@@ -200,6 +200,25 @@ fn missing_san_reissues_serving_cert_from_same_ca() -> Result<()> {
     assert!(dns.iter().any(|d| d == "pi-1.lan"));
     assert!(ips.contains(&"192.168.7.2".parse()?));
     assert!(signed_by(second.serving_cert_pem(), first.ca_cert_pem()));
+    // openssl accepts the reissued certificate for a TLS server, for the new name.
+    fs::write(tmp.path().join("reissued.crt"), second.serving_cert_pem())?;
+    let out = std::process::Command::new("openssl")
+        .args([
+            "verify",
+            "-purpose",
+            "sslserver",
+            "-verify_hostname",
+            "pi-1.lan",
+            "-CAfile",
+        ])
+        .arg(tmp.path().join(CA_CERT_FILE))
+        .arg(tmp.path().join("reissued.crt"))
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Same names again (other order, upper case): nothing to do.
     let third = ClusterPki::load_or_create(tmp.path(), &opts(&["192.168.7.2", "PI-1.lan"]))?;
     assert_eq!(third.serving_provenance(), Provenance::Loaded);
