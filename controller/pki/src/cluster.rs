@@ -74,11 +74,11 @@ impl ClusterPki {
     #[tracing::instrument(skip_all, fields(dir = %dir.display()))]
     pub fn load_or_create(dir: &Path, opts: &PkiOptions) -> Result<ClusterPki, PkiError> {
         files::ensure_dir(dir, 0o700)?;
-        let sans = normalize_sans(&opts.server_sans)
+        let san_strings = normalize_sans(&opts.server_sans);
+        let sans = san_strings
             .iter()
             .map(|s| San::parse(s))
             .collect::<Result<Vec<_>, _>>()?;
-        let san_strings = normalize_sans(&opts.server_sans);
 
         let (ca, signer, ca_provenance) = load_or_create_ca(dir, &opts.cluster_name)?;
         let ca_der = inspect::pem_certs(&ca.cert_pem, &dir.join(CA_CERT_FILE))?.remove(0);
@@ -280,4 +280,16 @@ fn load_or_issue_leaf(
         tracing::info!(cert = %cert_path.display(), "issued certificate");
     }
     Ok((issued, provenance))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shareable_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<ClusterPki>();
+        assert_send_sync::<TokenAuthenticator>();
+    }
 }

@@ -43,6 +43,19 @@ pub fn write_kubeconfig(
     user: KubeconfigUser,
     context_name: &str,
 ) -> Result<(), PkiError> {
+    // A symlinked kubeconfig (dotfile managers do this) is updated where it points, as
+    // kubectl does, instead of being replaced by a regular file.
+    let resolved;
+    let path = match path.symlink_metadata() {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
+            Ok(target) => {
+                resolved = target;
+                resolved.as_path()
+            }
+            Err(_) => path,
+        },
+        _ => path,
+    };
     let err = |reason: String| PkiError::Kubeconfig {
         path: path.to_path_buf(),
         reason,
@@ -144,6 +157,27 @@ fn upsert_named(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symlinked_kubeconfig_is_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real-config");
+        std::fs::write(&target, "").unwrap();
+        let link = dir.path().join("config");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_kubeconfig(
+            &link,
+            "https://s",
+            "CA",
+            KubeconfigUser::Token("t".into()),
+            "b",
+        )
+        .unwrap();
+        assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+        assert!(std::fs::read_to_string(&target)
+            .unwrap()
+            .contains("current-context: b"));
+    }
 
     #[test]
     fn merge_replaces_own_entries_and_keeps_others() {
