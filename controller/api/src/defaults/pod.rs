@@ -63,6 +63,8 @@ fn default_container(c: &mut Value) {
         as_map(c).insert("imagePullPolicy".into(), json!(policy));
     }
     set_if_empty(c, "terminationMessagePath", "/dev/termination-log");
+    // Upstream's ResourceRequirements is a struct, so stored containers always carry it.
+    set_if_nil(c, "resources", json!({}));
     set_if_empty(c, "terminationMessagePolicy", "File");
     each(c, "ports", |p| set_if_empty(p, "protocol", "TCP"));
     each(c, "env", |e| {

@@ -64,6 +64,7 @@ fn pod_defaults_match_upstream() {
         "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3})
     );
     assert_eq!(s["containers"][1]["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(s["containers"][1]["resources"], json!({}));
     assert!(s.get("priority").is_none());
     assert!(s.get("tolerations").is_none());
 }

@@ -141,13 +141,22 @@ pub fn event(e: &Value) -> ErrorList {
             errs.push(required("reportingComponent", ""));
         }
         errs.extend(label_name(rc, "reportingComponent"));
-        for (f, limit) in [("reportingInstance", 128), ("action", 128), ("reason", 128), ("message", 1024)] {
+        for (f, limit) in [
+            ("reportingInstance", 128),
+            ("action", 128),
+            ("reason", 128),
+            ("message", 1024),
+        ] {
             let v = obj::s(e, f);
             if v.is_empty() && f != "message" {
                 errs.push(required(f, ""));
             }
             if v.len() > limit {
-                errs.push(invalid_str(f, "", &format!("can have at most {limit} characters")));
+                errs.push(invalid_str(
+                    f,
+                    "",
+                    &format!("can have at most {limit} characters"),
+                ));
             }
         }
         let t = obj::s(e, "type");
