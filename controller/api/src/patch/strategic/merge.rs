@@ -123,24 +123,41 @@ fn merge_slice(
         return Ok(original);
     }
     let kind = slice_element_type(&[&original, &patch])?;
-    let (original, patch, merged) = if kind != GoType::Map {
+    if kind != GoType::Map {
         if is_delete_list {
             return Ok(delete_from_slice(original, &patch));
         }
         let mut merged = original.clone();
         merged.extend(patch.iter().cloned());
-        (original, patch, dedup_scalars(merged))
-    } else {
-        let key = merge_key.ok_or(PatchError::NoDeclaredMergeKey("struct"))?;
-        let (original, patch) = split_special_elements(original, patch, key)?;
-        let merged = merge_elements(original.clone(), &patch, key, elem)?;
-        (original, patch, merged)
-    };
-    let (patch_items, server_only) = match merge_key {
-        None => order::partition_scalars(merged, &patch),
-        Some(key) => order::partition_maps(merged, &patch, key)?,
-    };
-    order::normalize_element_order(patch_items, server_only, &patch, &original, merge_key, kind)
+        let merged = dedup_scalars(merged);
+        let (patch_items, server_only) = match merge_key {
+            None => order::partition_scalars(merged, &patch),
+            Some(key) => order::partition_maps(merged, &patch, key)?,
+        };
+        return order::normalize_element_order(
+            patch_items,
+            server_only,
+            &patch,
+            &original,
+            merge_key,
+            kind,
+        );
+    }
+    let key = merge_key.ok_or(PatchError::NoDeclaredMergeKey("struct"))?;
+    let (original, patch) = split_special_elements(original, patch, key)?;
+    // Ordering only looks at merge keys: keep those, and merge the lists themselves.
+    let server_order = order::key_view(&original, key);
+    let patch_order = order::key_view(&patch, key);
+    let merged = merge_elements(original, patch, key, elem)?;
+    let (patch_items, server_only) = order::partition_maps(merged, &patch_order, key)?;
+    order::normalize_element_order(
+        patch_items,
+        server_only,
+        &patch_order,
+        &server_order,
+        merge_key,
+        kind,
+    )
 }
 
 /// Applies the `$patch` elements of a patch list of maps: `delete` removes the object's
@@ -180,25 +197,22 @@ fn split_special_elements(
 /// or appends it.
 fn merge_elements(
     mut original: Vec<Value>,
-    patch: &[Value],
+    patch: Vec<Value>,
     key: &str,
     elem: &'static TypeMeta,
 ) -> Result<Vec<Value>, PatchError> {
     for element in patch {
         let Some(value) = element.get(key) else {
-            return Err(PatchError::no_merge_key(element, key));
+            return Err(PatchError::no_merge_key(&element, key));
         };
         match order::find_by_key(&original, key, value)? {
             Some(i) => {
-                let Value::Object(o) = original[i].take() else {
-                    unreachable!("find_by_key only matches maps")
-                };
-                let Value::Object(p) = element.clone() else {
-                    unreachable!("the element type was checked to be a map")
+                let (Value::Object(o), Value::Object(p)) = (original[i].take(), element) else {
+                    unreachable!("find_by_key matches maps and the element type is map")
                 };
                 original[i] = Value::Object(merge_map(Some(o), p, elem)?);
             }
-            None => original.push(element.clone()),
+            None => original.push(element),
         }
     }
     Ok(original)

@@ -34,56 +34,78 @@ pub(crate) fn merge_set_element_order(
             return Err(PatchError::bad_arg_type("[]interface {}", &set_order));
         };
         let field = extract_key(&directive_key, SET_ELEMENT_ORDER)?;
-        let original_list = match original.get(&field) {
+        // Both lists are taken out: the object's gets its merged value back below, the
+        // patch's is consumed here.
+        let original_list = match original.get_mut(&field) {
             None => None,
-            Some(Value::Array(l)) => Some(l.clone()),
+            Some(Value::Array(l)) => Some(std::mem::take(l)),
             Some(other) => return Err(PatchError::bad_arg_type("[]interface {}", other)),
         };
-        let patch_list = match patch.get(&field) {
+        let patch_list = match patch.shift_remove(&field) {
             None => None,
-            Some(Value::Array(l)) => Some(l.clone()),
-            Some(other) => return Err(PatchError::bad_arg_type("[]interface {}", other)),
+            Some(Value::Array(l)) => Some(l),
+            Some(other) => return Err(PatchError::bad_arg_type("[]interface {}", &other)),
         };
         let (meta, elem) = ty.field(&field);
         let merge_key = meta.merge_key;
         validate_patch_with_set_order(patch_list.as_deref().unwrap_or(&[]), &set_order, merge_key)?;
-
-        let mut server_order = original_list.clone().unwrap_or_default();
-        let merged = match (&original_list, &patch_list) {
-            (Some(o), None) => o.clone(),
-            (None, Some(p)) => match remove_directives(Value::Array(p.clone())) {
+        if original_list.is_none() && patch_list.is_none() {
+            continue;
+        }
+        let (o, p) = (
+            original_list.as_deref().unwrap_or(&[]),
+            patch_list.as_deref().unwrap_or(&[]),
+        );
+        // Upstream takes the element type after merging; the merge does not change it.
+        let kind = slice_element_type(&[o, p]);
+        let server_order = match (merge_key, &kind) {
+            (Some(key), Ok(GoType::Map))
+                if meta.strategy == Strategy::Merge && !p.is_empty() && !o.is_empty() =>
+            {
+                aliased_server_order(o, p, key)
+            }
+            (Some(key), Ok(GoType::Map)) => key_view(o, key),
+            _ => o.to_vec(),
+        };
+        let merged = match (original_list, patch_list) {
+            (Some(o), None) => o,
+            (None, Some(p)) => match remove_directives(Value::Array(p)) {
                 Some(Value::Array(l)) => l,
                 _ => continue,
             },
-            (Some(o), Some(p)) => {
-                let merged = merge_slice_handler(o.clone(), p.clone(), elem, meta, false)?;
-                if let (Strategy::Merge, Some(key)) = (meta.strategy, merge_key) {
-                    if slice_element_type(&[o, p])? == GoType::Map {
-                        server_order = aliased_server_order(o, p, key);
-                    }
-                }
-                merged
-            }
+            (Some(o), Some(p)) => merge_slice_handler(o, p, elem, meta, false)?,
             (None, None) => continue,
         };
         let (patch_items, server_only) = match merge_key {
             None => partition_scalars(merged, &set_order),
             Some(key) => partition_maps(merged, &set_order, key)?,
         };
-        let original_list = original_list.unwrap_or_default();
-        let kind = slice_element_type(&[&original_list, patch_list.as_deref().unwrap_or(&[])])?;
         let ordered = normalize_element_order(
             patch_items,
             server_only,
             &set_order,
             &server_order,
             merge_key,
-            kind,
+            kind?,
         )?;
-        original.insert(field.clone(), Value::Array(ordered));
-        patch.shift_remove(&field);
+        original.insert(field, Value::Array(ordered));
     }
     Ok(())
+}
+
+/// A list of maps reduced to what ordering looks at: each element's merge key (elements
+/// without one are kept whole, for upstream's error message).
+pub(crate) fn key_view(list: &[Value], key: &str) -> Vec<Value> {
+    list.iter()
+        .map(|e| match e.get(key) {
+            Some(v) => {
+                let mut m = Map::new();
+                m.insert(key.to_string(), v.clone());
+                Value::Object(m)
+            }
+            None => e.clone(),
+        })
+        .collect()
 }
 
 /// The object list as upstream's `$setElementOrder` step sees it after merging a list of
@@ -94,7 +116,7 @@ pub(crate) fn merge_set_element_order(
 /// ("add map and delete map from merging list"). Only merge keys matter for placement, so
 /// in-place element merges are not replayed.
 fn aliased_server_order(original: &[Value], patch: &[Value], key: &str) -> Vec<Value> {
-    let mut backing = original.to_vec();
+    let mut backing = key_view(original, key);
     let mut len = backing.len();
     let mut replaced = false;
     for element in patch {
@@ -134,7 +156,7 @@ fn aliased_server_order(original: &[Value], patch: &[Value], key: &str) -> Vec<V
             // A full array: Go reallocates and the view no longer changes.
             break;
         }
-        backing[len] = element.clone();
+        backing[len] = key_view(std::slice::from_ref(element), key).remove(0);
         len += 1;
     }
     backing
@@ -217,10 +239,26 @@ pub(crate) fn partition_maps(
     by: &[Value],
     key: &str,
 ) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
+    // `None` marks an element of `by` that is not a map.
+    let by_keys: Vec<Option<Option<&Value>>> = by
+        .iter()
+        .map(|v| v.as_object().map(|m| m.get(key)))
+        .collect();
     let (mut present, mut absent) = (Vec::new(), Vec::new());
     for item in items {
-        let value = map_key(&item, key)?.clone();
-        if find_by_key(by, key, &value)?.is_some() {
+        let value = map_key(&item, key)?;
+        let mut found = false;
+        for (i, by_key) in by_keys.iter().enumerate() {
+            match by_key {
+                None => return Err(PatchError::NotAMap(i)),
+                Some(k) if *k == Some(value) => {
+                    found = true;
+                    break;
+                }
+                Some(_) => {}
+            }
+        }
+        if found {
             present.push(item);
         } else {
             absent.push(item);
@@ -290,14 +328,10 @@ fn normalize_slice_order(
     // Upstream's comparator only orders two elements that are both found; every element
     // sorted here is found except in malformed patches, where unfound ones keep their relative
     // order after the found ones.
+    let placement = Placement::new(order, merge_key, kind);
     let mut keyed: Vec<(usize, Value)> = items
         .drain(..)
-        .map(|v| {
-            (
-                position(order, &v, merge_key, kind).unwrap_or(usize::MAX),
-                v,
-            )
-        })
+        .map(|v| (placement.position(&v).unwrap_or(usize::MAX), v))
         .collect();
     keyed.sort_by_key(|(p, _)| *p);
     let mut sorted: Vec<Value> = keyed.into_iter().map(|(_, v)| v).collect();
@@ -314,35 +348,59 @@ fn merge_sorted(
     merge_key: Option<&str>,
     kind: GoType,
 ) -> Vec<Value> {
-    let pos = |v: &Value| position(server_order, v, merge_key, kind);
+    let placement = Placement::new(server_order, merge_key, kind);
+    let positions = |items: &[Value]| -> Vec<Option<usize>> {
+        items.iter().map(|v| placement.position(v)).collect()
+    };
+    let (left_pos, right_pos) = (positions(&left), positions(&right));
     let mut out = Vec::with_capacity(left.len() + right.len());
-    let mut left = left.into_iter().peekable();
-    let mut right = right.into_iter().peekable();
-    loop {
-        match (left.peek(), right.peek()) {
-            (Some(l), Some(r)) => {
-                let take_left = matches!((pos(l), pos(r)), (Some(li), Some(ri)) if li < ri);
-                let next = if take_left { left.next() } else { right.next() };
-                out.extend(next);
-            }
-            (Some(_), None) => out.extend(left.next()),
-            (None, Some(_)) => out.extend(right.next()),
-            (None, None) => return out,
+    let (mut left, mut right) = (left.into_iter(), right.into_iter());
+    let (mut i, mut j) = (0, 0);
+    while i < left_pos.len() || j < right_pos.len() {
+        let take_left = j >= right_pos.len()
+            || (i < left_pos.len()
+                && matches!((left_pos[i], right_pos[j]), (Some(li), Some(ri)) if li < ri));
+        if take_left {
+            out.extend(left.next());
+            i += 1;
+        } else {
+            out.extend(right.next());
+            j += 1;
         }
     }
+    out
 }
 
-/// Position of `item` in `list`: by merge key value for maps (a missing key matches a missing
-/// key), by value for scalars.
-fn position(list: &[Value], item: &Value, merge_key: Option<&str>, kind: GoType) -> Option<usize> {
-    if kind == GoType::Map {
-        let key = merge_key.unwrap_or_default();
-        fn key_of<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-            v.as_object().and_then(|m| m.get(key))
+/// Where elements sit in an order list: by merge key value for maps (a missing key matches
+/// a missing key, as upstream's `index` compares nil values), by value for scalars. The list's
+/// keys are looked up once.
+struct Placement<'a> {
+    keys: Vec<Option<&'a Value>>,
+    merge_key: &'a str,
+    by_key: bool,
+}
+
+impl<'a> Placement<'a> {
+    fn new(list: &'a [Value], merge_key: Option<&'a str>, kind: GoType) -> Self {
+        let mut placement = Placement {
+            keys: Vec::new(),
+            merge_key: merge_key.unwrap_or_default(),
+            by_key: kind == GoType::Map,
+        };
+        placement.keys = list.iter().map(|v| placement.key_of(v)).collect();
+        placement
+    }
+
+    fn key_of<'v>(&self, v: &'v Value) -> Option<&'v Value> {
+        if self.by_key {
+            v.as_object().and_then(|m| m.get(self.merge_key))
+        } else {
+            Some(v)
         }
-        let wanted = key_of(item, key);
-        list.iter().position(|v| key_of(v, key) == wanted)
-    } else {
-        list.iter().position(|v| v == item)
+    }
+
+    fn position(&self, item: &Value) -> Option<usize> {
+        let wanted = self.key_of(item);
+        self.keys.iter().position(|k| *k == wanted)
     }
 }
