@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use futures::Stream;
 
+pub mod bench;
 pub mod error;
 pub mod lmdb;
 
@@ -112,6 +113,18 @@ pub struct ListResult {
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<Arc<Event>, StoreError>> + Send>>;
 
+/// One item of [`Store::watch_with_progress`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchItem {
+    Event(Arc<Event>),
+    /// Every event under the prefix up to this revision has been delivered, so a client may
+    /// resume from it (what a BOOKMARK carries). Sent when the stream has caught up with the
+    /// store and the store's revision moved past the last one reported.
+    Progress(Revision),
+}
+
+pub type ProgressStream = Pin<Box<dyn Stream<Item = Result<WatchItem, StoreError>> + Send>>;
+
 /// The storage seam of the API server.
 pub trait Store: Send + Sync + 'static {
     /// The newest committed revision (0 for an empty store).
@@ -135,4 +148,18 @@ pub trait Store: Send + Sync + 'static {
     /// and then live, in revision order, each exactly once. `after` below the compacted
     /// revision fails with [`StoreError::Compacted`] (immediately, or as the stream's first item).
     fn watch(&self, prefix: &str, after: Revision) -> Result<EventStream, StoreError>;
+
+    /// Like [`Store::watch`], with [`WatchItem::Progress`] items telling how far the stream
+    /// has looked even when no event under the prefix changed (for bookmarks). The default
+    /// implementation yields events only.
+    fn watch_with_progress(
+        &self,
+        prefix: &str,
+        after: Revision,
+    ) -> Result<ProgressStream, StoreError> {
+        let events = self.watch(prefix, after)?;
+        Ok(Box::pin(futures::StreamExt::map(events, |item| {
+            item.map(WatchItem::Event)
+        })))
+    }
 }

@@ -30,8 +30,8 @@ pub use self::config::{StoreConfig, StoreStats};
 use self::open::Dbs;
 use self::writer::{Request, Writer};
 use crate::{
-    BoxFuture, Event, EventStream, KeyValue, ListOptions, ListResult, Op, OpOutcome, Revision,
-    Store, StoreError,
+    BoxFuture, Event, EventStream, KeyValue, ListOptions, ListResult, Op, OpOutcome,
+    ProgressStream, Revision, Store, StoreError,
 };
 
 /// State shared by the store handle, the writer thread and the watch streams.
@@ -221,5 +221,24 @@ impl Store for LmdbStore {
             });
         }
         Ok(watch::stream(self.shared.clone(), prefix.to_owned(), after))
+    }
+
+    fn watch_with_progress(
+        &self,
+        prefix: &str,
+        after: Revision,
+    ) -> Result<ProgressStream, StoreError> {
+        let compacted = self.compacted_revision();
+        if after < compacted {
+            return Err(StoreError::Compacted {
+                requested: after,
+                compacted,
+            });
+        }
+        Ok(watch::progress_stream(
+            self.shared.clone(),
+            prefix.to_owned(),
+            after,
+        ))
     }
 }

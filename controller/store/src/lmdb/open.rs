@@ -62,6 +62,12 @@ pub(crate) fn open_env(dir: &Path, config: &StoreConfig) -> Result<Opened, Store
         source,
     })?;
 
+    // Reader slots of a killed process would pin old pages and make the file grow.
+    let stale = env.clear_stale_readers()?;
+    if stale > 0 {
+        tracing::info!(stale, "cleared stale LMDB readers");
+    }
+
     let wtxn = env.write_txn()?;
     let dbs = env
         .create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_, heed::Error> {

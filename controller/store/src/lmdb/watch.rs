@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::history;
 use super::Shared;
-use crate::{Event, EventStream, Revision, StoreError};
+use crate::{Event, EventStream, ProgressStream, Revision, StoreError, WatchItem};
 
 struct Watcher {
     shared: Arc<Shared>,
@@ -26,20 +26,32 @@ struct Watcher {
     head: watch::Receiver<Revision>,
     pending: VecDeque<Arc<Event>>,
     done: bool,
+    /// Whether to yield [`WatchItem::Progress`], and the last revision reported.
+    progress: Option<Revision>,
 }
 
 /// A stream of the events under `prefix` after `after`. The caller has checked `after`
 /// against the compacted revision.
 pub(crate) fn stream(shared: Arc<Shared>, prefix: String, after: Revision) -> EventStream {
-    let head = shared.head.clone();
-    let watcher = Watcher {
-        shared,
-        prefix,
-        position: after,
-        head,
-        pending: VecDeque::new(),
-        done: false,
-    };
+    let watcher = Watcher::new(shared, prefix, after, false);
+    Box::pin(futures::stream::unfold(watcher, |mut watcher| async move {
+        loop {
+            match watcher.next().await? {
+                Ok(WatchItem::Event(event)) => return Some((Ok(event), watcher)),
+                Ok(WatchItem::Progress(_)) => continue,
+                Err(err) => return Some((Err(err), watcher)),
+            }
+        }
+    }))
+}
+
+/// Like [`stream`], also reporting progress.
+pub(crate) fn progress_stream(
+    shared: Arc<Shared>,
+    prefix: String,
+    after: Revision,
+) -> ProgressStream {
+    let watcher = Watcher::new(shared, prefix, after, true);
     Box::pin(futures::stream::unfold(watcher, |mut watcher| async move {
         let item = watcher.next().await?;
         Some((item, watcher))
@@ -47,10 +59,23 @@ pub(crate) fn stream(shared: Arc<Shared>, prefix: String, after: Revision) -> Ev
 }
 
 impl Watcher {
-    async fn next(&mut self) -> Option<Result<Arc<Event>, StoreError>> {
+    fn new(shared: Arc<Shared>, prefix: String, after: Revision, progress: bool) -> Self {
+        let head = shared.head.clone();
+        Watcher {
+            shared,
+            prefix,
+            position: after,
+            head,
+            pending: VecDeque::new(),
+            done: false,
+            progress: progress.then_some(after),
+        }
+    }
+
+    async fn next(&mut self) -> Option<Result<WatchItem, StoreError>> {
         loop {
             if let Some(event) = self.pending.pop_front() {
-                return Some(Ok(event));
+                return Some(Ok(WatchItem::Event(event)));
             }
             if self.done {
                 return None;
@@ -61,7 +86,15 @@ impl Watcher {
                     self.done = true;
                     return Some(Err(err));
                 }
+                // Let other tasks run between batches of a long backlog.
+                tokio::task::coop::consume_budget().await;
                 continue;
+            }
+            if let Some(reported) = self.progress.as_mut() {
+                if self.position > *reported {
+                    *reported = self.position;
+                    return Some(Ok(WatchItem::Progress(self.position)));
+                }
             }
             if self.head.changed().await.is_err() {
                 // The writer has stopped: everything it committed has been delivered.

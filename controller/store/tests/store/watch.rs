@@ -204,3 +204,35 @@ async fn watch_ends_with_closed_when_the_store_is_dropped() {
     ));
     assert!(next_item(&mut stream).await.is_none());
 }
+
+#[tokio::test]
+async fn progress_watch_reports_how_far_it_has_looked() {
+    use bramble_store::{ProgressStream, WatchItem};
+    async fn next(stream: &mut ProgressStream) -> WatchItem {
+        tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .expect("no item for 10 s")
+            .expect("stream ended")
+            .expect("watch error")
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    create(&store, "core/nodes/n", obj("n", "1")).await; // 1
+    create(&store, "core/pods/p", obj("p", "1")).await; // 2
+    create(&store, "core/nodes/m", obj("m", "1")).await; // 3
+
+    let mut stream = store.watch_with_progress("core/pods/", 0).unwrap();
+    match next(&mut stream).await {
+        WatchItem::Event(event) => assert_eq!(event.revision, 2),
+        other => panic!("expected the pod event, got {other:?}"),
+    }
+    assert_eq!(next(&mut stream).await, WatchItem::Progress(3));
+    // Unrelated writes move the progress; related ones arrive as events first.
+    update(&store, "core/nodes/n", obj("n", "2")).await; // 4
+    assert_eq!(next(&mut stream).await, WatchItem::Progress(4));
+    update(&store, "core/pods/p", obj("p", "2")).await; // 5
+    assert!(matches!(next(&mut stream).await, WatchItem::Event(e) if e.revision == 5));
+    assert_eq!(next(&mut stream).await, WatchItem::Progress(5));
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(200), stream.next()).await;
+    assert!(quiet.is_err(), "nothing changed, nothing to report");
+}
