@@ -297,6 +297,7 @@ pub fn crd(o: &Value) -> ErrorList {
         )),
     }
     let np = sp.child("names");
+    // Upstream: format errors for each name first, then the required ones.
     for (f, is_kind) in [
         ("plural", false),
         ("singular", false),
@@ -305,23 +306,29 @@ pub fn crd(o: &Value) -> ErrorList {
     ] {
         let v = obj::s(names, f);
         if v.is_empty() {
-            if f == "plural" || f == "kind" || f == "listKind" {
-                errs.push(required(&np.child(f), ""));
-            }
             continue;
         }
         let msgs = if is_kind {
-            super::names::is_c_identifier(&v.to_lowercase())
-                .into_iter()
-                .map(|_| {
-                    "may have mixed case, but should otherwise match: [a-z]([-a-z0-9]*[a-z0-9])?"
-                        .to_string()
-                })
-                .collect::<Vec<_>>()
+            is_dns1035_label(&v.to_lowercase())
         } else {
             is_dns1035_label(v)
         };
-        errs.extend(msgs.into_iter().map(|m| invalid_str(&np.child(f), v, &m)));
+        if !msgs.is_empty() {
+            let detail = if is_kind {
+                format!(
+                    "may have mixed case, but should otherwise match: {}",
+                    msgs.join(",")
+                )
+            } else {
+                msgs.join(",")
+            };
+            errs.push(invalid_str(&np.child(f), v, &detail));
+        }
+    }
+    for f in ["plural", "kind", "listKind"] {
+        if obj::s(names, f).is_empty() {
+            errs.push(required(&np.child(f), ""));
+        }
     }
     let versions = obj::arr(spec, "versions");
     let vp = sp.child("versions");
@@ -423,6 +430,9 @@ mod tests {
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
             "versions": [{"name": "v1", "served": true, "storage": true}]}});
         assert!(crd(&c).is_empty(), "{:?}", render(&crd(&c)));
+        let mut k = c.clone();
+        k["spec"]["names"]["kind"] = json!("Wid_get");
+        assert_eq!(render(&crd(&k)), vec!["spec.names.kind: Invalid value: \"Wid_get\": may have mixed case, but should otherwise match: a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"]);
         let mut b = c.clone();
         b["spec"]["versions"][0]["storage"] = json!(false);
         b["metadata"]["name"] = json!("x");

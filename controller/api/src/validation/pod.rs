@@ -128,7 +128,7 @@ pub fn pod_spec(spec: &Value, path: &Path, of: SpecOf) -> ErrorList {
         obj::arr(spec, "topologySpreadConstraints"),
         &path.child("topologySpreadConstraints"),
     ));
-    for f in ["serviceAccountName", "nodeName", "priorityClassName"] {
+    for f in ["serviceAccountName", "nodeName"] {
         let v = obj::s(spec, f);
         if !v.is_empty() {
             errs.extend(
@@ -177,6 +177,16 @@ pub fn pod_spec(spec: &Value, path: &Path, of: SpecOf) -> ErrorList {
                 is_dns1123_subdomain(h)
                     .into_iter()
                     .map(|m| invalid_str(&hp, h, &m)),
+            );
+        }
+    }
+    for f in ["priorityClassName", "runtimeClassName"] {
+        let v = obj::s(spec, f);
+        if !v.is_empty() || (f == "runtimeClassName" && obj::get(spec, f).is_some()) {
+            errs.extend(
+                is_dns1123_subdomain(v)
+                    .into_iter()
+                    .map(|m| invalid_str(&path.child(f), v, &m)),
             );
         }
     }
