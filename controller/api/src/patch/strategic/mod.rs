@@ -26,16 +26,9 @@ use serde_json::Value;
 pub use error::PatchError;
 pub use schema::{field_meta, root_for, FieldMeta, Strategy, TypeMeta};
 
+use super::{unsupported_patch_type, CUSTOM_RESOURCE_PATCH_TYPES};
 use crate::resources::ResourceInfo;
-use crate::status::{Reason, Status};
-
-/// The patch types upstream's custom resource handler accepts, in its order; the 415 for a
-/// strategic merge patch on a custom resource lists them.
-pub const CUSTOM_RESOURCE_PATCH_TYPES: [&str; 3] = [
-    "application/json-patch+json",
-    "application/merge-patch+json",
-    "application/apply-patch+yaml",
-];
+use crate::status::Status;
 
 /// Applies a strategic merge patch to `original`, an object of the resource `info`.
 ///
@@ -47,13 +40,7 @@ pub const CUSTOM_RESOURCE_PATCH_TYPES: [&str; 3] = [
 #[allow(clippy::result_large_err)]
 pub fn apply(info: &ResourceInfo, original: &Value, patch: &Value) -> Result<Value, Status> {
     if info.decode.is_none() {
-        return Err(Status::new(
-            Reason::UnsupportedMediaType,
-            format!(
-                "the body of the request was in an unknown format - accepted media types include: {}",
-                CUSTOM_RESOURCE_PATCH_TYPES.join(", ")
-            ),
-        ));
+        return Err(unsupported_patch_type(&CUSTOM_RESOURCE_PATCH_TYPES));
     }
     let patch = match patch {
         Value::Object(_) => patch.clone(),

@@ -2,6 +2,10 @@
 
 use super::{apply_kind, builtin, merge_item, yaml};
 use crate::patch::strategic::{apply, PatchError};
+use crate::patch::{
+    supported_patch_types, unsupported_patch_type, BUILTIN_PATCH_TYPES,
+    CUSTOM_RESOURCE_PATCH_TYPES, STRATEGIC_MERGE_PATCH,
+};
 use crate::status::Reason;
 
 #[test]
@@ -56,6 +60,14 @@ fn custom_resources_get_upstreams_415() {
         status.message,
         "the body of the request was in an unknown format - accepted media types include: \
          application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+    );
+    assert_eq!(supported_patch_types(&info), CUSTOM_RESOURCE_PATCH_TYPES);
+    assert!(supported_patch_types(&builtin("", "Pod")).contains(&STRATEGIC_MERGE_PATCH));
+    assert_eq!(
+        unsupported_patch_type(&BUILTIN_PATCH_TYPES).message,
+        "the body of the request was in an unknown format - accepted media types include: \
+         application/json-patch+json, application/merge-patch+json, \
+         application/strategic-merge-patch+json, application/apply-patch+yaml"
     );
 }
 
