@@ -334,12 +334,47 @@ fn dns_config(spec: &Value, p: &Path) -> ErrorList {
     errs
 }
 
+/// Upstream's mirror-pod annotation (static pods the kubelet reflects into the API).
+pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+const DELETION_COST_ANNOTATION: &str = "controller.kubernetes.io/pod-deletion-cost";
+
+/// `ValidatePodSpecificAnnotations`: mirror pods need a node; deletion cost is an int32.
+pub fn pod_annotations(pod: &Value) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let ap = Path::new("metadata").child("annotations");
+    let ann = |k: &str| obj::at(pod, &["metadata", "annotations", k]).and_then(Value::as_str);
+    if let Some(v) = ann(MIRROR_POD_ANNOTATION) {
+        if obj::at(pod, &["spec", "nodeName"])
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            errs.push(invalid_str(
+                &ap.key(MIRROR_POD_ANNOTATION),
+                v,
+                "must set spec.nodeName if mirror pod annotation is set",
+            ));
+        }
+    }
+    if let Some(v) = ann(DELETION_COST_ANNOTATION) {
+        if v.parse::<i32>().is_err() {
+            errs.push(invalid_str(
+                &ap.key(DELETION_COST_ANNOTATION),
+                v,
+                "must be a 32bit integer",
+            ));
+        }
+    }
+    errs
+}
+
 /// `ValidatePodCreate` minus ObjectMeta (checked by the caller): the spec plus pod-only rules.
 pub fn pod_create(pod: &Value) -> ErrorList {
     let spec_path = Path::new("spec");
     let empty = Value::Null;
     let spec = obj::get(pod, "spec").unwrap_or(&empty);
-    let mut errs = pod_spec(spec, &spec_path, SpecOf::Pod);
+    let mut errs = pod_annotations(pod);
+    errs.extend(pod_spec(spec, &spec_path, SpecOf::Pod));
     if obj::s(spec, "serviceAccountName").is_empty() {
         for (vi, vol) in obj::arr(spec, "volumes").iter().enumerate() {
             let Some(proj) = obj::get(vol, "projected") else {

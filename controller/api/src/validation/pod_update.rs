@@ -50,7 +50,7 @@ pub fn pod_update(new: &Value, old: &Value) -> ErrorList {
     let empty = Value::Object(Map::new());
     let ns = obj::get(new, "spec").unwrap_or(&empty);
     let os = obj::get(old, "spec").unwrap_or(&empty);
-    let mut errs = ErrorList::new();
+    let mut errs = mirror_annotation_updates(new, old);
     for f in ["containers", "initContainers"] {
         let (e, stop) = container_updates(obj::arr(ns, f), obj::arr(os, f), &spec_path.child(f));
         errs.extend(e);
@@ -125,6 +125,27 @@ pub fn pod_update(new: &Value, old: &Value) -> ErrorList {
         ));
     }
     errs
+}
+
+/// `ValidatePodSpecificAnnotationUpdates`: the mirror-pod annotation cannot be added,
+/// changed or removed.
+fn mirror_annotation_updates(new: &Value, old: &Value) -> ErrorList {
+    let key = super::pod::MIRROR_POD_ANNOTATION;
+    let get = |o: &Value| {
+        obj::at(o, &["metadata", "annotations", key])
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let p = Path::new("metadata").child("annotations").key(key);
+    match (get(new), get(old)) {
+        (Some(n), Some(o)) if n == o => vec![],
+        (None, None) => vec![],
+        (_, Some(_)) => vec![forbidden(
+            &p,
+            "may not remove or update mirror pod annotation",
+        )],
+        (Some(_), None) => vec![forbidden(&p, "may not add mirror pod annotation")],
+    }
 }
 
 /// The new spec with the updatable fields copied from the old one.
@@ -263,6 +284,23 @@ mod tests {
         n["spec"]["tolerations"] =
             json!([{"key": "a", "operator": "Exists"}, {"key": "b", "operator": "Exists"}]);
         assert!(pod_update(&n, &pod("nginx:1", "Always")).is_empty());
+    }
+
+    #[test]
+    fn mirror_annotation_is_fixed() {
+        let mut old = pod("x", "Always");
+        old["metadata"] = json!({"annotations": {"kubernetes.io/config.mirror": "abc"}});
+        let mut new = old.clone();
+        new["metadata"]["annotations"] = json!({});
+        let errs = pod_update(&new, &old);
+        assert_eq!(
+            errs[0].field,
+            "metadata.annotations[kubernetes.io/config.mirror]"
+        );
+        assert_eq!(
+            errs[0].body(),
+            "Forbidden: may not remove or update mirror pod annotation"
+        );
     }
 
     #[test]

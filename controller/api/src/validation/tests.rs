@@ -179,3 +179,15 @@ fn deployment_selector_mismatch_through_validate() {
         "FieldValueInvalid spec.template.metadata.labels: Invalid value: {\"app\":\"other\"}: `selector` does not match template `labels`",
     ]);
 }
+
+#[test]
+fn mirror_pods_need_a_node() {
+    let i = info("", "Pod", true, true);
+    let mut pod = defaulted_pod("static-web");
+    pod["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "hash"});
+    assert_eq!(causes(&i, &pod, None), vec![
+        "FieldValueInvalid metadata.annotations[kubernetes.io/config.mirror]: Invalid value: \"hash\": must set spec.nodeName if mirror pod annotation is set",
+    ]);
+    pod["spec"]["nodeName"] = json!("board-1");
+    assert!(causes(&i, &pod, None).is_empty());
+}
