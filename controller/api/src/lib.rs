@@ -2,9 +2,18 @@
 //! validation and defaulting as upstream does them, selectors, and `Status` errors.
 //! Shared by the controller and the kubelet.
 
+pub mod codec;
+pub mod defaults;
+pub mod meta;
 pub mod patch;
+pub mod quantity;
+pub mod registry;
 pub mod resources;
+pub mod roundtrip;
+pub mod selectors;
 pub mod status;
+pub mod strategy;
+pub mod validation;
 
 pub use resources::ResourceInfo;
 pub use status::{Cause, Reason, Status};
