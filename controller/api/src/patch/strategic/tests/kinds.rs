@@ -1,5 +1,5 @@
 //! Built-in kinds through `apply`: the tag table per kind, the kubectl task page's examples,
-//! and the patches `kubectl apply`, `label` and `annotate` send.
+//! and hand-written `kubectl patch` bodies (the captured kubectl patches are in `kubectl`).
 
 use super::{apply_kind, check_kind, yaml};
 use crate::patch::strategic::{field_meta, Strategy};
@@ -90,42 +90,6 @@ fn task_page_retain_keys_clears_rolling_update() {
 }
 
 #[test]
-fn second_kubectl_apply_changes_image_and_removes_env_var() {
-    // What kubectl 1.27+ sends when the manifest's image changed and env B was removed.
-    let last_applied =
-        r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"patch-demo"}}"#;
-    let patch = format!(
-        r#"{{
-  "metadata": {{"annotations": {{"kubectl.kubernetes.io/last-applied-configuration": {last:?}}}}},
-  "spec": {{"template": {{"spec": {{
-    "$setElementOrder/containers": [{{"name": "patch-demo-ctr"}}],
-    "containers": [{{
-      "$setElementOrder/env": [{{"name": "A"}}],
-      "env": [{{"$patch": "delete", "name": "B"}}],
-      "image": "nginx:1.27",
-      "name": "patch-demo-ctr"
-    }}]
-  }}}}}}
-}}"#,
-        last = last_applied
-    );
-    let got = apply_kind("apps", "Deployment", DEPLOYMENT, &patch).unwrap();
-    let c = &got["spec"]["template"]["spec"]["containers"];
-    assert_eq!(c.as_array().unwrap().len(), 1);
-    assert_eq!(c[0]["image"], "nginx:1.27");
-    assert_eq!(c[0]["env"], yaml(r#"[{name: A, value: "1"}]"#));
-    assert_eq!(c[0]["ports"], yaml("[{containerPort: 80, protocol: TCP}]"));
-    assert!(c[0].get("$setElementOrder/env").is_none());
-    assert_eq!(
-        got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"],
-        last_applied
-    );
-    // Everything the patch does not touch is as it was.
-    assert_eq!(got["spec"]["replicas"], 2);
-    assert_eq!(got["metadata"]["finalizers"], yaml("[a.example/one]"));
-}
-
-#[test]
 fn kubectl_apply_replacing_an_env_var_keeps_a_server_added_one_in_place() {
     // Manifest env went from [A, B] to [A, C]; S was added on the server (by a webhook,
     // say). Upstream places S by its view of the list after deleting B and appending C
@@ -147,7 +111,7 @@ spec:
 }
 
 #[test]
-fn kubectl_label_and_annotate_patches() {
+fn label_and_annotation_patches() {
     let pod = "
 metadata:
   name: p
@@ -155,7 +119,8 @@ metadata:
 spec:
   containers: [{name: c, image: busybox}]
 ";
-    // `kubectl label pod p env=prod` / `kubectl label pod p tier-`.
+    // `kubectl patch pod p -p ...` adding one label and removing another (`kubectl label`
+    // itself sends the same body as a JSON merge patch).
     check_kind(
         "",
         "Pod",
@@ -169,7 +134,7 @@ spec:
   containers: [{name: c, image: busybox}]
 ",
     );
-    // `kubectl annotate pod p note=hi` on an object with no annotations.
+    // An annotation on an object with none.
     let got = apply_kind(
         "",
         "Pod",

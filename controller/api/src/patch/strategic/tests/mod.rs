@@ -1,11 +1,12 @@
 //! Strategic merge tests, drawn from upstream's documented behaviour: apimachinery's
 //! `strategicpatch` test cases (on a test type like upstream's `MergeItem`), the
-//! "Update API Objects in Place Using kubectl patch" task, and the patches `kubectl apply`,
-//! `label`, `annotate` send.
+//! "Update API Objects in Place Using kubectl patch" task, and patches captured from the real
+//! `kubectl` (`apply`, `edit`, `set image`, `set env`, `rollout restart`).
 
 mod directives;
 mod errors;
 mod kinds;
+mod kubectl;
 mod lists;
 mod order;
 
