@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use super::field::{invalid, invalid_str, not_supported, required, BadValue, ErrorList, Path};
+use super::field::{
+    gorepr, invalid, invalid_str, not_supported, required, BadValue, ErrorList, Path,
+};
 use super::meta::{immutable, label_selector, nonnegative, selector_matches};
 use super::obj::{self, bad, named};
 use super::pod::template_spec;
@@ -75,14 +77,12 @@ pub fn job(o: &Value, old: Option<&Value>) -> ErrorList {
                 .cloned()
                 .unwrap_or(Value::Null);
             if !selector_matches(sel, &labels) {
-                let shown = if labels.is_null() {
-                    Value::Object(Default::default())
-                } else {
-                    labels
-                };
                 errs.push(invalid(
                     &sp.child("template").child("metadata").child("labels"),
-                    BadValue::Json(shown),
+                    BadValue::GoRepr(gorepr::string_map(obj::at(
+                        &spec,
+                        &["template", "metadata", "labels"],
+                    ))),
                     "`selector` does not match template `labels`",
                 ));
             }
@@ -90,11 +90,13 @@ pub fn job(o: &Value, old: Option<&Value>) -> ErrorList {
     }
     if let Some(old) = old {
         let os = obj::get(old, "spec").cloned().unwrap_or(Value::Null);
-        errs.extend(immutable(
-            spec.get("selector"),
-            os.get("selector"),
-            &sp.child("selector"),
-        ));
+        if !obj::same(spec.get("selector"), os.get("selector")) {
+            errs.push(invalid(
+                &sp.child("selector"),
+                BadValue::GoRepr(gorepr::label_selector(spec.get("selector"))),
+                super::meta::FIELD_IMMUTABLE,
+            ));
+        }
         errs.extend(immutable(
             spec.get("completionMode"),
             os.get("completionMode"),
@@ -292,7 +294,7 @@ pub fn cron_job(o: &Value, old: Option<&Value>) -> ErrorList {
     if let Some(sel) = obj::get(&jt_spec, "selector") {
         errs.push(invalid(
             &jtp.child("spec").child("selector"),
-            BadValue::Json(sel.clone()),
+            BadValue::GoRepr(gorepr::label_selector(Some(sel))),
             "`selector` will be auto-generated",
         ));
     }

@@ -7,11 +7,12 @@ use serde_json::Value;
 
 use super::compute::{is_standard_resource, quantity, quantity_value};
 use super::field::{
-    duplicate, forbidden, invalid, invalid_str, not_supported, required, BadValue, ErrorList, Path,
+    duplicate, forbidden, gorepr, invalid, invalid_str, not_supported, required, BadValue,
+    ErrorList, Path,
 };
 use super::meta::{finalizer_name, label_name, FIELD_IMMUTABLE};
 use super::names::{is_qualified_name, is_valid_label_value};
-use super::obj::{self, bad, named};
+use super::obj::{self, named};
 use super::qty::Qty;
 
 /// `ValidateNamespace` spec part.
@@ -220,7 +221,10 @@ pub fn resource_quota(rq: &Value, old: Option<&Value>) -> ErrorList {
         if !known.contains(s) {
             errs.push(invalid(
                 "spec.scopes",
-                bad(spec.get("scopes")),
+                BadValue::GoRepr(gorepr::string_slice(
+                    spec.get("scopes"),
+                    "core.ResourceQuotaScope",
+                )),
                 "unsupported scope",
             ));
         }
@@ -232,7 +236,10 @@ pub fn resource_quota(rq: &Value, old: Option<&Value>) -> ErrorList {
         if scopes.contains(&a) && scopes.contains(&b) {
             errs.push(invalid(
                 "spec.scopes",
-                bad(spec.get("scopes")),
+                BadValue::GoRepr(gorepr::string_slice(
+                    spec.get("scopes"),
+                    "core.ResourceQuotaScope",
+                )),
                 "conflicting scopes",
             ));
         }
@@ -248,7 +255,10 @@ pub fn resource_quota(rq: &Value, old: Option<&Value>) -> ErrorList {
         if a != b {
             errs.push(invalid(
                 "spec.scopes",
-                bad(spec.get("scopes")),
+                BadValue::GoRepr(gorepr::string_slice(
+                    spec.get("scopes"),
+                    "core.ResourceQuotaScope",
+                )),
                 FIELD_IMMUTABLE,
             ));
         }

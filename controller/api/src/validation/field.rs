@@ -65,8 +65,11 @@ pub enum BadValue {
     Bool(bool),
     /// A nil pointer / absent value: `null`.
     Null,
-    /// Any structure: printed as Go's `json.Marshal` would.
+    /// Any structure: printed as Go's `json.Marshal` would (used where upstream's `%#v` of an
+    /// internal struct has no stable form).
     Json(Value),
+    /// A value already rendered the way Go's `%#v` prints it (see [`gorepr`]).
+    GoRepr(String),
 }
 
 /// One field error.
@@ -108,11 +111,101 @@ fn render_value(v: &BadValue) -> String {
     match v {
         BadValue::Omit => String::new(),
         BadValue::Str(s) => go_quote(s),
-        BadValue::Named(s) => go_json(&Value::String(s.clone())),
+        BadValue::Named(s) => go_quote(s),
         BadValue::Int(i) => i.to_string(),
         BadValue::Bool(b) => b.to_string(),
         BadValue::Null => "null".into(),
         BadValue::Json(v) => go_json(v),
+        BadValue::GoRepr(s) => s.clone(),
+    }
+}
+
+/// Go `%#v` renderings of the values upstream v1.33 passes to `field.Invalid` most often
+/// (its `ErrorBody` prints non-scalar values with `%#v`).
+pub mod gorepr {
+    use serde_json::Value;
+
+    use super::go_quote;
+
+    /// `map[string]string{"a":"b", "c":"d"}`; `map[string]string(nil)` when absent.
+    pub fn string_map(v: Option<&Value>) -> String {
+        match v.and_then(Value::as_object) {
+            None => "map[string]string(nil)".into(),
+            Some(m) => {
+                let mut pairs: Vec<(&String, &Value)> = m.iter().collect();
+                pairs.sort_by(|a, b| a.0.cmp(b.0));
+                let inner: Vec<String> = pairs
+                    .iter()
+                    .map(|(k, v)| format!("{}:{}", go_quote(k), go_quote(v.as_str().unwrap_or(""))))
+                    .collect();
+                format!("map[string]string{{{}}}", inner.join(", "))
+            }
+        }
+    }
+
+    /// `[]T{"a", "b"}` for a list of strings (`T` is the Go element type); `[]T(nil)` when
+    /// absent or empty-and-null.
+    pub fn string_slice(v: Option<&Value>, elem: &str) -> String {
+        match v.and_then(Value::as_array) {
+            None => format!("[]{elem}(nil)"),
+            Some(a) => {
+                let inner: Vec<String> = a
+                    .iter()
+                    .map(|x| go_quote(x.as_str().unwrap_or("")))
+                    .collect();
+                format!("[]{elem}{{{}}}", inner.join(", "))
+            }
+        }
+    }
+
+    /// `intstr.IntOrString{Type:1, IntVal:0, StrVal:"25%"}`.
+    pub fn int_or_string(v: Option<&Value>) -> String {
+        match v {
+            Some(Value::String(s)) => format!(
+                "intstr.IntOrString{{Type:1, IntVal:0, StrVal:{}}}",
+                go_quote(s)
+            ),
+            other => {
+                let n = other.and_then(Value::as_i64).unwrap_or(0);
+                format!("intstr.IntOrString{{Type:0, IntVal:{n}, StrVal:\"\"}}")
+            }
+        }
+    }
+
+    /// `v1.LabelSelector{MatchLabels:..., MatchExpressions:...}`; `null` when absent.
+    pub fn label_selector(v: Option<&Value>) -> String {
+        let Some(sel) = v.filter(|x| x.is_object()) else {
+            return "null".into();
+        };
+        let exprs = match sel.get("matchExpressions").and_then(Value::as_array) {
+            None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
+            Some(list) => {
+                let items: Vec<String> = list
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{}}}",
+                            go_quote(e.get("key").and_then(Value::as_str).unwrap_or("")),
+                            go_quote(e.get("operator").and_then(Value::as_str).unwrap_or("")),
+                            string_slice(e.get("values"), "string")
+                        )
+                    })
+                    .collect();
+                format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
+            }
+        };
+        format!(
+            "v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{exprs}}}",
+            string_map(sel.get("matchLabels"))
+        )
+    }
+
+    /// `core.ServicePort{...}` as upstream builds the duplicate-port key (protocol and port).
+    pub fn service_port_key(protocol: &str, port: i64) -> String {
+        format!(
+            "core.ServicePort{{Name:\"\", Protocol:{}, AppProtocol:(*string)(nil), Port:{port}, TargetPort:intstr.IntOrString{{Type:0, IntVal:0, StrVal:\"\"}}, NodePort:0}}",
+            go_quote(protocol)
+        )
     }
 }
 
@@ -409,6 +502,31 @@ mod tests {
         assert_eq!(
             forbidden("x", "not allowed on this type").body(),
             "Forbidden: not allowed on this type"
+        );
+    }
+
+    #[test]
+    fn go_representations() {
+        assert_eq!(
+            gorepr::string_map(Some(&json!({"b": "2", "a": "1"}))),
+            "map[string]string{\"a\":\"1\", \"b\":\"2\"}"
+        );
+        assert_eq!(gorepr::string_map(None), "map[string]string(nil)");
+        assert_eq!(
+            gorepr::label_selector(Some(&json!({"matchLabels": {"app": "x"}}))),
+            "v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"x\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}"
+        );
+        assert_eq!(
+            gorepr::int_or_string(Some(&json!("25%"))),
+            "intstr.IntOrString{Type:1, IntVal:0, StrVal:\"25%\"}"
+        );
+        assert_eq!(
+            gorepr::int_or_string(Some(&json!(3))),
+            "intstr.IntOrString{Type:0, IntVal:3, StrVal:\"\"}"
+        );
+        assert_eq!(
+            gorepr::string_slice(Some(&json!(["a"])), "string"),
+            "[]string{\"a\"}"
         );
     }
 

@@ -156,7 +156,10 @@ fn finalizers(meta: &Value, path: &Path, kube: bool) -> ErrorList {
     if list.contains(&"orphan") && list.contains(&"foregroundDeletion") {
         errs.push(invalid(
             path,
-            bad(meta.get("finalizers")),
+            BadValue::GoRepr(super::field::gorepr::string_slice(
+                meta.get("finalizers"),
+                "string",
+            )),
             "finalizer orphan and foregroundDeletion cannot be both set",
         ));
     }

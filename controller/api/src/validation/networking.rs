@@ -14,7 +14,7 @@ use super::names::{
     is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_valid_port_name,
     is_valid_port_num, is_wildcard_dns1123_subdomain,
 };
-use super::obj::{self, bad, named};
+use super::obj::{self, named};
 use super::service::non_special_ip;
 
 fn backend(b: &Value, p: &Path) -> ErrorList {
@@ -140,7 +140,10 @@ pub fn ingress(o: &Value) -> ErrorList {
     if rules.is_empty() && default_backend.is_none() {
         errs.push(invalid(
             &sp,
-            bad(spec.get("rules")),
+            BadValue::GoRepr(match spec.get("rules").and_then(Value::as_array) {
+                Some(_) => "[]networking.IngressRule{}".into(),
+                None => "[]networking.IngressRule(nil)".into(),
+            }),
             "either `defaultBackend` or `rules` must be specified",
         ));
     }
@@ -334,7 +337,7 @@ mod tests {
     fn ingress_rules() {
         assert_eq!(
             render(&ingress(&json!({"spec": {}}))),
-            vec!["spec: Invalid value: null: either `defaultBackend` or `rules` must be specified"]
+            vec!["spec: Invalid value: []networking.IngressRule(nil): either `defaultBackend` or `rules` must be specified"]
         );
         let i = json!({"spec": {"rules": [{"host": "1.2.3.4", "http": {"paths": [
             {"path": "/a", "backend": {"service": {"name": "web", "port": {"number": 80}}}},

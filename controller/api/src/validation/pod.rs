@@ -11,7 +11,7 @@ use super::meta::{annotations, labels};
 use super::names::{
     inclusive_range_error, is_dns1123_label, is_dns1123_subdomain, is_qualified_name,
 };
-use super::obj::{self, bad, named};
+use super::obj::{self, named};
 use super::scheduling::{affinity, tolerations, topology_spread};
 
 /// Whether the spec belongs to a Pod (stricter host-network port rule) or a template.
@@ -288,7 +288,10 @@ fn dns_config(spec: &Value, p: &Path) -> ErrorList {
     if ns.len() > 3 {
         errs.push(invalid(
             &p.child("nameservers"),
-            bad(c.get("nameservers")),
+            BadValue::GoRepr(super::field::gorepr::string_slice(
+                c.get("nameservers"),
+                "string",
+            )),
             "must not have more than 3 nameservers",
         ));
     }
@@ -306,14 +309,20 @@ fn dns_config(spec: &Value, p: &Path) -> ErrorList {
     if searches.len() > 32 {
         errs.push(invalid(
             &p.child("searches"),
-            bad(c.get("searches")),
+            BadValue::GoRepr(super::field::gorepr::string_slice(
+                c.get("searches"),
+                "string",
+            )),
             "must not have more than 32 search paths",
         ));
     }
     if searches.join(" ").len() > 2048 {
         errs.push(invalid(
             &p.child("searches"),
-            bad(c.get("searches")),
+            BadValue::GoRepr(super::field::gorepr::string_slice(
+                c.get("searches"),
+                "string",
+            )),
             "must not have more than 2048 characters (including spaces) in the search list",
         ));
     }

@@ -219,7 +219,7 @@ mod tests {
         assert!(out[0].ends_with("minAvailable and maxUnavailable cannot be both set"));
         assert_eq!(
             out[1],
-            "spec.maxUnavailable: Invalid value: \"150%\": must not be greater than 100%"
+            "spec.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"150%\"}: must not be greater than 100%"
         );
     }
 

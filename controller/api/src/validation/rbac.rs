@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use super::field::{invalid, invalid_str, not_supported, required, BadValue, ErrorList, Path};
+use super::field::{
+    go_quote, gorepr, invalid, invalid_str, not_supported, required, BadValue, ErrorList, Path,
+};
 use super::meta::label_selector;
 use super::names::{is_dns1123_subdomain, is_path_segment_name};
 use super::obj;
@@ -23,7 +25,7 @@ fn policy_rule(rule: &Value, namespaced: bool, p: &Path) -> ErrorList {
         if namespaced {
             errs.push(invalid(
                 &p.child("nonResourceURLs"),
-                BadValue::Json(urls.clone()),
+                BadValue::GoRepr(gorepr::string_slice(Some(&urls), "string")),
                 "namespaced rules cannot apply to non-resource URLs",
             ));
         }
@@ -33,7 +35,7 @@ fn policy_rule(rule: &Value, namespaced: bool, p: &Path) -> ErrorList {
         {
             errs.push(invalid(
                 &p.child("nonResourceURLs"),
-                BadValue::Json(urls),
+                BadValue::GoRepr(gorepr::string_slice(Some(&urls), "string")),
                 "rules cannot apply to both regular resources and non-resource URLs",
             ));
         }
@@ -167,7 +169,12 @@ pub fn binding(o: &Value, old: Option<&Value>, namespaced: bool) -> ErrorList {
         if !obj::same(o.get("roleRef"), old.get("roleRef")) {
             errs.push(invalid(
                 "roleRef",
-                BadValue::Json(rr.clone()),
+                BadValue::GoRepr(format!(
+                    "rbac.RoleRef{{APIGroup:{}, Kind:{}, Name:{}}}",
+                    go_quote(obj::s(rr, "apiGroup")),
+                    go_quote(obj::s(rr, "kind")),
+                    go_quote(obj::s(rr, "name"))
+                )),
                 "cannot change roleRef",
             ));
         }
@@ -192,7 +199,7 @@ mod tests {
         assert_eq!(render(&role(&r, true)), vec![
             "rules[0].verbs: Required value: verbs must contain at least one value",
             "rules[0].apiGroups: Required value: resource rules must supply at least one api group",
-            "rules[1].nonResourceURLs: Invalid value: [\"/healthz\"]: namespaced rules cannot apply to non-resource URLs",
+            "rules[1].nonResourceURLs: Invalid value: []string{\"/healthz\"}: namespaced rules cannot apply to non-resource URLs",
         ]);
     }
 
@@ -208,6 +215,6 @@ mod tests {
         let mut changed = b.clone();
         changed["roleRef"]["name"] = json!("other");
         let out = render(&binding(&changed, Some(&b), true));
-        assert_eq!(out.last().unwrap(), "roleRef: Invalid value: {\"apiGroup\":\"rbac.authorization.k8s.io\",\"kind\":\"Role\",\"name\":\"other\"}: cannot change roleRef");
+        assert_eq!(out.last().unwrap(), "roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"Role\", Name:\"other\"}: cannot change roleRef");
     }
 }

@@ -8,11 +8,12 @@ use serde_json::{json, Value};
 
 use super::container::{port_num_or_name, protocol};
 use super::field::{
-    duplicate, forbidden, invalid, invalid_str, not_supported, required, BadValue, ErrorList, Path,
+    duplicate, forbidden, gorepr, invalid, invalid_str, not_supported, required, BadValue,
+    ErrorList, Path,
 };
 use super::meta::{label_name, labels, FIELD_IMMUTABLE};
 use super::names::{is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_port_num};
-use super::obj::{self, bad, named};
+use super::obj::{self, named};
 
 /// Upstream's `IsValidIP` message.
 pub const INVALID_IP: &str = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
@@ -270,7 +271,7 @@ pub fn service(svc: &Value, old: Option<&Value>) -> ErrorList {
         if !keys.insert((proto, p)) {
             errs.push(duplicate(
                 &pp,
-                BadValue::Json(json!({"Name": "", "Protocol": proto, "AppProtocol": null, "Port": p, "TargetPort": 0, "NodePort": 0})),
+                BadValue::GoRepr(gorepr::service_port_key(proto, p)),
             ));
         }
     }
@@ -328,13 +329,13 @@ fn cluster_ip_fields(spec: &Value, sp: &Path) -> ErrorList {
     if !cip.is_empty() && !cips.is_empty() && cips[0] != cip {
         errs.push(invalid(
             &cp,
-            bad(spec.get("clusterIPs")),
+            BadValue::GoRepr(gorepr::string_slice(spec.get("clusterIPs"), "string")),
             "first value must match `clusterIP`",
         ));
     } else if cip.is_empty() && !cips.is_empty() {
         errs.push(invalid(
             &cp,
-            bad(spec.get("clusterIPs")),
+            BadValue::GoRepr(gorepr::string_slice(spec.get("clusterIPs"), "string")),
             "must be empty when `clusterIP` is not specified",
         ));
     }
@@ -363,7 +364,7 @@ fn cluster_ip_fields(spec: &Value, sp: &Path) -> ErrorList {
             if cips.len() > 1 {
                 errs.push(invalid(
                     &cp,
-                    bad(spec.get("clusterIPs")),
+                    BadValue::GoRepr(gorepr::string_slice(spec.get("clusterIPs"), "string")),
                     "'None' must be the first and only value",
                 ));
             }
@@ -374,7 +375,7 @@ fn cluster_ip_fields(spec: &Value, sp: &Path) -> ErrorList {
     if cips.len() > 2 {
         errs.push(invalid(
             &cp,
-            bad(spec.get("clusterIPs")),
+            BadValue::GoRepr(gorepr::string_slice(spec.get("clusterIPs"), "string")),
             "may only hold up to 2 values",
         ));
     }
@@ -453,9 +454,11 @@ fn service_update(new: &Value, old: &Value) -> ErrorList {
             .unwrap_or(obj::s(new, "clusterIP"));
         if !old_primary.is_empty() && old_primary != new_primary {
             let v = match obj::get(new, "clusterIPs") {
-                Some(v) => bad(Some(v)),
-                None if new_primary.is_empty() => BadValue::Null,
-                None => BadValue::Json(json!([new_primary])),
+                Some(v) => BadValue::GoRepr(gorepr::string_slice(Some(v), "string")),
+                None if new_primary.is_empty() => BadValue::GoRepr("[]string(nil)".into()),
+                None => {
+                    BadValue::GoRepr(gorepr::string_slice(Some(&json!([new_primary])), "string"))
+                }
             };
             errs.push(invalid("spec.clusterIPs[0]", v, "may not change once set"));
         }
@@ -602,7 +605,7 @@ mod tests {
         new["spec"]["clusterIPs"] = json!(["10.43.0.11"]);
         assert_eq!(
             render(&service(&new, Some(&old)))[0],
-            "spec.clusterIPs[0]: Invalid value: [\"10.43.0.11\"]: may not change once set"
+            "spec.clusterIPs[0]: Invalid value: []string{\"10.43.0.11\"}: may not change once set"
         );
     }
 

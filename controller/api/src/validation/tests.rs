@@ -176,7 +176,7 @@ fn deployment_selector_mismatch_through_validate() {
         "template": {"metadata": {"labels": {"app": "other"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
     crate::defaults::apply(&i, &mut d);
     assert_eq!(causes(&i, &d, None), vec![
-        "FieldValueInvalid spec.template.metadata.labels: Invalid value: {\"app\":\"other\"}: `selector` does not match template `labels`",
+        "FieldValueInvalid spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`",
     ]);
 }
 

@@ -3,10 +3,14 @@
 
 use serde_json::Value;
 
-use super::field::{forbidden, invalid, not_supported, required, BadValue, ErrorList, Path};
-use super::meta::{immutable, label_selector, nonnegative, selector_is_empty, selector_matches};
+use super::field::{
+    forbidden, gorepr, invalid, not_supported, required, BadValue, ErrorList, Path,
+};
+use super::meta::{
+    label_selector, nonnegative, selector_is_empty, selector_matches, FIELD_IMMUTABLE,
+};
 use super::names::is_valid_percent;
-use super::obj::{self, bad, named};
+use super::obj::{self, named};
 use super::pod::template_spec;
 
 /// `ValidatePositiveIntOrPercent`.
@@ -14,13 +18,13 @@ pub fn positive_int_or_percent(v: Option<&Value>, p: &str) -> ErrorList {
     match v {
         Some(Value::String(s)) => is_valid_percent(s)
             .into_iter()
-            .map(|m| invalid(p, bad(v), &m))
+            .map(|m| invalid(p, ios(v), &m))
             .collect(),
         Some(Value::Number(n)) => nonnegative(n.as_i64().unwrap_or(-1), p),
         None | Some(Value::Null) => vec![],
         Some(_) => vec![invalid(
             p,
-            bad(v),
+            ios(v),
             "must be an integer or percentage (e.g '5%')",
         )],
     }
@@ -41,7 +45,7 @@ pub fn not_more_than_100_percent(v: Option<&Value>, p: &str) -> ErrorList {
         Some(Value::String(s))
             if is_valid_percent(s).is_empty() && int_or_percent_value(v) > 100 =>
         {
-            vec![invalid(p, bad(v), "must not be greater than 100%")]
+            vec![invalid(p, ios(v), "must not be greater than 100%")]
         }
         _ => vec![],
     }
@@ -63,7 +67,7 @@ fn selector_and_template(
             if selector_is_empty(sel) {
                 errs.push(invalid(
                     &sp.child("selector"),
-                    BadValue::Json(sel.clone()),
+                    BadValue::GoRepr(gorepr::label_selector(Some(sel))),
                     &format!("empty selector is invalid for {what}"),
                 ));
             }
@@ -76,14 +80,9 @@ fn selector_and_template(
             .cloned()
             .unwrap_or(Value::Null);
         if !selector_is_empty(sel) && !selector_matches(sel, &labels) {
-            let shown = if labels.is_null() {
-                Value::Object(Default::default())
-            } else {
-                labels
-            };
             errs.push(invalid(
                 &tp.child("metadata").child("labels"),
-                BadValue::Json(shown),
+                BadValue::GoRepr(gorepr::string_map(obj::at(t, &["metadata", "labels"]))),
                 "`selector` does not match template `labels`",
             ));
         }
@@ -115,14 +114,35 @@ fn spec_of(o: &Value) -> Value {
 }
 
 fn selector_immutable(o: &Value, old: Option<&Value>) -> ErrorList {
-    match old {
-        Some(old) => immutable(
-            obj::at(o, &["spec", "selector"]),
-            obj::at(old, &["spec", "selector"]),
-            "spec.selector",
-        ),
-        None => vec![],
+    let Some(old) = old else { return vec![] };
+    let (new_sel, old_sel) = (
+        obj::at(o, &["spec", "selector"]),
+        obj::at(old, &["spec", "selector"]),
+    );
+    if obj::same(new_sel, old_sel) {
+        return vec![];
     }
+    vec![invalid(
+        "spec.selector",
+        BadValue::GoRepr(gorepr::label_selector(new_sel)),
+        FIELD_IMMUTABLE,
+    )]
+}
+
+/// `%#v` of an IntOrString field (v1.33 prints IntOrString values that way).
+fn ios(v: Option<&Value>) -> BadValue {
+    BadValue::GoRepr(gorepr::int_or_string(v))
+}
+
+/// `%#v` of an update strategy struct whose `rollingUpdate` pointer is nil; JSON otherwise.
+fn strategy_repr(strategy: &Value, go_type: &str, ru_type: &str) -> BadValue {
+    if obj::get(strategy, "rollingUpdate").is_some() {
+        return BadValue::Json(strategy.clone());
+    }
+    BadValue::GoRepr(format!(
+        "{go_type}{{Type:{}, RollingUpdate:({ru_type})(nil)}}",
+        super::field::go_quote(obj::s(strategy, "type"))
+    ))
 }
 
 /// `ValidateDeployment` (+ update), ObjectMeta excluded.
@@ -160,7 +180,7 @@ pub fn deployment(o: &Value, old: Option<&Value>) -> ErrorList {
                 if int_or_percent_value(mu) == 0 && int_or_percent_value(ms) == 0 {
                     errs.push(invalid(
                         &rp.child("maxUnavailable"),
-                        bad(mu),
+                        ios(mu),
                         "may not be 0 when `maxSurge` is 0",
                     ));
                 }
@@ -169,7 +189,11 @@ pub fn deployment(o: &Value, old: Option<&Value>) -> ErrorList {
         },
         _ => errs.push(not_supported(
             &stp,
-            BadValue::Json(strategy.clone()),
+            strategy_repr(
+                &strategy,
+                "apps.DeploymentStrategy",
+                "*apps.RollingUpdateDeployment",
+            ),
             &["Recreate", "RollingUpdate"],
         )),
     }
@@ -244,7 +268,7 @@ pub fn daemon_set(o: &Value, old: Option<&Value>) -> ErrorList {
                 if has_u && has_s {
                     errs.push(invalid(
                         &rp.child("maxSurge"),
-                        bad(ms),
+                        ios(ms),
                         "may not be set when maxUnavailable is non-zero",
                     ));
                 } else if !has_u && !has_s {
@@ -257,7 +281,11 @@ pub fn daemon_set(o: &Value, old: Option<&Value>) -> ErrorList {
         },
         _ => errs.push(not_supported(
             &stp,
-            BadValue::Json(strategy.clone()),
+            strategy_repr(
+                &strategy,
+                "apps.DaemonSetUpdateStrategy",
+                "*apps.RollingUpdateDaemonSet",
+            ),
             &["RollingUpdate", "OnDelete"],
         )),
     }
@@ -309,7 +337,7 @@ pub fn stateful_set(o: &Value, old: Option<&Value>) -> ErrorList {
                     if int_or_percent_value(Some(mu)) == 0 {
                         errs.push(invalid(
                             &rp.child("maxUnavailable"),
-                            bad(Some(mu)),
+                            ios(Some(mu)),
                             "must be greater than 0",
                         ));
                     }
@@ -322,7 +350,11 @@ pub fn stateful_set(o: &Value, old: Option<&Value>) -> ErrorList {
         }
         _ => errs.push(invalid(
             &stp,
-            BadValue::Json(strategy.clone()),
+            strategy_repr(
+                &strategy,
+                "apps.StatefulSetUpdateStrategy",
+                "*apps.RollingUpdateStatefulSetStrategy",
+            ),
             "must be 'RollingUpdate' or 'OnDelete'",
         )),
     }
@@ -427,7 +459,7 @@ mod tests {
     #[test]
     fn selector_mismatch_message() {
         assert_eq!(render(&deployment(&deploy(json!({"app": "api"})), None)), vec![
-            "spec.template.metadata.labels: Invalid value: {\"app\":\"api\"}: `selector` does not match template `labels`",
+            "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"api\"}: `selector` does not match template `labels`",
         ]);
     }
 
@@ -438,7 +470,7 @@ mod tests {
         d["spec"]["strategy"]["rollingUpdate"] = json!({"maxUnavailable": 0, "maxSurge": "0%"});
         assert_eq!(render(&deployment(&d, None)), vec![
             "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
-            "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0",
+            "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}: may not be 0 when `maxSurge` is 0",
         ]);
     }
 
@@ -450,7 +482,7 @@ mod tests {
         assert_eq!(
             render(&deployment(&new, Some(&old))),
             vec![
-                "spec.selector: Invalid value: {\"matchLabels\":{\"v\":\"1\"}}: field is immutable",
+                "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"v\":\"1\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable",
             ]
         );
     }
