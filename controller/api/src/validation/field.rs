@@ -63,7 +63,7 @@ pub enum BadValue {
     /// An integer.
     Int(i64),
     Bool(bool),
-    /// A nil pointer / absent value: `null`.
+    /// A nil pointer / absent value: `"null"` (upstream v1.33 quotes it).
     Null,
     /// Any structure: printed as Go's `json.Marshal` would (used where upstream's `%#v` of an
     /// internal struct has no stable form).
@@ -114,7 +114,8 @@ fn render_value(v: &BadValue) -> String {
         BadValue::Named(s) => go_quote(s),
         BadValue::Int(i) => i.to_string(),
         BadValue::Bool(b) => b.to_string(),
-        BadValue::Null => "null".into(),
+        // v1.33 turns a nil value into the Go string "null", then prints it with %q.
+        BadValue::Null => "\"null\"".into(),
         BadValue::Json(v) => go_json(v),
         BadValue::GoRepr(s) => s.clone(),
     }

@@ -316,5 +316,13 @@ mod tests {
         );
         n["spec"]["activeDeadlineSeconds"] = json!(5);
         assert!(pod_update(&n, &o).is_empty());
+        n["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("activeDeadlineSeconds");
+        assert_eq!(
+            pod_update(&n, &o)[0].body(),
+            "Invalid value: \"null\": must not update from a positive integer to nil value"
+        );
     }
 }

@@ -97,7 +97,10 @@ pub fn persistent_volume(pv: &Value, old: Option<&Value>) -> ErrorList {
     if !cap.contains(&"storage") || cap.len() > 1 {
         errs.push(not_supported(
             &sp.child("capacity"),
-            bad(spec.get("capacity")),
+            match spec.get("capacity").filter(|c| c.is_object()) {
+                None => super::field::BadValue::GoRepr("core.ResourceList(nil)".into()),
+                Some(c) => bad(Some(c)),
+            },
             &["storage"],
         ));
     }
@@ -327,7 +330,7 @@ mod tests {
         assert_eq!(out, vec![
             "spec.accessModes: Unsupported value: \"Sometimes\": supported values: \"ReadOnlyMany\", \"ReadWriteMany\", \"ReadWriteOnce\", \"ReadWriteOncePod\"",
             "spec.capacity: Required value",
-            "spec.capacity: Unsupported value: null: supported values: \"storage\"",
+            "spec.capacity: Unsupported value: core.ResourceList(nil): supported values: \"storage\"",
             "spec: Required value: must specify a volume type",
         ]);
     }
