@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::import::{import_archive, ImportError, ImportOptions};
+use crate::mounts::MountedImages;
 use crate::store::{ImageRecord, ImageStore, StoreError};
 
 /// Default image store directory on a node.
@@ -50,6 +51,9 @@ pub enum CliError {
     /// Import failure.
     #[error(transparent)]
     Import(#[from] ImportError),
+    /// The mount table could not be read.
+    #[error("reading /proc/self/mountinfo: {0}")]
+    Mounts(std::io::Error),
     /// Writing output failed.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
@@ -60,8 +64,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
     run_with_output(args, &mut std::io::stdout().lock())
 }
 
-/// Runs `bramble image ...`, writing to `out`. `rm` here cannot see the kubelet's containers;
-/// the kubelet itself removes images through [`ImageStore::remove`] with its own predicate.
+/// Runs `bramble image ...`, writing to `out`. `rm` refuses images whose layers a mounted
+/// container rootfs overlay uses (read from the mount table); the kubelet itself removes images
+/// through [`ImageStore::remove`] with its own knowledge of containers.
 pub fn run_with_output(args: Args, out: &mut dyn Write) -> Result<(), CliError> {
     let store = ImageStore::open(&args.data_dir)?;
     match args.command {
@@ -76,7 +81,8 @@ pub fn run_with_output(args: Args, out: &mut dyn Write) -> Result<(), CliError> 
         }
         Command::Ls => print_table(&store.list()?, out)?,
         Command::Rm { reference } => {
-            let rec = store.remove(&reference, |_| false)?;
+            let mounted = MountedImages::read().map_err(CliError::Mounts)?;
+            let rec = store.remove(&reference, |r| mounted.uses(&store, r))?;
             writeln!(out, "Deleted: {}", rec.reference)?;
         }
     }

@@ -195,7 +195,9 @@ pub fn import_archive(
     opts: &ImportOptions,
 ) -> Result<Vec<ImageRecord>, ImportError> {
     let _span = tracing::info_span!("image_import", archive = %path.display()).entered();
-    let ar = Archive::open(path)?;
+    // A gzip-compressed archive (`.tar.gz`) is inflated to tmp/ first: blobs are read by offset.
+    let inflated = inflate_if_gzip(store, path)?;
+    let ar = Archive::open(inflated.as_ref().map_or(path, |t| t.path()))?;
     let mut lease = store.lease();
     if ar.files.contains_key("index.json") {
         import_oci_layout(store, &ar, opts, &mut lease)
@@ -206,6 +208,43 @@ pub fn import_archive(
             "neither an OCI image layout (index.json) nor a docker save archive (manifest.json)",
         ))
     }
+}
+
+/// A temporary file removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn inflate_if_gzip(store: &ImageStore, path: &Path) -> Result<Option<TempFile>, ImportError> {
+    let io_err = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| ImportError::Io { path: p, source }
+    };
+    let mut head = [0u8; 2];
+    let mut f = File::open(path).map_err(io_err(path))?;
+    let n = f.read(&mut head).map_err(io_err(path))?;
+    if Compression::detect(&head[..n]) != Compression::Gzip {
+        return Ok(None);
+    }
+    f.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
+    let tmp = TempFile(store.tmp_path("import"));
+    let mut out = File::create(tmp.path()).map_err(io_err(tmp.path()))?;
+    io::copy(
+        &mut flate2::read::MultiGzDecoder::new(io::BufReader::new(f)),
+        &mut out,
+    )
+    .map_err(io_err(path))?;
+    Ok(Some(tmp))
 }
 
 fn name_ref(ar: &Archive, name: &str, opts: &ImportOptions) -> Result<ImageRef, ImportError> {

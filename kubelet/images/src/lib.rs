@@ -10,6 +10,7 @@
 //! - [`unpack`]: layer application with OCI whiteouts translated to overlayfs form.
 //! - [`import`]: OCI-layout and docker-save archives for air-gapped boards.
 //! - [`gc`]: image garbage collection by disk-usage thresholds.
+//! - [`mounts`]: which images mounted container rootfs overlays use.
 //! - [`cli`]: `bramble image import|ls|rm`.
 
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod digest;
 pub mod gc;
 pub mod import;
 pub mod manifest;
+pub mod mounts;
 pub mod platform;
 pub mod policy;
 pub mod pull;

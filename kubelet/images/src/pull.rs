@@ -3,7 +3,7 @@
 //! node's platform, layers already in the store are not fetched again.
 
 use futures::{StreamExt, TryStreamExt};
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -19,6 +19,9 @@ use crate::platform::Platform;
 use crate::reference::{ImageRef, ReferenceError};
 use crate::registry::RegistryConfig;
 use crate::store::{unix_ms, ImageRecord, ImageStore, Lease, StoreError};
+
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A failed pull. [`PullError::reason`] gives the container-status reason the kubelet reports.
 #[derive(Debug, thiserror::Error)]
@@ -72,11 +75,14 @@ pub enum PullError {
         detail: String,
     },
     /// Talking to the registry failed.
-    #[error("failed to pull and unpack image \"{reference}\": {source}")]
+    #[error("failed to pull and unpack image \"{reference}\": {detail}")]
     Registry {
         /// Normalised reference.
         reference: String,
+        /// The client error with its causes (`a: b: c`), e.g. connection refused, bad cert.
+        detail: String,
         /// The client error.
+        #[source]
         source: OciDistributionError,
     },
     /// Writing to the store failed.
@@ -161,17 +167,35 @@ impl Puller {
         Err(last.expect("at least one auth attempted"))
     }
 
-    fn client(&self, registry: &str) -> Client {
+    fn client(&self, registry: &str) -> Result<Client, PullError> {
         install_crypto_provider();
         let protocol = if self.registries.uses_plain_http(registry) {
             ClientProtocol::Http
         } else {
             ClientProtocol::Https
         };
-        Client::new(ClientConfig {
+        let config = ClientConfig {
             protocol,
             platform_resolver: None,
+            extra_root_certificates: self
+                .registries
+                .extra_root_certificates_pem
+                .iter()
+                .map(|pem| Certificate {
+                    encoding: CertificateEncoding::Pem,
+                    data: pem.clone(),
+                })
+                .collect(),
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            // Like the kubelet's image pull progress deadline: a registry that stops sending
+            // data fails the pull instead of hanging it.
+            read_timeout: Some(READ_TIMEOUT),
             ..Default::default()
+        };
+        Client::try_from(config).map_err(|e| PullError::Registry {
+            reference: registry.to_string(),
+            detail: error_chain(&e),
+            source: e,
         })
     }
 
@@ -184,7 +208,7 @@ impl Puller {
         let ctx = Ctx {
             reference: &reference,
         };
-        let client = self.client(r.domain());
+        let client = self.client(r.domain())?;
         let oref: Reference = reference
             .parse()
             .map_err(|e: oci_client::ParseError| ctx.unsupported(format!("reference: {e}")))?;
@@ -318,6 +342,13 @@ impl Puller {
         if self.store.has_layer(&l.digest) {
             return Ok(());
         }
+        // One download/unpack per layer at a time in this process: concurrent pulls of images
+        // sharing a layer wait for the first and then find it present.
+        let lock = self.store.digest_lock(&l.digest);
+        let _guard = lock.lock().await;
+        if self.store.has_layer(&l.digest) {
+            return Ok(());
+        }
         if !self.store.has_blob(&l.digest) {
             self.download(client, oref, l, ctx).await?;
         }
@@ -356,15 +387,14 @@ impl Puller {
             .map_err(|e| ctx.registry(e))?;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
-                match e
-                    .get_ref()
-                    .and_then(|i| i.downcast_ref::<oci_client::errors::DigestError>())
-                {
-                    Some(de) => ctx.verification(DigestError::Mismatch {
-                        expected: d.digest.clone(),
-                        actual: de.to_string(),
-                    }),
-                    None => ctx.registry(OciDistributionError::IoError(e)),
+                use oci_client::errors::DigestError as OciDigestError;
+                match e.get_ref().and_then(|i| i.downcast_ref::<OciDigestError>()) {
+                    Some(OciDigestError::VerificationError { expected, actual }) => ctx
+                        .verification(DigestError::Mismatch {
+                            expected: expected.clone(),
+                            actual: actual.clone(),
+                        }),
+                    _ => ctx.registry(OciDistributionError::IoError(e)),
                 }
             })?;
             w.write(&chunk).await.map_err(|e| ctx.store(e))?;
@@ -449,10 +479,26 @@ impl Ctx<'_> {
         } else {
             PullError::Registry {
                 reference,
+                detail: error_chain(&e),
                 source: e,
             }
         }
     }
+}
+
+/// `top: cause: cause`, skipping causes whose text the previous level already includes.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 /// reqwest is built without a bundled crypto provider (see Cargo.toml): install rustls' ring

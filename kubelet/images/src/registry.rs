@@ -10,6 +10,9 @@ pub struct RegistryConfig {
     /// Registries reached over plain HTTP besides loopback: `host`, `host:port`, or a CIDR such
     /// as `192.168.1.0/24` (matching any port on those addresses).
     pub insecure_registries: Vec<String>,
+    /// Extra PEM CA certificates trusted for HTTPS registries (for LAN registries with a private
+    /// CA), on top of the system roots.
+    pub extra_root_certificates_pem: Vec<Vec<u8>>,
 }
 
 impl RegistryConfig {
@@ -121,6 +124,7 @@ mod tests {
                 "192.168.1.0/24".into(),
                 "fd00::/8".into(),
             ],
+            ..Default::default()
         };
         assert!(c.uses_plain_http("registry.lan:5000"));
         assert!(!c.uses_plain_http("registry.lan:5001"));

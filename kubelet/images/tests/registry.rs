@@ -156,6 +156,7 @@ async fn tampered_blob_is_refused() -> Result<()> {
         .pull(&format!("{repo}:1"), &Keyring::default())
         .await
         .unwrap_err();
+    eprintln!("{}: {}", err.reason(), err);
     assert!(matches!(err, PullError::Verification { .. }), "{err:?}");
     assert_eq!(err.reason(), "ErrImagePull");
     assert!(err.to_string().contains(&img.layers[0].digest), "{err}");
@@ -202,6 +203,7 @@ async fn missing_images_and_unreachable_registries_give_err_image_pull() -> Resu
         .pull(&image, &Keyring::default())
         .await
         .unwrap_err();
+    eprintln!("{}: {}", err.reason(), err);
     assert!(matches!(err, PullError::NotFound { .. }), "{err:?}");
     assert_eq!(err.reason(), "ErrImagePull");
     assert_eq!(
@@ -216,6 +218,7 @@ async fn missing_images_and_unreachable_registries_give_err_image_pull() -> Resu
         .pull(&format!("127.0.0.1:{closed}/x:1"), &Keyring::default())
         .await
         .unwrap_err();
+    eprintln!("{}: {}", err.reason(), err);
     assert!(matches!(err, PullError::Registry { .. }), "{err:?}");
     assert_eq!(err.reason(), "ErrImagePull");
 
@@ -285,5 +288,48 @@ async fn skopeo_archives_import_and_share_layers() -> Result<()> {
         std::fs::read_dir(dir.path().join("layers/sha256"))?.count(),
         1
     );
+    Ok(())
+}
+
+fn docker_config_json(registry: &str, user: &str, password: &str) -> Vec<u8> {
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    serde_json::to_vec(&serde_json::json!({"auths": {registry: {"auth": auth}}})).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_pull_secrets_authenticate_against_an_htpasswd_registry() -> Result<()> {
+    let reg = Registry::start_with_auth("puller", "s3cret")?;
+    let img = busybox_image("amd64");
+    let repo = format!("{}/private/app", reg.host());
+    let pusher = client_with_auth(&reg.host(), "puller", "s3cret").await;
+    push_image(&pusher, &repo, &img, ":1").await?;
+    let image = format!("{repo}:1");
+    let dir = tempfile::tempdir()?;
+    let store = ImageStore::open(dir.path())?;
+
+    // No secret: refused.
+    let err = puller(&store)
+        .pull(&image, &Keyring::default())
+        .await
+        .unwrap_err();
+    eprintln!("{}: {}", err.reason(), err);
+    assert!(matches!(err, PullError::Unauthorized { .. }), "{err:?}");
+    assert_eq!(err.reason(), "ErrImagePull");
+
+    // Wrong password: refused.
+    let wrong =
+        Keyring::from_docker_config_json(&docker_config_json(&reg.host(), "puller", "nope"))?;
+    let err = puller(&store).pull(&image, &wrong).await.unwrap_err();
+    eprintln!("{}: {}", err.reason(), err);
+    assert!(matches!(err, PullError::Unauthorized { .. }), "{err:?}");
+    assert!(store.list()?.is_empty());
+
+    // Two secrets, the first wrong: the kubelet tries each; the right one wins.
+    let mut both = wrong.clone();
+    both.add_docker_config_json(&docker_config_json(&reg.host(), "puller", "s3cret"))?;
+    let rec = puller(&store).pull(&image, &both).await?;
+    assert_eq!(rec.manifest_digest, img.manifest_digest);
+    assert!(store.layer_dirs(&image)?[0].join("bin/busybox").is_file());
     Ok(())
 }

@@ -83,6 +83,7 @@ pub struct ImageStore {
     pub(crate) root: PathBuf,
     pub(crate) disk: Arc<dyn DiskStats>,
     leases: Arc<Mutex<HashMap<String, usize>>>,
+    digest_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl std::fmt::Debug for ImageStore {
@@ -147,6 +148,7 @@ impl ImageStore {
             root,
             disk,
             leases: Arc::default(),
+            digest_locks: Arc::default(),
         })
     }
 
@@ -161,6 +163,14 @@ impl ImageStore {
             leases: self.leases.clone(),
             digests: Vec::new(),
         }
+    }
+
+    /// An async lock per digest, shared by clones of this store, so one task at a time
+    /// fetches or unpacks a given layer. Unused locks are dropped from the table.
+    pub fn digest_lock(&self, digest: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.digest_locks.lock().expect("digest lock table");
+        m.retain(|_, l| Arc::strong_count(l) > 1);
+        m.entry(digest.to_string()).or_default().clone()
     }
 
     pub(crate) fn leased(&self) -> HashSet<String> {

@@ -54,6 +54,11 @@ impl ImageRecord {
         }
     }
 
+    /// `repository@repo_digest`, what the kubelet reports as a container's `imageID`.
+    pub fn image_id(&self) -> String {
+        format!("{}@{}", self.repository(), self.repo_digest)
+    }
+
     /// Every digest this image keeps alive in the store.
     pub fn digests(&self) -> impl Iterator<Item = &str> {
         [
@@ -116,6 +121,7 @@ mod tests {
             last_used_ms: 0,
         };
         assert_eq!(rec.repository(), "127.0.0.1:5000/a/b");
+        assert_eq!(rec.image_id(), format!("127.0.0.1:5000/a/b@{d}"));
         rec.reference = format!("docker.io/library/busybox@{d}");
         assert_eq!(rec.repository(), "docker.io/library/busybox");
     }

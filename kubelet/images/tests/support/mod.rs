@@ -21,25 +21,67 @@ pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// A `docker-registry serve` process on 127.0.0.1:<free port>, storage in a temp dir.
 pub struct Registry {
     child: Child,
+    pub ip: std::net::IpAddr,
     pub port: u16,
     pub dir: tempfile::TempDir,
 }
 
 impl Registry {
     pub fn start() -> Result<Self> {
+        Self::start_with(None)
+    }
+
+    /// A registry on `ip` (not loopback), optionally with TLS (`(cert_pem, key_pem)`).
+    pub fn start_on(ip: std::net::IpAddr, tls: Option<(&str, &str)>) -> Result<Self> {
+        Self::start_full(ip, None, tls)
+    }
+
+    /// A registry requiring HTTP basic auth for `user`/`password` (htpasswd, bcrypt).
+    pub fn start_with_auth(user: &str, password: &str) -> Result<Self> {
+        Self::start_with(Some((user, password)))
+    }
+
+    fn start_with(auth: Option<(&str, &str)>) -> Result<Self> {
+        Self::start_full("127.0.0.1".parse()?, auth, None)
+    }
+
+    fn start_full(
+        ip: std::net::IpAddr,
+        auth: Option<(&str, &str)>,
+        tls: Option<(&str, &str)>,
+    ) -> Result<Self> {
         if !Path::new(REGISTRY_BIN).exists() {
             bail!("{REGISTRY_BIN} missing: apt-get install -y docker-registry");
         }
         let dir = tempfile::tempdir()?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = TcpListener::bind((ip, 0))?.local_addr()?.port();
         let cfg = dir.path().join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )?;
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((cert, key)) = tls {
+            let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            std::fs::write(&c, cert)?;
+            std::fs::write(&k, key)?;
+            yaml.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                c.display(),
+                k.display()
+            ));
+        }
+        if let Some((user, password)) = auth {
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(
+                &htpasswd,
+                format!("{user}:{}\n", bcrypt::hash(password, 5)?),
+            )?;
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: bramble-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&cfg, yaml)?;
         let child = Command::new(REGISTRY_BIN)
             .arg("serve")
             .arg(&cfg)
@@ -47,9 +89,14 @@ impl Registry {
             .stderr(Stdio::null())
             .spawn()
             .context("starting docker-registry")?;
-        let reg = Registry { child, port, dir };
+        let reg = Registry {
+            child,
+            ip,
+            port,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect((ip, port)).is_err() {
             if Instant::now() > deadline {
                 bail!("docker-registry did not listen on {port}");
             }
@@ -59,7 +106,7 @@ impl Registry {
     }
 
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     /// The registry's on-disk file holding blob `digest` (distribution's filesystem driver).
@@ -217,6 +264,27 @@ pub fn busybox_image(arch: &str) -> TestImage {
         Item::File("etc/arch", arch.as_bytes().to_vec(), 0o644),
     ]);
     TestImage::new(arch, vec![layer], &["/bin/sh"], &["-c", "echo hello"])
+}
+
+pub async fn client_with_auth(registry: &str, user: &str, password: &str) -> Client {
+    let c = client();
+    c.store_auth_if_needed(registry, &RegistryAuth::Basic(user.into(), password.into()))
+        .await;
+    c
+}
+
+/// A push client speaking HTTPS and trusting `ca_pem`.
+pub fn tls_client(ca_pem: &str) -> Client {
+    bramble_images::pull::install_crypto_provider();
+    Client::try_from(ClientConfig {
+        protocol: ClientProtocol::Https,
+        extra_root_certificates: vec![oci_client::client::Certificate {
+            encoding: oci_client::client::CertificateEncoding::Pem,
+            data: ca_pem.as_bytes().to_vec(),
+        }],
+        ..Default::default()
+    })
+    .expect("https client")
 }
 
 pub fn client() -> Client {
