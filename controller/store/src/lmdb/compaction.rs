@@ -2,7 +2,7 @@
 
 use heed::RwTxn;
 
-use super::open::{Dbs, META_COMPACTED};
+use super::open::Dbs;
 use crate::{Revision, StoreError};
 
 /// What one compaction step did.
@@ -16,7 +16,8 @@ pub(crate) struct Compaction {
 
 /// Every revision has exactly one history event, so the history holds the events
 /// `(compacted, current]`. When there are more than `limit`, deletes the oldest in `txn` (the
-/// same transaction that added the new ones) and records the new compacted revision.
+/// same transaction that added the new ones). The compacted revision is the first
+/// remaining event's revision minus one (see [`Dbs::revisions`]).
 pub(crate) fn compact(
     txn: &mut RwTxn,
     dbs: &Dbs,
@@ -32,7 +33,6 @@ pub(crate) fn compact(
     }
     let new_compacted = current - limit;
     let deleted = dbs.history.delete_range(txn, &(..=new_compacted))? as u64;
-    dbs.meta.put(txn, META_COMPACTED, &new_compacted)?;
     tracing::debug!(
         compacted = new_compacted,
         deleted,

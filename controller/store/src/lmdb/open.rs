@@ -9,28 +9,34 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, WithoutTls};
 use super::config::StoreConfig;
 use crate::{Revision, StoreError};
 
-/// `meta` key of the newest committed revision.
-pub(crate) const META_CURRENT: &str = "current_revision";
-/// `meta` key of the compacted revision (events at or below it are gone).
-pub(crate) const META_COMPACTED: &str = "compacted_revision";
+/// `meta` key of the on-disk format version, written once when the store is created.
+const META_FORMAT: &str = "format_version";
+/// The layout described in [`super::record`].
+const FORMAT_VERSION: u64 = 1;
 
-/// Handles of the store's databases; plain numbers, valid as long as the env is open.
+/// Handles of the store's databases (the third, `meta`, only holds [`META_FORMAT`] and is
+/// only read at open); plain numbers, valid as long as the env is open.
 #[derive(Clone, Copy)]
 pub(crate) struct Dbs {
     /// key -> [`super::record::ObjectRecord`].
     pub objects: Database<'static, Bytes, Bytes>,
     /// revision (big-endian, so key order is revision order) -> [`super::record::EventRecord`].
     pub history: Database<'static, U64<BigEndian>, Bytes>,
-    /// [`META_CURRENT`], [`META_COMPACTED`].
-    pub meta: Database<'static, Str, U64<BigEndian>>,
 }
 
 impl Dbs {
     /// `(current, compacted)` as of the transaction's snapshot.
+    ///
+    /// Every revision has exactly one history event and compaction always keeps at least
+    /// one, so the history holds exactly `(compacted, current]`: both revisions follow from
+    /// its first and last keys. Deriving them instead of storing them saves rewriting a
+    /// page of another B-tree on every commit (flash wear).
     pub fn revisions(&self, txn: &RoTxn) -> Result<(Revision, Revision), StoreError> {
-        let current = self.meta.get(txn, META_CURRENT)?.unwrap_or(0);
-        let compacted = self.meta.get(txn, META_COMPACTED)?.unwrap_or(0);
-        Ok((current, compacted))
+        let Some((current, _)) = self.history.last(txn)? else {
+            return Ok((0, 0));
+        };
+        let (first, _) = self.history.first(txn)?.unwrap_or((current, &[]));
+        Ok((current, first - 1))
     }
 }
 
@@ -69,22 +75,33 @@ pub(crate) fn open_env(dir: &Path, config: &StoreConfig) -> Result<Opened, Store
     }
 
     let wtxn = env.write_txn()?;
+    let mut format: Option<u64> = None;
     let dbs = env
         .create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_, heed::Error> {
             let objects = opener.create_database::<Bytes, Bytes>(wtxn, Some("objects"))?;
             let history = opener.create_database::<U64<BigEndian>, Bytes>(wtxn, Some("history"))?;
             let meta = opener.create_database::<Str, U64<BigEndian>>(wtxn, Some("meta"))?;
-            Ok(CommitOrAbort::<_, ()>::Commit((objects, history, meta)))
+            format = meta.get(wtxn, META_FORMAT)?;
+            if format.is_none() {
+                meta.put(wtxn, META_FORMAT, &FORMAT_VERSION)?;
+            }
+            Ok(CommitOrAbort::<_, ()>::Commit((objects, history)))
         })
         .map_err(|source| StoreError::Open {
             path: dir.to_owned(),
             source,
         })?
         .unwrap_commit();
+    if let Some(found) = format.filter(|&found| found != FORMAT_VERSION) {
+        tracing::error!(found, expected = FORMAT_VERSION, "unsupported store format");
+        return Err(StoreError::BadRecord {
+            what: format!("store format version {found} in {}", dir.display()),
+            reason: "unsupported store format",
+        });
+    }
     let dbs = Dbs {
         objects: dbs.0,
         history: dbs.1,
-        meta: dbs.2,
     };
 
     let rtxn = env.read_txn()?;

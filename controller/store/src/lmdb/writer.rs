@@ -16,7 +16,6 @@ use tokio::sync::{oneshot, watch};
 use super::apply::apply_ops;
 use super::compaction::{compact, Compaction};
 use super::config::Counters;
-use super::open::META_CURRENT;
 use super::Shared;
 use crate::{Event, Op, OpOutcome, Revision, StoreError};
 
@@ -166,7 +165,6 @@ impl Writer {
                 wrote: false,
             });
         }
-        dbs.meta.put(&mut wtxn, META_CURRENT, &revision)?;
         let compaction = compact(
             &mut wtxn,
             &dbs,

@@ -260,3 +260,37 @@ fn invalid_config_is_refused() {
         Err(StoreError::InvalidConfig(_))
     ));
 }
+
+#[tokio::test]
+async fn compaction_point_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = || StoreConfig {
+        history_limit: 3,
+        ..StoreConfig::default()
+    };
+    {
+        let store = LmdbStore::open(dir.path(), small()).unwrap();
+        for i in 0..8 {
+            create(&store, &format!("k/{i}"), obj("o", "1")).await;
+        }
+        assert_eq!(
+            (store.current_revision(), store.compacted_revision()),
+            (8, 5)
+        );
+    }
+    let store = LmdbStore::open(dir.path(), StoreConfig::default()).unwrap();
+    assert_eq!(
+        (store.current_revision(), store.compacted_revision()),
+        (8, 5)
+    );
+    // A larger limit keeps more from now on; nothing more is compacted.
+    create(&store, "k/8", obj("o", "1")).await;
+    assert_eq!(
+        (store.current_revision(), store.compacted_revision()),
+        (9, 5)
+    );
+    assert!(matches!(
+        store.watch("", 4),
+        Err(StoreError::Compacted { compacted: 5, .. })
+    ));
+}
