@@ -234,6 +234,48 @@ fn common_meta(meta: &Value, path: &Path, kube: bool) -> ErrorList {
     errs.extend(annotations(meta, "annotations", &path.child("annotations")));
     errs.extend(owner_references(meta, &path.child("ownerReferences")));
     errs.extend(finalizers(meta, &path.child("finalizers"), kube));
+    errs.extend(managed_fields(meta, &path.child("managedFields")));
+    errs
+}
+
+/// `ValidateManagedFields`: operation, fieldsType, manager and subresource of each entry.
+fn managed_fields(meta: &Value, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    for (i, entry) in obj::arr(meta, "managedFields").iter().enumerate() {
+        let p = path.index(i);
+        let op = obj::s(entry, "operation");
+        if op != "Apply" && op != "Update" {
+            errs.push(invalid(
+                &p.child("operation"),
+                obj::named(op),
+                "must be `Apply` or `Update`",
+            ));
+        }
+        let ft = obj::s(entry, "fieldsType");
+        if !ft.is_empty() && ft != "FieldsV1" {
+            errs.push(invalid(
+                &p.child("fieldsType"),
+                obj::named(ft),
+                "must be `FieldsV1`",
+            ));
+        }
+        let manager = obj::s(entry, "manager");
+        if manager.len() > 128 {
+            errs.push(too_long(&p.child("manager"), 128));
+        }
+        for (pos, c) in manager.char_indices() {
+            if c.is_control() {
+                errs.push(invalid_str(
+                    &p.child("manager"),
+                    manager,
+                    &format!("invalid character U+{:04X} (at position {pos})", c as u32),
+                ));
+            }
+        }
+        if obj::s(entry, "subresource").len() > 256 {
+            errs.push(too_long(&p.child("subresource"), 256));
+        }
+    }
     errs
 }
 
@@ -298,6 +340,7 @@ pub fn object_meta_update(new: &Value, old: &Value, kube: bool) -> ErrorList {
     errs.extend(labels(nm, "labels", &path.child("labels")));
     errs.extend(annotations(nm, "annotations", &path.child("annotations")));
     errs.extend(owner_references(nm, &path.child("ownerReferences")));
+    errs.extend(managed_fields(nm, &path.child("managedFields")));
     if kube {
         for (i, f) in obj::strings(nm, "finalizers").iter().enumerate() {
             if !f.contains('/') && !["kubernetes", "orphan", "foregroundDeletion"].contains(f) {
@@ -479,6 +522,17 @@ mod tests {
                 "metadata.generation: Invalid value: 1: must not be decremented",
                 "metadata.name: Invalid value: \"y\": field is immutable",
             ]
+        );
+    }
+
+    #[test]
+    fn managed_fields_operation() {
+        let o = json!({"metadata": {"name": "x", "namespace": "d", "managedFields": [{"manager": "kubectl", "operation": "Patch"}]}});
+        let errs = object_meta(&o, rules());
+        assert_eq!(errs[0].field, "metadata.managedFields[0].operation");
+        assert_eq!(
+            errs[0].body(),
+            "Invalid value: \"Patch\": must be `Apply` or `Update`"
         );
     }
 
