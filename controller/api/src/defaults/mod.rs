@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::resources::ResourceInfo;
 
-pub use pod::{default_pod_spec, default_pod_template};
+pub use pod::{default_pod_spec, default_pod_template, image_tag};
 
 /// Applies upstream's defaults for the resource `info` to `obj`, in place.
 /// Unknown kinds (custom resources) are left unchanged.

@@ -23,6 +23,38 @@ pub enum Schedule {
     },
 }
 
+impl Schedule {
+    /// Whether a wall-clock minute matches (`dow` 0 = Sunday), with cron's day rule: when
+    /// day-of-month or day-of-week is `*`, both must match; otherwise either may.
+    /// `Every` schedules match every minute at a multiple of their interval from midnight.
+    pub fn matches(&self, minute: u32, hour: u32, dom: u32, month: u32, dow: u32) -> bool {
+        match self {
+            Schedule::Fields {
+                minute: mi,
+                hour: h,
+                dom: d,
+                month: mo,
+                dow: w,
+                dom_star,
+                dow_star,
+            } => {
+                let bit = |bits: &FieldBits, v: u32| v < 64 && bits & (1 << v) != 0;
+                let (dm, wm) = (bit(d, dom), bit(w, dow));
+                let day = if *dom_star || *dow_star {
+                    dm && wm
+                } else {
+                    dm || wm
+                };
+                bit(mi, minute) && bit(h, hour) && bit(mo, month) && day
+            }
+            Schedule::Every { seconds } => {
+                let since_midnight = u64::from(hour * 3600 + minute * 60);
+                since_midnight % (*seconds).max(60) == 0
+            }
+        }
+    }
+}
+
 struct Bounds {
     min: u32,
     max: u32,
@@ -312,6 +344,19 @@ mod tests {
             Schedule::Fields { minute, .. } => assert_eq!(minute, 1 | 1 << 15 | 1 << 30 | 1 << 45),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn matching_follows_cron_day_rules() {
+        let s = parse("30 9 1 * mon").unwrap();
+        assert!(s.matches(30, 9, 1, 5, 3));
+        assert!(s.matches(30, 9, 7, 5, 1));
+        assert!(!s.matches(30, 9, 7, 5, 2));
+        let s = parse("0 0 * * sun").unwrap();
+        assert!(s.matches(0, 0, 12, 1, 0));
+        assert!(!s.matches(0, 0, 12, 1, 1));
+        assert!(parse("@hourly").unwrap().matches(0, 13, 4, 4, 4));
+        assert!(!parse("@hourly").unwrap().matches(1, 13, 4, 4, 4));
     }
 
     #[test]
