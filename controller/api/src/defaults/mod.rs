@@ -51,6 +51,7 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => other::crd(obj),
         ("discovery.k8s.io", "EndpointSlice") => other::endpoint_slice(obj),
         ("networking.k8s.io", "NetworkPolicy") => other::network_policy(obj),
+        ("networking.k8s.io", "IngressClass") => other::ingress_class(obj),
         _ => {}
     }
 }

@@ -134,3 +134,10 @@ pub fn network_policy(np: &mut Value) {
         as_map(spec).insert("policyTypes".into(), Value::Array(types));
     }
 }
+
+/// `SetDefaults_IngressClass`: parameters default to cluster scope.
+pub fn ingress_class(ic: &mut Value) {
+    if let Some(params) = ic.pointer_mut("/spec/parameters").filter(|p| p.is_object()) {
+        set_if_nil(params, "scope", json!("Cluster"));
+    }
+}

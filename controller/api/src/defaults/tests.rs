@@ -290,6 +290,12 @@ fn other_group_defaults() {
     assert_eq!(crd["spec"]["names"]["singular"], "widget");
     assert_eq!(crd["spec"]["names"]["listKind"], "WidgetList");
     assert_eq!(crd["spec"]["conversion"], json!({"strategy": "None"}));
+    let ic = defaulted(
+        "networking.k8s.io",
+        "IngressClass",
+        json!({"spec": {"controller": "a.io/b", "parameters": {"kind": "K", "name": "n"}}}),
+    );
+    assert_eq!(ic["spec"]["parameters"]["scope"], "Cluster");
 }
 
 #[test]
