@@ -452,10 +452,11 @@ fn service_update(new: &Value, old: &Value) -> ErrorList {
             .first()
             .copied()
             .unwrap_or(obj::s(new, "clusterIP"));
-        if !old_primary.is_empty() && old_primary != new_primary {
+        // An update that omits the address keeps the allocated one (upstream's
+        // `patchAllocatedValues` runs before validation; the server carries it after).
+        if !old_primary.is_empty() && !new_primary.is_empty() && old_primary != new_primary {
             let v = match obj::get(new, "clusterIPs") {
                 Some(v) => BadValue::GoRepr(gorepr::string_slice(Some(v), "string")),
-                None if new_primary.is_empty() => BadValue::GoRepr("[]string(nil)".into()),
                 None => {
                     BadValue::GoRepr(gorepr::string_slice(Some(&json!([new_primary])), "string"))
                 }
@@ -466,9 +467,8 @@ fn service_update(new: &Value, old: &Value) -> ErrorList {
     let needs_hc = |s: &Value| {
         obj::s(s, "type") == "LoadBalancer" && obj::s(s, "externalTrafficPolicy") == "Local"
     };
-    if needs_hc(new)
-        && needs_hc(old)
-        && obj::i(new, "healthCheckNodePort") != obj::i(old, "healthCheckNodePort")
+    let new_hc = obj::i(new, "healthCheckNodePort");
+    if needs_hc(new) && needs_hc(old) && new_hc != 0 && new_hc != obj::i(old, "healthCheckNodePort")
     {
         errs.push(forbidden("spec.healthCheckNodePort", FIELD_IMMUTABLE));
     }
@@ -607,6 +607,11 @@ mod tests {
             render(&service(&new, Some(&old)))[0],
             "spec.clusterIPs[0]: Invalid value: []string{\"10.43.0.11\"}: may not change once set"
         );
+        let mut replaced = old.clone();
+        let spec = replaced["spec"].as_object_mut().unwrap();
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+        assert!(service(&replaced, Some(&old)).is_empty());
     }
 
     #[test]
