@@ -89,24 +89,20 @@ pub fn job(o: &Value, old: Option<&Value>) -> ErrorList {
         }
     }
     if let Some(old) = old {
+        // Upstream's `ValidateJobSpecUpdate` order.
         let os = obj::get(old, "spec").cloned().unwrap_or(Value::Null);
-        if !obj::same(spec.get("selector"), os.get("selector")) {
-            errs.push(invalid(
-                &sp.child("selector"),
-                BadValue::GoRepr(gorepr::label_selector(spec.get("selector"))),
-                super::meta::FIELD_IMMUTABLE,
-            ));
-        }
-        errs.extend(immutable(
-            spec.get("completionMode"),
-            os.get("completionMode"),
-            &sp.child("completionMode"),
-        ));
         if obj::s(&spec, "completionMode") != "Indexed" {
             errs.extend(immutable(
                 spec.get("completions"),
                 os.get("completions"),
                 &sp.child("completions"),
+            ));
+        }
+        if !obj::same(spec.get("selector"), os.get("selector")) {
+            errs.push(invalid(
+                &sp.child("selector"),
+                BadValue::GoRepr(gorepr::label_selector(spec.get("selector"))),
+                super::meta::FIELD_IMMUTABLE,
             ));
         }
         // The template may change only while the Job is suspended (scheduling directives).
@@ -116,6 +112,15 @@ pub fn job(o: &Value, old: Option<&Value>) -> ErrorList {
                 os.get("template"),
                 &sp.child("template"),
             ));
+        }
+        for f in [
+            "completionMode",
+            "podFailurePolicy",
+            "backoffLimitPerIndex",
+            "managedBy",
+            "successPolicy",
+        ] {
+            errs.extend(immutable(spec.get(f), os.get(f), &sp.child(f)));
         }
     }
     errs
