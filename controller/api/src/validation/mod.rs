@@ -24,6 +24,7 @@ mod rbac;
 mod scheduling;
 mod service;
 mod storage;
+mod subresource;
 mod volumes;
 mod workloads;
 
@@ -58,6 +59,25 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Vec<Ca
         .into_iter()
         .map(field::FieldError::into_cause)
         .collect()
+}
+
+/// Validates a write to `subresource` of `info` (`status`, `scale`, `binding`, `eviction`,
+/// `ephemeralcontainers`, `approval`, `finalize`) with that subresource's own upstream rules;
+/// other subresources (and an empty one) get [`validate`]'s update rules.
+pub fn validate_subresource(
+    info: &ResourceInfo,
+    subresource: &str,
+    obj: &Value,
+    old: &Value,
+) -> Vec<Cause> {
+    let builtin = info.decode.is_some();
+    match subresource::rules(&info.group, &info.kind, subresource, obj, old, builtin) {
+        Some(errs) => dedup(errs)
+            .into_iter()
+            .map(field::FieldError::into_cause)
+            .collect(),
+        None => validate(info, obj, Some(old)),
+    }
 }
 
 /// Errors for a name used in a request path or body: path-segment rules first (names may

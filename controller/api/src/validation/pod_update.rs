@@ -161,6 +161,18 @@ fn munge(ns: &Value, os: &Value) -> Value {
             }
         }
     }
+    // Binding a pending pod to a node (`pods/binding`) reaches the validator through the same
+    // update path here; upstream's binding skips pod update validation, so assigning a node
+    // to a pod without one is accepted.
+    let old_node = obj::s(os, "nodeName");
+    if old_node.is_empty() && !obj::s(ns, "nodeName").is_empty() {
+        if let Some(mo) = m.as_object_mut() {
+            match os.get("nodeName") {
+                Some(v) => mo.insert("nodeName".into(), v.clone()),
+                None => mo.remove("nodeName"),
+            };
+        }
+    }
     let Some(mo) = m.as_object_mut() else {
         return m;
     };
@@ -284,6 +296,17 @@ mod tests {
         n["spec"]["tolerations"] =
             json!([{"key": "a", "operator": "Exists"}, {"key": "b", "operator": "Exists"}]);
         assert!(pod_update(&n, &pod("nginx:1", "Always")).is_empty());
+    }
+
+    #[test]
+    fn binding_a_pending_pod_is_accepted_but_moving_it_is_not() {
+        let old = pod("x", "Always");
+        let mut bound = old.clone();
+        bound["spec"]["nodeName"] = json!("board-1");
+        assert!(pod_update(&bound, &old).is_empty());
+        let mut moved = bound.clone();
+        moved["spec"]["nodeName"] = json!("board-2");
+        assert_eq!(pod_update(&moved, &bound)[0].field, "spec");
     }
 
     #[test]
