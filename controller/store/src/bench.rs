@@ -68,6 +68,8 @@ pub struct BenchReport {
     pub disk_bytes_per_create: Option<f64>,
     /// Size of the data file afterwards.
     pub data_file_bytes: u64,
+    /// Resident set size of the whole process (`VmRSS`) after the run, store still open.
+    pub rss_bytes: Option<u64>,
     /// Writer counters (commits shows how much group commit batched).
     pub stats: StoreStats,
 }
@@ -91,7 +93,11 @@ impl std::fmt::Display for BenchReport {
         if let (Some(total), Some(per)) = (self.disk_bytes_written, self.disk_bytes_per_create) {
             write!(f, ", {total} B written to disk ({per:.0} B/create)")?;
         }
-        write!(f, ", data file {} B", self.data_file_bytes)
+        write!(f, ", data file {} B", self.data_file_bytes)?;
+        if let Some(rss) = self.rss_bytes {
+            write!(f, ", process RSS {:.1} MiB", rss as f64 / (1024.0 * 1024.0))?;
+        }
+        Ok(())
     }
 }
 
@@ -101,6 +107,20 @@ pub fn process_write_bytes() -> Option<u64> {
     io.lines()
         .find_map(|line| line.strip_prefix("write_bytes:"))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// `VmRSS` of `/proc/self/status` in bytes.
+pub fn process_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?;
+    kib.trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|kib| kib * 1024)
 }
 
 /// Opens a fresh store in `dir` (which should be empty, on the disk to be measured), runs
@@ -145,6 +165,7 @@ pub async fn run_create_bench(dir: &Path, config: &BenchConfig) -> Result<BenchR
     let written_after = process_write_bytes();
     let stats = store.stats();
     let data_file_bytes = store.disk_size()?;
+    let rss_bytes = process_rss_bytes();
     drop(store);
 
     latencies.sort_unstable();
@@ -164,6 +185,7 @@ pub async fn run_create_bench(dir: &Path, config: &BenchConfig) -> Result<BenchR
         disk_bytes_written,
         disk_bytes_per_create: disk_bytes_written.map(|b| b as f64 / config.creates as f64),
         data_file_bytes,
+        rss_bytes,
         stats,
     })
 }
