@@ -1,0 +1,196 @@
+//! Which services the node config asks for, with their command lines, and the real spawner that
+//! runs them as `/proc/self/exe <args>` with their output captured into the log ring.
+
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use bramble_boards::NodeConfig;
+
+use crate::logring::LogRing;
+use crate::supervisor::{ServiceSpec, Spawner};
+
+/// Where services keep their state on the data partition.
+pub const STATE_DIR: &str = "/var/lib/bramble";
+
+/// The services for `cfg`, in start order. `address` is the node's IPv4 address, if known.
+///
+/// Integration point with `bramble controller` and `bramble kubelet`: the flags below are the
+/// defaults; `services.controller` / `services.kubelet` in bramble.yaml are appended.
+pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<ServiceSpec> {
+    let mut specs = Vec::new();
+    if cfg.role.runs_controller() {
+        let mut args: Vec<String> = vec![
+            "controller".into(),
+            "--data-dir".into(),
+            format!("{STATE_DIR}/controller"),
+            "--tls-san".into(),
+            cfg.hostname.clone(),
+            "--write-kubeconfig".into(),
+            format!("{STATE_DIR}/admin.kubeconfig"),
+        ];
+        if let Some(a) = address {
+            args.extend(["--advertise-address".into(), a.to_string()]);
+        }
+        args.extend(cfg.services.controller.iter().cloned());
+        specs.push(ServiceSpec {
+            name: "controller".into(),
+            args,
+        });
+    }
+    if cfg.role.runs_kubelet() {
+        let mut args: Vec<String> = vec![
+            "kubelet".into(),
+            "--node-name".into(),
+            cfg.hostname.clone(),
+            "--data-dir".into(),
+            format!("{STATE_DIR}/kubelet"),
+        ];
+        match &cfg.join {
+            Some(j) => args.extend([
+                "--server".into(),
+                j.address.clone(),
+                "--token".into(),
+                j.token.clone(),
+            ]),
+            None => args.extend([
+                "--kubeconfig".into(),
+                format!("{STATE_DIR}/admin.kubeconfig"),
+            ]),
+        }
+        args.extend(cfg.services.kubelet.iter().cloned());
+        specs.push(ServiceSpec {
+            name: "kubelet".into(),
+            args,
+        });
+    }
+    specs
+}
+
+/// Spawns `exe args...`, piping stdout and stderr line by line into the ring.
+pub struct ProcessSpawner {
+    /// Program (normally `/proc/self/exe`).
+    pub exe: String,
+    /// Log ring.
+    pub ring: LogRing,
+    /// Also copy service lines to the console.
+    pub console: bool,
+}
+
+impl Spawner for ProcessSpawner {
+    fn spawn(&mut self, spec: &ServiceSpec) -> std::io::Result<i32> {
+        let mut child = Command::new(&self.exe)
+            .args(&spec.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let pid = child.id() as i32;
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let (ring, name, console) = (self.ring.clone(), spec.name.clone(), self.console);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    ring.push(&name, &line);
+                    if console {
+                        eprintln!("[{name}] {line}");
+                    }
+                }
+            });
+        }
+        // PID 1 reaps with waitpid(-1); dropping the handle does not wait or kill.
+        drop(child);
+        Ok(pid)
+    }
+
+    fn signal(&mut self, pid: i32, signal: i32) {
+        // SAFETY: kill(2) on a pid we started.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn roles_pick_services_and_flags() {
+        let both = NodeConfig::parse(
+            Path::new("b.yaml"),
+            "hostname: pi-1\nservices:\n  kubelet: [--max-pods, '20']\n",
+        )
+        .unwrap();
+        let s = service_specs(&both, Some(Ipv4Addr::new(10, 0, 2, 15)));
+        assert_eq!(
+            s.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["controller", "kubelet"]
+        );
+        assert!(s[0]
+            .args
+            .windows(2)
+            .any(|w| w == ["--advertise-address", "10.0.2.15"]));
+        assert!(s[1]
+            .args
+            .ends_with(&["--max-pods".to_string(), "20".to_string()]));
+        let worker = NodeConfig::parse(
+            Path::new("w.yaml"),
+            "role: worker\nhostname: pi-2\njoin:\n  address: https://10.0.0.1:6443\n  token: abcdef.0123456789abcdef\n",
+        )
+        .unwrap();
+        let s = service_specs(&worker, None);
+        assert_eq!(s.len(), 1);
+        assert!(s[0]
+            .args
+            .windows(2)
+            .any(|w| w == ["--token", "abcdef.0123456789abcdef"]));
+        let ctl =
+            NodeConfig::parse(Path::new("c.yaml"), "role: controller\nhostname: c\n").unwrap();
+        assert_eq!(service_specs(&ctl, None).len(), 1);
+    }
+
+    #[test]
+    fn spawner_captures_output_into_the_ring() {
+        let ring = LogRing::new(4096);
+        let mut sp = ProcessSpawner {
+            exe: "/bin/sh".into(),
+            ring: ring.clone(),
+            console: false,
+        };
+        let pid = sp
+            .spawn(&ServiceSpec {
+                name: "svc".into(),
+                args: vec!["-c".into(), "echo out; echo err >&2".into()],
+            })
+            .unwrap();
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        for _ in 0..100 {
+            if ring.since(0, Some("svc")).len() == 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let mut lines: Vec<String> = ring
+            .since(0, Some("svc"))
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
+        lines.sort();
+        assert_eq!(lines, ["err", "out"]);
+    }
+}
