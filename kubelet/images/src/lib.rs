@@ -5,6 +5,7 @@
 //! - [`auth`]: credentials from `.dockerconfigjson` pull secrets.
 //! - [`registry`]: plain HTTP for loopback and configured insecure registries.
 //! - [`platform`]: the node's platform and multi-arch index resolution.
+//! - [`manager`]: the kubelet's `EnsureImageExists` (policy, pull back-off, events).
 //! - [`pull`]: pulls through `oci-client`, digests verified while streaming to disk.
 //! - [`store`]: the content-addressed store (blobs, unpacked overlay-ready layers, records).
 //! - [`unpack`]: layer application with OCI whiteouts translated to overlayfs form.
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod digest;
 pub mod gc;
 pub mod import;
+pub mod manager;
 pub mod manifest;
 pub mod mounts;
 pub mod platform;
@@ -31,6 +33,7 @@ pub mod unpack;
 pub use auth::{credentials_for_host, Credentials, Keyring};
 pub use gc::{DiskStats, FsUsage, GcError, GcPolicy, GcReport, Statvfs};
 pub use import::{import_archive, ImportError};
+pub use manager::{EnsureFailure, Ensured, ImageEvent, ImageManager};
 pub use manifest::ContainerConfig;
 pub use platform::Platform;
 pub use policy::{decide_pull, ImageNeverPull, PullAction, PullPolicy};

@@ -269,8 +269,14 @@ impl Puller {
         for l in &manifest.layers {
             lease.add(&l.digest);
         }
-        futures::stream::iter(manifest.layers.iter())
+        // Futures built up front (not in a `map` closure inside the stream) keep this future
+        // `Send` for any lifetime, so callers can `tokio::spawn` a pull.
+        let fetches: Vec<_> = manifest
+            .layers
+            .iter()
             .map(|l| self.fetch_layer(&client, &oref, l, &ctx))
+            .collect();
+        futures::stream::iter(fetches)
             .buffer_unordered(self.max_concurrent_layers)
             .try_collect::<Vec<()>>()
             .await?;

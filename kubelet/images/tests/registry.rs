@@ -333,3 +333,113 @@ async fn image_pull_secrets_authenticate_against_an_htpasswd_registry() -> Resul
     assert!(store.layer_dirs(&image)?[0].join("bin/busybox").is_file());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_manager_follows_policy_backoff_and_reports_upstream_events() -> Result<()> {
+    use bramble_images::manager::EventType;
+    use bramble_images::{ImageManager, PullPolicy};
+    let reg = Registry::start()?;
+    let img = busybox_image("amd64");
+    let repo = format!("{}/mgr/app", reg.host());
+    push_image(&client(), &repo, &img, ":1").await?;
+    let dir = tempfile::tempdir()?;
+    let store = ImageStore::open(dir.path())?;
+    let m = ImageManager::new(store.clone(), puller(&store), None);
+    let image = format!("{repo}:1");
+    let kr = Keyring::default();
+
+    // Never + missing.
+    let f = m
+        .ensure_image_exists("uid1", &image, Some(PullPolicy::Never), &kr)
+        .await
+        .unwrap_err();
+    assert_eq!(f.reason, "ErrImageNeverPull");
+    assert_eq!(
+        f.message,
+        format!("Container image \"{image}\" is not present with pull policy of Never")
+    );
+    assert_eq!(f.events[0].reason, "ErrImageNeverPull");
+    assert_eq!(f.events[0].event_type, EventType::Warning);
+
+    // Default policy for a non-latest tag is IfNotPresent: pull, then reuse.
+    let ok = m.ensure_image_exists("uid1", &image, None, &kr).await?;
+    assert_eq!(ok.record.manifest_digest, img.manifest_digest);
+    let reasons: Vec<_> = ok.events.iter().map(|e| e.reason).collect();
+    assert_eq!(reasons, ["Pulling", "Pulled"]);
+    assert_eq!(ok.events[0].message, format!("Pulling image \"{image}\""));
+    let pulled = &ok.events[1].message;
+    assert!(
+        pulled.starts_with(&format!("Successfully pulled image \"{image}\" in "))
+            && pulled.ends_with(&format!("Image size: {} bytes.", img.total_size())),
+        "{pulled}"
+    );
+    let again = m.ensure_image_exists("uid2", &image, None, &kr).await?;
+    assert_eq!(again.events.len(), 1);
+    assert_eq!(
+        again.events[0].message,
+        format!("Container image \"{image}\" already present on machine")
+    );
+
+    // A missing image: ErrImagePull, then ImagePullBackOff while the 10 s back-off runs;
+    // another pod is not affected by this pod's back-off.
+    let missing = format!("{}/mgr/missing:1", reg.host());
+    let f = m
+        .ensure_image_exists("uid3", &missing, None, &kr)
+        .await
+        .unwrap_err();
+    assert_eq!(f.reason, "ErrImagePull");
+    assert!(f.message.ends_with(": not found"), "{}", f.message);
+    assert_eq!(f.events.last().unwrap().reason, "Failed");
+    let f = m
+        .ensure_image_exists("uid3", &missing, None, &kr)
+        .await
+        .unwrap_err();
+    assert_eq!(f.reason, "ImagePullBackOff");
+    assert_eq!(f.message, format!("Back-off pulling image \"{missing}\""));
+    assert_eq!(f.events[0].reason, "BackOff");
+    let f = m
+        .ensure_image_exists("uid4", &missing, None, &kr)
+        .await
+        .unwrap_err();
+    assert_eq!(f.reason, "ErrImagePull");
+
+    // Invalid names.
+    let f = m
+        .ensure_image_exists("uid5", "Bad/Name", None, &kr)
+        .await
+        .unwrap_err();
+    assert_eq!(f.reason, "InvalidImageName");
+    assert_eq!(f.events[0].reason, "InspectFailed");
+    assert!(f
+        .message
+        .starts_with("Failed to apply default image tag \"Bad/Name\": "));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_pulls_of_one_image_share_the_work() -> Result<()> {
+    let reg = Registry::start()?;
+    let img = busybox_image("amd64");
+    let repo = format!("{}/conc/app", reg.host());
+    push_image(&client(), &repo, &img, ":1").await?;
+    let dir = tempfile::tempdir()?;
+    let store = ImageStore::open(dir.path())?;
+    let image = format!("{repo}:1");
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let p = puller(&store);
+            let image = image.clone();
+            tokio::spawn(async move { p.pull(&image, &Keyring::default()).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await??.manifest_digest, img.manifest_digest);
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("layers/sha256"))?.count(),
+        1
+    );
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp"))?.count(), 0);
+    assert!(store.layer_dirs(&image)?[0].join("bin/busybox").is_file());
+    Ok(())
+}
