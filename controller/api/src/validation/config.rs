@@ -66,7 +66,8 @@ pub fn config_map(cm: &Value, old: Option<&Value>) -> ErrorList {
         total += decoded_len(&cm["binaryData"][k]);
     }
     if total > MAX_SECRET_SIZE {
-        errs.push(too_long("", MAX_SECRET_SIZE));
+        // Upstream reports it at `field.NewPath("")`, which prints as `[]`.
+        errs.push(too_long("[]", MAX_SECRET_SIZE));
     }
     errs
 }
@@ -203,7 +204,7 @@ mod tests {
         let big = json!({"data": {"a": "x".repeat(MAX_SECRET_SIZE + 1)}});
         assert_eq!(
             render(&config_map(&big, None)),
-            vec![": Too long: may not be more than 1048576 bytes"]
+            vec!["[]: Too long: may not be more than 1048576 bytes"]
         );
     }
 
