@@ -71,7 +71,7 @@ fn ephemeral_containers(new: &Value, old: &Value) -> ErrorList {
     .is_some();
     if mirror {
         return vec![forbidden(
-            "",
+            "[]",
             "static pods do not support ephemeral containers",
         )];
     }
