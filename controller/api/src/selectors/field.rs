@@ -177,7 +177,16 @@ pub struct FieldRequirement {
 impl FieldRequirement {
     /// Whether `obj` satisfies this term.
     pub fn matches(&self, obj: &Value) -> bool {
-        (self.source.value(obj) == self.value) != self.not_equal
+        let equal = match &self.source {
+            // Strings (the common case) compare without allocating.
+            FieldSource::Path { path, default } => match crate::meta::get_path(obj, path) {
+                Some(Value::String(s)) => *s == self.value,
+                None | Some(Value::Null) => *default == self.value,
+                other => render(other).unwrap_or_default() == self.value,
+            },
+            FieldSource::EventSource => self.source.value(obj) == self.value,
+        };
+        equal != self.not_equal
     }
 }
 
