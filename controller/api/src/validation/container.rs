@@ -347,11 +347,7 @@ fn env_from(list: &[Value], path: &Path) -> ErrorList {
                 if name.is_empty() {
                     errs.push(required(&p.child(kind).child("name"), ""));
                 } else {
-                    let masked = if name.len() > 1 && name.ends_with('-') {
-                        format!("{}a", &name[..name.len() - 2])
-                    } else {
-                        name.to_string()
-                    };
+                    let masked = super::names::mask_trailing_dash(name);
                     for m in is_dns1123_subdomain(&masked) {
                         errs.push(invalid_str(&p.child(kind).child("name"), name, &m));
                     }

@@ -330,10 +330,12 @@ pub enum NameRule {
     PathSegment,
 }
 
-/// `maskTrailingDash`, upstream's quirk for generateName prefixes.
-fn mask_trailing_dash(name: &str) -> String {
+/// `maskTrailingDash`, upstream's quirk for generateName prefixes: the last two bytes become
+/// `a` (byte-wise like Go, so a multi-byte character there cannot split a `str`).
+pub fn mask_trailing_dash(name: &str) -> String {
     if name.len() > 1 && name.ends_with('-') {
-        format!("{}a", &name[..name.len() - 2])
+        let kept = &name.as_bytes()[..name.len() - 2];
+        format!("{}a", String::from_utf8_lossy(kept))
     } else {
         name.to_string()
     }
@@ -468,6 +470,8 @@ mod tests {
 
     #[test]
     fn generate_name_masks_trailing_dash() {
+        assert_eq!(mask_trailing_dash("é-"), "\u{fffd}a");
+        assert_eq!(mask_trailing_dash("web-"), "wea");
         assert!(NameRule::Subdomain.check("web-", true).is_empty());
         assert!(!NameRule::Subdomain.check("web-", false).is_empty());
         assert!(NameRule::Label.check("ns-", true).is_empty());

@@ -191,3 +191,27 @@ fn mirror_pods_need_a_node() {
     pod["spec"]["nodeName"] = json!("board-1");
     assert!(causes(&i, &pod, None).is_empty());
 }
+
+#[test]
+fn odd_inputs_do_not_panic() {
+    let i = info("", "Pod", true, true);
+    let mut pod = defaulted_pod("p");
+    pod["metadata"]["generateName"] = json!("é-");
+    pod["spec"]["containers"][0]["env"] =
+        json!([{"name": "A", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "[']"}}}]);
+    pod["spec"]["containers"][0]["envFrom"] = json!([{"configMapRef": {"name": "é-"}}]);
+    let out = causes(&i, &pod, None);
+    assert!(!out.is_empty());
+    for garbage in [
+        json!(null),
+        json!([]),
+        json!("x"),
+        json!({"spec": []}),
+        json!({"metadata": 5, "spec": {"containers": {}}}),
+    ] {
+        let _ = validate(&i, &garbage, None);
+        let _ = validate(&i, &garbage, Some(&garbage));
+        let mut g = garbage.clone();
+        crate::defaults::apply(&i, &mut g);
+    }
+}

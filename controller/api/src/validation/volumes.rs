@@ -347,6 +347,9 @@ fn split_subscript(fp: &str) -> Option<(&str, &str)> {
     if !fp.ends_with("']") {
         return None;
     }
+    if open + 2 > fp.len() - 2 {
+        return None;
+    }
     Some((&fp[..open], &fp[open + 2..fp.len() - 2]))
 }
 
