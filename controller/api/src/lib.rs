@@ -6,6 +6,7 @@ pub mod codec;
 pub mod defaults;
 pub mod meta;
 pub mod patch;
+pub mod printers;
 pub mod quantity;
 pub mod registry;
 pub mod resources;
