@@ -11,7 +11,7 @@ use super::field::{
 };
 use super::meta::nonnegative;
 use super::names::{
-    is_dns1123_label, is_dns1123_subdomain, is_env_var_name, is_http_header_name,
+    is_dns1123_label, is_dns1123_subdomain, is_http_header_name, is_relaxed_env_var_name,
     is_valid_port_name, is_valid_port_num,
 };
 use super::obj::{self, bad, named};
@@ -257,7 +257,7 @@ fn env(list: &[Value], path: &Path) -> ErrorList {
         if name.is_empty() {
             errs.push(required(&p.child("name"), ""));
         } else {
-            for m in is_env_var_name(name) {
+            for m in is_relaxed_env_var_name(name) {
                 errs.push(invalid_str(&p.child("name"), name, &m));
             }
         }
@@ -335,7 +335,7 @@ fn env_from(list: &[Value], path: &Path) -> ErrorList {
         let p = path.index(i);
         let prefix = obj::s(ev, "prefix");
         if !prefix.is_empty() {
-            for m in is_env_var_name(prefix) {
+            for m in is_relaxed_env_var_name(prefix) {
                 errs.push(invalid_str(&p.child("prefix"), prefix, &m));
             }
         }

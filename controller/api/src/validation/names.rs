@@ -234,6 +234,45 @@ pub fn is_env_var_name(v: &str) -> Vec<String> {
     errs
 }
 
+/// `IsRelaxedEnvVarName`: what v1.33 applies to env names and `envFrom` prefixes
+/// (feature RelaxedEnvironmentVariableValidation, on by default since v1.32).
+pub fn is_relaxed_env_var_name(v: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if v.is_empty() {
+        errs.push("environment variable name must be non-empty".to_string());
+    }
+    if v.chars().any(|c| !(' '..='~').contains(&c) || c == '=') {
+        errs.push(
+            "a valid environment variable name must consist only of printable ASCII characters other than '='"
+                .to_string(),
+        );
+    }
+    errs
+}
+
+const DNS1123_SUBDOMAIN_UNDERSCORE_FMT: &str =
+    "_?[a-z0-9]([-_a-z0-9]*[a-z0-9])?(\\._?[a-z0-9]([-_a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_UNDERSCORE_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '_', '-' or '.', and must start and end with an alphanumeric character";
+static SUBDOMAIN_UNDERSCORE_RE: LazyLock<Regex> =
+    LazyLock::new(|| anchored(DNS1123_SUBDOMAIN_UNDERSCORE_FMT));
+
+/// `IsDNS1123SubdomainWithUnderscore` (DNS search domains under RelaxedDNSSearchValidation,
+/// on by default in v1.33).
+pub fn is_dns1123_subdomain_with_underscore(v: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if v.len() > DNS1123_SUBDOMAIN_MAX {
+        errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX));
+    }
+    if !SUBDOMAIN_UNDERSCORE_RE.is_match(v) {
+        errs.push(regex_error(
+            DNS1123_SUBDOMAIN_UNDERSCORE_ERR,
+            DNS1123_SUBDOMAIN_UNDERSCORE_FMT,
+            &["example.com"],
+        ));
+    }
+    errs
+}
+
 pub fn is_c_identifier(v: &str) -> Vec<String> {
     if C_IDENT_RE.is_match(v) {
         vec![]
@@ -466,6 +505,18 @@ mod tests {
                 "may not contain '%'".to_string()
             ]
         );
+    }
+
+    #[test]
+    fn relaxed_env_and_search_names() {
+        assert!(is_relaxed_env_var_name("1X").is_empty());
+        assert!(is_relaxed_env_var_name("my var:1").is_empty());
+        assert_eq!(
+            is_relaxed_env_var_name("A=B"),
+            vec!["a valid environment variable name must consist only of printable ASCII characters other than '='".to_string()]
+        );
+        assert!(is_dns1123_subdomain_with_underscore("_sip._tcp.example.com").is_empty());
+        assert!(!is_dns1123_subdomain_with_underscore("Bad").is_empty());
     }
 
     #[test]

@@ -326,11 +326,15 @@ fn dns_config(spec: &Value, p: &Path) -> ErrorList {
             "must not have more than 2048 characters (including spaces) in the search list",
         ));
     }
+    // RelaxedDNSSearchValidation (on by default in v1.33): `.` alone and underscores allowed.
     for (i, s) in searches.iter().enumerate() {
+        if *s == "." {
+            continue;
+        }
         let s = s.strip_suffix('.').unwrap_or(s);
         let sp = p.child("searches").index(i);
         errs.extend(
-            is_dns1123_subdomain(s)
+            super::names::is_dns1123_subdomain_with_underscore(s)
                 .into_iter()
                 .map(|m| invalid_str(&sp, s, &m)),
         );
@@ -501,7 +505,7 @@ mod tests {
         s["containers"] = json!([
             {"name": "Bad_Name", "image": "", "imagePullPolicy": "Always", "terminationMessagePolicy": "File",
              "ports": [{"containerPort": 70000, "protocol": "TCP"}],
-             "env": [{"name": "1X"}],
+             "env": [{"name": "A=B"}],
              "volumeMounts": [{"name": "missing", "mountPath": "/m"}],
              "resources": {"limits": {"cpu": "500m"}, "requests": {"cpu": "1"}},
              "livenessProbe": {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}},
@@ -525,7 +529,7 @@ mod tests {
         for e in expect {
             assert!(out.iter().any(|o| o == e), "missing {e}\n{out:#?}");
         }
-        assert!(out.iter().any(|o| o.starts_with("spec.containers[0].env[0].name: Invalid value: \"1X\": a valid environment variable name")));
+        assert!(out.iter().any(|o| o == "spec.containers[0].env[0].name: Invalid value: \"A=B\": a valid environment variable name must consist only of printable ASCII characters other than '='"), "{out:#?}");
     }
 
     #[test]
