@@ -194,8 +194,92 @@ pub fn hpa(o: &Value) -> ErrorList {
         errs.extend(ref_errs);
         return errs;
     }
+    let mut metric_errs = ErrorList::new();
     for (i, m) in obj::arr(spec, "metrics").iter().enumerate() {
-        errs.extend(metric(m, &sp.child("metrics").index(i)));
+        metric_errs.extend(metric(m, &sp.child("metrics").index(i)));
+    }
+    if !metric_errs.is_empty() {
+        errs.extend(metric_errs);
+        return errs;
+    }
+    if let Some(b) = obj::get(spec, "behavior") {
+        let bp = sp.child("behavior");
+        for dir in ["scaleUp", "scaleDown"] {
+            if let Some(rules) = obj::get(b, dir) {
+                errs.extend(scaling_rules(rules, &bp.child(dir)));
+            }
+        }
+    }
+    errs
+}
+
+/// `validateScalingRules` for one direction of `spec.behavior`.
+fn scaling_rules(rules: &Value, p: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if let Some(w) = obj::opt_i(rules, "stabilizationWindowSeconds") {
+        let wp = p.child("stabilizationWindowSeconds");
+        if w < 0 {
+            errs.push(invalid(
+                &wp,
+                BadValue::Int(w),
+                "must be greater than or equal to zero",
+            ));
+        }
+        if w > 3600 {
+            errs.push(invalid(
+                &wp,
+                BadValue::Int(w),
+                "must be less than or equal to 3600",
+            ));
+        }
+    }
+    if let Some(sp) = obj::opt_s(rules, "selectPolicy") {
+        if !["Max", "Min", "Disabled"].contains(&sp) {
+            errs.push(not_supported(
+                &p.child("selectPolicy"),
+                named(sp),
+                &["Disabled", "Max", "Min"],
+            ));
+        }
+    }
+    let pp = p.child("policies");
+    let policies = obj::arr(rules, "policies");
+    if policies.is_empty() {
+        errs.push(required(&pp, "must specify at least one Policy"));
+    }
+    for (i, pol) in policies.iter().enumerate() {
+        let ip = pp.index(i);
+        let t = obj::s(pol, "type");
+        if t != "Pods" && t != "Percent" {
+            errs.push(not_supported(
+                &ip.child("type"),
+                named(t),
+                &["Percent", "Pods"],
+            ));
+        }
+        let v = obj::i(pol, "value");
+        if v <= 0 {
+            errs.push(invalid(
+                &ip.child("value"),
+                BadValue::Int(v),
+                "must be greater than zero",
+            ));
+        }
+        let ps = obj::i(pol, "periodSeconds");
+        if ps <= 0 {
+            errs.push(invalid(
+                &ip.child("periodSeconds"),
+                BadValue::Int(ps),
+                "must be greater than zero",
+            ));
+        }
+        if ps > 1800 {
+            errs.push(invalid(
+                &ip.child("periodSeconds"),
+                BadValue::Int(ps),
+                "must be less than or equal to 1800",
+            ));
+        }
     }
     errs
 }
@@ -221,6 +305,16 @@ mod tests {
             out[1],
             "spec.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"150%\"}: must not be greater than 100%"
         );
+    }
+
+    #[test]
+    fn hpa_behavior() {
+        let h = json!({"spec": {"minReplicas": 1, "maxReplicas": 2, "scaleTargetRef": {"kind": "Deployment", "name": "web"},
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 4000, "policies": [{"type": "Pods", "value": 0, "periodSeconds": 15}]}}}});
+        assert_eq!(render(&hpa(&h)), vec![
+            "spec.behavior.scaleDown.stabilizationWindowSeconds: Invalid value: 4000: must be less than or equal to 3600",
+            "spec.behavior.scaleDown.policies[0].value: Invalid value: 0: must be greater than zero",
+        ]);
     }
 
     #[test]
