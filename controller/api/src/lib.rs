@@ -11,6 +11,7 @@ pub mod quantity;
 pub mod registry;
 pub mod resources;
 pub mod roundtrip;
+pub mod scale;
 pub mod selectors;
 pub mod status;
 pub mod strategy;

@@ -341,7 +341,62 @@ pub fn prepare_for_subresource_update(
             prepare_for_csr_approval(new, old)
         }
         "finalize" if is(info, "", "namespaces") => prepare_for_namespace_finalize(new, old),
+        "ephemeralcontainers" | "resize" if is(info, "", "pods") => {
+            prepare_for_pod_spec_subresource(subresource, new, old)
+        }
         _ => prepare_for_update(info, new, old),
+    }
+}
+
+/// `pods/<name>/ephemeralcontainers` changes only `spec.ephemeralContainers`;
+/// `pods/<name>/resize` only the containers' `resources` and `resizePolicy`. Both bump the
+/// generation when they change the spec.
+fn prepare_for_pod_spec_subresource(subresource: &str, new: &mut Value, old: &Value) {
+    let rv = meta::resource_version(new).map(str::to_string);
+    let incoming = new.clone();
+    *new = old.clone();
+    if subresource == "ephemeralcontainers" {
+        match incoming.pointer("/spec/ephemeralContainers") {
+            Some(ec) => {
+                child_object(new, "spec").insert("ephemeralContainers".into(), ec.clone());
+            }
+            None => {
+                if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.remove("ephemeralContainers");
+                }
+            }
+        }
+    } else {
+        for list in ["containers", "initContainers"] {
+            let Some(targets) = new
+                .pointer_mut(&format!("/spec/{list}"))
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            for target in targets.iter_mut() {
+                let name = target.get("name").cloned();
+                let source = incoming
+                    .pointer(&format!("/spec/{list}"))
+                    .and_then(Value::as_array)
+                    .and_then(|cs| cs.iter().find(|c| c.get("name") == name.as_ref()));
+                let (Some(source), Some(t)) = (source, target.as_object_mut()) else {
+                    continue;
+                };
+                for field in ["resources", "resizePolicy"] {
+                    match source.get(field) {
+                        Some(v) => t.insert(field.to_string(), v.clone()),
+                        None => t.remove(field),
+                    };
+                }
+            }
+        }
+    }
+    if new.get("spec") != old.get("spec") {
+        meta::set_generation(new, Some(meta::generation(old).unwrap_or(0) + 1));
+    }
+    if let Some(rv) = rv {
+        meta::set_resource_version(new, &rv);
     }
 }
 

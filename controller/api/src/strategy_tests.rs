@@ -341,3 +341,32 @@ fn pod_status_update_follows_the_pod_status_strategy() {
     assert_eq!(new["metadata"]["ownerReferences"], json!([{"name": "rs"}]));
     assert_eq!(new["metadata"]["labels"], json!({"a": "2"}));
 }
+
+#[test]
+fn pod_spec_subresources_change_only_their_fields() {
+    let pods = info("", "pods");
+    let old = json!({"metadata": {"name": "p", "generation": 1, "resourceVersion": "3"},
+        "spec": {"nodeName": "n", "containers": [{"name": "c", "image": "a",
+            "resources": {"requests": {"cpu": "100m"}}}]},
+        "status": {"phase": "Running"}});
+    let mut new = json!({"metadata": {"name": "p", "resourceVersion": "3", "labels": {"x": "y"}},
+        "spec": {"nodeName": "other", "containers": [{"name": "c", "image": "b",
+            "resources": {"requests": {"cpu": "200m"}}}]}});
+    prepare_for_subresource_update(&pods, "resize", &mut new, &old);
+    assert_eq!(
+        new["spec"]["containers"][0]["resources"]["requests"]["cpu"],
+        "200m"
+    );
+    assert_eq!(new["spec"]["containers"][0]["image"], "a");
+    assert_eq!(new["spec"]["nodeName"], "n");
+    assert!(new["metadata"].get("labels").is_none());
+    assert_eq!(new["metadata"]["generation"], 2);
+    assert_eq!(new["status"]["phase"], "Running");
+
+    let mut eph = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "x", "containers": [],
+        "ephemeralContainers": [{"name": "debug", "image": "busybox"}]}});
+    prepare_for_subresource_update(&pods, "ephemeralcontainers", &mut eph, &old);
+    assert_eq!(eph["spec"]["ephemeralContainers"][0]["name"], "debug");
+    assert_eq!(eph["spec"]["containers"][0]["image"], "a");
+    assert_eq!(eph["metadata"]["generation"], 2);
+}

@@ -266,6 +266,8 @@ impl LabelSelector {
                 requirements.push(Requirement::new(key, op, values, None)?);
             }
         }
+        // Upstream's `Selector.Add` keeps requirements sorted by key.
+        requirements.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(LabelSelector {
             requirements,
             nothing: false,
