@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod defaults;
 pub mod meta;
+pub mod openapi;
 pub mod patch;
 pub mod printers;
 pub mod quantity;

@@ -1,0 +1,125 @@
+//! Serialized documents, generated once per registry content: the root index keeps only
+//! hashes, group-version documents and the v2 document are kept (as bytes) once requested.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use crate::registry::Registry;
+
+/// A serialized document and its upstream-style content hash (also usable as an ETag).
+#[derive(Debug, Clone)]
+pub struct CachedDocument {
+    pub bytes: Arc<[u8]>,
+    /// Upper-case hex sha512 of `bytes`.
+    pub hash: String,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Fingerprint of the registry content the entries below were built from.
+    fingerprint: Option<u64>,
+    root: Option<CachedDocument>,
+    group_versions: HashMap<String, CachedDocument>,
+    v2: Option<CachedDocument>,
+}
+
+/// Caches the OpenAPI documents of a [`Registry`]; entries are dropped when the registry's
+/// resources change (a CRD added or removed). Share it as `Arc<OpenApiCache>`.
+#[derive(Debug, Default)]
+pub struct OpenApiCache {
+    state: Mutex<State>,
+}
+
+/// Hash of everything the documents are generated from.
+fn fingerprint(registry: &Registry) -> u64 {
+    let mut h = DefaultHasher::new();
+    for r in registry.all() {
+        (
+            &r.group,
+            &r.version,
+            &r.resource,
+            &r.kind,
+            &r.list_kind,
+            r.namespaced,
+        )
+            .hash(&mut h);
+        (&r.verbs, &r.subresources, r.decode.is_some()).hash(&mut h);
+    }
+    h.finish()
+}
+
+fn serialize(doc: &serde_json::Value) -> CachedDocument {
+    // Serializing a `Value` cannot fail (string keys only).
+    let bytes: Arc<[u8]> = serde_json::to_vec(doc).unwrap_or_default().into();
+    let hash = super::document_hash(&bytes);
+    CachedDocument { bytes, hash }
+}
+
+impl OpenApiCache {
+    /// An empty cache.
+    pub fn new() -> OpenApiCache {
+        OpenApiCache::default()
+    }
+
+    fn state(&self, registry: &Registry) -> std::sync::MutexGuard<'_, State> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let current = fingerprint(registry);
+        if state.fingerprint != Some(current) {
+            *state = State {
+                fingerprint: Some(current),
+                ..State::default()
+            };
+        }
+        state
+    }
+
+    /// `/openapi/v3` as JSON bytes. Builds every group-version document once to hash it
+    /// (keeping only the hashes).
+    pub fn root(&self, registry: &Registry) -> CachedDocument {
+        let mut state = self.state(registry);
+        if let Some(root) = &state.root {
+            return root.clone();
+        }
+        let mut hashes = Vec::new();
+        for (g, v) in registry.group_versions() {
+            let path = super::group_version_path(&g, &v);
+            let hash = match state.group_versions.get(&path) {
+                Some(doc) => doc.hash.clone(),
+                None => match super::v3_group_version(registry, &path) {
+                    Some(doc) => serialize(&doc).hash,
+                    None => continue,
+                },
+            };
+            hashes.push((path, hash));
+        }
+        let root = serialize(&super::root_from_hashes(&hashes));
+        state.root = Some(root.clone());
+        root
+    }
+
+    /// One group-version document (`api/v1`, `apis/apps/v1`) as JSON bytes, or `None` when
+    /// nothing is served there.
+    pub fn group_version(&self, registry: &Registry, path: &str) -> Option<CachedDocument> {
+        let path = path.split('?').next().unwrap_or_default().trim_matches('/');
+        let mut state = self.state(registry);
+        if let Some(doc) = state.group_versions.get(path) {
+            return Some(doc.clone());
+        }
+        let doc = serialize(&super::v3_group_version(registry, path)?);
+        state.group_versions.insert(path.to_string(), doc.clone());
+        Some(doc)
+    }
+
+    /// `/openapi/v2` as JSON bytes.
+    pub fn v2(&self, registry: &Registry) -> CachedDocument {
+        let mut state = self.state(registry);
+        if let Some(doc) = &state.v2 {
+            return doc.clone();
+        }
+        let doc = serialize(&super::v2(registry));
+        state.v2 = Some(doc.clone());
+        doc
+    }
+}
