@@ -71,6 +71,14 @@ impl Keyring {
         Ok(k)
     }
 
+    /// Adds a legacy `kubernetes.io/dockercfg` secret's `.dockercfg` (the same entries without
+    /// the `auths` wrapper).
+    pub fn add_dockercfg(&mut self, json: &[u8]) -> Result<(), AuthError> {
+        let auths: serde_json::Value = serde_json::from_slice(json)?;
+        let wrapped = serde_json::to_vec(&serde_json::json!({ "auths": auths }))?;
+        self.add_docker_config_json(&wrapped)
+    }
+
     /// Adds another secret's `.dockerconfigjson` (a pod may list several `imagePullSecrets`).
     pub fn add_docker_config_json(&mut self, json: &[u8]) -> Result<(), AuthError> {
         let cfg: ConfigJson = serde_json::from_slice(json)?;
@@ -306,6 +314,14 @@ mod tests {
         ));
         let k = Keyring::from_docker_config_json(br#"{}"#).unwrap();
         assert!(k.lookup("busybox").is_empty());
+    }
+
+    #[test]
+    fn legacy_dockercfg_secrets() {
+        let mut k = Keyring::default();
+        k.add_dockercfg(br#"{"reg.lan:5000":{"username":"u","password":"p"}}"#)
+            .unwrap();
+        assert_eq!(k.lookup("reg.lan:5000/x")[0].username, "u");
     }
 
     #[test]

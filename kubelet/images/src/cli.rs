@@ -140,20 +140,27 @@ fn print_table(recs: &[ImageRecord], out: &mut dyn Write) -> std::io::Result<()>
     Ok(())
 }
 
-/// Sizes as crictl prints them (`1.23MB`, decimal units).
+/// Sizes as crictl prints them: decimal units, three significant digits (Go's
+/// `units.HumanSizeWithPrecision(size, 3)`): `999B`, `1.5MB`, `2.09MB`, `772kB`.
 pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     let mut v = n as f64;
     let mut i = 0;
     while v >= 1000.0 && i < UNITS.len() - 1 {
         v /= 1000.0;
         i += 1;
     }
-    if i == 0 {
-        format!("{n}B")
+    let int_digits = if v < 1.0 {
+        1
     } else {
-        format!("{:.3}{}", v, UNITS[i]).replace(".000", "")
+        (v.log10().floor() as usize) + 1
+    };
+    let decimals = 3usize.saturating_sub(int_digits);
+    let mut s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
     }
+    format!("{s}{}", UNITS[i])
 }
 
 #[cfg(test)]
@@ -162,8 +169,11 @@ mod tests {
 
     #[test]
     fn sizes() {
+        assert_eq!(human_size(0), "0B");
         assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(1_500_000), "1.500MB");
+        assert_eq!(human_size(1_500_000), "1.5MB");
+        assert_eq!(human_size(2_094_000), "2.09MB");
+        assert_eq!(human_size(772_400), "772kB");
         assert_eq!(human_size(2_000_000_000), "2GB");
     }
 }

@@ -136,7 +136,8 @@ pub struct GcReport {
 }
 
 impl ImageStore {
-    fn disk_usage(&self) -> Result<FsUsage, GcError> {
+    /// Capacity and free space of the filesystem holding the store (the kubelet's imagefs).
+    pub fn disk_usage(&self) -> Result<FsUsage, GcError> {
         self.disk
             .usage(&self.root)
             .map_err(|source| GcError::DiskStats {

@@ -38,42 +38,6 @@ impl DiskStats for StoreSizedDisk {
     }
 }
 
-fn random(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
-/// Adds an image to the store the way a pull does (layers unpacked from verified blobs, config
-/// blob, record), with its layers given as (file name, size, seed).
-fn add_image(store: &ImageStore, name: &str, layers: &[&Layer]) -> Result<ImageRecord> {
-    let img = TestImage::new("amd64", vec![], &[], &["sh"]);
-    store.put_blob(&img.config_digest, &img.config)?;
-    for l in layers {
-        store.unpack_layer_verified(&l.digest, &l.blob[..], Some(l.blob.len() as u64))?;
-    }
-    let manifest = format!("manifest of {name}");
-    let md = sha256(manifest.as_bytes());
-    store.put_blob(&md, manifest.as_bytes())?;
-    let rec = ImageRecord {
-        reference: format!("docker.io/library/{name}:latest"),
-        repo_digest: md.clone(),
-        manifest_digest: md,
-        config_digest: img.config_digest.clone(),
-        layer_digests: layers.iter().map(|l| l.digest.clone()).collect(),
-        size: layers.iter().map(|l| l.blob.len() as u64).sum(),
-        platform: "linux/amd64".into(),
-        created_ms: 0,
-        last_used_ms: 0,
-    };
-    store.put_record(&rec)?;
-    Ok(rec)
-}
-
-fn data_layer(name: &str, kib: usize, seed: u8) -> Layer {
-    Layer::new(&[Item::File(name, random(kib * 1024, seed), 0o644)])
-}
-
 fn open(dir: &Path, capacity: u64) -> Result<ImageStore> {
     Ok(ImageStore::open_with_disk_stats(
         dir,

@@ -116,6 +116,12 @@ impl ImageStore {
         match verified {
             Ok(stats) => {
                 tracing::debug!(digest, entries = stats.entries, "layer unpacked");
+                // Flush the unpacked files before the rename publishes the layer: after a power
+                // cut a board must not find a layer directory with empty files in it.
+                if let Err(e) = syncfs(&tmp) {
+                    let _ = remove_tree(&tmp);
+                    return Err(e);
+                }
                 match fs::rename(&tmp, &dst) {
                     Ok(()) => {}
                     // Another pull of the same layer won the race: keep its copy.
@@ -146,6 +152,17 @@ impl ImageStore {
             .map_err(StoreError::io(tmp))?;
         fs::rename(tmp, dst).map_err(StoreError::io(dst))
     }
+}
+
+/// `syncfs(2)` on the filesystem holding `p`.
+fn syncfs(p: &Path) -> Result<(), StoreError> {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open(p).map_err(StoreError::io(p))?;
+    // SAFETY: `f` is an open descriptor for the duration of the call.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+        return Err(StoreError::io(p)(io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Removes a file or directory tree, ignoring "not found".

@@ -334,3 +334,43 @@ pub async fn push_index(c: &Client, repo: &str, imgs: &[&TestImage], tag: &str) 
         .await?;
     Ok(sha256(&index))
 }
+
+pub fn random(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Adds an image to the store the way a pull does (layers unpacked from verified blobs, config
+/// blob, record), with its layers given as (file name, size, seed).
+pub fn add_image(
+    store: &bramble_images::ImageStore,
+    name: &str,
+    layers: &[&Layer],
+) -> Result<bramble_images::ImageRecord> {
+    let img = TestImage::new("amd64", vec![], &[], &["sh"]);
+    store.put_blob(&img.config_digest, &img.config)?;
+    for l in layers {
+        store.unpack_layer_verified(&l.digest, &l.blob[..], Some(l.blob.len() as u64))?;
+    }
+    let manifest = format!("manifest of {name}");
+    let md = sha256(manifest.as_bytes());
+    store.put_blob(&md, manifest.as_bytes())?;
+    let rec = bramble_images::ImageRecord {
+        reference: format!("docker.io/library/{name}:latest"),
+        repo_digest: md.clone(),
+        manifest_digest: md,
+        config_digest: img.config_digest.clone(),
+        layer_digests: layers.iter().map(|l| l.digest.clone()).collect(),
+        size: layers.iter().map(|l| l.blob.len() as u64).sum(),
+        platform: "linux/amd64".into(),
+        created_ms: 0,
+        last_used_ms: 0,
+    };
+    store.put_record(&rec)?;
+    Ok(rec)
+}
+
+pub fn data_layer(name: &str, kib: usize, seed: u8) -> Layer {
+    Layer::new(&[Item::File(name, random(kib * 1024, seed), 0o644)])
+}
