@@ -169,6 +169,11 @@ impl Quantity {
         }
     }
 
+    /// The value as a float (upstream `AsApproximateFloat64`), e.g. for HPA ratios.
+    pub fn as_f64(&self) -> f64 {
+        self.nanos as f64 / NANOS_PER_UNIT as f64
+    }
+
     /// Sum; keeps `self`'s format (as upstream `Add`). Saturates on overflow.
     pub fn add(&self, other: &Quantity) -> Quantity {
         Quantity {

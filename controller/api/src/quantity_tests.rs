@@ -163,4 +163,5 @@ fn json_accepts_numbers_and_trims_strings() {
     let q: Quantity = serde_json::from_value(json!("1024Mi")).unwrap();
     assert_eq!(serde_json::to_value(q).unwrap(), json!("1Gi"));
     assert_eq!(canonicalize("1000m").unwrap(), "1");
+    assert_eq!(Quantity::parse("250m").unwrap().as_f64(), 0.25);
 }

@@ -27,6 +27,12 @@ impl FieldSource {
         }
     }
 
+    /// A CRD `selectableFields[].jsonPath` (`.spec.color`) as a field source (missing reads
+    /// as `""`).
+    pub fn from_json_path(json_path: &str) -> FieldSource {
+        FieldSource::path(json_path.trim_start_matches('.'))
+    }
+
     /// The field's string value in `obj`, as upstream's selectable field set renders it.
     pub fn value(&self, obj: &Value) -> String {
         match self {

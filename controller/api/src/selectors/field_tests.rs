@@ -160,3 +160,26 @@ fn matches_object_fields_with_zero_values() {
         .unwrap()
         .matches(&ev2));
 }
+
+#[test]
+fn custom_resolvers_serve_crd_selectable_fields() {
+    let resolve = |label: &str| match label {
+        "metadata.name" | "metadata.namespace" => {
+            Some((label.to_string(), FieldSource::from_json_path(label)))
+        }
+        "spec.color" => Some((
+            label.to_string(),
+            FieldSource::from_json_path(".spec.color"),
+        )),
+        _ => None,
+    };
+    let sel = FieldSelector::parse_with("spec.color=blue", resolve).unwrap();
+    assert!(sel.matches(&json!({"spec": {"color": "blue"}})));
+    assert!(!sel.matches(&json!({"spec": {"color": "red"}})));
+    assert_eq!(
+        FieldSelector::parse_with("spec.size=1", resolve)
+            .unwrap_err()
+            .to_string(),
+        "field label not supported: spec.size"
+    );
+}
