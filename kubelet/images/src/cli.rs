@@ -168,6 +168,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn parses_as_a_subcommand_of_the_root_binary() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Root {
+            #[command(subcommand)]
+            cmd: RootCmd,
+        }
+        #[derive(clap::Subcommand)]
+        enum RootCmd {
+            Image(Args),
+        }
+        let Root {
+            cmd: RootCmd::Image(a),
+        } = Root::try_parse_from(["bramble", "image", "--data-dir", "/d", "rm", "busybox"])
+            .unwrap();
+        assert_eq!(a.data_dir, PathBuf::from("/d"));
+        assert!(matches!(a.command, Command::Rm { ref reference } if reference == "busybox"));
+        let Root {
+            cmd: RootCmd::Image(a),
+        } = Root::try_parse_from(["bramble", "image", "import", "x.tar", "--name", "app"]).unwrap();
+        assert!(
+            matches!(a.command, Command::Import { ref name, .. } if name.as_deref() == Some("app"))
+        );
+        assert!(Root::try_parse_from(["bramble", "image", "ls", "extra"]).is_err());
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(human_size(0), "0B");
         assert_eq!(human_size(999), "999B");

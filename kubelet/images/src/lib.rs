@@ -40,4 +40,4 @@ pub use policy::{decide_pull, ImageNeverPull, PullAction, PullPolicy};
 pub use pull::{PullError, Puller};
 pub use reference::{ImageRef, ReferenceError};
 pub use registry::RegistryConfig;
-pub use store::{ImageRecord, ImageStore, StoreError};
+pub use store::{ImageRecord, ImageStore, NodeImage, StoreError};

@@ -76,6 +76,20 @@ fn shared_layers_are_stored_once_and_removal_keeps_what_others_use() -> Result<(
     assert!(matches!(err, StoreError::InUse(_)), "{err}");
     assert!(store.find("a")?.is_some());
 
+    // Node status: one entry per image, tags then digests, largest first.
+    let imgs = store.node_status_images(50)?;
+    assert_eq!(
+        imgs.len(),
+        1,
+        "a and b share the config digest, so one image ID: {imgs:?}"
+    );
+    assert_eq!(
+        imgs[0].names[..2],
+        ["docker.io/library/a:latest", "docker.io/library/b:latest"]
+    );
+    assert!(imgs[0].names[2].starts_with("docker.io/library/a@sha256:"));
+    assert!(store.node_status_images(0)?.is_empty());
+
     store.remove("a", |_| false)?;
     assert!(store.find("a")?.is_none());
     assert!(!store.has_layer(&a_top.digest));

@@ -94,6 +94,15 @@ impl std::fmt::Debug for ImageStore {
     }
 }
 
+/// One entry of a node's `status.images`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeImage {
+    /// `repo:tag` names, then `repo@digest` names.
+    pub names: Vec<String>,
+    /// Image size in bytes.
+    pub size_bytes: u64,
+}
+
 /// Keeps digests safe from GC while a pull or import is between downloading content and
 /// writing its record. Released on drop.
 pub struct Lease {
@@ -322,6 +331,47 @@ impl ImageStore {
     pub(crate) fn remove_record(&self, rec: &ImageRecord) -> Result<(), StoreError> {
         let p = record_file(&self.images_dir(), &rec.reference);
         fs::remove_file(&p).map_err(StoreError::io(&p))
+    }
+
+    /// The node's `status.images` as the kubelet reports them: one entry per image ID (config
+    /// digest) with its `repo:tag` names then `repo@digest` names, largest first, at most `max`
+    /// (upstream `nodeStatusMaxImages`, 50).
+    pub fn node_status_images(&self, max: usize) -> Result<Vec<NodeImage>, StoreError> {
+        let mut by_id: Vec<(String, NodeImage, Vec<String>)> = Vec::new();
+        for rec in self.list()? {
+            let idx = match by_id.iter().position(|(id, _, _)| *id == rec.config_digest) {
+                Some(i) => i,
+                None => {
+                    by_id.push((
+                        rec.config_digest.clone(),
+                        NodeImage {
+                            names: Vec::new(),
+                            size_bytes: rec.size,
+                        },
+                        Vec::new(),
+                    ));
+                    by_id.len() - 1
+                }
+            };
+            let (_, img, digests) = &mut by_id[idx];
+            if !rec.reference.contains('@') && !img.names.contains(&rec.reference) {
+                img.names.push(rec.reference.clone());
+            }
+            let id = rec.image_id();
+            if !digests.contains(&id) {
+                digests.push(id);
+            }
+        }
+        let mut out: Vec<NodeImage> = by_id
+            .into_iter()
+            .map(|(_, mut img, digests)| {
+                img.names.extend(digests);
+                img
+            })
+            .collect();
+        out.sort_by(|a, b| b.size_bytes.cmp(&a.size_bytes).then(a.names.cmp(&b.names)));
+        out.truncate(max);
+        Ok(out)
     }
 
     /// Deletes blobs and layers that no record references and no lease holds, and temporary
