@@ -1,9 +1,15 @@
 //! `bramble`: one static multi-call binary for every part of a Bramble cluster.
 
+mod cli;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "bramble", version, about = "Kubernetes-compatible cluster firmware for Raspberry Pi-class boards")]
+#[command(
+    name = "bramble",
+    version,
+    about = "Kubernetes-compatible cluster firmware for Raspberry Pi-class boards"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -11,6 +17,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the control plane: the Kubernetes API server on the embedded store.
+    Controller(cli::controller::ControllerArgs),
+    /// Run a single-node cluster on this machine and point kubectl at it.
+    Up(cli::controller::UpArgs),
     /// Board images: build flashable SD-card images (`image build`).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -35,6 +45,8 @@ fn main() -> anyhow::Result<()> {
     // Multi-call: invoked as /init, /sbin/init or /sbin/modprobe on a board image.
     let cli = Cli::parse_from(bramble_init::multicall_args(std::env::args_os()));
     match cli.command {
+        Command::Controller(args) => cli::controller::run_controller(args),
+        Command::Up(args) => cli::controller::run_up(args),
         Command::Image(ImageCommand::Build(args)) => {
             bramble_image_builder::run(args)?;
             Ok(())
@@ -46,7 +58,12 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Qemu(args) => Ok(bramble_qemu::run(args)?),
         Command::Version => {
-            println!("bramble {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "bramble {} (Kubernetes API v1.33, {}/{})",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            );
             Ok(())
         }
     }

@@ -1,1 +1,27 @@
-//! Bramble API server.
+//! Bramble's Kubernetes API server: REST and watch over the [`bramble_store::Store`] seam,
+//! served by hyper over rustls, with Kubernetes' authentication, admission and errors.
+
+// `Status` (136 bytes) is the error every handler returns, on paths that end the request;
+// boxing it everywhere would buy nothing measurable.
+#![allow(clippy::result_large_err)]
+
+pub mod admission;
+pub mod auth;
+pub mod body;
+pub mod bootstrap;
+pub mod controller;
+pub mod discovery;
+pub mod errors;
+pub mod filter;
+pub mod handlers;
+pub mod namespaces;
+pub mod objects;
+pub mod path;
+pub mod query;
+pub mod server;
+pub mod state;
+pub mod watch;
+
+pub use controller::{Controller, ControllerConfig};
+pub use errors::ServerError;
+pub use state::{ApiSettings, ApiState};

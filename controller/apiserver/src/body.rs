@@ -1,0 +1,80 @@
+//! Request and response bodies.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
+use serde_json::Value;
+
+use bramble_api::Status;
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+pub type Response = http::Response<Body>;
+
+/// Upstream's request body limit (3 MiB).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// A JSON response from already-encoded bytes.
+pub fn raw_json(code: u16, bytes: impl Into<Bytes>) -> Response {
+    let mut resp = http::Response::new(full(bytes));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+pub fn json(code: u16, value: &Value) -> Response {
+    raw_json(code, serde_json::to_vec(value).unwrap_or_default())
+}
+
+pub fn status(s: &Status) -> Response {
+    let mut resp = json(s.code(), &s.to_json());
+    if let Some(secs) = s.retry_after_seconds {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+pub fn text(code: u16, body: impl Into<Bytes>) -> Response {
+    let mut resp = http::Response::new(full(body));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Reads a whole request body, refusing more than [`MAX_BODY_BYTES`] with 413.
+pub async fn read_limited<B>(body: B) -> Result<Bytes, Status>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(Status::new(
+                bramble_api::Reason::RequestEntityTooLarge,
+                "Request entity too large: limit is 3145728",
+            ))
+        }
+        Err(e) => Err(Status::bad_request(format!("reading request body: {e}"))),
+    }
+}

@@ -1,0 +1,160 @@
+//! The controller process: store, PKI, default objects, background loops and the listener.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tracing::info;
+
+use bramble_api::registry::Registry;
+use bramble_pki::{ClusterPki, PkiOptions, TokenAuthenticator};
+use bramble_store::lmdb::{LmdbStore, StoreConfig};
+
+use crate::auth::Authenticator;
+use crate::errors::ServerError;
+use crate::state::{ApiSettings, ApiState};
+
+/// Settings of `bramble controller`.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Holds `db/` (the LMDB store) and `pki/` (CA, certificates, admin token).
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Address advertised in the `kubernetes` Service endpoints; the listen address when unset
+    /// (or 127.0.0.1 for a wildcard listen address).
+    pub advertise_address: Option<IpAddr>,
+    /// Serve plain HTTP instead of TLS (tokens still required).
+    pub plain_http: bool,
+    /// Extra names and addresses for the serving certificate.
+    pub tls_sans: Vec<String>,
+    /// Events kept for watch resume.
+    pub history_limit: u64,
+    pub bookmark_interval: Duration,
+}
+
+impl ControllerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        ControllerConfig {
+            data_dir: data_dir.into(),
+            listen,
+            advertise_address: None,
+            plain_http: false,
+            tls_sans: Vec::new(),
+            history_limit: StoreConfig::default().history_limit,
+            bookmark_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A started controller, bound to its address, not yet serving.
+pub struct Controller {
+    pub state: Arc<ApiState>,
+    pub pki: ClusterPki,
+    listener: TcpListener,
+    authn: Arc<Authenticator>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    store: Arc<LmdbStore>,
+}
+
+impl Controller {
+    /// Opens the store, loads or creates the PKI, creates the default objects and binds.
+    pub async fn start(cfg: &ControllerConfig) -> Result<Controller, ServerError> {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| ServerError::Io {
+            path: cfg.data_dir.clone(),
+            source,
+        })?;
+        let store_config = StoreConfig {
+            history_limit: cfg.history_limit,
+            ..StoreConfig::default()
+        };
+        let store = LmdbStore::open(&cfg.data_dir.join("db"), store_config)?;
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        let advertise = cfg
+            .advertise_address
+            .unwrap_or(if local.ip().is_unspecified() {
+                IpAddr::from([127, 0, 0, 1])
+            } else {
+                local.ip()
+            });
+        let mut sans = cfg.tls_sans.clone();
+        sans.push(advertise.to_string());
+        let pki = ClusterPki::load_or_create(
+            &cfg.data_dir.join("pki"),
+            &PkiOptions::new("bramble", &sans),
+        )?;
+        let tls = if cfg.plain_http {
+            None
+        } else {
+            Some(pki.server_tls_config()?)
+        };
+        let authn = Arc::new(Authenticator::new(pki.token_authenticator()));
+        let settings = ApiSettings {
+            advertise_address: advertise,
+            port: local.port(),
+            bookmark_interval: cfg.bookmark_interval,
+            ..ApiSettings::default()
+        };
+        let state = ApiState::new(store.clone(), Arc::new(Registry::builtin()), settings);
+        crate::bootstrap::ensure_defaults(&state).await?;
+        Ok(Controller {
+            state,
+            pki,
+            listener,
+            authn,
+            tls,
+            store,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// `https://127.0.0.1:6443` (or `http://` with plain HTTP).
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let addr = self.local_addr();
+        let host = if addr.ip().is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            addr.ip()
+        };
+        format!("{scheme}://{}", SocketAddr::new(host, addr.port()))
+    }
+
+    /// Writes (merging) an admin kubeconfig for this controller.
+    pub fn write_admin_kubeconfig(&self, path: &Path) -> Result<(), ServerError> {
+        self.pki
+            .write_admin_kubeconfig(path, &self.url(), "bramble")?;
+        Ok(())
+    }
+
+    /// A token authenticator for extra static tokens (tests, bench).
+    pub fn tokens(&self) -> TokenAuthenticator {
+        self.pki.token_authenticator()
+    }
+
+    pub fn store(&self) -> &Arc<LmdbStore> {
+        &self.store
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
+        info!(url = %self.url(), "API server listening");
+        tokio::spawn(crate::namespaces::run(self.state.clone()));
+        crate::server::serve(self.state, self.authn, self.listener, self.tls, shutdown).await;
+    }
+}

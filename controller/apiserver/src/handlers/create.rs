@@ -1,0 +1,72 @@
+//! POST on a collection.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use bramble_api::{defaults, strategy, validation, ResourceInfo, Status};
+use bramble_store::{Op, OpOutcome};
+
+use super::decode::{decode_body, with_warnings};
+use super::Ctx;
+use crate::admission;
+use crate::body::{self, Response};
+use crate::errors::store_status;
+use crate::objects::{self, meta_str};
+use crate::state::ApiState;
+
+pub async fn create(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Response, Status> {
+    let decoded = decode_body(ctx, body_bytes)?;
+    let dry_run = ctx.query.dry_run()?;
+    let stored = create_object(ctx.state, &ctx.info, ctx.namespace(), decoded.obj, dry_run).await?;
+    Ok(with_warnings(
+        body::raw_json(201, stored),
+        &decoded.warnings,
+    ))
+}
+
+/// Creates one object: naming, admission, defaulting, validation, then the store.
+/// Returns the stored JSON (or, for a dry run, what would have been stored).
+pub async fn create_object(
+    state: &Arc<ApiState>,
+    info: &Arc<ResourceInfo>,
+    namespace: Option<&str>,
+    mut obj: Value,
+    dry_run: bool,
+) -> Result<Vec<u8>, Status> {
+    objects::set_namespace(&mut obj, if info.namespaced { namespace } else { None })?;
+    objects::apply_generate_name(&mut obj);
+    if let Some(ns) = namespace.filter(|_| info.namespaced) {
+        admission::namespace_accepts_new_content(state, ns).await?;
+    }
+    // upstream stamps the uid first: a Job's generated selector is made from it
+    objects::stamp_create(&mut obj)?;
+    defaults::apply(info, &mut obj);
+    strategy::prepare_for_create(info, &mut obj);
+    let name = meta_str(&obj, "name").unwrap_or("").to_string();
+    let causes = validation::validate(info, &obj, None);
+    if !causes.is_empty() {
+        return Err(Status::invalid(&info.kind, &info.group, &name, causes));
+    }
+    // Allocation and the write happen under one lock so two Services never share an address.
+    let _allocation = if admission::allocates_service_addresses(info) {
+        let guard = state.service_allocation.lock().await;
+        admission::allocate_service(state, &mut obj, None, &name)?;
+        Some(guard)
+    } else {
+        None
+    };
+    if dry_run {
+        return serde_json::to_vec(&obj).map_err(|e| Status::internal(e.to_string()));
+    }
+    let key = info.store_key(namespace, &name);
+    match state.store.txn(vec![Op::Create { key, value: obj }]).await {
+        Ok(mut outcomes) => match outcomes.pop() {
+            Some(OpOutcome::Written(kv)) => Ok(kv.value.to_vec()),
+            other => Err(Status::internal(format!(
+                "unexpected store outcome {other:?}"
+            ))),
+        },
+        Err(e) => Err(store_status(e, info, &name)),
+    }
+}

@@ -1,0 +1,221 @@
+//! Connections: TCP, TLS (rustls), HTTP/1.1 and HTTP/2 (hyper), and request routing.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, Request};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tracing::{debug, info_span, Instrument};
+
+use bramble_api::Status;
+use bramble_pki::{identity_from_client_cert, UserInfo};
+
+use crate::auth::Authenticator;
+use crate::body::{self, Response};
+use crate::discovery;
+use crate::handlers::{self, Ctx};
+use crate::path::{self, Route};
+use crate::query::Query;
+use crate::state::ApiState;
+
+/// Accepts connections until `shutdown` resolves.
+pub async fn serve(
+    state: Arc<ApiState>,
+    authn: Arc<Authenticator>,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    debug!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let state = state.clone();
+        let authn = authn.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            match acceptor {
+                Some(acceptor) => {
+                    let tls = match acceptor.accept(tcp).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    };
+                    let identity = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|certs| certs.first())
+                        .and_then(|c| identity_from_client_cert(c.as_ref()));
+                    serve_connection(TokioIo::new(tls), state, authn, identity).await;
+                }
+                None => serve_connection(TokioIo::new(tcp), state, authn, None).await,
+            }
+        });
+    }
+}
+
+async fn serve_connection<I>(
+    io: I,
+    state: Arc<ApiState>,
+    authn: Arc<Authenticator>,
+    identity: Option<UserInfo>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let identity = Arc::new(identity);
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let state = state.clone();
+        let authn = authn.clone();
+        let identity = identity.clone();
+        async move { Ok::<_, Infallible>(handle(state, &authn, identity.as_ref().as_ref(), req).await) }
+    });
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(io, svc)
+        .await;
+}
+
+/// Routes one request.
+pub async fn handle(
+    state: Arc<ApiState>,
+    authn: &Authenticator,
+    cert_identity: Option<&UserInfo>,
+    req: Request<Incoming>,
+) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let span = info_span!("request", %method, %path);
+    async move {
+        let registry = state.registry.clone();
+        let route = path::parse(&path, &|g, v, r| {
+            registry.find(g, v, r).map(|i| i.namespaced)
+        });
+        let public = matches!(route, Route::Health(_));
+        let user = match authn.authenticate(cert_identity, req.headers()) {
+            Ok(u) => Some(u),
+            Err(_) if public => None,
+            Err(s) => return body::status(&s),
+        };
+        let resp = route_request(&state, route, req).await;
+        debug!(
+            user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("-"),
+            code = resp.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "served"
+        );
+        resp
+    }
+    .instrument(span)
+    .await
+}
+
+async fn route_request(state: &Arc<ApiState>, route: Route, req: Request<Incoming>) -> Response {
+    let get_only = |resp: Response, method: &Method| {
+        if method == Method::GET || method == Method::HEAD {
+            resp
+        } else {
+            body::status(&Status::new(
+                bramble_api::Reason::MethodNotAllowed,
+                "method not allowed",
+            ))
+        }
+    };
+    let method = req.method().clone();
+    match route {
+        Route::LegacyVersions => get_only(
+            body::json(
+                200,
+                &discovery::api_versions(&state.api_endpoint().to_string()),
+            ),
+            &method,
+        ),
+        Route::GroupList => get_only(
+            body::json(200, &discovery::group_list(&state.registry)),
+            &method,
+        ),
+        Route::Group(g) => match discovery::group(&state.registry, &g) {
+            Some(v) => get_only(body::json(200, &v), &method),
+            None => body::status(&handlers::not_found()),
+        },
+        Route::ResourceList { group, version } => {
+            match discovery::resource_list(&state.registry, &group, &version) {
+                Some(v) => get_only(body::json(200, &v), &method),
+                None => body::status(&handlers::not_found()),
+            }
+        }
+        Route::Version => get_only(body::json(200, &discovery::version()), &method),
+        Route::Health(which) => health(state, &which, req.uri().query()),
+        Route::OpenApiV2
+        | Route::OpenApiV3Root
+        | Route::OpenApiV3GroupVersion(_)
+        | Route::NotFound => body::status(&handlers::not_found()),
+        Route::Resource(rr) => {
+            let Some(info) = state.registry.find(&rr.group, &rr.version, &rr.resource) else {
+                return body::status(&handlers::not_found());
+            };
+            let query = Query::parse(req.uri().query());
+            let content_type = req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let bytes = match body::read_limited(req.into_body()).await {
+                Ok(b) => b,
+                Err(s) => return body::status(&s),
+            };
+            let ctx = Ctx {
+                state,
+                info,
+                route: rr,
+                query,
+                content_type,
+            };
+            handlers::serve(ctx, &method, bytes).await
+        }
+    }
+}
+
+/// `/healthz`, `/livez`, `/readyz` (and their `?verbose` forms).
+fn health(state: &Arc<ApiState>, which: &str, query: Option<&str>) -> Response {
+    let base = which.split('/').next().unwrap_or(which);
+    let store_ok = state.store.get("core/namespaces/default").is_ok();
+    let checks = [("ping", true), ("store", store_ok)];
+    let all_ok = checks.iter().all(|(_, ok)| *ok);
+    let verbose = Query::parse(query).get("verbose").is_some()
+        || query.is_some_and(|q| q.contains("verbose"));
+    let code = if all_ok { 200 } else { 500 };
+    if !verbose {
+        return body::text(code, if all_ok { "ok" } else { "failed" });
+    }
+    let mut out = String::new();
+    for (name, ok) in checks {
+        out.push_str(&format!(
+            "[{}]{name} {}\n",
+            if ok { "+" } else { "-" },
+            if ok { "ok" } else { "failed" }
+        ));
+    }
+    out.push_str(&format!(
+        "{base} check {}\n",
+        if all_ok { "passed" } else { "failed" }
+    ));
+    body::text(code, out)
+}

@@ -1,0 +1,136 @@
+//! `bramble controller` and `bramble up`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use bramble_apiserver::{Controller, ControllerConfig};
+
+/// Flags of `bramble controller`.
+#[derive(Args, Debug, Clone)]
+pub struct ControllerArgs {
+    /// Directory for the store (`db/`) and the cluster PKI (`pki/`); created if missing.
+    #[arg(long, env = "BRAMBLE_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Address and port the API server listens on.
+    #[arg(long, default_value = "0.0.0.0:6443")]
+    pub listen: SocketAddr,
+    /// Address other nodes and pods reach this controller at (the `kubernetes` Service
+    /// endpoint); defaults to the listen address, or 127.0.0.1 for a wildcard address.
+    #[arg(long)]
+    pub advertise_address: Option<IpAddr>,
+    /// Serve plain HTTP instead of TLS. Bearer tokens are still required; use only on a
+    /// trusted loopback or for debugging.
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Extra DNS name or IP address for the serving certificate (repeatable).
+    #[arg(long = "tls-san")]
+    pub tls_sans: Vec<String>,
+    /// Also write an admin kubeconfig to this path (merged into an existing file).
+    #[arg(long)]
+    pub write_kubeconfig: Option<PathBuf>,
+    /// How many store events are kept so watches can resume from an older resourceVersion.
+    #[arg(long, default_value_t = 10_000)]
+    pub history_limit: u64,
+    /// Seconds between BOOKMARK events on watches that allow them.
+    #[arg(long, default_value_t = 60)]
+    pub bookmark_interval_seconds: u64,
+    /// Log level when RUST_LOG is not set.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+/// Flags of `bramble up`.
+#[derive(Args, Debug, Clone)]
+pub struct UpArgs {
+    /// Where kubectl finds the cluster: the admin kubeconfig is merged into this file and its
+    /// context made current. Defaults to $KUBECONFIG or ~/.kube/config.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+}
+
+/// `/var/lib/bramble` for root, else `~/.local/share/bramble`.
+pub fn default_data_dir() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/bramble");
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("bramble")
+}
+
+/// The kubeconfig kubectl reads by default: the first path of $KUBECONFIG, else ~/.kube/config.
+pub fn default_kubeconfig() -> PathBuf {
+    if let Some(first) = std::env::var_os("KUBECONFIG")
+        .and_then(|v| std::env::split_paths(&v).next())
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        return first;
+    }
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+        .join(".kube/config")
+}
+
+fn config_of(args: &ControllerArgs) -> ControllerConfig {
+    let mut cfg = ControllerConfig::new(args.data_dir.join("controller"), args.listen);
+    cfg.advertise_address = args.advertise_address;
+    cfg.plain_http = args.plain_http;
+    cfg.tls_sans = args.tls_sans.clone();
+    cfg.history_limit = args.history_limit;
+    cfg.bookmark_interval = Duration::from_secs(args.bookmark_interval_seconds.max(1));
+    cfg
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs the controller until SIGTERM or Ctrl-C.
+pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
+    crate::cli::logging::init(&args.log_level);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let cfg = config_of(&args);
+        let controller = Controller::start(&cfg)
+            .await
+            .with_context(|| format!("starting the controller in {}", cfg.data_dir.display()))?;
+        if let Some(path) = &args.write_kubeconfig {
+            controller
+                .write_admin_kubeconfig(path)
+                .with_context(|| format!("writing kubeconfig {}", path.display()))?;
+        }
+        controller.serve(shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+/// `bramble up`: a single-node cluster on this machine, with kubectl pointed at it.
+pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
+    let kubeconfig = args.kubeconfig.clone().unwrap_or_else(default_kubeconfig);
+    let mut controller = args.controller.clone();
+    controller.write_kubeconfig = Some(kubeconfig.clone());
+    eprintln!(
+        "bramble up: data in {}, kubeconfig {} (context \"bramble\")",
+        controller.data_dir.display(),
+        kubeconfig.display()
+    );
+    run_controller(controller)
+}
