@@ -221,3 +221,31 @@ fn layer_with_wrong_digest_is_not_committed() -> Result<()> {
     assert!(store.put_blob(&wrong, b"x").is_err());
     Ok(())
 }
+
+#[tokio::test]
+async fn blob_writer_commits_only_verified_content() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = ImageStore::open(dir.path())?;
+    let good = b"hello blob".to_vec();
+    let digest = sha256(&good);
+
+    // Wrong bytes with the right length: refused, nothing stored, no temporary left.
+    let mut w = store.blob_writer(&digest, Some(good.len() as u64)).await?;
+    w.write(b"hellO blob").await?;
+    assert!(matches!(w.commit().await, Err(StoreError::Digest(_))));
+    assert!(!store.has_blob(&digest));
+    // Too many bytes: refused while streaming.
+    let mut w = store.blob_writer(&digest, Some(4)).await?;
+    assert!(w.write(&good).await.is_err());
+    drop(w);
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp"))?.count(), 0);
+
+    let mut w = store.blob_writer(&digest, Some(good.len() as u64)).await?;
+    w.write(&good[..5]).await?;
+    w.write(&good[5..]).await?;
+    let p = w.commit().await?;
+    assert_eq!(std::fs::read(p)?, good);
+    assert_eq!(store.read_blob(&digest)?, good);
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp"))?.count(), 0);
+    Ok(())
+}
