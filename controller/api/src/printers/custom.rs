@@ -101,7 +101,7 @@ pub fn custom_resource_table(
         }
         (Row::from(cells), obj)
     });
-    assemble(defs, rows, opts)
+    assemble(defs, rows, opts, None)
 }
 
 /// Upstream `cellForJSONValue` (and JSONPath printing for `string` columns).

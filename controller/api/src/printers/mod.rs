@@ -248,14 +248,17 @@ pub fn table(info: &ResourceInfo, objects: &[Value], opts: &TableOptions) -> Val
     let ctx = Ctx { now: opts.now };
     let columns = printer.columns.iter().map(|c| c.to_json()).collect();
     let rows = objects.iter().map(|obj| ((printer.row)(obj, &ctx), obj));
-    assemble(columns, rows, opts)
+    assemble(columns, rows, opts, Some(info))
 }
 
 /// Builds the `Table` from column definitions and printed rows.
+/// With `info`, whole objects (`includeObject=Object`) get its `apiVersion` and `kind` when
+/// they lack them, as upstream's conversion to the request version sets them.
 pub(crate) fn assemble<'a>(
     columns: Vec<Value>,
     rows: impl Iterator<Item = (Row, &'a Value)>,
     opts: &TableOptions,
+    info: Option<&ResourceInfo>,
 ) -> Value {
     let column_definitions = if opts.no_headers {
         Value::Null
@@ -269,7 +272,7 @@ pub(crate) fn assemble<'a>(
             if !row.conditions.is_empty() {
                 out.insert("conditions".into(), Value::Array(row.conditions));
             }
-            out.insert("object".into(), row_object(obj, opts.include_object));
+            out.insert("object".into(), row_object(obj, opts.include_object, info));
             Value::Object(out)
         })
         .collect();
@@ -282,11 +285,20 @@ pub(crate) fn assemble<'a>(
     })
 }
 
-fn row_object(obj: &Value, include: IncludeObject) -> Value {
+fn row_object(obj: &Value, include: IncludeObject, info: Option<&ResourceInfo>) -> Value {
     match include {
         IncludeObject::None => Value::Null,
         IncludeObject::Metadata => partial_object_metadata(obj),
-        IncludeObject::Object => obj.clone(),
+        IncludeObject::Object => {
+            let mut whole = obj.clone();
+            if let (Some(info), Some(map)) = (info, whole.as_object_mut()) {
+                map.entry("apiVersion")
+                    .or_insert_with(|| Value::String(info.api_version()));
+                map.entry("kind")
+                    .or_insert_with(|| Value::String(info.kind.clone()));
+            }
+            whole
+        }
     }
 }
 

@@ -58,6 +58,12 @@ fn include_object_and_no_headers_follow_upstream() {
     opts.include_object = IncludeObject::Object;
     let t = table(&info("v1", "ConfigMap"), &[cm("a")], &opts);
     assert_eq!(t["rows"][0]["object"], cm("a"));
+    // Whole objects carry their apiVersion and kind even when stored without them.
+    let mut bare = cm("a");
+    bare.as_object_mut().unwrap().remove("apiVersion");
+    bare.as_object_mut().unwrap().remove("kind");
+    let t = table(&info("v1", "ConfigMap"), &[bare], &opts);
+    assert_eq!(t["rows"][0]["object"], cm("a"));
 
     assert_eq!(IncludeObject::parse(""), Ok(IncludeObject::Metadata));
     assert_eq!(

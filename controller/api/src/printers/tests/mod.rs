@@ -5,6 +5,7 @@
 mod cluster;
 mod core;
 mod envelope;
+mod kubectl;
 mod pod;
 mod workloads;
 
