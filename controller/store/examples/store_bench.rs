@@ -1,4 +1,4 @@
-//! `cargo run --release -p bramble-store --example store_bench -- [writers] [creates] [size] [dir]`
+//! `cargo run --release -p bramble-store --example store_bench -- [writers] [creates] [updates] [size] [dir]`
 //!
 //! Concurrent creates against a fresh store in a temporary directory under `dir` (default:
 //! the system temp dir; pass a path on the disk you want to measure).
@@ -19,10 +19,11 @@ async fn main() -> anyhow::Result<()> {
     let config = BenchConfig {
         writers: arg(0, defaults.writers)?,
         creates: arg(1, defaults.creates)?,
-        object_size: arg(2, defaults.object_size)?,
+        updates: arg(2, defaults.updates)?,
+        object_size: arg(3, defaults.object_size)?,
     };
     let parent = args
-        .get(3)
+        .get(4)
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::tempdir_in(parent)?;
