@@ -1,0 +1,160 @@
+//! Length-prefixed JSON frames over a Unix stream socket, with file descriptors passed as
+//! `SCM_RIGHTS` alongside the first bytes of a frame (exec stdio, exec exit pipes).
+//!
+//! A frame is a 4-byte big-endian length then that many bytes of JSON. The same primitives
+//! serve the blocking helper and the non-blocking async client.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Largest frame accepted (a `List` of a few thousand containers fits).
+pub const MAX_FRAME: usize = 16 << 20;
+/// Most descriptors one frame may carry.
+pub const MAX_FDS: usize = 4;
+
+/// Errors of frame encoding and transport.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The socket failed.
+    #[error("runtime socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The JSON did not match the protocol.
+    #[error("runtime protocol: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A frame announced more than [`MAX_FRAME`] bytes.
+    #[error("runtime frame of {0} bytes is too large")]
+    TooLarge(usize),
+    /// The peer closed the connection in the middle of a frame.
+    #[error("runtime peer closed the connection mid-frame")]
+    Truncated,
+}
+
+/// A received frame: its JSON body and the descriptors that came with it.
+pub type Frame = (Vec<u8>, Vec<OwnedFd>);
+
+/// Serializes a message into a frame.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let body = serde_json::to_vec(msg)?;
+    if body.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Parses a frame body.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    Ok(serde_json::from_slice(body)?)
+}
+
+/// One `sendmsg`: the bytes, and `fds` when non-empty. Returns how many bytes went out.
+pub fn send_some(fd: RawFd, bytes: &[u8], fds: &[RawFd]) -> std::io::Result<usize> {
+    let iov = [IoSlice::new(bytes)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
+    sendmsg::<()>(fd, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None).map_err(std::io::Error::from)
+}
+
+/// One `recvmsg` into `buf`, collecting passed descriptors (close-on-exec) into `fds`.
+/// Returns the byte count (0 at end of stream).
+pub fn recv_some(fd: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> std::io::Result<usize> {
+    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        fd,
+        &mut iov,
+        Some(&mut cmsg_space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(std::io::Error::from)?;
+    for c in msg.cmsgs().map_err(std::io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(received) = c {
+            for raw in received {
+                // SAFETY: the kernel just installed `raw` in our table for us alone.
+                fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
+            }
+        }
+    }
+    Ok(msg.bytes)
+}
+
+/// Reassembles frames from `recv_some` chunks (shared by the blocking and async readers).
+#[derive(Default)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
+impl FrameReader {
+    /// Takes a complete frame out of the buffer, with the descriptors received so far.
+    pub fn take_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        if len > MAX_FRAME {
+            return Err(FrameError::TooLarge(len));
+        }
+        if self.buf.len() < 4 + len {
+            return Ok(None);
+        }
+        let body = self.buf[4..4 + len].to_vec();
+        self.buf.drain(..4 + len);
+        Ok(Some((body, std::mem::take(&mut self.fds))))
+    }
+
+    /// Reads once from `fd` (blocking or not); `Ok(false)` at end of stream.
+    pub fn fill(&mut self, fd: RawFd) -> std::io::Result<bool> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = recv_some(fd, &mut chunk, &mut self.fds)?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n > 0)
+    }
+
+    /// Whether a partial frame is buffered.
+    pub fn has_partial(&self) -> bool {
+        !self.buf.is_empty()
+    }
+}
+
+/// Blocking: sends a whole frame, descriptors with its first bytes.
+pub fn send_blocking(fd: &impl AsRawFd, frame: &[u8], fds: &[RawFd]) -> Result<(), FrameError> {
+    let mut off = 0;
+    let mut pass = fds;
+    while off < frame.len() {
+        match send_some(fd.as_raw_fd(), &frame[off..], pass) {
+            Ok(n) => {
+                off += n;
+                pass = &[];
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Blocking: receives one frame; `None` when the peer closed cleanly between frames.
+pub fn recv_blocking(
+    fd: &impl AsRawFd,
+    reader: &mut FrameReader,
+) -> Result<Option<Frame>, FrameError> {
+    loop {
+        if let Some(f) = reader.take_frame()? {
+            return Ok(Some(f));
+        }
+        match reader.fill(fd.as_raw_fd()) {
+            Ok(true) => {}
+            Ok(false) if reader.has_partial() => return Err(FrameError::Truncated),
+            Ok(false) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! The runtime helper: a single-threaded process that owns every libcontainer call.
+//!
+//! It serves one connection (a Unix socket inherited as a descriptor) with length-prefixed
+//! JSON [`Request`]s, one at a time, and exits when the kubelet closes it. Nothing lives only
+//! in its memory: state is in the [`StateDir`] and in libcontainer's state, so a new helper
+//! started by a restarted kubelet sees every container the old one created.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::signal::Signal as LcSignal;
+
+use crate::frame::{decode, encode, recv_blocking, send_blocking, FrameError, FrameReader};
+use crate::protocol::{
+    ContainerKind, ContainerMeta, ContainerState, ContainerStatusKind, ErrorKind, ExitInfo,
+    Request, Response,
+};
+use crate::rootfs::{mount_overlay, prepare_pause_rootfs, unmount_rootfs, RootfsError};
+use crate::shim::{launch_container, launch_exec, ContainerShim, ShimError};
+use crate::spec::{app_spec, effective_oom_score_adj, may_lower_oom_score, pause_spec, HostLibs};
+use crate::state::{
+    now_rfc3339, read_json, read_text, write_json, write_text, StateDir, StateError,
+};
+
+/// Where the helper keeps things and finds cgroupfs.
+#[derive(Debug, Clone)]
+pub struct HelperConfig {
+    /// Runtime state root (e.g. `/var/lib/bramble/runtime`).
+    pub state_root: PathBuf,
+    /// cgroupfs root (`/sys/fs/cgroup`).
+    pub cgroup_root: PathBuf,
+    /// The `bramble` binary copied into the pause rootfs (normally `/proc/self/exe`).
+    pub pause_binary: PathBuf,
+}
+
+/// Errors that end the helper or fail one request.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    /// Transport failure: the helper stops.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// State directory failure.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Root filesystem failure.
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    /// Shim failure.
+    #[error(transparent)]
+    Shim(#[from] ShimError),
+    /// libcontainer failure.
+    #[error("libcontainer: {0}")]
+    Libcontainer(#[from] libcontainer::error::LibcontainerError),
+    /// A request that names a missing container.
+    #[error("container {0} not found")]
+    NotFound(String),
+    /// A request that does not fit.
+    #[error("{0}")]
+    Invalid(String),
+    /// Creating the container failed; with the shim's log.
+    #[error("{0}")]
+    CreateFailed(String),
+    /// A create with a taken id.
+    #[error("container {0} already exists")]
+    AlreadyExists(String),
+}
+
+impl HelperError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            HelperError::NotFound(_) => ErrorKind::NotFound,
+            HelperError::Invalid(_) => ErrorKind::Invalid,
+            HelperError::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            _ => ErrorKind::Internal,
+        }
+    }
+}
+
+struct Helper {
+    cfg: HelperConfig,
+    state: StateDir,
+    pause_libs: Option<HostLibs>,
+    may_lower_oom: bool,
+}
+
+/// Serves requests on `conn` until the peer closes it. Call only in a single-threaded
+/// process: requests fork shims, and libcontainer forks and clones.
+pub fn serve(conn: OwnedFd, cfg: HelperConfig) -> Result<(), HelperError> {
+    let state = StateDir::new(&cfg.state_root);
+    state.ensure()?;
+    let mut helper = Helper {
+        cfg,
+        state,
+        pause_libs: None,
+        may_lower_oom: may_lower_oom_score(),
+    };
+    let mut reader = FrameReader::default();
+    while let Some((body, fds)) = recv_blocking(&conn, &mut reader)? {
+        let (resp, out_fds) = match decode::<Request>(&body) {
+            Ok(req) => {
+                let _span =
+                    tracing::debug_span!("runtime_request", op = ?std::mem::discriminant(&req))
+                        .entered();
+                match helper.handle(req, fds) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "runtime request failed");
+                        (
+                            Response::Error {
+                                kind: e.kind(),
+                                message: e.to_string(),
+                            },
+                            Vec::new(),
+                        )
+                    }
+                }
+            }
+            Err(e) => (
+                Response::Error {
+                    kind: ErrorKind::Invalid,
+                    message: e.to_string(),
+                },
+                Vec::new(),
+            ),
+        };
+        let raw: Vec<i32> = out_fds.iter().map(|f| f.as_raw_fd()).collect();
+        send_blocking(&conn, &encode(&resp)?, &raw)?;
+    }
+    Ok(())
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !id.starts_with('.')
+}
+
+impl Helper {
+    fn handle(
+        &mut self,
+        req: Request,
+        fds: Vec<OwnedFd>,
+    ) -> Result<(Response, Vec<OwnedFd>), HelperError> {
+        match req {
+            Request::Create { id, kind } => {
+                let pid = self.create(&id, kind)?;
+                Ok((Response::Created { pid }, Vec::new()))
+            }
+            Request::Start { id } => {
+                let mut c = self.load(&id)?;
+                c.start()?;
+                write_text(&self.state.bundle(&id).join("started_at"), &now_rfc3339())?;
+                Ok((Response::Ok, Vec::new()))
+            }
+            Request::Kill { id, signal } => {
+                let mut c = self.load(&id)?;
+                c.refresh_status()?;
+                if c.can_kill() {
+                    let sig = LcSignal::try_from(signal)
+                        .map_err(|e| HelperError::Invalid(format!("signal {signal}: {e}")))?;
+                    // SIGKILL goes to every process of the cgroup; other signals to init only.
+                    c.kill(sig, signal == libc::SIGKILL)?;
+                }
+                Ok((Response::Ok, Vec::new()))
+            }
+            Request::Delete { id, force } => {
+                self.delete(&id, force)?;
+                Ok((Response::Ok, Vec::new()))
+            }
+            Request::State { id } => Ok((
+                Response::State {
+                    state: self.state_of(&id)?,
+                },
+                Vec::new(),
+            )),
+            Request::List => {
+                let mut states = Vec::new();
+                for id in self.state.list_ids()? {
+                    match self.state_of(&id) {
+                        Ok(s) => states.push(s),
+                        Err(e) => tracing::warn!(%id, error = %e, "unreadable container state"),
+                    }
+                }
+                Ok((Response::List { states }, Vec::new()))
+            }
+            Request::Exec { id, config } => {
+                let [i, o, e]: [OwnedFd; 3] = fds
+                    .try_into()
+                    .map_err(|_| HelperError::Invalid("exec needs stdin, stdout, stderr".into()))?;
+                let st = self.state_of(&id)?;
+                if st.status != ContainerStatusKind::Running {
+                    return Err(HelperError::Invalid(format!(
+                        "container {id} is not running"
+                    )));
+                }
+                let (pid, result) =
+                    launch_exec(&self.state.libcontainer_root(), &id, &config, [i, o, e])?;
+                Ok((Response::ExecStarted { pid }, vec![result]))
+            }
+            Request::ReopenLog { id } => {
+                let st = self.state_of(&id)?;
+                let shim = st.shim_pid.ok_or_else(|| {
+                    HelperError::Invalid(format!("container {id} has no running shim"))
+                })?;
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(shim),
+                    nix::sys::signal::Signal::SIGUSR1,
+                );
+                Ok((Response::Ok, Vec::new()))
+            }
+        }
+    }
+
+    fn load(&self, id: &str) -> Result<Container, HelperError> {
+        if !valid_id(id) {
+            return Err(HelperError::Invalid(format!("bad container id {id:?}")));
+        }
+        let dir = self.state.libcontainer_root().join(id);
+        if !dir.join("state.json").exists() {
+            return Err(HelperError::NotFound(id.to_string()));
+        }
+        Ok(Container::load(dir)?)
+    }
+
+    fn meta(&self, id: &str) -> Result<ContainerMeta, HelperError> {
+        if !valid_id(id) {
+            return Err(HelperError::Invalid(format!("bad container id {id:?}")));
+        }
+        read_json(&self.state.bundle(id).join("meta.json"))?
+            .ok_or_else(|| HelperError::NotFound(id.to_string()))
+    }
+
+    fn create(&mut self, id: &str, kind: ContainerKind) -> Result<i32, HelperError> {
+        if !valid_id(id) {
+            return Err(HelperError::Invalid(format!("bad container id {id:?}")));
+        }
+        let bundle = self.state.bundle(id);
+        if bundle.exists() {
+            return Err(HelperError::AlreadyExists(id.to_string()));
+        }
+        let (cgroup_path, log_path, spec) = match &kind {
+            ContainerKind::Sandbox { config } => {
+                let cg = config.cgroup_parent.join(id);
+                let libs = match &self.pause_libs {
+                    Some(l) => l,
+                    None => {
+                        let l = prepare_pause_rootfs(
+                            &self.state.pause_rootfs(),
+                            &self.cfg.pause_binary,
+                        )?;
+                        self.pause_libs.insert(l)
+                    }
+                };
+                let adj = effective_oom_score_adj(
+                    Some(bramble_cgroups::qos::POD_INFRA_OOM_SCORE_ADJ),
+                    self.may_lower_oom,
+                );
+                let spec = pause_spec(
+                    &self.state.pause_rootfs(),
+                    &config.hostname,
+                    &cgroups_path(&cg),
+                    libs,
+                    adj,
+                );
+                (cg, bundle.join("pause.log"), spec)
+            }
+            ContainerKind::App { sandbox_id, config } => {
+                let sandbox = self.meta(sandbox_id)?;
+                let ContainerKind::Sandbox { config: sb } = &sandbox.kind else {
+                    return Err(HelperError::Invalid(format!(
+                        "{sandbox_id} is not a sandbox"
+                    )));
+                };
+                let st = self.state_of(sandbox_id)?;
+                let pause_pid = match (st.status, st.pid) {
+                    (ContainerStatusKind::Running, Some(pid)) => pid,
+                    _ => {
+                        return Err(HelperError::Invalid(format!(
+                            "sandbox {sandbox_id} is not running"
+                        )))
+                    }
+                };
+                if config.command.is_empty() {
+                    return Err(HelperError::Invalid("container command is empty".into()));
+                }
+                let cg = sb.cgroup_parent.join(id);
+                let spec = app_spec(config, pause_pid, &cgroups_path(&cg), self.may_lower_oom);
+                (cg, config.log_path.clone(), spec)
+            }
+        };
+        crate::state::mkdir_all(&bundle)?;
+        let meta = ContainerMeta {
+            id: id.to_string(),
+            kind: kind.clone(),
+            cgroup_path: cgroup_path.clone(),
+            log_path: log_path.clone(),
+            created_at: now_rfc3339(),
+        };
+        write_json(&bundle.join("meta.json"), &meta)?;
+        let result = (|| {
+            write_json(&bundle.join("config.json"), &spec)?;
+            if let ContainerKind::App { config, .. } = &kind {
+                mount_overlay(&bundle, &config.image_layers)?;
+            }
+            let shim = ContainerShim {
+                id: id.to_string(),
+                bundle: bundle.clone(),
+                libcontainer_root: self.state.libcontainer_root(),
+                log_path,
+                cgroup_root: self.cfg.cgroup_root.clone(),
+                cgroup_path,
+            };
+            Ok::<_, HelperError>(launch_container(&shim)?)
+        })();
+        if let Err(e) = result {
+            // The shim's log holds libcontainer's own account of the failure.
+            let log = std::fs::read_to_string(bundle.join("shim.log")).unwrap_or_default();
+            let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+            let _ = unmount_rootfs(&bundle);
+            let _ = std::fs::remove_dir_all(&bundle);
+            let _ = std::fs::remove_dir_all(self.state.libcontainer_root().join(id));
+            if tail.is_empty() {
+                return Err(e);
+            }
+            return Err(HelperError::CreateFailed(format!("{e} ({tail})")));
+        }
+        result
+    }
+
+    fn delete(&self, id: &str, force: bool) -> Result<(), HelperError> {
+        let bundle = self.state.bundle(id);
+        let meta = self.meta(id)?;
+        match self.load(id) {
+            Ok(mut c) => {
+                c.refresh_status()?;
+                if !force && !c.can_delete() {
+                    return Err(HelperError::Invalid(format!(
+                        "container {id} is {:?}; stop it first",
+                        c.status()
+                    )));
+                }
+                c.delete(true)?;
+            }
+            Err(HelperError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        if matches!(meta.kind, ContainerKind::App { .. }) {
+            unmount_rootfs(&bundle)?;
+        }
+        std::fs::remove_dir_all(&bundle).map_err(|source| StateError::Io {
+            op: "remove",
+            path: bundle.clone(),
+            source,
+        })?;
+        Ok(())
+    }
+
+    fn state_of(&self, id: &str) -> Result<ContainerState, HelperError> {
+        let meta = self.meta(id)?;
+        let bundle = self.state.bundle(id);
+        let exit: Option<ExitInfo> = read_json(&bundle.join("exit.json"))?;
+        let shim_pid = read_text(&bundle.join("shim.pid"))
+            .and_then(|s| s.parse::<i32>().ok())
+            .filter(|p| process_alive(*p));
+        let started_at = read_text(&bundle.join("started_at"));
+        let (lc_status, pid) = match self.load(id) {
+            Ok(mut c) => {
+                c.refresh_status()?;
+                (Some(c.status()), c.pid().map(|p| p.as_raw()))
+            }
+            Err(HelperError::NotFound(_)) => (None, None),
+            Err(e) => return Err(e),
+        };
+        let status = match (lc_status, &exit) {
+            (_, Some(_)) => ContainerStatusKind::Exited,
+            (Some(ContainerStatus::Created), _) | (Some(ContainerStatus::Creating), _) => {
+                ContainerStatusKind::Created
+            }
+            (Some(ContainerStatus::Running), _) | (Some(ContainerStatus::Paused), _) => {
+                ContainerStatusKind::Running
+            }
+            // Exited, the shim still writing exit.json.
+            (Some(ContainerStatus::Stopped), None) if shim_pid.is_some() => {
+                ContainerStatusKind::Running
+            }
+            _ => ContainerStatusKind::Unknown,
+        };
+        let pid = if status == ContainerStatusKind::Exited {
+            None
+        } else {
+            pid
+        };
+        Ok(ContainerState {
+            meta,
+            status,
+            pid,
+            started_at,
+            exit,
+            shim_pid,
+        })
+    }
+}
+
+/// libcontainer's cgroupfs path for a relative cgroup (absolute under the cgroup root).
+fn cgroups_path(rel: &Path) -> String {
+    format!("/{}", rel.display())
+}
+
+fn process_alive(pid: i32) -> bool {
+    // A zombie counts as gone.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .map(|st| st != "Z" && st != "X")
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,263 @@
+//! Messages between the kubelet (`RuntimeClient`) and the runtime helper.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// What the pause (sandbox) container of a pod needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxConfig {
+    /// `metadata.uid` of the pod.
+    pub pod_uid: String,
+    /// `metadata.name`.
+    pub pod_name: String,
+    /// `metadata.namespace`.
+    pub pod_namespace: String,
+    /// Hostname set in the pod's UTS namespace.
+    pub hostname: String,
+    /// The pod cgroup, relative to the cgroup root (e.g. `kubepods/burstable/pod<uid>`).
+    pub cgroup_parent: PathBuf,
+}
+
+/// cgroup settings of one container (upstream's container-level values: v1 units, the
+/// runtime converts for v2). `None` leaves a setting unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerResources {
+    /// `cpu.shares`.
+    pub cpu_shares: Option<u64>,
+    /// CFS quota, microseconds.
+    pub cpu_quota: Option<i64>,
+    /// CFS period, microseconds.
+    pub cpu_period: Option<u64>,
+    /// Memory hard limit, bytes.
+    pub memory_limit: Option<i64>,
+    /// Process count limit.
+    pub pids_limit: Option<i64>,
+    /// `oom_score_adj` of the container's processes.
+    pub oom_score_adj: Option<i32>,
+}
+
+/// One app container of a pod.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    /// The container's name in the pod spec.
+    pub name: String,
+    /// Unpacked image layer directories, bottom layer first (overlayfs lower dirs).
+    pub image_layers: Vec<PathBuf>,
+    /// Executable and arguments (`command` + `args`, already resolved against the image).
+    pub command: Vec<String>,
+    /// `NAME=value` environment (a default `PATH` is added when absent).
+    pub env: Vec<String>,
+    /// Working directory; `/` when empty.
+    pub working_dir: String,
+    /// cgroup settings of the container's own cgroup.
+    pub resources: ContainerResources,
+    /// CRI-format log file of the container's stdout/stderr.
+    pub log_path: PathBuf,
+    /// Free-form labels kept with the container (the kubelet's bookkeeping).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A process to run inside a running container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecConfig {
+    /// Executable and arguments.
+    pub command: Vec<String>,
+    /// Extra `NAME=value` environment.
+    pub env: Vec<String>,
+    /// Working directory; the container's when empty.
+    pub working_dir: String,
+}
+
+/// Whether a container is a pod's pause container or an app container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ContainerKind {
+    /// The pause container owning the pod's namespaces.
+    Sandbox {
+        /// Its configuration.
+        config: SandboxConfig,
+    },
+    /// An app container joined to a sandbox.
+    App {
+        /// The sandbox (pause container) id.
+        sandbox_id: String,
+        /// Its configuration.
+        config: ContainerConfig,
+    },
+}
+
+/// What the runtime keeps about a container, written at creation (`meta.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerMeta {
+    /// Container id.
+    pub id: String,
+    /// Sandbox or app container, with the configuration it was created from.
+    #[serde(flatten)]
+    pub kind: ContainerKind,
+    /// The container's cgroup, relative to the cgroup root.
+    pub cgroup_path: PathBuf,
+    /// Where its stdout/stderr go.
+    pub log_path: PathBuf,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+}
+
+/// Lifecycle state, as CRI names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerStatusKind {
+    /// Created, not started.
+    Created,
+    /// Running (or paused).
+    Running,
+    /// Exited; see [`ExitInfo`].
+    Exited,
+    /// The runtime cannot tell.
+    Unknown,
+}
+
+/// How a container ended, written by its shim when the process exits (`exit.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// Exit code as the kubelet reports it (128 + signal for a signalled process).
+    pub exit_code: i32,
+    /// The terminating signal, if any.
+    pub signal: Option<i32>,
+    /// The cgroup recorded an OOM kill.
+    pub oom_killed: bool,
+    /// RFC 3339 time of exit.
+    pub finished_at: String,
+    /// Upstream's reason: `Completed`, `Error` or `OOMKilled`.
+    pub reason: String,
+}
+
+/// The state of one container as the helper sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    /// Creation metadata.
+    pub meta: ContainerMeta,
+    /// Lifecycle state.
+    pub status: ContainerStatusKind,
+    /// Host pid of the container's init process, while it exists.
+    pub pid: Option<i32>,
+    /// RFC 3339 start time.
+    pub started_at: Option<String>,
+    /// Exit details once exited.
+    pub exit: Option<ExitInfo>,
+    /// Pid of the per-container shim, if it still runs.
+    pub shim_pid: Option<i32>,
+}
+
+/// A request to the helper. `Exec` carries three descriptors (stdin, stdout, stderr).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // transient, one message in flight at a time
+pub enum Request {
+    /// Create (not start) a container or sandbox.
+    Create {
+        /// New container id.
+        id: String,
+        /// What to create.
+        kind: ContainerKind,
+    },
+    /// Start a created container.
+    Start {
+        /// Container id.
+        id: String,
+    },
+    /// Send a signal to the container's init process.
+    Kill {
+        /// Container id.
+        id: String,
+        /// Signal number.
+        signal: i32,
+    },
+    /// Delete the container (its state, rootfs and cgroup).
+    Delete {
+        /// Container id.
+        id: String,
+        /// Kill it first when still running.
+        force: bool,
+    },
+    /// Read one container's state.
+    State {
+        /// Container id.
+        id: String,
+    },
+    /// Read every container's state.
+    List,
+    /// Run a process in a running container with the passed stdio descriptors.
+    Exec {
+        /// Container id.
+        id: String,
+        /// The process.
+        config: ExecConfig,
+    },
+    /// Make the container's shim reopen its log file (after rotation).
+    ReopenLog {
+        /// Container id.
+        id: String,
+    },
+}
+
+/// Error classes the client maps to its own error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No such container.
+    NotFound,
+    /// The id is taken.
+    AlreadyExists,
+    /// The request does not fit the container's state or is malformed.
+    Invalid,
+    /// The runtime failed.
+    Internal,
+}
+
+/// The helper's answer. `ExecStarted` carries one descriptor: a pipe that yields the exec
+/// result as JSON ([`ExecResult`]) when the process ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // transient, one message in flight at a time
+pub enum Response {
+    /// Done.
+    Ok,
+    /// A container was created; its init pid.
+    Created {
+        /// Host pid of the container init.
+        pid: i32,
+    },
+    /// One container.
+    State {
+        /// Its state.
+        state: ContainerState,
+    },
+    /// Every container.
+    List {
+        /// Their states.
+        states: Vec<ContainerState>,
+    },
+    /// The exec process runs.
+    ExecStarted {
+        /// Its host pid.
+        pid: i32,
+    },
+    /// The request failed.
+    Error {
+        /// Class of failure.
+        kind: ErrorKind,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// Written to the exec result pipe when an exec'd process ends (or could not start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecResult {
+    /// Exit code (128 + signal when signalled); `None` when it could not start.
+    pub exit_code: Option<i32>,
+    /// Why it could not start.
+    pub error: Option<String>,
+}

@@ -1,0 +1,433 @@
+//! The seam the kubelet uses: [`ContainerRuntime`], implemented by [`RuntimeClient`] over the
+//! helper connection.
+
+use std::future::Future;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::fcntl::OFlag;
+
+use crate::client::RuntimeClient;
+use crate::error::RuntimeError;
+use crate::protocol::{
+    ContainerConfig, ContainerKind, ContainerState, ContainerStatusKind, ExecConfig, ExecResult,
+    Request, Response, SandboxConfig,
+};
+
+/// How long `stop` waits for a SIGKILLed container to be reported exited.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// A pod sandbox's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxStatus {
+    /// Sandbox id.
+    pub id: String,
+    /// `true` while the pause container runs (CRI `SANDBOX_READY`).
+    pub ready: bool,
+    /// Host pid of the pause process.
+    pub pid: Option<i32>,
+    /// The pod network namespace, for CNI (`/proc/<pid>/ns/net`).
+    pub netns_path: Option<String>,
+    /// The pause container's full state (config, exit).
+    pub state: ContainerState,
+}
+
+/// Output of [`ContainerRuntime::exec_sync`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Everything written to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything written to stderr.
+    pub stderr: Vec<u8>,
+    /// Exit code (128 + signal when signalled).
+    pub exit_code: i32,
+}
+
+/// A process started by [`ContainerRuntime::exec`].
+#[derive(Debug)]
+pub struct ExecProcess {
+    /// Its host pid.
+    pub pid: i32,
+    result: OwnedFd,
+}
+
+impl ExecProcess {
+    /// Waits for the process to end; returns its exit code.
+    pub async fn wait(self) -> Result<i32, RuntimeError> {
+        let fd = self.result;
+        let bytes = tokio::task::spawn_blocking(move || {
+            let mut f = std::fs::File::from(fd);
+            let mut buf = Vec::new();
+            f.read_to_end(&mut buf).map(|_| buf)
+        })
+        .await
+        .map_err(|e| RuntimeError::Exec(e.to_string()))?
+        .map_err(|e| RuntimeError::Io("read exec result", e))?;
+        let res: ExecResult = serde_json::from_slice(&bytes)
+            .map_err(|_| RuntimeError::Exec("exec shim died without a result".into()))?;
+        match (res.exit_code, res.error) {
+            (Some(code), _) => Ok(code),
+            (None, e) => Err(RuntimeError::Exec(e.unwrap_or_default())),
+        }
+    }
+}
+
+/// Pods and containers as the kubelet drives them (the CRI's shape, in-process).
+pub trait ContainerRuntime: Send + Sync {
+    /// Creates and starts a pod's pause container (new network, IPC and UTS namespaces, the
+    /// pod's hostname, in `config.cgroup_parent`); returns the sandbox id.
+    fn run_pod_sandbox(
+        &self,
+        config: &SandboxConfig,
+    ) -> impl Future<Output = Result<String, RuntimeError>> + Send;
+    /// Stops every container of the sandbox, then the pause container (SIGTERM, `grace`,
+    /// SIGKILL).
+    fn stop_pod_sandbox(
+        &self,
+        id: &str,
+        grace: Duration,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// Removes every container of the sandbox and the sandbox itself (killing what runs).
+    fn remove_pod_sandbox(&self, id: &str)
+        -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// The sandbox's state.
+    fn sandbox_status(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<SandboxStatus, RuntimeError>> + Send;
+    /// Creates an app container in a sandbox (overlay rootfs over the image layers, joined to
+    /// the pause container's namespaces); returns its id. It waits for `start_container`.
+    fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: &ContainerConfig,
+    ) -> impl Future<Output = Result<String, RuntimeError>> + Send;
+    /// Starts a created container.
+    fn start_container(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// SIGTERM, up to `grace` for it to exit, then SIGKILL.
+    fn stop_container(
+        &self,
+        id: &str,
+        grace: Duration,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// Deletes a container (killing it if it still runs), its rootfs and cgroup.
+    fn remove_container(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// One container's state (exit code and OOM kill once exited).
+    fn container_status(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<ContainerState, RuntimeError>> + Send;
+    /// Every container and sandbox the runtime knows, including those created before a
+    /// kubelet restart.
+    fn list_containers(
+        &self,
+    ) -> impl Future<Output = Result<Vec<ContainerState>, RuntimeError>> + Send;
+    /// Runs a process in a running container with the given stdio descriptors.
+    fn exec(
+        &self,
+        id: &str,
+        config: &ExecConfig,
+        stdio: [OwnedFd; 3],
+    ) -> impl Future<Output = Result<ExecProcess, RuntimeError>> + Send;
+    /// Runs a process to completion and collects its output (CRI `ExecSync`).
+    fn exec_sync(
+        &self,
+        id: &str,
+        config: &ExecConfig,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<ExecOutput, RuntimeError>> + Send;
+    /// Makes the container's log writer reopen its file after the kubelet rotated it.
+    fn reopen_container_log(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn unexpected(r: Response) -> RuntimeError {
+    RuntimeError::Unexpected(format!("{r:?}"))
+}
+
+impl RuntimeClient {
+    async fn simple(&self, req: Request) -> Result<(), RuntimeError> {
+        match self.call(&req, &[]).await?.0 {
+            Response::Ok => Ok(()),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    async fn state(&self, id: &str) -> Result<ContainerState, RuntimeError> {
+        match self
+            .call(&Request::State { id: id.to_string() }, &[])
+            .await?
+            .0
+        {
+            Response::State { state } => Ok(state),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    async fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
+        self.simple(Request::Kill {
+            id: id.to_string(),
+            signal,
+        })
+        .await
+    }
+
+    /// Polls until the container is no longer created/running or `limit` passes.
+    async fn wait_stopped(&self, id: &str, limit: Duration) -> Result<bool, RuntimeError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let st = self.state(id).await?;
+            if matches!(
+                st.status,
+                ContainerStatusKind::Exited | ContainerStatusKind::Unknown
+            ) {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        let st = self.state(id).await?;
+        if matches!(
+            st.status,
+            ContainerStatusKind::Exited | ContainerStatusKind::Unknown
+        ) {
+            return Ok(());
+        }
+        if !grace.is_zero() {
+            self.kill(id, libc::SIGTERM).await?;
+            if self.wait_stopped(id, grace).await? {
+                return Ok(());
+            }
+        }
+        self.kill(id, libc::SIGKILL).await?;
+        if self.wait_stopped(id, KILL_WAIT).await? {
+            Ok(())
+        } else {
+            Err(RuntimeError::Helper(format!(
+                "container {id} did not die after SIGKILL"
+            )))
+        }
+    }
+
+    async fn containers_of(&self, sandbox: &str) -> Result<Vec<String>, RuntimeError> {
+        Ok(self
+            .list_containers()
+            .await?
+            .into_iter()
+            .filter(|s| matches!(&s.meta.kind, ContainerKind::App { sandbox_id, .. } if sandbox_id == sandbox))
+            .map(|s| s.meta.id)
+            .collect())
+    }
+}
+
+impl ContainerRuntime for RuntimeClient {
+    async fn run_pod_sandbox(&self, config: &SandboxConfig) -> Result<String, RuntimeError> {
+        let id = new_id();
+        let kind = ContainerKind::Sandbox {
+            config: config.clone(),
+        };
+        match self
+            .call(
+                &Request::Create {
+                    id: id.clone(),
+                    kind,
+                },
+                &[],
+            )
+            .await?
+            .0
+        {
+            Response::Created { .. } => {}
+            r => return Err(unexpected(r)),
+        }
+        if let Err(e) = self.simple(Request::Start { id: id.clone() }).await {
+            let _ = self
+                .simple(Request::Delete {
+                    id: id.clone(),
+                    force: true,
+                })
+                .await;
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    async fn stop_pod_sandbox(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        for c in self.containers_of(id).await? {
+            self.stop(&c, grace).await?;
+        }
+        self.stop(id, grace).await
+    }
+
+    async fn remove_pod_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
+        for c in self.containers_of(id).await? {
+            self.simple(Request::Delete { id: c, force: true }).await?;
+        }
+        self.simple(Request::Delete {
+            id: id.to_string(),
+            force: true,
+        })
+        .await
+    }
+
+    async fn sandbox_status(&self, id: &str) -> Result<SandboxStatus, RuntimeError> {
+        let state = self.state(id).await?;
+        if !matches!(state.meta.kind, ContainerKind::Sandbox { .. }) {
+            return Err(RuntimeError::Invalid(format!("{id} is not a sandbox")));
+        }
+        let ready = state.status == ContainerStatusKind::Running;
+        Ok(SandboxStatus {
+            id: id.to_string(),
+            ready,
+            pid: state.pid,
+            netns_path: state
+                .pid
+                .filter(|_| ready)
+                .map(|p| format!("/proc/{p}/ns/net")),
+            state,
+        })
+    }
+
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: &ContainerConfig,
+    ) -> Result<String, RuntimeError> {
+        let id = new_id();
+        let kind = ContainerKind::App {
+            sandbox_id: sandbox_id.to_string(),
+            config: config.clone(),
+        };
+        match self
+            .call(
+                &Request::Create {
+                    id: id.clone(),
+                    kind,
+                },
+                &[],
+            )
+            .await?
+            .0
+        {
+            Response::Created { .. } => Ok(id),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    async fn start_container(&self, id: &str) -> Result<(), RuntimeError> {
+        self.simple(Request::Start { id: id.to_string() }).await
+    }
+
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        self.stop(id, grace).await
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
+        self.simple(Request::Delete {
+            id: id.to_string(),
+            force: true,
+        })
+        .await
+    }
+
+    async fn container_status(&self, id: &str) -> Result<ContainerState, RuntimeError> {
+        self.state(id).await
+    }
+
+    async fn list_containers(&self) -> Result<Vec<ContainerState>, RuntimeError> {
+        match self.call(&Request::List, &[]).await?.0 {
+            Response::List { states } => Ok(states),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        config: &ExecConfig,
+        stdio: [OwnedFd; 3],
+    ) -> Result<ExecProcess, RuntimeError> {
+        let raw = [
+            stdio[0].as_raw_fd(),
+            stdio[1].as_raw_fd(),
+            stdio[2].as_raw_fd(),
+        ];
+        let req = Request::Exec {
+            id: id.to_string(),
+            config: config.clone(),
+        };
+        let (resp, mut fds) = self.call(&req, &raw).await?;
+        drop(stdio);
+        match resp {
+            Response::ExecStarted { pid } if fds.len() == 1 => Ok(ExecProcess {
+                pid,
+                result: fds.remove(0),
+            }),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    async fn exec_sync(
+        &self,
+        id: &str,
+        config: &ExecConfig,
+        timeout: Duration,
+    ) -> Result<ExecOutput, RuntimeError> {
+        let pipe =
+            || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io("pipe", e.into()));
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let stdin =
+            std::fs::File::open("/dev/null").map_err(|e| RuntimeError::Io("/dev/null", e))?;
+        let proc = self
+            .exec(id, config, [OwnedFd::from(stdin), out_w, err_w])
+            .await?;
+        let pid = proc.pid;
+        let read_all = |fd: OwnedFd| {
+            tokio::task::spawn_blocking(move || {
+                let mut buf = Vec::new();
+                let _ = std::fs::File::from(fd).read_to_end(&mut buf);
+                buf
+            })
+        };
+        let (out, err) = (read_all(out_r), read_all(err_r));
+        let run = async {
+            let code = proc.wait().await?;
+            let stdout = out.await.map_err(|e| RuntimeError::Exec(e.to_string()))?;
+            let stderr = err.await.map_err(|e| RuntimeError::Exec(e.to_string()))?;
+            Ok::<_, RuntimeError>(ExecOutput {
+                stdout,
+                stderr,
+                exit_code: code,
+            })
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                Err(RuntimeError::Timeout)
+            }
+        }
+    }
+
+    async fn reopen_container_log(&self, id: &str) -> Result<(), RuntimeError> {
+        self.simple(Request::ReopenLog { id: id.to_string() }).await
+    }
+}

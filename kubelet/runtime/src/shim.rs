@@ -1,0 +1,526 @@
+//! Per-container shims, forked from the single-threaded helper.
+//!
+//! A container shim is the parent of one container's init process for its whole life: it calls
+//! libcontainer's `build` (so the init, cloned with `CLONE_PARENT`, is its child), turns the
+//! container's stdout/stderr pipes into CRI log lines, and when the process exits writes
+//! `exit.json` (exit code, signal, OOM kill) into the bundle. It is double-forked and `setsid`,
+//! so neither the helper nor the kubelet is its parent: containers and their exit codes outlive
+//! both. It never execs: it is a copy-on-write image of the helper that touches little memory.
+//!
+//! An exec shim does the same for one `exec` process: libcontainer's tenant builder, wait,
+//! then the [`ExecResult`] JSON written to a pipe whose read end went back to the client.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, pipe2, setsid, ForkResult, Pid};
+use serde::{Deserialize, Serialize};
+
+use crate::logs::{CriLogWriter, Stream};
+use crate::protocol::{ExecConfig, ExecResult, ExitInfo};
+use crate::state::{now_rfc3339, write_json, write_text};
+
+/// Errors of launching a shim.
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    /// A system call in the helper failed.
+    #[error("{op}: {source}")]
+    Sys {
+        /// What was attempted.
+        op: &'static str,
+        /// The errno.
+        #[source]
+        source: nix::Error,
+    },
+    /// The shim reported that libcontainer could not create the container or process.
+    #[error("{0}")]
+    Create(String),
+    /// The shim died without reporting.
+    #[error("shim exited without a report")]
+    NoReport,
+}
+
+fn sys(op: &'static str) -> impl FnOnce(nix::Error) -> ShimError {
+    move |source| ShimError::Sys { op, source }
+}
+
+/// What a container shim needs.
+#[derive(Debug, Clone)]
+pub struct ContainerShim {
+    /// Container id.
+    pub id: String,
+    /// Bundle directory (config.json, exit.json, shim.pid).
+    pub bundle: PathBuf,
+    /// libcontainer's state root.
+    pub libcontainer_root: PathBuf,
+    /// CRI log file.
+    pub log_path: PathBuf,
+    /// cgroupfs root, for OOM detection.
+    pub cgroup_root: PathBuf,
+    /// The container's cgroup relative to the root.
+    pub cgroup_path: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Report {
+    pid: Option<i32>,
+    error: Option<String>,
+}
+
+/// Closes every descriptor above 2 except `keep` (a forked child must not hold the helper's
+/// socket, or the kubelet would never see the helper go away).
+fn close_fds_except(keep: &[RawFd]) {
+    let fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(rd) => rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in fds {
+        if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: closing descriptors this fresh child inherited and will not use.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Points stdin/stdout at /dev/null and stderr (where the helper's tracing goes) at
+/// `stderr_file`, or /dev/null.
+fn redirect_stdio(stderr_file: Option<&Path>) {
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for target in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors of this process.
+            unsafe { libc::dup2(f.as_raw_fd(), target) };
+        }
+    }
+    if let Some(p) = stderr_file {
+        if let Ok(f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
+            // SAFETY: as above.
+            unsafe { libc::dup2(f.as_raw_fd(), 2) };
+        }
+    }
+}
+
+fn set_subreaper() {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+}
+
+/// Forks `A` (which `setsid`s, forks the real child `B` and exits) and waits for `A`, so `B`
+/// is orphaned at once and adopted by init, never by the helper or the kubelet.
+/// Must only be called from a single-threaded process (the helper).
+fn double_fork(child: impl FnOnce() -> i32) -> Result<(), ShimError> {
+    // SAFETY: the helper is single-threaded, so the child may run arbitrary code.
+    match unsafe { fork() }.map_err(sys("fork"))? {
+        ForkResult::Child => {
+            let _ = setsid();
+            // SAFETY: still single-threaded.
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => {
+                    let code = child();
+                    // SAFETY: leave without running the helper's destructors or atexit.
+                    unsafe { libc::_exit(code) }
+                }
+                // SAFETY: as above.
+                _ => unsafe { libc::_exit(0) },
+            }
+        }
+        ForkResult::Parent { child } => {
+            waitpid(child, None).map_err(sys("waitpid"))?;
+            Ok(())
+        }
+    }
+}
+
+/// Reads the one-line report. Not to end of file: the container's init inherits the write
+/// end until it execs at `start`, so EOF would only come after the helper answered.
+fn read_report(r: std::fs::File) -> Result<Report, ShimError> {
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(r).read_line(&mut line);
+    serde_json::from_str(line.trim()).map_err(|_| ShimError::NoReport)
+}
+
+fn send_report(fd: OwnedFd, report: &Report) {
+    let mut f = std::fs::File::from(fd);
+    let mut line = serde_json::to_vec(report).unwrap_or_default();
+    line.push(b'\n');
+    let _ = f.write_all(&line);
+}
+
+/// Starts a container shim; returns the container init's host pid once libcontainer has
+/// created it (state `created`, waiting for `start`).
+pub fn launch_container(shim: &ContainerShim) -> Result<i32, ShimError> {
+    let (rep_r, rep_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))?;
+    let rep_w_raw = rep_w.as_raw_fd();
+    double_fork(|| {
+        close_fds_except(&[rep_w_raw]);
+        // SAFETY: rep_w_raw is kept open by close_fds_except and owned here alone.
+        let rep = unsafe { OwnedFd::from_raw_fd(rep_w_raw) };
+        container_shim_main(shim, rep)
+    })?;
+    drop(rep_w);
+    let report = read_report(std::fs::File::from(rep_r))?;
+    match (report.pid, report.error) {
+        (Some(pid), _) => Ok(pid),
+        (None, Some(e)) => Err(ShimError::Create(e)),
+        (None, None) => Err(ShimError::NoReport),
+    }
+}
+
+/// An error with its whole `source()` chain, for reports that cross a process boundary.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
+    // SAFETY: a fresh descriptor we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn oom_kills(cgroup_root: &Path, path: &Path) -> Option<u64> {
+    let m = bramble_cgroups::manager_for(cgroup_root).ok()?;
+    m.stats(path).ok()?.oom_kills
+}
+
+fn container_shim_main(shim: &ContainerShim, report: OwnedFd) -> i32 {
+    redirect_stdio(Some(&shim.bundle.join("shim.log")));
+    set_subreaper();
+    let _ = write_text(
+        &shim.bundle.join("shim.pid"),
+        &std::process::id().to_string(),
+    );
+    let fail = |report: OwnedFd, msg: String| {
+        send_report(
+            report,
+            &Report {
+                pid: None,
+                error: Some(msg),
+            },
+        );
+        1
+    };
+    let mut log = match CriLogWriter::open(&shim.log_path) {
+        Ok(l) => l,
+        Err(e) => return fail(report, format!("open log {}: {e}", shim.log_path.display())),
+    };
+    let pipes = (pipe2(OFlag::O_CLOEXEC), pipe2(OFlag::O_CLOEXEC));
+    let ((out_r, out_w), (err_r, err_w)) = match pipes {
+        (Ok(o), Ok(e)) => (o, e),
+        _ => return fail(report, "pipe2 failed".into()),
+    };
+    let devnull = match std::fs::File::open("/dev/null") {
+        Ok(f) => f,
+        Err(e) => return fail(report, format!("open /dev/null: {e}")),
+    };
+    let parent_cgroup = shim
+        .cgroup_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let parent_ooms_before = oom_kills(&shim.cgroup_root, &parent_cgroup).unwrap_or(0);
+    let built = ContainerBuilder::new(shim.id.clone(), SyscallType::default())
+        .with_root_path(&shim.libcontainer_root)
+        .and_then(|b| {
+            b.with_stdin(OwnedFd::from(devnull))
+                .with_stdout(out_w)
+                .with_stderr(err_w)
+                .as_init(&shim.bundle)
+                .with_systemd(false)
+                .with_detach(true)
+                .build()
+        });
+    let pid = match built.map(|c| c.pid()) {
+        Ok(Some(pid)) => pid.as_raw(),
+        Ok(None) => return fail(report, "libcontainer returned no pid".into()),
+        Err(e) => {
+            return fail(
+                report,
+                format!("create container {}: {}", shim.id, error_chain(&e)),
+            )
+        }
+    };
+    let pidfd = pidfd_open(pid);
+    send_report(
+        report,
+        &Report {
+            pid: Some(pid),
+            error: None,
+        },
+    );
+
+    let status = pump_until_exit(&mut log, out_r, err_r, pid, pidfd);
+    let own_ooms = oom_kills(&shim.cgroup_root, &shim.cgroup_path).unwrap_or(0);
+    let parent_ooms = oom_kills(&shim.cgroup_root, &parent_cgroup).unwrap_or(0);
+    let (exit_code, signal) = match status {
+        WaitStatus::Exited(_, code) => (code, None),
+        WaitStatus::Signaled(_, sig, _) => (128 + sig as i32, Some(sig as i32)),
+        _ => (255, None),
+    };
+    // v1 counts an OOM kill in the cgroup whose limit was hit: the container's own, or the
+    // pod's (then the container must have died of SIGKILL).
+    let oom_killed =
+        own_ooms > 0 || (signal == Some(libc::SIGKILL) && parent_ooms > parent_ooms_before);
+    let reason = if oom_killed {
+        "OOMKilled"
+    } else if exit_code == 0 {
+        "Completed"
+    } else {
+        "Error"
+    };
+    let info = ExitInfo {
+        exit_code,
+        signal,
+        oom_killed,
+        finished_at: now_rfc3339(),
+        reason: reason.to_string(),
+    };
+    let _ = write_json(&shim.bundle.join("exit.json"), &info);
+    0
+}
+
+/// Copies output to the log until the init exits and the pipes drain; returns its status.
+fn pump_until_exit(
+    log: &mut CriLogWriter,
+    out_r: OwnedFd,
+    err_r: OwnedFd,
+    pid: i32,
+    pidfd: Option<OwnedFd>,
+) -> WaitStatus {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGUSR1);
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None);
+    let mut sigfd =
+        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok();
+    let mut open = [Some(out_r), Some(err_r)];
+    let mut status: Option<WaitStatus> = None;
+    let mut drain_deadline: Option<Instant> = None;
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        if status.is_none() {
+            status = reap(pid);
+            if status.is_some() {
+                drain_deadline = Some(Instant::now() + Duration::from_millis(500));
+            }
+        }
+        let done_reading = open.iter().all(Option::is_none);
+        match (status, drain_deadline) {
+            (Some(s), _) if done_reading => return finish(log, s),
+            (Some(s), Some(d)) if Instant::now() >= d => return finish(log, s),
+            _ => {}
+        }
+        let mut fds: Vec<PollFd> = Vec::new();
+        let mut which: Vec<usize> = Vec::new();
+        for (i, p) in open.iter().enumerate() {
+            if let Some(fd) = p {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                which.push(i);
+            }
+        }
+        if status.is_none() {
+            if let Some(p) = &pidfd {
+                fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+                which.push(2);
+            }
+        }
+        if let Some(s) = &sigfd {
+            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+            which.push(3);
+        }
+        // Without a pidfd (old kernel) poll with a timeout and check waitpid.
+        let timeout = if pidfd.is_some() && status.is_none() {
+            1000u16
+        } else {
+            100u16
+        };
+        let ready: Vec<(usize, PollFlags)> = match poll(&mut fds, PollTimeout::from(timeout)) {
+            Ok(_) => fds
+                .iter()
+                .zip(which.iter())
+                .filter_map(|(f, w)| f.revents().filter(|r| !r.is_empty()).map(|r| (*w, r)))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        drop(fds);
+        for (w, _) in ready {
+            match w {
+                0 | 1 => {
+                    let stream = if w == 0 {
+                        Stream::Stdout
+                    } else {
+                        Stream::Stderr
+                    };
+                    let fd = open[w].as_ref().expect("open").as_raw_fd();
+                    // SAFETY: reading into our buffer from a descriptor we own.
+                    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+                    if n > 0 {
+                        let _ = log.write_chunk(stream, &buf[..n as usize]);
+                    } else if n == 0 {
+                        let _ = log.finish(stream);
+                        open[w] = None;
+                    }
+                }
+                3 => {
+                    if let Some(s) = sigfd.as_mut() {
+                        while let Ok(Some(_)) = s.read_signal() {}
+                    }
+                    let _ = log.reopen();
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn finish(log: &mut CriLogWriter, s: WaitStatus) -> WaitStatus {
+    let _ = log.finish(Stream::Stdout);
+    let _ = log.finish(Stream::Stderr);
+    s
+}
+
+/// Reaps children without blocking (the shim is a subreaper); returns `pid`'s status once it
+/// has exited.
+fn reap(pid: i32) -> Option<WaitStatus> {
+    let mut found = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return found,
+            Ok(s) => {
+                if s.pid() == Some(Pid::from_raw(pid)) {
+                    found = Some(s);
+                }
+            }
+        }
+    }
+}
+
+/// Starts an exec shim running `cfg` in container `id` with the given stdio. Returns the
+/// process's host pid and the read end of its result pipe.
+pub fn launch_exec(
+    libcontainer_root: &Path,
+    id: &str,
+    cfg: &ExecConfig,
+    stdio: [OwnedFd; 3],
+) -> Result<(i32, OwnedFd), ShimError> {
+    let (rep_r, rep_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))?;
+    let (res_r, res_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))?;
+    let raws = [
+        rep_w.as_raw_fd(),
+        res_w.as_raw_fd(),
+        stdio[0].as_raw_fd(),
+        stdio[1].as_raw_fd(),
+        stdio[2].as_raw_fd(),
+    ];
+    double_fork(|| {
+        close_fds_except(&raws);
+        // SAFETY: each raw descriptor survived close_fds_except and is owned here alone.
+        let [rep, res, i, o, e] = raws.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+        exec_shim_main(libcontainer_root, id, cfg, rep, res, [i, o, e])
+    })?;
+    drop((rep_w, res_w, stdio));
+    let report = read_report(std::fs::File::from(rep_r))?;
+    match (report.pid, report.error) {
+        (Some(pid), _) => Ok((pid, res_r)),
+        (None, Some(e)) => Err(ShimError::Create(e)),
+        (None, None) => Err(ShimError::NoReport),
+    }
+}
+
+fn exec_shim_main(
+    root: &Path,
+    id: &str,
+    cfg: &ExecConfig,
+    report: OwnedFd,
+    result: OwnedFd,
+    stdio: [OwnedFd; 3],
+) -> i32 {
+    redirect_stdio(None);
+    set_subreaper();
+    let env: HashMap<String, String> = cfg
+        .env
+        .iter()
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    let [i, o, e] = stdio;
+    let cwd = (!cfg.working_dir.is_empty()).then(|| PathBuf::from(&cfg.working_dir));
+    let built = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        .with_root_path(root)
+        .and_then(|b| {
+            b.with_stdin(i)
+                .with_stdout(o)
+                .with_stderr(e)
+                .as_tenant()
+                .with_container_args(cfg.command.clone())
+                .with_env(env)
+                .with_cwd(cwd)
+                .with_detach(true)
+                .build()
+        });
+    let pid = match built {
+        Ok(pid) => pid,
+        Err(err) => {
+            let msg = format!("exec in {id}: {}", error_chain(&err));
+            send_report(
+                report,
+                &Report {
+                    pid: None,
+                    error: Some(msg),
+                },
+            );
+            return 1;
+        }
+    };
+    send_report(
+        report,
+        &Report {
+            pid: Some(pid.as_raw()),
+            error: None,
+        },
+    );
+    let code = loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, c)) => break Some(c),
+            Ok(WaitStatus::Signaled(_, s, _)) => break Some(128 + s as i32),
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => break None,
+        }
+    };
+    let res = ExecResult {
+        exit_code: code,
+        error: code.is_none().then(|| "lost the exec process".to_string()),
+    };
+    let mut f = std::fs::File::from(result);
+    let _ = f.write_all(&serde_json::to_vec(&res).unwrap_or_default());
+    0
+}
