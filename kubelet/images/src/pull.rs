@@ -8,6 +8,7 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use std::time::SystemTime;
+use tracing::Instrument;
 
 use crate::auth::Keyring;
 use crate::digest::{sha256_digest, verify, DigestError};
@@ -146,7 +147,10 @@ impl Puller {
             }
         })?;
         let span = tracing::info_span!("pull_image", image = %r);
-        let _enter = span.enter();
+        self.pull_ref(&r, keyring).instrument(span).await
+    }
+
+    async fn pull_ref(&self, r: &ImageRef, keyring: &Keyring) -> Result<ImageRecord, PullError> {
         let creds = keyring.lookup(&r.repository());
         let auths: Vec<RegistryAuth> = if creds.is_empty() {
             vec![RegistryAuth::Anonymous]
@@ -158,7 +162,7 @@ impl Puller {
         };
         let mut last = None;
         for auth in auths {
-            match self.pull_with_auth(&r, &auth).await {
+            match self.pull_with_auth(r, &auth).await {
                 Ok(rec) => return Ok(rec),
                 Err(e @ PullError::Unauthorized { .. }) => last = Some(e),
                 Err(e) => return Err(e),
