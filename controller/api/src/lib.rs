@@ -7,6 +7,7 @@ pub mod defaults;
 pub mod meta;
 pub mod openapi;
 pub mod patch;
+pub mod pod_resources;
 pub mod printers;
 pub mod quantity;
 pub mod registry;

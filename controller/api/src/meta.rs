@@ -133,6 +133,41 @@ pub fn controller_ref(obj: &Value) -> Option<&Value> {
         .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
 }
 
+/// Whether `obj`'s controller reference points at the owner with this uid.
+pub fn is_controlled_by(obj: &Value, owner_uid: &str) -> bool {
+    controller_ref(obj)
+        .and_then(|r| r.get("uid"))
+        .and_then(Value::as_str)
+        == Some(owner_uid)
+}
+
+/// A controller owner reference to `owner` (as upstream's `NewControllerRef`:
+/// `controller` and `blockOwnerDeletion` true).
+pub fn new_controller_ref(owner: &Value) -> Value {
+    serde_json::json!({
+        "apiVersion": api_version(owner).unwrap_or_default(),
+        "kind": kind(owner).unwrap_or_default(),
+        "name": name(owner).unwrap_or_default(),
+        "uid": uid(owner).unwrap_or_default(),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+/// Appends an owner reference (replacing one with the same uid).
+pub fn add_owner_reference(obj: &mut Value, reference: Value) {
+    let meta = metadata_mut(obj);
+    let refs = meta
+        .entry("ownerReferences")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !refs.is_array() {
+        *refs = Value::Array(Vec::new());
+    }
+    let list = refs.as_array_mut().expect("array ensured above");
+    list.retain(|r| r.get("uid") != reference.get("uid"));
+    list.push(reference);
+}
+
 /// Sets `metadata.name`.
 pub fn set_name(obj: &mut Value, name: &str) {
     set_meta_field(obj, "name", Some(Value::String(name.to_string())));
@@ -279,6 +314,23 @@ mod tests {
         let mut not_object = json!(5);
         set_name(&mut not_object, "n");
         assert_eq!(name(&not_object), Some("n"));
+    }
+
+    #[test]
+    fn builds_controller_refs() {
+        let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "rs", "uid": "u1"}});
+        let mut pod = json!({"metadata": {"name": "p"}});
+        add_owner_reference(&mut pod, new_controller_ref(&rs));
+        add_owner_reference(&mut pod, new_controller_ref(&rs));
+        assert_eq!(owner_references(&pod).len(), 1);
+        assert_eq!(
+            owner_references(&pod)[0],
+            json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u1",
+                "controller": true, "blockOwnerDeletion": true})
+        );
+        assert!(is_controlled_by(&pod, "u1"));
+        assert!(!is_controlled_by(&pod, "u2"));
     }
 
     #[test]
