@@ -158,3 +158,61 @@ pub fn recv_blocking(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn frames_carry_json_and_descriptors() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (mut pr, pw) = std::io::pipe().unwrap();
+        let msg = serde_json::json!({"op": "state", "id": "x".repeat(40_000)});
+        send_blocking(&a, &encode(&msg).unwrap(), &[pw.as_raw_fd()]).unwrap();
+        send_blocking(
+            &a,
+            &encode(&serde_json::json!({"op": "list"})).unwrap(),
+            &[],
+        )
+        .unwrap();
+        drop(pw);
+        let mut reader = FrameReader::default();
+        let (body, fds) = recv_blocking(&b, &mut reader).unwrap().unwrap();
+        assert_eq!(decode::<serde_json::Value>(&body).unwrap(), msg);
+        assert_eq!(fds.len(), 1);
+        let (body, fds) = recv_blocking(&b, &mut reader).unwrap().unwrap();
+        assert_eq!(decode::<serde_json::Value>(&body).unwrap()["op"], "list");
+        assert!(fds.is_empty());
+        let _ = &mut pr;
+    }
+
+    #[test]
+    fn passed_pipe_end_works_and_eof_and_truncation_are_told_apart() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (mut pr, pw) = std::io::pipe().unwrap();
+        send_blocking(&a, &encode(&1u8).unwrap(), &[pw.as_raw_fd()]).unwrap();
+        drop(pw);
+        let mut reader = FrameReader::default();
+        let (_, mut fds) = recv_blocking(&b, &mut reader).unwrap().unwrap();
+        let mut w = std::fs::File::from(fds.pop().unwrap());
+        w.write_all(b"through").unwrap();
+        drop(w);
+        let mut got = String::new();
+        pr.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "through");
+        // Half a frame then close: truncated; nothing then close: clean end.
+        (&a).write_all(&[0, 0, 0, 9, b'{']).unwrap();
+        drop(a);
+        assert!(matches!(
+            recv_blocking(&b, &mut reader),
+            Err(FrameError::Truncated)
+        ));
+        let (c, d) = UnixStream::pair().unwrap();
+        drop(c);
+        assert!(recv_blocking(&d, &mut FrameReader::default())
+            .unwrap()
+            .is_none());
+    }
+}

@@ -118,10 +118,37 @@ impl Fixture {
     }
 }
 
+/// Kills whatever a failed test left running (container inits, shims) and unmounts rootfs
+/// overlays, so a failure does not leak processes or mounts.
+fn kill_leftovers(state_root: &Path) {
+    let Ok(rd) = std::fs::read_dir(state_root.join("containers")) else {
+        return;
+    };
+    for entry in rd.flatten() {
+        let bundle = entry.path();
+        let id = entry.file_name();
+        let lc_state = state_root.join("libcontainer").join(&id).join("state.json");
+        let init = std::fs::read_to_string(lc_state)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v["pid"].as_i64());
+        let shim = std::fs::read_to_string(bundle.join("shim.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok());
+        for pid in [init, shim].into_iter().flatten() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 impl Drop for Fixture {
     fn drop(&mut self) {
-        // Containers are gone by now (tests remove their sandboxes); cgroups may linger a
-        // moment while the kernel finishes tearing tasks down.
+        kill_leftovers(&self.helper_cfg.state_root);
+        // cgroups may linger a moment while the kernel finishes tearing tasks down.
         for _ in 0..50 {
             if self.cgroups.remove(&self.cgroup_top).is_ok() {
                 break;
