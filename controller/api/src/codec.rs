@@ -68,6 +68,8 @@ pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Value, Sta
         | "application/json-patch+json"
         | "application/strategic-merge-patch+json" => parse_json(bytes),
         "application/yaml" | "application/apply-patch+yaml" => parse_yaml(bytes),
+        // kubectl's typed clients send protobuf and never fall back to JSON.
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode_to_json(bytes),
         _ => Err(unsupported(&format!("{OBJECT_TYPES}, {PATCH_TYPES}"))),
     }
 }

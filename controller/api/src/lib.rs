@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod patch;
 pub mod pod_resources;
 pub mod printers;
+pub mod protobuf;
 pub mod quantity;
 pub mod registry;
 pub mod resources;
