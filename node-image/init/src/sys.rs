@@ -148,15 +148,16 @@ fn find_partition_once(spec: &str) -> Option<(PathBuf, PathBuf)> {
     };
     for entry in std::fs::read_dir("/sys/class/block").ok()?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let part_no: u32 = std::fs::read_to_string(entry.path().join("partition"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        if part_no != want.partition {
+        // Whole disks have no `partition` file: skip them (not an error).
+        let part_no: Option<u32> = std::fs::read_to_string(entry.path().join("partition"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok());
+        if part_no != Some(want.partition) {
             continue;
         }
-        let disk = disk_of(&name)?;
+        let Some(disk) = disk_of(&name) else {
+            continue;
+        };
         let disk_dev = PathBuf::from("/dev").join(&disk);
         let mut sector = [0u8; 512];
         let ok = std::fs::File::open(&disk_dev)
