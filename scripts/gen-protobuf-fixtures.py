@@ -40,6 +40,13 @@ COMMANDS = {
 }
 
 
+# Commands with no --dry-run: only the body is captured (the test states the JSON).
+BODY_ONLY = {
+    "token": ["-n", "x", "create", "token", "sa", "--duration=1h", "--audience=a",
+              "--audience=b"],
+}
+
+
 def with_flags(args, *flags):
     """`args` with `flags` before any `--` (what follows `--` is the container's command)."""
     i = args.index("--") if "--" in args else len(args)
@@ -80,6 +87,11 @@ def main():
             json.dump(dry_run(sys.argv[1], args), f, indent=2)
             f.write("\n")
         print(f"{name}: {len(pb)} bytes")
+    for name, args in BODY_ONLY.items():
+        pb = body(sys.argv[1], args)
+        with open(os.path.join(OUT, name + ".pb"), "wb") as f:
+            f.write(pb)
+        print(f"{name}: {len(pb)} bytes (body only)")
 
 
 if __name__ == "__main__":

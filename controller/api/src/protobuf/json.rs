@@ -4,7 +4,9 @@ use base64::Engine;
 use chrono::DateTime;
 use serde_json::{Map, Number, Value};
 
-use super::schema::{message, Field, Kind, Message, ALWAYS, INLINE, MAP, OMIT_EMPTY, REPEATED};
+use super::schema::{
+    message, Field, Kind, Message, ALWAYS, INLINE, MAP, NULLABLE, OMIT_EMPTY, REPEATED,
+};
 use super::wire::{self, Reader, WireType};
 use super::DecodeError;
 
@@ -90,6 +92,7 @@ fn present(field: &Field, slot: Option<Value>) -> Option<Value> {
         Some(v) if field.has(OMIT_EMPTY) && is_empty(&v) => None,
         Some(v) if list && is_empty(&v) && field.has(ALWAYS) => Some(Value::Null),
         Some(v) => Some(v),
+        None if field.has(NULLABLE) => Some(Value::Null),
         None if field.has(ALWAYS) => Some(if list { Value::Null } else { zero(field.kind) }),
         None => None,
     }

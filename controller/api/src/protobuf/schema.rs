@@ -46,6 +46,9 @@ pub const OMIT_EMPTY: u8 = 8;
 /// A Go value field without `omitempty`: written even when zero (lists and maps as `null`).
 pub const ALWAYS: u8 = 16;
 
+/// A Go pointer without `omitempty`: `null` when not on the wire.
+pub const NULLABLE: u8 = 32;
+
 /// One field of a message. Fields with neither `OMIT_EMPTY` nor `ALWAYS` are Go pointers
 /// or structs: written exactly when they are on the wire.
 #[derive(Debug, Clone, Copy)]

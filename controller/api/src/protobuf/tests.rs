@@ -256,3 +256,17 @@ fn envelope_fields() {
     let s = decode_to_json(&b).unwrap_err();
     assert!(s.message.contains("content encoding"), "{}", s.message);
 }
+
+#[test]
+fn kubectl_create_token_request() {
+    // `kubectl -n x create token sa --duration=1h --audience=a --audience=b`: the name is
+    // in the URL; `boundObjectRef` is a pointer without omitempty (`null`).
+    let v = decode_to_json(include_bytes!("testdata/token.pb")).unwrap();
+    assert_eq!(
+        v,
+        json!({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": null},
+            "spec": {"audiences": ["a", "b"], "expirationSeconds": 3600, "boundObjectRef": null},
+            "status": {"token": "", "expirationTimestamp": null}})
+    );
+}
