@@ -299,7 +299,14 @@ async fn containers_survive_a_kubelet_restart_and_exit_codes_are_recovered() {
     );
     assert!(rt.sandbox_status(&sb).await.unwrap().ready);
 
-    // Released while no kubelet watched it... well, while a new one does: exit code 7.
+    // Log rotation: the kubelet renames the file and asks for a reopen.
+    let rotated = cfg.log_path.with_extension("log.1");
+    std::fs::rename(&cfg.log_path, &rotated).unwrap();
+    rt.reopen_container_log(&id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(cfg.log_path.exists(), "shim did not reopen its log");
+
+    // Released under the new helper: exit code 7 comes back through exit.json.
     let bundle = fx.helper_cfg.state_root.join("containers").join(&id);
     std::fs::write(bundle.join("rootfs/tmp/go"), "").unwrap();
     let exit = wait_exit(&rt, &id, Duration::from_secs(20))
