@@ -15,6 +15,7 @@ pub mod errors;
 pub mod filter;
 pub mod handlers;
 pub mod namespaces;
+pub mod negotiate;
 pub mod objects;
 pub mod path;
 pub mod query;

@@ -163,10 +163,21 @@ async fn route_request(state: &Arc<ApiState>, route: Route, req: Request<Incomin
         }
         Route::Version => get_only(body::json(200, &discovery::version()), &method),
         Route::Health(which) => health(state, &which, req.uri().query()),
-        Route::OpenApiV2
-        | Route::OpenApiV3Root
-        | Route::OpenApiV3GroupVersion(_)
-        | Route::NotFound => body::status(&handlers::not_found()),
+        Route::OpenApiV2 => get_only(
+            body::raw_json(200, state.openapi.v2(&state.registry).bytes.to_vec()),
+            &method,
+        ),
+        Route::OpenApiV3Root => get_only(
+            body::raw_json(200, state.openapi.root(&state.registry).bytes.to_vec()),
+            &method,
+        ),
+        Route::OpenApiV3GroupVersion(path) => {
+            match state.openapi.group_version(&state.registry, &path) {
+                Some(doc) => get_only(body::raw_json(200, doc.bytes.to_vec()), &method),
+                None => body::status(&handlers::not_found()),
+            }
+        }
+        Route::NotFound => body::status(&handlers::not_found()),
         Route::Resource(rr) => {
             let Some(info) = state.registry.find(&rr.group, &rr.version, &rr.resource) else {
                 return body::status(&handlers::not_found());
@@ -177,6 +188,11 @@ async fn route_request(state: &Arc<ApiState>, route: Route, req: Request<Incomin
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
+            let output = crate::negotiate::output_for(
+                req.headers()
+                    .get(http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok()),
+            );
             let bytes = match body::read_limited(req.into_body()).await {
                 Ok(b) => b,
                 Err(s) => return body::status(&s),
@@ -187,6 +203,7 @@ async fn route_request(state: &Arc<ApiState>, route: Route, req: Request<Incomin
                 route: rr,
                 query,
                 content_type,
+                output,
             };
             handlers::serve(ctx, &method, bytes).await
         }

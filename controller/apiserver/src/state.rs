@@ -44,6 +44,8 @@ pub struct ApiState {
     pub settings: ApiSettings,
     /// Serialises ClusterIP and NodePort allocation (one controller; HA brings a store lock).
     pub service_allocation: Mutex<()>,
+    /// OpenAPI documents, generated on first request and kept as bytes.
+    pub openapi: bramble_api::openapi::OpenApiCache,
 }
 
 impl ApiState {
@@ -53,6 +55,7 @@ impl ApiState {
             registry,
             settings,
             service_allocation: Mutex::new(()),
+            openapi: bramble_api::openapi::OpenApiCache::new(),
         })
     }
 

@@ -58,7 +58,12 @@ pub async fn serve(ctx: &Ctx<'_>) -> Result<Response, Status> {
     let bookmark_interval = ctx.state.settings.bookmark_interval;
 
     let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let table = match &ctx.output {
+        crate::negotiate::Output::Json => None,
+        output => Some((output.clone(), ctx.query.clone())),
+    };
     let params = WatchParams {
+        table,
         info,
         filter,
         bookmarks,
@@ -82,12 +87,34 @@ pub async fn serve(ctx: &Ctx<'_>) -> Result<Response, Status> {
 }
 
 struct WatchParams {
+    /// Events rendered as Tables (or metadata) for `kubectl get -w`.
+    table: Option<(crate::negotiate::Output, crate::query::Query)>,
     info: Arc<ResourceInfo>,
     filter: Option<Filter>,
     bookmarks: bool,
     initial_end_bookmark: bool,
     bookmark_interval: Duration,
     timeout: Duration,
+}
+
+impl WatchParams {
+    /// An event line in the watcher's form: unchanged for JSON, else its object rendered.
+    fn render(&self, event_line: Bytes) -> Bytes {
+        let Some((output, query)) = &self.table else {
+            return event_line;
+        };
+        let Ok(mut event) = serde_json::from_slice::<Value>(&event_line) else {
+            return event_line;
+        };
+        let obj = event["object"].take();
+        match crate::negotiate::render(output, &self.info, &[obj], None, query) {
+            Ok(Some(rendered)) => {
+                let kind = event["type"].as_str().unwrap_or("MODIFIED").to_string();
+                line(&kind, &serde_json::to_vec(&rendered).unwrap_or_default())
+            }
+            _ => event_line,
+        }
+    }
 }
 
 /// Why a watch ended early, as the ERROR event the client gets.
@@ -144,7 +171,7 @@ async fn run(
                 )
                 .map_err(store_end)?;
             for kv in &listed.items {
-                if tx.send(line("ADDED", &kv.value)).await.is_err() {
+                if tx.send(p.render(line("ADDED", &kv.value))).await.is_err() {
                     return Ok(());
                 }
             }
@@ -177,7 +204,7 @@ async fn run(
                 let event = next.map_err(store_end)?;
                 last_revision = event.revision;
                 if let Some(out) = to_line(&event, p.filter.as_ref()) {
-                    if tx.send(out).await.is_err() {
+                    if tx.send(p.render(out)).await.is_err() {
                         return Ok(());
                     }
                 }

@@ -29,6 +29,8 @@ pub struct Ctx<'a> {
     pub route: ResourceRoute,
     pub query: Query,
     pub content_type: Option<String>,
+    /// The response form `Accept` asked for.
+    pub output: crate::negotiate::Output,
 }
 
 impl Ctx<'_> {

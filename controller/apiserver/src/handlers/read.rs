@@ -12,6 +12,7 @@ use super::Ctx;
 use crate::body::{self, Response};
 use crate::errors::store_status;
 use crate::filter::Filter;
+use crate::negotiate::{self, Output};
 
 pub async fn get(ctx: &Ctx<'_>) -> Result<Response, Status> {
     let kv = ctx
@@ -22,7 +23,19 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<Response, Status> {
         .ok_or_else(|| {
             Status::not_found(&ctx.info.qualified_resource(), &ctx.info.group, ctx.name())
         })?;
+    if ctx.output != Output::Json {
+        let obj = parse(&kv.value)?;
+        if let Some(rendered) = negotiate::render(&ctx.output, &ctx.info, &[obj], None, &ctx.query)?
+        {
+            return Ok(body::json(200, &rendered));
+        }
+    }
     Ok(body::raw_json(200, kv.value.to_vec()))
+}
+
+fn parse(raw: &[u8]) -> Result<Value, Status> {
+    serde_json::from_slice(raw)
+        .map_err(|e| Status::internal(format!("decoding stored object: {e}")))
 }
 
 pub async fn list(ctx: &Ctx<'_>) -> Result<Response, Status> {
@@ -37,6 +50,25 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response, Status> {
         None
     };
     let rv = result.revision.to_string();
+    if ctx.output != Output::Json {
+        let objects = result
+            .items
+            .iter()
+            .map(|kv| parse(&kv.value))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut meta = json!({"resourceVersion": rv});
+        if let Some(token) = &continue_token {
+            meta["continue"] = json!(token);
+            if let Some(n) = result.remaining {
+                meta["remainingItemCount"] = json!(n);
+            }
+        }
+        if let Some(rendered) =
+            negotiate::render(&ctx.output, &ctx.info, &objects, Some(meta), &ctx.query)?
+        {
+            return Ok(body::json(200, &rendered));
+        }
+    }
     let bytes = codec::encode_list(
         &ctx.info,
         result.items.iter().map(|kv| &*kv.value),
