@@ -242,7 +242,7 @@ fn kubectl_get_watch_receives_events() -> Result<()> {
             "-w",
             "--output-watch-events",
             "-o",
-            "custom-columns=NAME:.metadata.name,V:.data.v",
+            "custom-columns=T:.type,NAME:.object.metadata.name,V:.object.data.v",
             "--no-headers",
         ])
         .stdout(Stdio::piped())

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 
 /// The kubectl on PATH (the newest installed) and an older one from the versioned set.
 pub const KUBECTL: &str = "/usr/bin/kubectl";
-pub const KUBECTL_OLD: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.28";
+pub const KUBECTL_OLD: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.29";
 
 pub fn bramble_bin() -> &'static str {
     env!("CARGO_BIN_EXE_bramble")

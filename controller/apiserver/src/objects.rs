@@ -103,31 +103,6 @@ pub fn is_terminating(obj: &Value) -> bool {
         .is_some_and(|v| !v.is_null())
 }
 
-/// The keys of `input` (recursively) that a typed round trip dropped: unknown fields, as
-/// upstream's strict decoder names them (`.spec.foo`).
-pub fn unknown_fields(input: &Value, decoded: &Value, path: &str, out: &mut Vec<String>) {
-    match (input, decoded) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in a {
-                if v.is_null() {
-                    continue;
-                }
-                let p = format!("{path}.{k}");
-                match b.get(k) {
-                    None => out.push(p),
-                    Some(d) => unknown_fields(v, d, &p, out),
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
-                unknown_fields(x, y, &format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,14 +123,5 @@ mod tests {
         let mut o = json!({"metadata": {"namespace": "a"}});
         assert!(set_namespace(&mut o, Some("b")).is_err());
         assert!(set_namespace(&mut o, Some("a")).is_ok());
-    }
-
-    #[test]
-    fn finds_unknown_fields() {
-        let input = json!({"spec": {"a": 1, "bogus": 2, "list": [{"x": 1, "y": 2}]}, "n": null});
-        let decoded = json!({"spec": {"a": 1, "list": [{"x": 1}]}});
-        let mut out = vec![];
-        unknown_fields(&input, &decoded, "", &mut out);
-        assert_eq!(out, vec![".spec.bogus", ".spec.list[0].y"]);
     }
 }

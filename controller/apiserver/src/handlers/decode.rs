@@ -5,7 +5,6 @@ use serde_json::Value;
 use bramble_api::{codec, Status};
 
 use super::Ctx;
-use crate::objects::unknown_fields;
 use crate::query::FieldValidation;
 
 /// A decoded object and the warnings the client gets in `Warning` headers.
@@ -26,11 +25,10 @@ pub fn decode_value(ctx: &Ctx<'_>, raw: Value) -> Result<Decoded, Status> {
     let obj = codec::decode_object(&ctx.info, raw.clone())?;
     let mut warnings = Vec::new();
     if validation != FieldValidation::Ignore && ctx.info.decode.is_some() {
-        let mut unknown = Vec::new();
-        unknown_fields(&raw, &obj, "", &mut unknown);
-        let unknown: Vec<String> = unknown
+        let unknown: Vec<String> = bramble_api::roundtrip::unknown_fields(&raw, &obj)
             .into_iter()
-            .map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.')))
+            .filter(|f| !folded_on_decode(&ctx.info, f))
+            .map(|f| format!("unknown field \"{f}\""))
             .collect();
         if !unknown.is_empty() {
             if validation == FieldValidation::Strict {
@@ -45,6 +43,12 @@ pub fn decode_value(ctx: &Ctx<'_>, raw: Value) -> Result<Decoded, Status> {
         }
     }
     Ok(Decoded { obj, warnings })
+}
+
+/// Fields the decoder folds into others, so they are known though absent after decoding
+/// (a Secret's `stringData` goes into `data`).
+fn folded_on_decode(info: &bramble_api::ResourceInfo, field: &str) -> bool {
+    info.group.is_empty() && info.kind == "Secret" && field == "stringData"
 }
 
 /// Adds `Warning: 299 - "..."` headers as upstream does.
