@@ -21,7 +21,8 @@ enum Command {
     Controller(cli::controller::ControllerArgs),
     /// Run a single-node cluster on this machine and point kubectl at it.
     Up(cli::controller::UpArgs),
-    /// Board images: build flashable SD-card images (`image build`).
+    /// Images: build board SD-card images (`image build`); container images on this node
+    /// (`image import|ls|rm`).
     #[command(subcommand)]
     Image(ImageCommand),
     /// Bramble as PID 1 on a board image; `init reboot|poweroff` control it.
@@ -39,6 +40,10 @@ enum Command {
 enum ImageCommand {
     /// Build a flashable SD-card image for one board.
     Build(bramble_image_builder::BuildArgs),
+    /// Container images on this node (`import FILE`, `ls`, `rm REF`; store directory from
+    /// $BRAMBLE_IMAGE_DIR, default /var/lib/bramble/images).
+    #[command(flatten)]
+    Node(bramble_images::cli::Command),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +55,15 @@ fn main() -> anyhow::Result<()> {
         Command::Image(ImageCommand::Build(args)) => {
             bramble_image_builder::run(args)?;
             Ok(())
+        }
+        Command::Image(ImageCommand::Node(command)) => {
+            let data_dir = std::env::var_os("BRAMBLE_IMAGE_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| bramble_images::cli::DEFAULT_DATA_DIR.into());
+            Ok(bramble_images::cli::run(bramble_images::cli::Args {
+                data_dir,
+                command,
+            })?)
         }
         Command::Init(args) => Ok(bramble_init::run(args)?),
         Command::Flash(args) => {
