@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
-use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use serde_json::Value;
 
 use bramble_api::Status;
@@ -58,23 +58,39 @@ pub fn text(code: u16, body: impl Into<Bytes>) -> Response {
     resp
 }
 
+/// How much of an oversized body is read and thrown away before answering 413, so the
+/// client gets the answer instead of a reset connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Reads a whole request body, refusing more than [`MAX_BODY_BYTES`] with 413.
 pub async fn read_limited<B>(body: B) -> Result<Bytes, Status>
 where
     B: hyper::body::Body<Data = Bytes>,
-    B::Error: std::error::Error + Send + Sync + 'static,
+    B::Error: std::fmt::Display,
 {
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(Status::new(
-                bramble_api::Reason::RequestEntityTooLarge,
-                "Request entity too large: limit is 3145728",
-            ))
+    let mut body = std::pin::pin!(body);
+    let mut buf = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Status::bad_request(format!("reading request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total <= MAX_BODY_BYTES {
+            buf.extend_from_slice(&data);
+        } else {
+            buf.clear();
+            if total > DRAIN_LIMIT {
+                break;
+            }
         }
-        Err(e) => Err(Status::bad_request(format!("reading request body: {e}"))),
     }
+    if total > MAX_BODY_BYTES {
+        return Err(Status::new(
+            bramble_api::Reason::RequestEntityTooLarge,
+            "Request entity too large: limit is 3145728",
+        ));
+    }
+    Ok(buf.freeze())
 }
