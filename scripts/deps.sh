@@ -5,8 +5,9 @@ set -euo pipefail
 what=${1:-build}
 
 build_pkgs=(pkg-config libseccomp-dev)
-test_pkgs=(busybox-static docker-registry skopeo umoci e2fsprogs dosfstools mtools parted
-           squashfs-tools kmod cpio qemu-system-arm iproute2 containernetworking-plugins)
+test_pkgs=(busybox-static docker-registry skopeo umoci e2fsprogs dosfstools mtools parted fdisk
+           squashfs-tools erofs-utils kmod cpio xz-utils zstd qemu-system-arm iproute2 curl file
+           containernetworking-plugins)
 
 want=("${build_pkgs[@]}")
 [ "$what" = test ] && want+=("${test_pkgs[@]}")
