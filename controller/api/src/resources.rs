@@ -53,7 +53,11 @@ impl ResourceInfo {
     /// Store key prefix for every object of this resource (all namespaces), ending in `/`.
     /// The version is not part of the key: one object, whatever version serves it.
     pub fn store_prefix(&self) -> String {
-        let group = if self.group.is_empty() { "core" } else { &self.group };
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            &self.group
+        };
         format!("{group}/{}/", self.resource)
     }
 

@@ -176,7 +176,10 @@ impl Status {
         } else {
             format!("[{}]", rendered.join(", "))
         };
-        let mut s = Status::new(Reason::Invalid, format!("{kind} \"{name}\" is invalid: {list}"));
+        let mut s = Status::new(
+            Reason::Invalid,
+            format!("{kind} \"{name}\" is invalid: {list}"),
+        );
         s.name = Some(name.to_string());
         s.group = Some(group.to_string());
         s.kind = Some(kind.to_string());
@@ -230,7 +233,13 @@ impl Status {
 
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.reason.as_str(), self.code(), self.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.reason.as_str(),
+            self.code(),
+            self.message
+        )
     }
 }
 
@@ -263,7 +272,10 @@ mod tests {
         );
         let j = s.to_json();
         assert_eq!(j["code"], 422);
-        assert_eq!(j["details"]["causes"][0]["field"], "spec.containers[0].image");
+        assert_eq!(
+            j["details"]["causes"][0]["field"],
+            "spec.containers[0].image"
+        );
     }
 
     #[test]
