@@ -69,29 +69,12 @@ fn apply_op(
                 key.as_bytes(),
                 &ObjectRecord::encode(revision, revision, &json),
             )?;
-            let rec = EventRecord {
+            let change = Change {
                 kind: EventType::Added,
                 create_revision: revision,
                 prev_mod_revision: 0,
-                key: &key,
-                value: &json,
-                prev_value: None,
             };
-            append_history(txn, dbs, revision, &rec)?;
-            let value: Arc<[u8]> = Arc::from(json);
-            let event = Event {
-                revision,
-                kind: EventType::Added,
-                key: key.clone(),
-                value: value.clone(),
-                prev_value: None,
-            };
-            let kv = KeyValue {
-                key,
-                value,
-                mod_revision: revision,
-                create_revision: revision,
-            };
+            let (kv, event) = record_change(txn, dbs, revision, change, key, json, None)?;
             Ok((OpOutcome::Written(kv), event))
         }
         Op::Update {
@@ -107,29 +90,13 @@ fn apply_op(
                 key.as_bytes(),
                 &ObjectRecord::encode(create_revision, revision, &json),
             )?;
-            let rec = EventRecord {
+            let change = Change {
                 kind: EventType::Modified,
                 create_revision,
                 prev_mod_revision: prev_mod,
-                key: &key,
-                value: &json,
-                prev_value: Some(&prev_json),
             };
-            append_history(txn, dbs, revision, &rec)?;
-            let value: Arc<[u8]> = Arc::from(json);
-            let event = Event {
-                revision,
-                kind: EventType::Modified,
-                key: key.clone(),
-                value: value.clone(),
-                prev_value: Some(prev_json),
-            };
-            let kv = KeyValue {
-                key,
-                value,
-                mod_revision: revision,
-                create_revision,
-            };
+            let (kv, event) =
+                record_change(txn, dbs, revision, change, key, json, Some(prev_json))?;
             Ok((OpOutcome::Written(kv), event))
         }
         Op::Delete {
@@ -144,32 +111,60 @@ fn apply_op(
                 })?;
             let json = stamp(last, revision, &key)?;
             dbs.objects.delete(txn, key.as_bytes())?;
-            let rec = EventRecord {
+            let change = Change {
                 kind: EventType::Deleted,
                 create_revision,
                 prev_mod_revision: prev_mod,
-                key: &key,
-                value: &json,
-                prev_value: Some(&prev_json),
             };
-            append_history(txn, dbs, revision, &rec)?;
-            let value: Arc<[u8]> = Arc::from(json);
-            let event = Event {
-                revision,
-                kind: EventType::Deleted,
-                key: key.clone(),
-                value: value.clone(),
-                prev_value: Some(prev_json),
-            };
-            let kv = KeyValue {
-                key,
-                value,
-                mod_revision: revision,
-                create_revision,
-            };
+            let (kv, event) =
+                record_change(txn, dbs, revision, change, key, json, Some(prev_json))?;
             Ok((OpOutcome::Deleted(kv), event))
         }
     }
+}
+
+/// What kind of change one op made, for its history record and event.
+struct Change {
+    kind: EventType,
+    create_revision: Revision,
+    prev_mod_revision: Revision,
+}
+
+/// Appends the history record of one change and builds its event and resulting key/value,
+/// the part every op shares once its object write (or delete) is done.
+fn record_change(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    revision: Revision,
+    change: Change,
+    key: String,
+    json: Vec<u8>,
+    prev_value: Option<Arc<[u8]>>,
+) -> Result<(KeyValue, Event), StoreError> {
+    let rec = EventRecord {
+        kind: change.kind,
+        create_revision: change.create_revision,
+        prev_mod_revision: change.prev_mod_revision,
+        key: &key,
+        value: &json,
+        prev_value: prev_value.as_deref(),
+    };
+    append_history(txn, dbs, revision, &rec)?;
+    let value: Arc<[u8]> = Arc::from(json);
+    let event = Event {
+        revision,
+        kind: change.kind,
+        key: key.clone(),
+        value: value.clone(),
+        prev_value,
+    };
+    let kv = KeyValue {
+        key,
+        value,
+        mod_revision: revision,
+        create_revision: change.create_revision,
+    };
+    Ok((kv, event))
 }
 
 /// The preconditions shared by update and delete; returns the existing
