@@ -13,6 +13,12 @@ pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     bramble_api::meta::meta_str(obj, field).filter(|s| !s.is_empty())
 }
 
+/// A stored object's JSON; the store only holds what the server wrote, so a failure is a 500.
+pub fn decode_stored(raw: &[u8]) -> Result<Value, Status> {
+    serde_json::from_slice(raw)
+        .map_err(|e| Status::internal(format!("decoding stored object: {e}")))
+}
+
 /// The current time in upstream's `metav1.Time` form (RFC 3339, seconds).
 pub fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)

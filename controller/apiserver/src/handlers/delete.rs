@@ -71,8 +71,7 @@ pub async fn delete_collection(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Respo
     let listed = list_matching(ctx)?;
     let mut deleted = Vec::new();
     for kv in listed.items {
-        let obj: Value = serde_json::from_slice(&kv.value)
-            .map_err(|e| Status::internal(format!("decoding stored object: {e}")))?;
+        let obj: Value = crate::objects::decode_stored(&kv.value)?;
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
         let ns = meta_str(&obj, "namespace").map(str::to_string);
         match delete_object(ctx.state, &ctx.info, ns.as_deref(), &name, &opts).await {
@@ -142,8 +141,7 @@ pub async fn delete_object(
             .get(&key)
             .map_err(|e| store_status(e, info, name))?
             .ok_or_else(|| Status::not_found(&info.qualified_resource(), &info.group, name))?;
-        let old: Value = serde_json::from_slice(&current.value)
-            .map_err(|e| Status::internal(format!("decoding stored object: {e}")))?;
+        let old: Value = crate::objects::decode_stored(&current.value)?;
         check_preconditions(info, name, &old, opts)?;
 
         let grace = if is_pod {

@@ -24,18 +24,13 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<Response, Status> {
             Status::not_found(&ctx.info.qualified_resource(), &ctx.info.group, ctx.name())
         })?;
     if ctx.output != Output::Json {
-        let obj = parse(&kv.value)?;
+        let obj = crate::objects::decode_stored(&kv.value)?;
         if let Some(rendered) = negotiate::render(&ctx.output, &ctx.info, &[obj], None, &ctx.query)?
         {
             return Ok(body::json(200, &rendered));
         }
     }
     Ok(body::raw_json(200, kv.value.to_vec()))
-}
-
-fn parse(raw: &[u8]) -> Result<Value, Status> {
-    serde_json::from_slice(raw)
-        .map_err(|e| Status::internal(format!("decoding stored object: {e}")))
 }
 
 pub async fn list(ctx: &Ctx<'_>) -> Result<Response, Status> {
@@ -54,7 +49,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response, Status> {
         let objects = result
             .items
             .iter()
-            .map(|kv| parse(&kv.value))
+            .map(|kv| crate::objects::decode_stored(&kv.value))
             .collect::<Result<Vec<_>, _>>()?;
         let mut meta = json!({"resourceVersion": rv});
         if let Some(token) = &continue_token {

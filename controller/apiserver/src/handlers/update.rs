@@ -112,8 +112,7 @@ async fn guaranteed_update(
             .get(&key)
             .map_err(|e| store_status(e, info, &name))?
             .ok_or_else(|| Status::not_found(&info.qualified_resource(), &info.group, &name))?;
-        let old: Value = serde_json::from_slice(&current.value)
-            .map_err(|e| Status::internal(format!("decoding stored object: {e}")))?;
+        let old: Value = crate::objects::decode_stored(&current.value)?;
         let mut new = mutate(&old)?;
         let current_rv = current.mod_revision.to_string();
         if meta_str(&new, "resourceVersion").is_some_and(|rv| rv != current_rv) {
