@@ -284,6 +284,13 @@ pub fn decode_object(info: &ResourceInfo, body: Value) -> Result<Value, Status> 
     if let Some(decode) = info.decode {
         obj = decode(obj).map_err(cannot_handle)?;
         convert(info, &mut obj).map_err(cannot_handle)?;
+    } else if let Some(schema) = crate::crd::schema_for(&info.group, &info.version, &info.resource)
+    {
+        let causes = crate::crd::schema::validate_and_prune(&schema, &mut obj);
+        if !causes.is_empty() {
+            let name = crate::meta::name(&obj).unwrap_or_default().to_string();
+            return Err(Status::invalid(&info.kind, &info.group, &name, causes));
+        }
     }
     Ok(type_meta_first(obj))
 }

@@ -2,8 +2,13 @@
 //! validation and defaulting as upstream does them, selectors, and `Status` errors.
 //! Shared by the controller and the kubelet.
 
+pub mod apply;
 pub mod codec;
+pub mod crd;
 pub mod defaults;
+pub mod discovery;
+pub mod disruption;
+pub mod managed_fields;
 pub mod meta;
 pub mod openapi;
 pub mod patch;

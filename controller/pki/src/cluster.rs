@@ -189,6 +189,17 @@ impl ClusterPki {
         Ok((issued.cert_pem, issued.key_pem))
     }
 
+    /// Signs the client certificate a PKCS#8 CSR (PEM) asks for with the cluster CA, valid
+    /// `validity`; the CSR's self-signature is checked first.
+    pub fn sign_client_csr(&self, csr_pem: &str, validity: Duration) -> Result<String, PkiError> {
+        self.signer.sign_client_csr(csr_pem, validity)
+    }
+
+    /// kubeadm's hash of the cluster CA's public key (`sha256:<hex>`).
+    pub fn ca_cert_hash(&self) -> Result<String, PkiError> {
+        crate::csr::ca_cert_hash(&self.ca_pem)
+    }
+
     /// Writes (merging) a kubeconfig at `path` for the admin client certificate, with
     /// cluster, user and context all named `context_name`, and makes it current.
     pub fn write_admin_kubeconfig(

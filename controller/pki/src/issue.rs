@@ -63,6 +63,11 @@ impl CaSigner {
         })
     }
 
+    /// The rcgen issuer (CA certificate and key).
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+
     /// Issues a serving certificate for `sans` (DNS names and IP addresses).
     pub fn issue_serving(&self, sans: &[String]) -> Result<CertAndKey, PkiError> {
         let mut params = leaf_params(APISERVER_CN, LEAF_VALIDITY)?;
@@ -152,7 +157,7 @@ pub fn new_ca(cluster_name: &str) -> Result<(CertAndKey, CaSigner), PkiError> {
     Ok((files, signer))
 }
 
-fn leaf_params(cn: &str, validity: Duration) -> Result<CertificateParams, PkiError> {
+pub(crate) fn leaf_params(cn: &str, validity: Duration) -> Result<CertificateParams, PkiError> {
     let now = OffsetDateTime::now_utc();
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();

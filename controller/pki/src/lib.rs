@@ -9,6 +9,7 @@
 //! ([`identity_from_client_cert`]); bearer tokens map to users ([`TokenAuthenticator`]).
 
 mod cluster;
+mod csr;
 mod error;
 mod files;
 mod identity;
@@ -23,6 +24,10 @@ mod token;
 pub use cluster::{
     ClusterPki, Provenance, ADMIN_CERT_FILE, ADMIN_KEY_FILE, ADMIN_TOKEN_FILE, APISERVER_CERT_FILE,
     APISERVER_KEY_FILE, CA_CERT_FILE, CA_KEY_FILE,
+};
+pub use csr::{
+    ca_cert_hash, csr_subject, issue_client_with_ca, new_client_csr, sign_client_csr_with_ca,
+    CsrSubject,
 };
 pub use error::PkiError;
 pub use identity::{

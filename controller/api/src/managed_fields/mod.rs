@@ -1,0 +1,14 @@
+//! Server-side apply bookkeeping: the set of fields an object (or an applied configuration)
+//! sets, as upstream's structured-merge-diff computes it, in the `FieldsV1` form stored in
+//! `metadata.managedFields`.
+//!
+//! Lists are identified as upstream identifies them for built-in kinds: lists with a merge
+//! key (the strategic-merge-patch tag table) are maps keyed `k:{"<key>":...}`, merge lists
+//! of scalars are sets keyed `v:<value>`, every other list is atomic (a leaf).
+//!
+//! Not yet wired to the API server: apply, conflict detection and `Update` entries are the
+//! next step (see the helper report).
+
+mod fieldset;
+
+pub use fieldset::{FieldSet, PathElement};
