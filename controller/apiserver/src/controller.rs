@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use bramble_api::registry::Registry;
-use bramble_pki::{ClusterPki, PkiOptions, TokenAuthenticator};
+use bramble_pki::{ClusterPki, PkiOptions, TokenAuthenticator, UserInfo};
 use bramble_store::lmdb::{LmdbStore, StoreConfig};
 
 use crate::auth::Authenticator;
@@ -98,15 +98,20 @@ impl Controller {
         } else {
             Some(pki.server_tls_config()?)
         };
-        let authn = Arc::new(Authenticator::new(pki.token_authenticator()));
+        let api_store = crate::auth_setup::encrypted_store(&cfg.data_dir, store.clone())?;
+        let authn = Arc::new(crate::auth_setup::authenticator(&pki, api_store.clone())?);
         let settings = ApiSettings {
             advertise_address: advertise,
             port: local.port(),
             bookmark_interval: cfg.bookmark_interval,
             ..ApiSettings::default()
         };
-        let state = ApiState::new(store.clone(), Arc::new(Registry::builtin()), settings);
+        let state = ApiState::new(api_store, Arc::new(Registry::builtin()), settings);
+        let _ = state
+            .kubelet_client
+            .set(crate::streaming::kubelet_tls::client_config(&pki)?);
         crate::bootstrap::ensure_defaults(&state).await?;
+        crate::auth_setup::ensure_defaults(&state, &pki).await?;
         Ok(Controller {
             state,
             pki,
@@ -147,6 +152,20 @@ impl Controller {
         self.pki.token_authenticator()
     }
 
+    /// A client for components in this process (controllers, scheduler) acting as `user` in
+    /// `system:masters`; see [`crate::inprocess`].
+    pub fn in_process_client(&self, user: &str) -> kube::Client {
+        crate::inprocess::client(
+            self.state.clone(),
+            self.authn.clone(),
+            UserInfo {
+                name: user.to_string(),
+                uid: String::new(),
+                groups: vec!["system:masters".into(), "system:authenticated".into()],
+            },
+        )
+    }
+
     pub fn store(&self) -> &Arc<LmdbStore> {
         &self.store
     }
@@ -155,6 +174,8 @@ impl Controller {
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
         info!(url = %self.url(), "API server listening");
         tokio::spawn(crate::namespaces::run(self.state.clone()));
+        tokio::spawn(crate::crds::run(self.state.clone()));
+        crate::auth_setup::spawn_loops(&self.state, &self.authn, &self.pki);
         crate::server::serve(self.state, self.authn, self.listener, self.tls, shutdown).await;
     }
 }

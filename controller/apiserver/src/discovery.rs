@@ -1,11 +1,15 @@
-//! Legacy discovery (`/api`, `/apis`, `/api/v1`, `/apis/<g>[/<v>]`), `/version` and health.
+//! Discovery: legacy (`/api`, `/apis`, `/api/v1`, `/apis/<g>[/<v>]`) and aggregated
+//! (`Accept: application/json;g=apidiscovery.k8s.io;v=v2|v2beta1;as=APIGroupDiscoveryList`
+//! on `/api` and `/apis`), and `/version`.
 
-use std::collections::BTreeMap;
-
+use http::{header, HeaderValue};
 use serde_json::{json, Value};
 
+use bramble_api::discovery::{self, SubresourceInfo};
 use bramble_api::registry::Registry;
 use bramble_api::ResourceInfo;
+
+use crate::body::{self, Response};
 
 /// `/api`
 pub fn api_versions(server_address: &str) -> Value {
@@ -14,21 +18,6 @@ pub fn api_versions(server_address: &str) -> Value {
         "versions": ["v1"],
         "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
     })
-}
-
-/// Versions per non-core group, in registry order.
-fn groups(registry: &Registry) -> BTreeMap<String, Vec<String>> {
-    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in registry.all() {
-        if r.group.is_empty() {
-            continue;
-        }
-        let versions = groups.entry(r.group.clone()).or_default();
-        if !versions.contains(&r.version) {
-            versions.push(r.version.clone());
-        }
-    }
-    groups
 }
 
 fn group_json(name: &str, versions: &[String]) -> Value {
@@ -41,7 +30,7 @@ fn group_json(name: &str, versions: &[String]) -> Value {
 
 /// `/apis`
 pub fn group_list(registry: &Registry) -> Value {
-    let groups: Vec<Value> = groups(registry)
+    let groups: Vec<Value> = discovery::ordered_groups(registry)
         .iter()
         .map(|(n, v)| group_json(n, v))
         .collect();
@@ -50,53 +39,22 @@ pub fn group_list(registry: &Registry) -> Value {
 
 /// `/apis/<group>`
 pub fn group(registry: &Registry, name: &str) -> Option<Value> {
-    let groups = groups(registry);
-    let versions = groups.get(name)?;
+    let groups = discovery::ordered_groups(registry);
+    let (_, versions) = groups.iter().find(|(g, _)| g == name)?;
     let mut g = group_json(name, versions);
     g["kind"] = json!("APIGroup");
     g["apiVersion"] = json!("v1");
     Some(g)
 }
 
-/// Verbs, kind and group of a subresource entry, as upstream discovery lists them.
+/// A subresource's entry in a legacy resource list.
 fn subresource_entry(r: &ResourceInfo, sub: &str) -> Value {
-    let (verbs, kind, group, version): (&[&str], &str, Option<&str>, Option<&str>) = match sub {
-        "status" => (&["get", "patch", "update"], r.kind.as_str(), None, None),
-        "scale" => (
-            &["get", "patch", "update"],
-            "Scale",
-            Some("autoscaling"),
-            Some("v1"),
-        ),
-        "binding" => (&["create"], "Binding", None, None),
-        "eviction" => (&["create"], "Eviction", Some("policy"), Some("v1")),
-        "log" => (&["get"], "Pod", None, None),
-        "exec" | "attach" => (
-            &["create", "get"],
-            if sub == "exec" {
-                "PodExecOptions"
-            } else {
-                "PodAttachOptions"
-            },
-            None,
-            None,
-        ),
-        "portforward" => (&["create", "get"], "PodPortForwardOptions", None, None),
-        "proxy" => (
-            &["create", "delete", "get", "patch", "update"],
-            if r.kind == "Node" {
-                "NodeProxyOptions"
-            } else {
-                "ServiceProxyOptions"
-            },
-            None,
-            None,
-        ),
-        "finalize" => (&["update"], "Namespace", None, None),
-        "approval" => (&["get", "patch", "update"], r.kind.as_str(), None, None),
-        "ephemeralcontainers" => (&["get", "patch", "update"], "Pod", None, None),
-        _ => (&["get"], r.kind.as_str(), None, None),
-    };
+    let SubresourceInfo {
+        verbs,
+        kind,
+        group,
+        version,
+    } = discovery::subresource_info(r, sub);
     let mut e = json!({
         "name": format!("{}/{sub}", r.resource),
         "singularName": "",
@@ -175,5 +133,78 @@ pub fn arch() -> &'static str {
         "aarch64" => "arm64",
         "arm" => "arm",
         other => other,
+    }
+}
+
+/// The aggregated discovery version `Accept` asks for first (`v2` or `v2beta1`), or `None`
+/// for the legacy documents. Protobuf forms are skipped: Bramble answers them in JSON.
+pub fn aggregated_version(accept: Option<&str>) -> Option<&'static str> {
+    for media in accept?.split(',') {
+        let mut parts = media.split(';').map(str::trim);
+        let base = parts.next().unwrap_or("");
+        let (mut g, mut v, mut as_) = ("", "", "");
+        for p in parts {
+            match p.split_once('=') {
+                Some(("g", x)) => g = x,
+                Some(("v", x)) => v = x,
+                Some(("as", x)) => as_ = x,
+                _ => {}
+            }
+        }
+        if base != "application/json" {
+            continue;
+        }
+        if g == "apidiscovery.k8s.io" && as_ == "APIGroupDiscoveryList" {
+            match v {
+                "v2" => return Some("v2"),
+                "v2beta1" => return Some("v2beta1"),
+                _ => continue,
+            }
+        }
+        if g.is_empty() && as_.is_empty() {
+            return None;
+        }
+    }
+    None
+}
+
+/// `/api` (`legacy`) or `/apis`: aggregated when `Accept` asks for it, else legacy.
+/// Responses vary on `Accept`, as upstream's do.
+pub fn root(
+    registry: &Registry,
+    legacy: bool,
+    accept: Option<&str>,
+    server_address: &str,
+) -> Response {
+    let mut resp = match aggregated_version(accept) {
+        Some(v) => {
+            let mut resp = body::json(200, &discovery::aggregated(registry, legacy, v));
+            if let Ok(ct) = HeaderValue::from_str(&discovery::aggregated_content_type(v)) {
+                resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            resp
+        }
+        None if legacy => body::json(200, &api_versions(server_address)),
+        None => body::json(200, &group_list(registry)),
+    };
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_accept_headers_pick_the_aggregated_version() {
+        let new = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(aggregated_version(Some(new)), Some("v2"));
+        let old = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(aggregated_version(Some(old)), Some("v2beta1"));
+        let proto = "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+        assert_eq!(aggregated_version(Some(proto)), Some("v2"));
+        assert_eq!(aggregated_version(Some("application/json, */*")), None);
+        assert_eq!(aggregated_version(None), None);
     }
 }

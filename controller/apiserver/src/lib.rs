@@ -7,20 +7,35 @@
 
 pub mod admission;
 pub mod auth;
+pub mod auth_routes;
+pub mod auth_setup;
+pub mod authz;
 pub mod body;
+pub mod body_util;
 pub mod bootstrap;
 pub mod controller;
+pub mod crds;
+pub mod csr;
 pub mod discovery;
+pub mod encrypted_store;
 pub mod errors;
 pub mod filter;
 pub mod handlers;
+pub mod inprocess;
 pub mod namespaces;
 pub mod negotiate;
+pub mod node_restriction;
 pub mod objects;
 pub mod path;
 pub mod query;
+pub mod rbac_bootstrap;
+pub mod reviews;
+pub mod sa_admission;
+pub mod sa_controller;
+pub mod sa_tokens;
 pub mod server;
 pub mod state;
+pub mod streaming;
 pub mod watch;
 
 pub use controller::{Controller, ControllerConfig};

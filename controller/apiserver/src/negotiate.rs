@@ -79,6 +79,14 @@ pub fn render(
 ) -> Result<Option<Value>, Status> {
     let (mut out, version) = match output {
         Output::Json => return Ok(None),
+        Output::Table(v) if info.decode.is_none() => {
+            let columns =
+                bramble_api::crd::printer_columns(&info.group, &info.version, &info.resource);
+            (
+                printers::custom_resource_table(&columns, objects, &table_options(q)?),
+                v,
+            )
+        }
         Output::Table(v) => (printers::table(info, objects, &table_options(q)?), v),
         Output::PartialMetadata(v) => match &list_meta {
             Some(_) => (printers::partial_object_metadata_list(objects), v),

@@ -103,6 +103,10 @@ fn resource_route(
         ["namespaces", ns, r, name, sub] if namespaced(r) => mk(r, Some(ns), Some(name), Some(sub)),
         [r, name] => mk(r, None, Some(name), None),
         [r, name, sub] => mk(r, None, Some(name), Some(sub)),
+        // `nodes/<name>/proxy/<path...>`: the path on the kubelet is read from the request.
+        ["nodes", name, "proxy", _, ..] if group.is_empty() => {
+            mk("nodes", None, Some(name), Some("proxy"))
+        }
         _ => Route::NotFound,
     }
 }

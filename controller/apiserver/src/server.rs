@@ -72,7 +72,7 @@ pub async fn serve(
     }
 }
 
-async fn serve_connection<I>(
+pub(crate) async fn serve_connection<I>(
     io: I,
     state: Arc<ApiState>,
     authn: Arc<Authenticator>,
@@ -114,6 +114,10 @@ pub async fn handle(
             Err(_) if public => None,
             Err(s) => return body::status(&s),
         };
+        let req = match crate::authz::filter(&state, authn, user.clone(), &route, req).await {
+            Ok(resp) => return resp,
+            Err(req) => req,
+        };
         let resp = route_request(&state, route, req).await;
         debug!(
             user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("-"),
@@ -140,15 +144,15 @@ async fn route_request(state: &Arc<ApiState>, route: Route, req: Request<Incomin
     };
     let method = req.method().clone();
     match route {
-        Route::LegacyVersions => get_only(
-            body::json(
-                200,
-                &discovery::api_versions(&state.api_endpoint().to_string()),
+        Route::LegacyVersions | Route::GroupList => get_only(
+            discovery::root(
+                &state.registry,
+                route == Route::LegacyVersions,
+                req.headers()
+                    .get(http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok()),
+                &state.api_endpoint().to_string(),
             ),
-            &method,
-        ),
-        Route::GroupList => get_only(
-            body::json(200, &discovery::group_list(&state.registry)),
             &method,
         ),
         Route::Group(g) => match discovery::group(&state.registry, &g) {
@@ -182,6 +186,9 @@ async fn route_request(state: &Arc<ApiState>, route: Route, req: Request<Incomin
             let Some(info) = state.registry.find(&rr.group, &rr.version, &rr.resource) else {
                 return body::status(&handlers::not_found());
             };
+            if crate::streaming::is_streaming(&rr) {
+                return crate::streaming::serve(state, rr, req).await;
+            }
             let query = Query::parse(req.uri().query());
             let content_type = req
                 .headers()

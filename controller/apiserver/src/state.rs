@@ -46,6 +46,8 @@ pub struct ApiState {
     pub service_allocation: Mutex<()>,
     /// OpenAPI documents, generated on first request and kept as bytes.
     pub openapi: bramble_api::openapi::OpenApiCache,
+    /// TLS client configuration for the hop to kubelets (streaming subresources).
+    pub kubelet_client: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 impl ApiState {
@@ -56,6 +58,7 @@ impl ApiState {
             settings,
             service_allocation: Mutex::new(()),
             openapi: bramble_api::openapi::OpenApiCache::new(),
+            kubelet_client: std::sync::OnceLock::new(),
         })
     }
 

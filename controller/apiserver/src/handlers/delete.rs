@@ -22,6 +22,9 @@ pub struct DeleteOptions {
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
     pub dry_run: bool,
+    /// `propagationPolicy` (`Orphan`, `Background`, `Foreground`), or the legacy
+    /// `orphanDependents` as `Orphan`/`Background`.
+    pub propagation_policy: Option<String>,
 }
 
 impl DeleteOptions {
@@ -29,8 +32,13 @@ impl DeleteOptions {
         let mut opts = DeleteOptions {
             grace_period_seconds: ctx.query.i64("gracePeriodSeconds")?,
             dry_run: ctx.query.dry_run()?,
+            propagation_policy: ctx.query.get("propagationPolicy").map(str::to_string),
             ..Default::default()
         };
+        if let Some(o) = ctx.query.get("orphanDependents") {
+            opts.propagation_policy =
+                Some(if o == "true" { "Orphan" } else { "Background" }.into());
+        }
         if !body_bytes.iter().all(u8::is_ascii_whitespace) {
             let body = codec::parse_body(body_bytes, ctx.content_type.as_deref())?;
             if let Some(g) = body.get("gracePeriodSeconds").and_then(Value::as_i64) {
@@ -44,6 +52,12 @@ impl DeleteOptions {
                 .pointer("/preconditions/resourceVersion")
                 .and_then(Value::as_str)
                 .map(str::to_string);
+            if let Some(orphan) = body.get("orphanDependents").and_then(Value::as_bool) {
+                opts.propagation_policy = Some(if orphan { "Orphan" } else { "Background" }.into());
+            }
+            if let Some(p) = body.get("propagationPolicy").and_then(Value::as_str) {
+                opts.propagation_policy = Some(p.to_string());
+            }
             if body
                 .get("dryRun")
                 .and_then(Value::as_array)
@@ -149,10 +163,16 @@ pub async fn delete_object(
         } else {
             None
         };
-        let finalizing = !objects::finalizers(&old).is_empty() || has_spec_finalizers(info, &old);
+        let gc_finalizers = gc_finalizers(&old, opts.propagation_policy.as_deref());
+        let finalizing = !objects::finalizers(&old).is_empty()
+            || has_spec_finalizers(info, &old)
+            || gc_finalizers.as_ref().is_some_and(|f| !f.is_empty());
         let op = if grace.is_some() || finalizing {
             let mut next = old.clone();
             mark_terminating(info, &mut next, grace);
+            if let Some(f) = gc_finalizers {
+                meta_mut(&mut next).insert("finalizers".into(), json!(f));
+            }
             if next == old {
                 return Ok((200, current.value.to_vec()));
             }
@@ -185,6 +205,28 @@ pub async fn delete_object(
             Err(e) => return Err(store_status(e, info, name)),
         }
     }
+}
+
+/// The garbage collector's finalizers after a delete with `policy`, when they change (upstream
+/// `deletionFinalizersForGarbageCollection`): `Orphan` adds `orphan`, `Foreground` adds
+/// `foregroundDeletion`, `Background` drops both; no policy keeps what the object has.
+fn gc_finalizers(obj: &Value, policy: Option<&str>) -> Option<Vec<String>> {
+    const ORPHAN: &str = "orphan";
+    const FOREGROUND: &str = "foregroundDeletion";
+    let policy = policy?;
+    let old = objects::finalizers(obj);
+    let mut new: Vec<String> = old
+        .iter()
+        .filter(|f| *f != ORPHAN && *f != FOREGROUND)
+        .cloned()
+        .collect();
+    match policy {
+        "Orphan" => new.push(ORPHAN.into()),
+        "Foreground" => new.push(FOREGROUND.into()),
+        _ => {}
+    }
+    let same = new.len() == old.len() && new.iter().all(|f| old.contains(f));
+    (!same).then_some(new)
 }
 
 fn check_preconditions(
@@ -241,4 +283,30 @@ fn mark_terminating(info: &ResourceInfo, obj: &mut Value, grace: Option<i64>) {
 
 fn to_vec(v: &Value) -> Result<Vec<u8>, Status> {
     serde_json::to_vec(v).map_err(|e| Status::internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn propagation_policy_sets_the_garbage_collector_finalizers() {
+        let plain = json!({"metadata": {"name": "d", "finalizers": ["example.com/keep"]}});
+        assert_eq!(gc_finalizers(&plain, None), None);
+        assert_eq!(gc_finalizers(&plain, Some("Background")), None);
+        assert_eq!(
+            gc_finalizers(&plain, Some("Orphan")),
+            Some(vec!["example.com/keep".to_string(), "orphan".to_string()])
+        );
+        assert_eq!(
+            gc_finalizers(&plain, Some("Foreground")),
+            Some(vec![
+                "example.com/keep".to_string(),
+                "foregroundDeletion".to_string()
+            ])
+        );
+        let orphaning = json!({"metadata": {"name": "d", "finalizers": ["orphan"]}});
+        assert_eq!(gc_finalizers(&orphaning, Some("Orphan")), None);
+        assert_eq!(gc_finalizers(&orphaning, Some("Background")), Some(vec![]));
+    }
 }

@@ -1,9 +1,12 @@
 //! REST handlers for resources: dispatch by method and path shape.
 
+mod apply;
 mod create;
 mod decode;
 pub mod delete;
+mod eviction;
 mod read;
+mod scale;
 mod update;
 
 use std::sync::Arc;
@@ -77,9 +80,14 @@ async fn dispatch(ctx: &Ctx<'_>, method: &Method, body: bytes::Bytes) -> Result<
         (Method::GET, true, None | Some("status")) => read::get(ctx).await,
         (Method::POST, false, None) => create::create(ctx, &body).await,
         (Method::POST, true, Some("binding")) => update::bind(ctx, &body).await,
+        (Method::POST, true, Some("eviction")) => eviction::evict(ctx, &body).await,
+        (Method::GET, true, Some("scale")) => scale::get(ctx).await,
+        (Method::PUT, true, Some("scale")) => scale::replace(ctx, &body).await,
+        (Method::PATCH, true, Some("scale")) => scale::patch(ctx, &body).await,
         (Method::PUT, true, None | Some("status") | Some("finalize")) => {
             update::replace(ctx, &body).await
         }
+        (Method::PATCH, true, None) if apply::is_apply(ctx) => apply::apply(ctx, &body).await,
         (Method::PATCH, true, None | Some("status")) => update::patch(ctx, &body).await,
         (Method::DELETE, true, None) => delete::delete(ctx, &body).await,
         (Method::DELETE, false, None) => delete::delete_collection(ctx, &body).await,

@@ -43,7 +43,7 @@ pub async fn patch(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Response, Status>
     Ok(with_warnings(body::raw_json(200, stored), &warnings))
 }
 
-fn apply_patch(
+pub(super) fn apply_patch(
     ctx: &Ctx<'_>,
     content_type: &str,
     current: &Value,
@@ -71,7 +71,7 @@ fn apply_patch(
 }
 
 /// The name (and namespace) in a body must be the path's.
-fn check_identity(ctx: &Ctx<'_>, obj: &mut Value) -> Result<(), Status> {
+pub(super) fn check_identity(ctx: &Ctx<'_>, obj: &mut Value) -> Result<(), Status> {
     let name = ctx.name();
     match meta_str(obj, "name") {
         Some(n) if n != name => {
@@ -97,7 +97,7 @@ fn check_identity(ctx: &Ctx<'_>, obj: &mut Value) -> Result<(), Status> {
 /// Reads the current object, builds the next one with `mutate`, and writes it if the object
 /// did not change meanwhile. A race retries: a resourceVersion the client pinned then no
 /// longer matches and fails with 409, an unpinned write is rebuilt on the newer object.
-async fn guaranteed_update(
+pub(super) async fn guaranteed_update(
     ctx: &Ctx<'_>,
     mutate: &mut (dyn FnMut(&Value) -> Result<Value, Status> + Send),
 ) -> Result<Vec<u8>, Status> {
@@ -123,6 +123,16 @@ async fn guaranteed_update(
             ));
         }
         objects::carry_system_fields(&mut new, &old);
+        if ctx.route.subresource.is_none() && !super::apply::is_apply(ctx) {
+            let manager = ctx.query.get("fieldManager").unwrap_or("unknown");
+            bramble_api::apply::record_update(
+                info,
+                &old,
+                &mut new,
+                manager,
+                &objects::now_rfc3339(),
+            );
+        }
         match ctx.route.subresource.as_deref() {
             // the binding is built from the stored pod by the server itself
             Some("binding") => {}

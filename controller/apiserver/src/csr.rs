@@ -1,0 +1,329 @@
+//! CertificateSigningRequests: the requester's identity stamped on create, the `approval`
+//! subresource, and the in-process approver and signer (upstream's csrapproving and
+//! csrsigning controllers): kubelet client CSRs (`kubernetes.io/kube-apiserver-client-kubelet`
+//! for `system:node:<name>` in `system:nodes`) from bootstrap tokens or from the node itself
+//! are approved after a SubjectAccessReview-style check, and approved client CSRs are signed
+//! with the cluster CA.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use futures::StreamExt;
+use http::Request;
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+use tracing::{info, warn};
+
+use bramble_api::Status;
+use bramble_auth::Attributes;
+use bramble_pki::UserInfo;
+use bramble_store::{ListOptions, Op, StoreError};
+
+use crate::auth::Authenticator;
+use crate::body::{self, Response};
+use crate::body_util::{decode_request, json_request, with_warnings};
+use crate::handlers::{create_object, not_found};
+use crate::objects::{decode_stored, now_rfc3339};
+use crate::query::Query;
+use crate::state::ApiState;
+
+/// Signer of kubelet client certificates.
+pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+/// Signer of other client certificates.
+pub const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
+/// Store prefix of CSRs.
+const PREFIX: &str = "certificates.k8s.io/certificatesigningrequests/";
+/// Validity of signed certificates without `spec.expirationSeconds` (upstream's one year).
+const DEFAULT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `POST certificatesigningrequests`: the spec's `username`, `uid` and `groups` are the
+/// requester's, whatever the body says.
+pub async fn create(state: &Arc<ApiState>, user: &UserInfo, req: Request<Incoming>) -> Response {
+    let Some(info) = state
+        .registry
+        .find("certificates.k8s.io", "v1", "certificatesigningrequests")
+    else {
+        return body::status(&not_found());
+    };
+    let dry_run = match Query::parse(req.uri().query()).dry_run() {
+        Ok(d) => d,
+        Err(s) => return body::status(&s),
+    };
+    let mut decoded = match decode_request(req, &info).await {
+        Ok(d) => d,
+        Err(s) => return body::status(&s),
+    };
+    let obj = &mut decoded.obj;
+    if obj.get("spec").is_some_and(Value::is_object) {
+        obj["spec"]["username"] = json!(user.name);
+        obj["spec"]["groups"] = json!(user.groups);
+        if user.uid.is_empty() {
+            if let Some(spec) = obj["spec"].as_object_mut() {
+                spec.remove("uid");
+            }
+        } else {
+            obj["spec"]["uid"] = json!(user.uid);
+        }
+    }
+    match create_object(state, &info, None, decoded.obj, dry_run).await {
+        Ok(stored) => with_warnings(body::raw_json(201, stored), &decoded.warnings),
+        Err(s) => body::status(&s),
+    }
+}
+
+/// `PUT certificatesigningrequests/<name>/approval`: takes the body's `status.conditions`.
+pub async fn approval(state: &Arc<ApiState>, name: &str, req: Request<Incoming>) -> Response {
+    let key = format!("{PREFIX}{name}");
+    let new = match json_request(req).await {
+        Ok(v) => v,
+        Err(s) => return body::status(&s),
+    };
+    let current = match state.store.get(&key) {
+        Ok(Some(kv)) => kv,
+        Ok(None) => {
+            return body::status(&Status::not_found(
+                "certificatesigningrequests.certificates.k8s.io",
+                "certificates.k8s.io",
+                name,
+            ))
+        }
+        Err(e) => return body::status(&Status::internal(e.to_string())),
+    };
+    let Ok(mut obj) = decode_stored(&current.value) else {
+        return body::status(&Status::internal("stored CSR does not decode"));
+    };
+    let mut conditions = new
+        .pointer("/status/conditions")
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    for c in conditions.as_array_mut().into_iter().flatten() {
+        let now = now_rfc3339();
+        if c.get("lastUpdateTime").is_none_or(Value::is_null) {
+            c["lastUpdateTime"] = json!(now);
+        }
+        if c.get("lastTransitionTime").is_none_or(Value::is_null) {
+            c["lastTransitionTime"] = json!(now);
+        }
+        if c.get("status").is_none_or(Value::is_null) {
+            c["status"] = json!("True");
+        }
+    }
+    if !obj.get("status").is_some_and(Value::is_object) {
+        obj["status"] = json!({});
+    }
+    obj["status"]["conditions"] = conditions;
+    let op = Op::Update {
+        key,
+        value: obj,
+        expected_revision: Some(current.mod_revision),
+    };
+    match state.store.txn(vec![op]).await {
+        Ok(mut out) => match out.pop() {
+            Some(bramble_store::OpOutcome::Written(kv)) => body::raw_json(200, kv.value.to_vec()),
+            _ => body::status(&Status::internal("unexpected store outcome")),
+        },
+        Err(StoreError::Conflict { .. }) => body::status(&Status::conflict(
+            "certificatesigningrequests.certificates.k8s.io",
+            "certificates.k8s.io",
+            name,
+        )),
+        Err(e) => body::status(&Status::internal(e.to_string())),
+    }
+}
+
+fn has_condition(csr: &Value, kinds: &[&str]) -> bool {
+    csr.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| kinds.contains(&c["type"].as_str().unwrap_or("")))
+        })
+}
+
+fn requester(csr: &Value) -> UserInfo {
+    UserInfo {
+        name: csr
+            .pointer("/spec/username")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        uid: csr
+            .pointer("/spec/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        groups: csr
+            .pointer("/spec/groups")
+            .and_then(Value::as_array)
+            .map(|g| {
+                g.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn request_pem(csr: &Value) -> Option<String> {
+    let b64 = csr.pointer("/spec/request")?.as_str()?;
+    String::from_utf8(STANDARD.decode(b64).ok()?).ok()
+}
+
+/// Whether a kubelet client CSR asks for exactly a node client certificate, as upstream's
+/// `IsKubeletClientCSR`.
+fn is_node_client_request(csr: &Value) -> Option<String> {
+    let pem = request_pem(csr)?;
+    let subject = bramble_pki::csr_subject(&pem).ok()?;
+    let node = subject.common_name.strip_prefix("system:node:")?;
+    if node.is_empty() || subject.organizations != ["system:nodes"] {
+        return None;
+    }
+    let usages: Vec<&str> = csr
+        .pointer("/spec/usages")
+        .and_then(Value::as_array)
+        .map(|u| u.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let allowed = ["digital signature", "key encipherment", "client auth"];
+    if !usages.contains(&"client auth") || usages.iter().any(|u| !allowed.contains(u)) {
+        return None;
+    }
+    Some(subject.common_name)
+}
+
+/// The approval decision for one pending CSR (None: leave it for a human).
+fn auto_approval(
+    state: &Arc<ApiState>,
+    authn: &Authenticator,
+    csr: &Value,
+) -> Option<&'static str> {
+    if csr.pointer("/spec/signerName").and_then(Value::as_str) != Some(KUBELET_CLIENT_SIGNER) {
+        return None;
+    }
+    let cn = is_node_client_request(csr)?;
+    let user = requester(csr);
+    let sub = if user.name == cn {
+        "selfnodeclient"
+    } else {
+        "nodeclient"
+    };
+    let attrs = Attributes::resource(
+        user,
+        "create",
+        "certificates.k8s.io",
+        "certificatesigningrequests",
+        sub,
+        "",
+        "",
+    );
+    crate::authz::authorize(state.store.as_ref(), authn.rbac_cache(), &attrs)
+        .allowed()
+        .then_some("Auto approving kubelet client certificate after SubjectAccessReview.")
+}
+
+/// The signing material of the loop: the CA certificate and key PEM.
+pub struct CaFiles {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// One pass: approves what qualifies, signs what is approved; returns how many it changed.
+pub async fn reconcile(state: &Arc<ApiState>, authn: &Authenticator, ca: &CaFiles) -> usize {
+    let Ok(list) = state.store.list(PREFIX, ListOptions::default()) else {
+        return 0;
+    };
+    let mut changed = 0;
+    for kv in list.items {
+        let Ok(mut csr) = decode_stored(&kv.value) else {
+            continue;
+        };
+        let name = csr
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let mut dirty = false;
+        if !has_condition(&csr, &["Approved", "Denied", "Failed"]) {
+            if let Some(message) = auto_approval(state, authn, &csr) {
+                let now = now_rfc3339();
+                if !csr.get("status").is_some_and(Value::is_object) {
+                    csr["status"] = json!({});
+                }
+                csr["status"]["conditions"] = json!([{"type": "Approved", "status": "True",
+                    "reason": "AutoApproved", "message": message,
+                    "lastUpdateTime": now, "lastTransitionTime": now}]);
+                info!(csr = %name, "auto-approved kubelet client certificate request");
+                dirty = true;
+            }
+        }
+        let signer = csr
+            .pointer("/spec/signerName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let signed = csr
+            .pointer("/status/certificate")
+            .is_some_and(|c| !c.is_null());
+        if has_condition(&csr, &["Approved"])
+            && !has_condition(&csr, &["Denied", "Failed"])
+            && !signed
+            && (signer == KUBELET_CLIENT_SIGNER || signer == CLIENT_SIGNER)
+        {
+            let validity = csr
+                .pointer("/spec/expirationSeconds")
+                .and_then(Value::as_u64)
+                .map(|s| Duration::from_secs(s.max(600)))
+                .unwrap_or(DEFAULT_VALIDITY);
+            let signed = request_pem(&csr)
+                .ok_or_else(|| "request does not decode".to_string())
+                .and_then(|pem| {
+                    bramble_pki::sign_client_csr_with_ca(&ca.cert_pem, &ca.key_pem, &pem, validity)
+                        .map_err(|e| e.to_string())
+                });
+            match signed {
+                Ok(cert) => {
+                    csr["status"]["certificate"] = json!(STANDARD.encode(cert));
+                    info!(csr = %name, "signed certificate");
+                }
+                Err(message) => {
+                    let now = now_rfc3339();
+                    if let Some(conds) = csr["status"]["conditions"].as_array_mut() {
+                        conds.push(json!({"type": "Failed", "status": "True",
+                            "reason": "SignerValidationFailure", "message": message,
+                            "lastUpdateTime": now, "lastTransitionTime": now}));
+                    }
+                }
+            }
+            dirty = true;
+        }
+        if dirty {
+            let op = Op::Update {
+                key: kv.key.clone(),
+                value: csr,
+                expected_revision: Some(kv.mod_revision),
+            };
+            match state.store.txn(vec![op]).await {
+                Ok(_) => changed += 1,
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => warn!(error = %e, "writing CSR failed"),
+            }
+        }
+    }
+    changed
+}
+
+/// Runs until the process ends: a pass at start and after every CSR change.
+pub async fn run(state: Arc<ApiState>, authn: Arc<Authenticator>, ca: CaFiles) {
+    loop {
+        let from = state.store.current_revision();
+        if reconcile(&state, &authn, &ca).await > 0 {
+            continue;
+        }
+        match state.store.watch(PREFIX, from) {
+            Ok(mut events) => {
+                let _ = tokio::time::timeout(Duration::from_secs(60), events.next()).await;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(5)).await,
+        }
+    }
+}
