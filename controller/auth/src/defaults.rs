@@ -1,0 +1,634 @@
+//! Upstream's bootstrap RBAC policy (`bootstrappolicy`): the default ClusterRoles and their
+//! bindings, plus kubeadm's join roles. Every object carries the `kubernetes.io/bootstrapping:
+//! rbac-defaults` label and the `rbac.authorization.kubernetes.io/autoupdate: "true"`
+//! annotation; the API server writes them at start when missing and reconciles those that
+//! keep the annotation.
+
+use serde_json::{json, Value};
+
+/// The annotation that lets the API server reconcile a default object at start.
+pub const AUTOUPDATE_ANNOTATION: &str = "rbac.authorization.kubernetes.io/autoupdate";
+const AGG_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view";
+const AGG_EDIT: &str = "rbac.authorization.k8s.io/aggregate-to-edit";
+const AGG_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-admin";
+
+const READ: &[&str] = &["get", "list", "watch"];
+const READ_WRITE: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+];
+const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
+
+fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> Value {
+    json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
+}
+
+fn named(verbs: &[&str], groups: &[&str], resources: &[&str], names: &[&str]) -> Value {
+    json!({"apiGroups": groups, "resources": resources, "resourceNames": names, "verbs": verbs})
+}
+
+fn urls(verbs: &[&str], urls: &[&str]) -> Value {
+    json!({"nonResourceURLs": urls, "verbs": verbs})
+}
+
+fn meta(name: &str, extra_labels: &[(&str, &str)]) -> Value {
+    let mut labels = serde_json::Map::new();
+    labels.insert("kubernetes.io/bootstrapping".into(), json!("rbac-defaults"));
+    for (k, v) in extra_labels {
+        labels.insert((*k).into(), json!(v));
+    }
+    json!({"name": name, "labels": labels, "annotations": {AUTOUPDATE_ANNOTATION: "true"}})
+}
+
+fn cluster_role(name: &str, labels: &[(&str, &str)], rules: Vec<Value>) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+           "metadata": meta(name, labels), "rules": rules})
+}
+
+fn aggregated(name: &str, labels: &[(&str, &str)], selector_label: &str) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+           "metadata": meta(name, labels),
+           "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {selector_label: "true"}}]},
+           "rules": []})
+}
+
+/// The rules upstream's `system:node` ClusterRole has (the Node authorizer uses them too).
+pub fn node_rules() -> Vec<Value> {
+    vec![
+        rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
+        rule(
+            &["create"],
+            &["authorization.k8s.io"],
+            &["localsubjectaccessreviews", "subjectaccessreviews"],
+        ),
+        rule(READ, &[""], &["services"]),
+        rule(&["create", "get", "list", "watch"], &[""], &["nodes"]),
+        rule(&["patch", "update"], &[""], &["nodes/status"]),
+        rule(&["patch", "update"], &[""], &["nodes"]),
+        rule(
+            &["create", "patch", "update"],
+            &["", "events.k8s.io"],
+            &["events"],
+        ),
+        rule(READ, &[""], &["pods"]),
+        rule(&["create", "delete"], &[""], &["pods"]),
+        rule(&["patch", "update"], &[""], &["pods/status"]),
+        rule(&["create"], &[""], &["pods/eviction"]),
+        rule(&["get", "list", "watch"], &[""], &["configmaps", "secrets"]),
+        rule(
+            &["get"],
+            &[""],
+            &["persistentvolumeclaims", "persistentvolumes"],
+        ),
+        rule(&["get"], &[""], &["endpoints"]),
+        rule(
+            &["get", "list", "watch"],
+            &["discovery.k8s.io"],
+            &["endpointslices"],
+        ),
+        rule(
+            &["create", "get", "list", "watch"],
+            &["certificates.k8s.io"],
+            &["certificatesigningrequests"],
+        ),
+        rule(
+            &["create", "delete", "get", "patch", "update"],
+            &["coordination.k8s.io"],
+            &["leases"],
+        ),
+        rule(
+            &["get", "patch", "update"],
+            &[""],
+            &["persistentvolumeclaims/status"],
+        ),
+        rule(&["create"], &[""], &["serviceaccounts/token"]),
+        rule(READ, &["node.k8s.io"], &["runtimeclasses"]),
+        rule(&["get"], &["storage.k8s.io"], &["volumeattachments"]),
+        rule(READ, &["storage.k8s.io"], &["csidrivers"]),
+    ]
+}
+
+fn view_rules() -> Vec<Value> {
+    vec![
+        rule(
+            READ,
+            &[""],
+            &[
+                "configmaps",
+                "endpoints",
+                "persistentvolumeclaims",
+                "persistentvolumeclaims/status",
+                "pods",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "serviceaccounts",
+                "services",
+                "services/status",
+            ],
+        ),
+        rule(
+            READ,
+            &[""],
+            &[
+                "bindings",
+                "events",
+                "limitranges",
+                "namespaces/status",
+                "pods/log",
+                "pods/status",
+                "replicationcontrollers/status",
+                "resourcequotas",
+                "resourcequotas/status",
+            ],
+        ),
+        rule(READ, &[""], &["namespaces"]),
+        rule(READ, &["discovery.k8s.io"], &["endpointslices"]),
+        rule(
+            READ,
+            &["apps"],
+            &[
+                "controllerrevisions",
+                "daemonsets",
+                "daemonsets/status",
+                "deployments",
+                "deployments/scale",
+                "deployments/status",
+                "replicasets",
+                "replicasets/scale",
+                "replicasets/status",
+                "statefulsets",
+                "statefulsets/scale",
+                "statefulsets/status",
+            ],
+        ),
+        rule(
+            READ,
+            &["autoscaling"],
+            &[
+                "horizontalpodautoscalers",
+                "horizontalpodautoscalers/status",
+            ],
+        ),
+        rule(
+            READ,
+            &["batch"],
+            &["cronjobs", "cronjobs/status", "jobs", "jobs/status"],
+        ),
+        rule(
+            READ,
+            &["policy"],
+            &["poddisruptionbudgets", "poddisruptionbudgets/status"],
+        ),
+        rule(
+            READ,
+            &["networking.k8s.io"],
+            &["ingresses", "ingresses/status", "networkpolicies"],
+        ),
+    ]
+}
+
+fn edit_rules() -> Vec<Value> {
+    vec![
+        rule(&["impersonate"], &[""], &["serviceaccounts"]),
+        rule(
+            READ_WRITE,
+            &[""],
+            &[
+                "pods",
+                "pods/attach",
+                "pods/exec",
+                "pods/portforward",
+                "pods/proxy",
+            ],
+        ),
+        rule(&["create"], &[""], &["pods/eviction"]),
+        rule(
+            WRITE,
+            &[""],
+            &[
+                "configmaps",
+                "events",
+                "persistentvolumeclaims",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "secrets",
+                "serviceaccounts",
+                "services",
+                "services/proxy",
+            ],
+        ),
+        rule(&["create"], &[""], &["serviceaccounts/token"]),
+        rule(
+            WRITE,
+            &["apps"],
+            &[
+                "daemonsets",
+                "deployments",
+                "deployments/rollback",
+                "deployments/scale",
+                "replicasets",
+                "replicasets/scale",
+                "statefulsets",
+                "statefulsets/scale",
+            ],
+        ),
+        rule(WRITE, &["autoscaling"], &["horizontalpodautoscalers"]),
+        rule(WRITE, &["batch"], &["cronjobs", "jobs"]),
+        rule(WRITE, &["policy"], &["poddisruptionbudgets"]),
+        rule(
+            WRITE,
+            &["networking.k8s.io"],
+            &["ingresses", "networkpolicies"],
+        ),
+        rule(WRITE, &["discovery.k8s.io"], &["endpointslices"]),
+        rule(READ, &[""], &["secrets"]),
+    ]
+}
+
+/// The default ClusterRoles.
+pub fn cluster_roles() -> Vec<Value> {
+    let health = ["/healthz", "/livez", "/readyz", "/version", "/version/"];
+    vec![
+        cluster_role(
+            "cluster-admin",
+            &[],
+            vec![rule(&["*"], &["*"], &["*"]), urls(&["*"], &["*"])],
+        ),
+        cluster_role(
+            "system:discovery",
+            &[],
+            vec![urls(
+                &["get"],
+                &[
+                    "/api",
+                    "/api/*",
+                    "/apis",
+                    "/apis/*",
+                    "/healthz",
+                    "/livez",
+                    "/openapi",
+                    "/openapi/*",
+                    "/readyz",
+                    "/version",
+                    "/version/",
+                ],
+            )],
+        ),
+        cluster_role(
+            "system:basic-user",
+            &[],
+            vec![
+                rule(
+                    &["create"],
+                    &["authentication.k8s.io"],
+                    &["selfsubjectreviews"],
+                ),
+                rule(
+                    &["create"],
+                    &["authorization.k8s.io"],
+                    &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                ),
+            ],
+        ),
+        cluster_role(
+            "system:public-info-viewer",
+            &[],
+            vec![urls(&["get"], &health)],
+        ),
+        aggregated("admin", &[], AGG_ADMIN),
+        aggregated("edit", &[(AGG_ADMIN, "true")], AGG_EDIT),
+        aggregated("view", &[(AGG_EDIT, "true")], AGG_VIEW),
+        cluster_role(
+            "system:aggregate-to-admin",
+            &[(AGG_ADMIN, "true")],
+            vec![
+                rule(
+                    &["create"],
+                    &["authorization.k8s.io"],
+                    &["localsubjectaccessreviews"],
+                ),
+                rule(
+                    READ_WRITE,
+                    &["rbac.authorization.k8s.io"],
+                    &["rolebindings", "roles"],
+                ),
+            ],
+        ),
+        cluster_role(
+            "system:aggregate-to-edit",
+            &[(AGG_EDIT, "true")],
+            edit_rules(),
+        ),
+        cluster_role(
+            "system:aggregate-to-view",
+            &[(AGG_VIEW, "true")],
+            view_rules(),
+        ),
+        cluster_role("system:node", &[], node_rules()),
+        cluster_role(
+            "system:node-proxier",
+            &[],
+            vec![
+                rule(&["list", "watch"], &[""], &["endpoints", "services"]),
+                rule(&["get", "list", "watch"], &[""], &["nodes"]),
+                rule(
+                    &["create", "patch", "update"],
+                    &["", "events.k8s.io"],
+                    &["events"],
+                ),
+                rule(
+                    &["list", "watch"],
+                    &["discovery.k8s.io"],
+                    &["endpointslices"],
+                ),
+            ],
+        ),
+        cluster_role(
+            "system:node-bootstrapper",
+            &[],
+            vec![rule(
+                &["create", "get", "list", "watch"],
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests"],
+            )],
+        ),
+        cluster_role(
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            &[],
+            vec![rule(
+                &["create"],
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests/nodeclient"],
+            )],
+        ),
+        cluster_role(
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            &[],
+            vec![rule(
+                &["create"],
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests/selfnodeclient"],
+            )],
+        ),
+        cluster_role(
+            "system:kube-scheduler",
+            &[],
+            vec![
+                rule(
+                    &["create", "patch", "update"],
+                    &["", "events.k8s.io"],
+                    &["events"],
+                ),
+                rule(&["create"], &["coordination.k8s.io"], &["leases"]),
+                named(
+                    &["get", "update"],
+                    &["coordination.k8s.io"],
+                    &["leases"],
+                    &["kube-scheduler"],
+                ),
+                rule(&["delete", "get", "list", "watch"], &[""], &["pods"]),
+                rule(&["create"], &[""], &["bindings", "pods/binding"]),
+                rule(&["patch", "update"], &[""], &["pods/status"]),
+                rule(
+                    READ,
+                    &[""],
+                    &[
+                        "namespaces",
+                        "nodes",
+                        "persistentvolumeclaims",
+                        "persistentvolumes",
+                        "replicationcontrollers",
+                        "services",
+                    ],
+                ),
+                rule(READ, &["apps"], &["replicasets", "statefulsets"]),
+                rule(READ, &["policy"], &["poddisruptionbudgets"]),
+                rule(
+                    READ,
+                    &["storage.k8s.io"],
+                    &[
+                        "csidrivers",
+                        "csinodes",
+                        "csistoragecapacities",
+                        "storageclasses",
+                    ],
+                ),
+                rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
+                rule(
+                    &["create"],
+                    &["authorization.k8s.io"],
+                    &["subjectaccessreviews"],
+                ),
+            ],
+        ),
+        cluster_role(
+            "system:kube-controller-manager",
+            &[],
+            vec![
+                rule(
+                    &["create", "patch", "update"],
+                    &["", "events.k8s.io"],
+                    &["events"],
+                ),
+                rule(&["create"], &["coordination.k8s.io"], &["leases"]),
+                named(
+                    &["get", "update"],
+                    &["coordination.k8s.io"],
+                    &["leases"],
+                    &["kube-controller-manager"],
+                ),
+                rule(&["create"], &[""], &["secrets", "serviceaccounts"]),
+                rule(&["delete"], &[""], &["secrets"]),
+                rule(
+                    &["get"],
+                    &[""],
+                    &["configmaps", "namespaces", "secrets", "serviceaccounts"],
+                ),
+                rule(&["update"], &[""], &["secrets", "serviceaccounts"]),
+                rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
+                rule(
+                    &["create"],
+                    &["authorization.k8s.io"],
+                    &["subjectaccessreviews"],
+                ),
+                rule(&["list", "watch"], &["*"], &["*"]),
+                rule(&["create"], &[""], &["serviceaccounts/token"]),
+            ],
+        ),
+    ]
+}
+
+fn binding(name: &str, role: &str, subjects: Vec<Value>) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+           "metadata": meta(name, &[]),
+           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+           "subjects": subjects})
+}
+
+fn group(name: &str) -> Value {
+    json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": name})
+}
+
+fn user(name: &str) -> Value {
+    json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name})
+}
+
+/// The default ClusterRoleBindings (upstream's, and kubeadm's for joining nodes).
+pub fn cluster_role_bindings() -> Vec<Value> {
+    vec![
+        binding(
+            "cluster-admin",
+            "cluster-admin",
+            vec![group("system:masters")],
+        ),
+        binding(
+            "system:discovery",
+            "system:discovery",
+            vec![group("system:authenticated")],
+        ),
+        binding(
+            "system:basic-user",
+            "system:basic-user",
+            vec![group("system:authenticated")],
+        ),
+        binding(
+            "system:public-info-viewer",
+            "system:public-info-viewer",
+            vec![
+                group("system:authenticated"),
+                group("system:unauthenticated"),
+            ],
+        ),
+        // Upstream binds no subject: the Node authorizer grants nodes their rights.
+        binding("system:node", "system:node", vec![]),
+        binding(
+            "system:node-proxier",
+            "system:node-proxier",
+            vec![user("system:kube-proxy")],
+        ),
+        binding(
+            "system:kube-scheduler",
+            "system:kube-scheduler",
+            vec![user("system:kube-scheduler")],
+        ),
+        binding(
+            "system:kube-controller-manager",
+            "system:kube-controller-manager",
+            vec![user("system:kube-controller-manager")],
+        ),
+        binding(
+            "kubeadm:kubelet-bootstrap",
+            "system:node-bootstrapper",
+            vec![group("system:bootstrappers")],
+        ),
+        binding(
+            "kubeadm:node-autoapprove-bootstrap",
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            vec![group("system:bootstrappers")],
+        ),
+        binding(
+            "kubeadm:node-autoapprove-certificate-rotation",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            vec![group("system:nodes")],
+        ),
+    ]
+}
+
+/// Namespaced defaults: kubeadm's Role and RoleBinding that let anyone read the
+/// `cluster-info` ConfigMap in `kube-public` (CA discovery before a joining node has
+/// credentials).
+pub fn namespaced() -> Vec<Value> {
+    let mut role_meta = meta("kubeadm:bootstrap-signer-clusterinfo", &[]);
+    role_meta["namespace"] = json!("kube-public");
+    let mut rb_meta = role_meta.clone();
+    rb_meta["name"] = json!("kubeadm:bootstrap-signer-clusterinfo");
+    vec![
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": role_meta,
+               "rules": [named(&["get"], &[""], &["configmaps"], &["cluster-info"])]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": rb_meta,
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                           "name": "kubeadm:bootstrap-signer-clusterinfo"},
+               "subjects": [user("system:anonymous")]}),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+
+    #[test]
+    fn defaults_are_valid_typed_objects() {
+        let roles: Vec<ClusterRole> = cluster_roles()
+            .into_iter()
+            .map(|v| serde_json::from_value(v).unwrap())
+            .collect();
+        for name in [
+            "cluster-admin",
+            "admin",
+            "edit",
+            "view",
+            "system:node",
+            "system:basic-user",
+        ] {
+            assert!(
+                roles
+                    .iter()
+                    .any(|r| r.metadata.name.as_deref() == Some(name)),
+                "{name}"
+            );
+        }
+        let bindings: Vec<ClusterRoleBinding> = cluster_role_bindings()
+            .into_iter()
+            .map(|v| serde_json::from_value(v).unwrap())
+            .collect();
+        for b in &bindings {
+            assert!(roles
+                .iter()
+                .any(|r| r.metadata.name.as_deref() == Some(&b.role_ref.name)));
+        }
+        let ns = namespaced();
+        let _: Role = serde_json::from_value(ns[0].clone()).unwrap();
+        let _: RoleBinding = serde_json::from_value(ns[1].clone()).unwrap();
+    }
+
+    #[test]
+    fn view_aggregates_into_edit_into_admin() {
+        let roles: Vec<ClusterRole> = cluster_roles()
+            .into_iter()
+            .map(|v| serde_json::from_value(v).unwrap())
+            .collect();
+        // aggregation runs until nothing changes (view feeds edit, edit feeds admin)
+        let mut roles = roles;
+        for _ in 0..4 {
+            for (name, rules) in crate::aggregation::aggregate(&roles) {
+                let r = roles
+                    .iter_mut()
+                    .find(|r| r.metadata.name.as_deref() == Some(&name))
+                    .unwrap();
+                r.rules = Some(rules);
+            }
+        }
+        let admin = roles
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some("admin"))
+            .unwrap();
+        let rules = admin.rules.as_ref().unwrap();
+        assert!(rules.iter().any(|r| r
+            .resources
+            .as_ref()
+            .unwrap()
+            .contains(&"rolebindings".to_string())));
+        assert!(rules.iter().any(|r| r
+            .resources
+            .as_ref()
+            .unwrap()
+            .contains(&"pods/log".to_string())));
+    }
+}

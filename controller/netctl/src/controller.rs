@@ -1,0 +1,349 @@
+//! The reconcile loop: node IPAM, EndpointSlices/Endpoints and LoadBalancer status, all
+//! recomputed from the watch caches whenever something changes (and every resync period).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::cache::{json_of, watch};
+use crate::cidr::CidrAllocator;
+use crate::endpoints_logic::{
+    desired_endpoints, desired_slices, manages, LABEL_MANAGED_BY, LABEL_SERVICE_NAME, MANAGED_BY,
+};
+use crate::error::Error;
+use crate::lb;
+
+/// Settings of the network controllers.
+#[derive(Debug, Clone)]
+pub struct NetctlConfig {
+    /// The cluster CIDR node pod CIDRs come from (k3s default 10.42.0.0/16).
+    pub cluster_cidr: String,
+    /// Prefix length of each node's pod CIDR (k3s default 24).
+    pub node_cidr_mask: u8,
+    /// How often everything is recomputed even without changes (retries failed writes).
+    pub resync: Duration,
+}
+
+impl Default for NetctlConfig {
+    fn default() -> Self {
+        NetctlConfig {
+            cluster_cidr: "10.42.0.0/16".into(),
+            node_cidr_mask: 24,
+            resync: Duration::from_secs(30),
+        }
+    }
+}
+
+struct Caches {
+    nodes: Store<Node>,
+    services: Store<Service>,
+    pods: Store<Pod>,
+    slices: Store<EndpointSlice>,
+    endpoints: Store<Endpoints>,
+}
+
+/// Runs the controllers until an unrecoverable error.
+pub async fn run(client: Client, config: NetctlConfig) -> Result<(), Error> {
+    let notify = Arc::new(Notify::new());
+    let all = watcher::Config::default;
+    let caches = Caches {
+        nodes: watch(Api::all(client.clone()), all(), notify.clone()),
+        services: watch(Api::all(client.clone()), all(), notify.clone()),
+        pods: watch(Api::all(client.clone()), all(), notify.clone()),
+        slices: watch(
+            Api::all(client.clone()),
+            all().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}")),
+            notify.clone(),
+        ),
+        endpoints: watch(Api::all(client.clone()), all(), notify.clone()),
+    };
+    for ready in [
+        caches.nodes.wait_until_ready().await.is_ok(),
+        caches.services.wait_until_ready().await.is_ok(),
+        caches.pods.wait_until_ready().await.is_ok(),
+        caches.slices.wait_until_ready().await.is_ok(),
+        caches.endpoints.wait_until_ready().await.is_ok(),
+    ] {
+        if !ready {
+            tracing::warn!("a network controller cache closed before it was filled");
+        }
+    }
+    let mut state = State {
+        client,
+        allocator: CidrAllocator::new(&config.cluster_cidr, config.node_cidr_mask)?,
+        pending: BTreeMap::new(),
+        managed: BTreeSet::new(),
+    };
+    tracing::info!(cluster_cidr = %config.cluster_cidr, "network controllers started");
+    loop {
+        let _ = tokio::time::timeout(config.resync, notify.notified()).await;
+        // Let a burst of events land before recomputing.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        state.reconcile(&caches).await;
+    }
+}
+
+struct State {
+    client: Client,
+    allocator: CidrAllocator,
+    /// Pod CIDRs written to nodes whose cache entry does not show them yet.
+    pending: BTreeMap<String, String>,
+    /// `namespace/name` of Services whose Endpoints this controller wrote.
+    managed: BTreeSet<(String, String)>,
+}
+
+impl State {
+    async fn reconcile(&mut self, c: &Caches) {
+        let nodes = c.nodes.state();
+        if let Err(e) = self.allocate_pod_cidrs(&nodes).await {
+            tracing::warn!(error = %e, "node IPAM");
+        }
+        let pods = c.pods.state();
+        let services = c.services.state();
+        let mut pods_by_ns: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
+        for p in pods {
+            pods_by_ns
+                .entry(p.metadata.namespace.clone().unwrap_or_default())
+                .or_default()
+                .push(p);
+        }
+        let mut slices_by_svc: BTreeMap<(String, String), Vec<Arc<EndpointSlice>>> =
+            BTreeMap::new();
+        for s in c.slices.state() {
+            let svc = s
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_SERVICE_NAME))
+                .cloned()
+                .unwrap_or_default();
+            slices_by_svc
+                .entry((s.metadata.namespace.clone().unwrap_or_default(), svc))
+                .or_default()
+                .push(s);
+        }
+        let mut live = BTreeSet::new();
+        for svc in &services {
+            let key = (
+                svc.metadata.namespace.clone().unwrap_or_default(),
+                svc.metadata.name.clone().unwrap_or_default(),
+            );
+            if let Some(ingress) = lb::desired_ingress(svc, &nodes) {
+                if json_of(&ingress) != json_of(&lb::current_ingress(svc)) {
+                    if let Err(e) = self.patch_lb_status(&key, &ingress).await {
+                        tracing::warn!(service = ?key, error = %e, "LoadBalancer status");
+                    }
+                }
+            }
+            if !manages(svc) || svc.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            live.insert(key.clone());
+            let pods = pods_by_ns.get(&key.0).map(Vec::as_slice).unwrap_or(&[]);
+            let existing = slices_by_svc.remove(&key).unwrap_or_default();
+            if let Err(e) = self
+                .sync_slices(&key.0, desired_slices(svc, pods), existing)
+                .await
+            {
+                tracing::warn!(service = ?key, error = %e, "EndpointSlices");
+            }
+            let current = c
+                .endpoints
+                .get(&kube::runtime::reflector::ObjectRef::new(&key.1).within(&key.0));
+            if let Err(e) = self
+                .sync_endpoints(desired_endpoints(svc, pods), current)
+                .await
+            {
+                tracing::warn!(service = ?key, error = %e, "Endpoints");
+            }
+        }
+        // Slices of Services that are gone or no longer selected.
+        for ((ns, _), stale) in slices_by_svc {
+            let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &ns);
+            for s in stale {
+                let name = s.metadata.name.clone().unwrap_or_default();
+                ignore_not_found(
+                    api.delete(&name, &DeleteParams::default())
+                        .await
+                        .map(|_| ()),
+                )
+                .unwrap_or_else(|e| tracing::warn!(slice = %name, error = %e, "deleting"));
+            }
+        }
+        for key in self.managed.difference(&live).cloned().collect::<Vec<_>>() {
+            let api: Api<Endpoints> = Api::namespaced(self.client.clone(), &key.0);
+            match ignore_not_found(
+                api.delete(&key.1, &DeleteParams::default())
+                    .await
+                    .map(|_| ()),
+            ) {
+                Ok(()) => {
+                    self.managed.remove(&key);
+                }
+                Err(e) => tracing::warn!(endpoints = ?key, error = %e, "deleting"),
+            }
+        }
+    }
+
+    async fn allocate_pod_cidrs(&mut self, nodes: &[Arc<Node>]) -> Result<(), Error> {
+        let names: BTreeSet<String> = nodes
+            .iter()
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
+        for n in nodes {
+            if let Some(cidr) = n.spec.as_ref().and_then(|s| s.pod_cidr.as_ref()) {
+                self.allocator.occupy(cidr);
+                if let Some(name) = &n.metadata.name {
+                    self.pending.remove(name);
+                }
+            }
+        }
+        // Nodes deleted before their allocation showed up free their subnet.
+        let gone: Vec<String> = self
+            .pending
+            .keys()
+            .filter(|k| !names.contains(*k))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(cidr) = self.pending.remove(&name) {
+                self.allocator.release(&cidr);
+            }
+        }
+        let api: Api<Node> = Api::all(self.client.clone());
+        for n in nodes {
+            let Some(name) = n.metadata.name.clone() else {
+                continue;
+            };
+            let has = n
+                .spec
+                .as_ref()
+                .and_then(|s| s.pod_cidr.as_ref())
+                .is_some_and(|c| !c.is_empty());
+            if has || n.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let cidr = match self.pending.get(&name) {
+                Some(c) => c.clone(),
+                None => match self.allocator.allocate() {
+                    Some(c) => c,
+                    None => {
+                        tracing::error!(node = %name, "CIDRNotAvailable: no pod CIDR left in the cluster CIDR");
+                        continue;
+                    }
+                },
+            };
+            let patch = json!({ "spec": { "podCIDR": cidr, "podCIDRs": [cidr] } });
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(node = %name, pod_cidr = %cidr, "allocated pod CIDR");
+                    self.pending.insert(name, cidr);
+                }
+                Err(e) => {
+                    self.allocator.release(&cidr);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn sync_slices(
+        &self,
+        ns: &str,
+        desired: Vec<EndpointSlice>,
+        existing: Vec<Arc<EndpointSlice>>,
+    ) -> Result<(), Error> {
+        let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), ns);
+        let mut existing: BTreeMap<String, Arc<EndpointSlice>> = existing
+            .into_iter()
+            .filter_map(|s| Some((s.metadata.name.clone()?, s)))
+            .collect();
+        for mut want in desired {
+            let name = want.metadata.name.clone().unwrap_or_default();
+            match existing.remove(&name) {
+                None => {
+                    api.create(&PostParams::default(), &want).await?;
+                }
+                Some(have) => {
+                    if slice_differs(&want, &have) {
+                        want.metadata.resource_version = have.metadata.resource_version.clone();
+                        api.replace(&name, &PostParams::default(), &want).await?;
+                    }
+                }
+            }
+        }
+        for name in existing.into_keys() {
+            ignore_not_found(
+                api.delete(&name, &DeleteParams::default())
+                    .await
+                    .map(|_| ()),
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn sync_endpoints(
+        &mut self,
+        mut want: Endpoints,
+        have: Option<Arc<Endpoints>>,
+    ) -> Result<(), Error> {
+        let ns = want.metadata.namespace.clone().unwrap_or_default();
+        let name = want.metadata.name.clone().unwrap_or_default();
+        self.managed.insert((ns.clone(), name.clone()));
+        let api: Api<Endpoints> = Api::namespaced(self.client.clone(), &ns);
+        match have {
+            None => {
+                api.create(&PostParams::default(), &want).await?;
+            }
+            Some(have) => {
+                let same = json_of(&want.subsets) == json_of(&have.subsets)
+                    && json_of(&want.metadata.labels) == json_of(&have.metadata.labels);
+                if !same {
+                    want.metadata.resource_version = have.metadata.resource_version.clone();
+                    api.replace(&name, &PostParams::default(), &want).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn patch_lb_status(
+        &self,
+        (ns, name): &(String, String),
+        ingress: &[k8s_openapi::api::core::v1::LoadBalancerIngress],
+    ) -> Result<(), Error> {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), ns);
+        let patch = json!({ "status": { "loadBalancer": { "ingress": ingress } } });
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+}
+
+fn slice_differs(want: &EndpointSlice, have: &EndpointSlice) -> bool {
+    json_of(&want.endpoints) != json_of(&have.endpoints)
+        || json_of(&want.ports) != json_of(&have.ports)
+        || want.address_type != have.address_type
+        || json_of(&want.metadata.labels) != json_of(&have.metadata.labels)
+        || json_of(&want.metadata.owner_references) != json_of(&have.metadata.owner_references)
+}
+
+fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
+    match r {
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        other => other,
+    }
+}

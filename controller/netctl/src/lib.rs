@@ -1,0 +1,31 @@
+//! Bramble's network controllers, running inside `bramble controller`:
+//! node IPAM (`spec.podCIDR(s)` per Node from the cluster CIDR), the EndpointSlice and
+//! Endpoints controllers (from the pods Services select), and LoadBalancer status with node
+//! addresses (the way k3s's service load balancer publishes them).
+//!
+//! The decisions are pure functions over k8s-openapi objects ([`cidr`], [`endpoints_logic`],
+//! [`lb`]); [`run`] drives them from watch caches over a `kube::Client`.
+
+pub mod cache;
+pub mod cidr;
+pub mod controller;
+pub mod endpoints_logic;
+pub mod error;
+pub mod lb;
+
+pub use cidr::CidrAllocator;
+pub use controller::{run, NetctlConfig};
+pub use error::Error;
+
+/// Spawns the network controllers on the current tokio runtime; they log and restart after
+/// an error.
+pub fn spawn(client: kube::Client) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = run(client.clone(), NetctlConfig::default()).await {
+                tracing::error!(error = %e, "network controllers stopped; restarting");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+}

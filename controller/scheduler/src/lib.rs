@@ -1,0 +1,61 @@
+//! Bramble's scheduler and node lifecycle controller, running inside `bramble controller`.
+//!
+//! The scheduling logic (filters, scores, preemption, failure messages) works on plain
+//! k8s-openapi objects with no I/O ([`algorithm`], [`filters`], [`scores`], [`preemption`]);
+//! [`Scheduler`] and [`NodeLifecycleController`] drive it from informer caches over a
+//! `kube::Client`.
+
+pub mod algorithm;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod filters;
+mod informer;
+pub mod interpod;
+pub mod lifecycle;
+pub mod lifecycle_logic;
+pub mod matching;
+pub mod node_info;
+pub mod preemption;
+pub mod priority;
+pub mod queue;
+pub mod scheduler;
+pub mod scores;
+pub mod snapshot;
+pub mod spread;
+
+pub use config::{NodeLifecycleConfig, SchedulerConfig};
+pub use error::Error;
+pub use lifecycle::NodeLifecycleController;
+pub use scheduler::Scheduler;
+
+/// Spawns the scheduler and the node lifecycle controller on the current tokio runtime;
+/// each logs and restarts after an error (a cache that could not be filled).
+pub fn spawn(
+    scheduler_client: kube::Client,
+    lifecycle_client: kube::Client,
+    scheduler: SchedulerConfig,
+    lifecycle: NodeLifecycleConfig,
+) {
+    tokio::spawn(async move {
+        loop {
+            let s = Scheduler::new(scheduler_client.clone(), scheduler.clone());
+            if let Err(e) = s.run().await {
+                tracing::error!(error = %e, "scheduler stopped; restarting");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let c = NodeLifecycleController::new(lifecycle_client.clone(), lifecycle.clone());
+            if let Err(e) = c.run().await {
+                tracing::error!(error = %e, "node lifecycle controller stopped; restarting");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,59 @@
+//! Workload controllers and the garbage collector of the `bramble controller` process.
+//!
+//! [`spawn`] starts, in the calling tokio runtime, one shared informer per kind, the garbage
+//! collector and one reconciler per workload kind, all talking to the API server through the
+//! given client. Each reconciler is level-triggered: it reads the informers' caches, compares
+//! with the spec and acts through the API; errors are retried with per-object back-off, and
+//! every object is reconciled again periodically. Nothing is kept only in memory: after a
+//! restart the state is rebuilt from the API.
+
+pub mod claim;
+pub mod clock;
+pub mod context;
+pub mod cronjob;
+pub mod daemonset;
+pub mod deployment;
+pub mod error;
+pub mod expectations;
+pub mod gc;
+pub mod hash;
+pub mod informer;
+pub mod job;
+pub mod meta;
+pub mod pods;
+pub mod replicaset;
+pub mod revision;
+pub mod statefulset;
+pub mod write;
+
+use std::sync::Arc;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::Error;
+
+use context::{Ctx, Informers};
+
+/// Starts the garbage collector and every workload controller on `client`, reading time from
+/// `clock`. Returns at once; the tasks run until the runtime stops.
+pub fn spawn_with_clock(client: kube::Client, clock: Arc<dyn Clock>) {
+    tokio::spawn(gc::run(client.clone()));
+    let informers = Informers::start(&client);
+    let ctx = Arc::new(Ctx::new(client, clock, informers));
+    tokio::spawn(async move {
+        ctx.informers.ready().await;
+        tracing::info!("workload controllers started");
+        tokio::join!(
+            replicaset::run(ctx.clone()),
+            deployment::run(ctx.clone()),
+            job::run(ctx.clone()),
+            cronjob::run(ctx.clone()),
+            daemonset::run(ctx.clone()),
+            statefulset::run(ctx.clone()),
+        );
+    });
+}
+
+/// [`spawn_with_clock`] with the system clock.
+pub fn spawn(client: kube::Client) {
+    spawn_with_clock(client, Arc::new(SystemClock));
+}
