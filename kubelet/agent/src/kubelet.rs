@@ -1,0 +1,174 @@
+//! Wiring: [`Kubelet::start`] builds the runtime helper, image manager, cgroups and status
+//! manager; [`Kubelet::run`] runs node registration and status, the lease, the pod source,
+//! the PLEG and the pod workers until shutdown. Shutdown leaves containers running (their
+//! shims are orphaned); the next kubelet adopts them.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bramble_images::{ImageManager, ImageStore, Puller, RegistryConfig};
+use bramble_runtime::{HelperConfig, RuntimeClient};
+use kube::Client;
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use crate::config::KubeletConfig;
+use crate::container_config::NodeContext;
+use crate::error::KubeletError;
+use crate::lease::LeaseRenewer;
+use crate::lookup::{ContainerLookup, RuntimeLookup};
+use crate::node_info::{default_node_ip, probe};
+use crate::node_status::{NodeStatusManager, EVICTION_HARD_MEMORY};
+use crate::pod_cgroups::PodCgroups;
+use crate::pod_context::PodContext;
+use crate::pod_workers::PodWorkers;
+use crate::status_manager::StatusManager;
+use crate::streaming::{PodTable, StreamingPods};
+
+/// A started kubelet.
+pub struct Kubelet {
+    cfg: KubeletConfig,
+    client: Client,
+    ctx: Arc<PodContext<RuntimeClient>>,
+    node_ip: IpAddr,
+    image_store: ImageStore,
+    pods: Arc<PodTable>,
+}
+
+impl Kubelet {
+    /// Prepares directories, the runtime helper (a re-exec of `cfg.exe`), the image manager,
+    /// the QoS cgroups and the status manager. Needs a tokio runtime.
+    pub async fn start(cfg: KubeletConfig, client: Client) -> Result<Kubelet, KubeletError> {
+        for d in [&cfg.data_dir, &cfg.image_dir, &cfg.runtime_dir] {
+            std::fs::create_dir_all(d).map_err(KubeletError::io("mkdir", d))?;
+        }
+        let node_ip = cfg.node_ip.unwrap_or_else(default_node_ip);
+        let runtime = RuntimeClient::spawn_helper(
+            &cfg.exe,
+            &HelperConfig {
+                state_root: cfg.runtime_dir.clone(),
+                cgroup_root: cfg.cgroup_root.clone(),
+                pause_binary: cfg.exe.clone(),
+            },
+        )?;
+        bramble_images::pull::install_crypto_provider();
+        let image_store = ImageStore::open(&cfg.image_dir)?;
+        let puller = Puller::new(
+            image_store.clone(),
+            RegistryConfig {
+                insecure_registries: cfg.insecure_registries.clone(),
+                ..Default::default()
+            },
+        );
+        let images = ImageManager::new(image_store.clone(), puller, None);
+        let machine = probe(&cfg.data_dir);
+        let cgroups = PodCgroups::new(&cfg.cgroup_root, &cfg.cgroup_parent)?;
+        cgroups.init(
+            machine.cpus * 1000,
+            machine.memory_bytes.saturating_sub(EVICTION_HARD_MEMORY),
+        )?;
+        let ctx = Arc::new(PodContext {
+            runtime: Arc::new(runtime),
+            images: Arc::new(images),
+            cgroups: Arc::new(cgroups),
+            network: cfg.network.clone(),
+            status: StatusManager::start(client.clone()),
+            client: client.clone(),
+            node: NodeContext {
+                host_ip: node_ip,
+                memory_capacity: machine.memory_bytes,
+                data_dir: cfg.data_dir.clone(),
+            },
+        });
+        Ok(Kubelet {
+            cfg,
+            client,
+            ctx,
+            node_ip,
+            image_store,
+            pods: Arc::new(PodTable::default()),
+        })
+    }
+
+    /// Finds containers for the streaming server.
+    pub fn container_lookup(&self) -> Arc<dyn ContainerLookup> {
+        Arc::new(RuntimeLookup::new(self.ctx.runtime.clone()))
+    }
+
+    /// The streaming server's pod lookups ([`bramble_kubelet_server::PodContainers`]).
+    pub fn streaming_pods(&self) -> Arc<dyn bramble_kubelet_server::PodContainers> {
+        Arc::new(StreamingPods::new(
+            self.pods.clone(),
+            self.ctx.runtime.clone(),
+        ))
+    }
+
+    /// The container runtime (for exec/attach in the streaming server).
+    pub fn runtime(&self) -> Arc<RuntimeClient> {
+        self.ctx.runtime.clone()
+    }
+
+    /// The node's InternalIP.
+    pub fn node_ip(&self) -> IpAddr {
+        self.node_ip
+    }
+
+    /// Runs until `shutdown` completes; containers keep running afterwards.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), KubeletError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let node_status = NodeStatusManager::new(
+            self.cfg.clone(),
+            self.client.clone(),
+            self.node_ip,
+            self.image_store.clone(),
+        );
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(node_status.run(stop_rx.clone())));
+        let lease = LeaseRenewer::new(
+            self.client.clone(),
+            self.cfg.node_name.clone(),
+            self.cfg.lease_duration_seconds,
+        );
+        tasks.push(tokio::spawn(lease.run(stop_rx.clone())));
+        let (pod_tx, pod_rx) = mpsc::channel(256);
+        let (relist_tx, relist_rx) = mpsc::channel(16);
+        tasks.push(tokio::spawn(crate::pod_source::run(
+            self.client.clone(),
+            self.cfg.node_name.clone(),
+            self.pods.clone(),
+            pod_tx,
+        )));
+        if let Some(ca) = self.cfg.client_ca_pem.clone() {
+            let mut stop = stop_rx.clone();
+            tasks.push(tokio::spawn(crate::streaming::serve(
+                self.cfg.node_name.clone(),
+                self.node_ip,
+                self.cfg.kubelet_port,
+                ca,
+                self.streaming_pods(),
+                self.ctx.runtime.clone(),
+                async move {
+                    let _ = stop.changed().await;
+                },
+            )));
+        }
+        tasks.push(tokio::spawn(crate::pleg::run(
+            self.ctx.runtime.clone(),
+            self.cfg.relist_period,
+            relist_tx,
+        )));
+        let workers = PodWorkers::new(self.ctx.clone());
+        info!(node = %self.cfg.node_name, ip = %self.node_ip, "kubelet running");
+        tokio::select! {
+            _ = workers.run(pod_rx, relist_rx) => {}
+            _ = shutdown => {}
+        }
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            t.abort();
+        }
+        info!("kubelet stopped; containers keep running");
+        Ok(())
+    }
+}

@@ -1,0 +1,378 @@
+//! Remote command sessions (`exec`, `attach`) independent of the transport: the transport
+//! adapter ([`crate::ws`] pumping) turns its frames into `(stream, bytes)` pairs both ways.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use bramble_runtime::{ContainerRuntime, ExecConfig};
+
+use crate::fdio::{self, AsyncFdIo};
+use crate::logs::{self, LogOptions};
+use crate::ws::channel;
+
+/// A `(stream id, data)` pair crossing the transport.
+pub type Chunk = (u8, Bytes);
+
+/// Which streams the client asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Client sends standard input.
+    pub stdin: bool,
+    /// Client wants standard output.
+    pub stdout: bool,
+    /// Client wants standard error (never with a tty).
+    pub stderr: bool,
+    /// Allocate a terminal.
+    pub tty: bool,
+}
+
+/// How long the output of a process that has exited may still drain (a background child
+/// may hold the pipes open forever).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// The upstream `Status` for a finished command.
+pub fn exit_status(command: &[String], code: i32) -> serde_json::Value {
+    if code == 0 {
+        return json!({"metadata": {}, "status": "Success"});
+    }
+    json!({
+        "metadata": {},
+        "status": "Failure",
+        "message": format!(
+            "command terminated with non-zero exit code: error executing command [{}], exit code {code}",
+            command.join(" ")
+        ),
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
+    })
+}
+
+/// The upstream `Status` for a command that could not run.
+pub fn failure_status(message: &str) -> serde_json::Value {
+    json!({
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": "InternalError",
+        "code": 500,
+    })
+}
+
+async fn send_status(out: &mpsc::Sender<Chunk>, status: serde_json::Value) {
+    let body = serde_json::to_vec(&status).unwrap_or_default();
+    let _ = out.send((channel::ERROR, Bytes::from(body))).await;
+}
+
+/// Copies a descriptor's output to `stream` until end of file.
+fn pump_out(fd: OwnedFd, stream: u8, out: mpsc::Sender<Chunk>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Ok(io) = AsyncFdIo::new(fd) else { return };
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if out
+                        .send((stream, Bytes::copy_from_slice(&buf[..n])))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct TerminalSize {
+    #[serde(rename = "Width")]
+    width: u16,
+    #[serde(rename = "Height")]
+    height: u16,
+}
+
+/// Feeds client input: stdin data into `stdin`, resizes to the terminal, CLOSE of stdin
+/// closes it. Ends when the client goes away.
+fn pump_in(
+    mut inbound: mpsc::Receiver<Chunk>,
+    stdin: Option<OwnedFd>,
+    tty: Option<Arc<AsyncFdIo>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut stdin = match stdin {
+            Some(fd) => AsyncFdIo::new(fd).ok().map(Arc::new),
+            None => None,
+        };
+        while let Some((stream, data)) = inbound.recv().await {
+            match stream {
+                channel::STDIN => {
+                    if let Some(w) = &stdin {
+                        if w.write_all(&data).await.is_err() {
+                            stdin = None;
+                        }
+                    }
+                }
+                channel::RESIZE => {
+                    if let (Some(t), Ok(size)) =
+                        (&tty, serde_json::from_slice::<TerminalSize>(&data))
+                    {
+                        let _ = fdio::set_window_size(t.raw(), size.width, size.height);
+                    }
+                }
+                channel::CLOSE if data.first() == Some(&channel::STDIN) => {
+                    // With a tty the process reads the terminal: send it an end-of-file
+                    // character instead of closing the master.
+                    if tty.is_some() {
+                        if let Some(w) = &stdin {
+                            let _ = w.write_all(&[4]).await;
+                        }
+                    } else {
+                        stdin = None;
+                    }
+                }
+                _ => {}
+            }
+        }
+    })
+}
+
+/// Runs `command` in the container, streaming as `opts` asks, and ends with the status on
+/// the error stream. Dropping `out` (return) tells the transport to close.
+pub async fn exec<R: ContainerRuntime + 'static>(
+    runtime: Arc<R>,
+    container_id: String,
+    command: Vec<String>,
+    opts: StreamOptions,
+    out: mpsc::Sender<Chunk>,
+    inbound: mpsc::Receiver<Chunk>,
+) {
+    let setup = || -> std::io::Result<_> {
+        if opts.tty {
+            let (master, slave) = fdio::openpty()?;
+            let stdio = [slave.try_clone()?, slave.try_clone()?, slave];
+            let master_in = master.try_clone()?;
+            Ok((stdio, Some(master), None, Some(master_in)))
+        } else {
+            let (stdin_r, stdin_w) = if opts.stdin {
+                let (r, w) = fdio::pipe()?;
+                (r, Some(w))
+            } else {
+                (fdio::dev_null()?, None)
+            };
+            let (out_r, out_w) = if opts.stdout {
+                let (r, w) = fdio::pipe()?;
+                (Some(r), w)
+            } else {
+                (None, fdio::dev_null()?)
+            };
+            let (err_r, err_w) = if opts.stderr {
+                let (r, w) = fdio::pipe()?;
+                (Some(r), w)
+            } else {
+                (None, fdio::dev_null()?)
+            };
+            Ok(([stdin_r, out_w, err_w], out_r, err_r, stdin_w))
+        }
+    };
+    let (stdio, out_r, err_r, stdin_w) = match setup() {
+        Ok(s) => s,
+        Err(e) => {
+            send_status(&out, failure_status(&format!("setting up streams: {e}"))).await;
+            return;
+        }
+    };
+    let cfg = ExecConfig {
+        command: command.clone(),
+        env: if opts.tty {
+            vec!["TERM=xterm".to_string()]
+        } else {
+            Vec::new()
+        },
+        working_dir: String::new(),
+    };
+    let process = match runtime.exec(&container_id, &cfg, stdio).await {
+        Ok(p) => p,
+        Err(e) => {
+            send_status(&out, failure_status(&e.to_string())).await;
+            return;
+        }
+    };
+    // With a tty the master is both output and input: one registration for each direction
+    // would be two AsyncFds on one file description, so input writes through the same one.
+    let (outputs, input) = if opts.tty {
+        let master = out_r.expect("tty master");
+        let io = match AsyncFdIo::new(master) {
+            Ok(io) => Arc::new(io),
+            Err(e) => {
+                send_status(&out, failure_status(&format!("terminal: {e}"))).await;
+                return;
+            }
+        };
+        drop(stdin_w);
+        let reader = {
+            let io = io.clone();
+            let out = out.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match io.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            let chunk = Bytes::copy_from_slice(&buf[..n]);
+                            if out.send((channel::STDOUT, chunk)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        (vec![reader], tty_input(inbound, io, opts.stdin))
+    } else {
+        let mut v = Vec::new();
+        if let Some(fd) = out_r {
+            v.push(pump_out(fd, channel::STDOUT, out.clone()));
+        }
+        if let Some(fd) = err_r {
+            v.push(pump_out(fd, channel::STDERR, out.clone()));
+        }
+        (v, pump_in(inbound, stdin_w, None))
+    };
+    let code = process.wait().await;
+    let drain = async {
+        for h in outputs {
+            let _ = h.await;
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, drain).await;
+    input.abort();
+    match code {
+        Ok(code) => send_status(&out, exit_status(&command, code)).await,
+        Err(e) => send_status(&out, failure_status(&e.to_string())).await,
+    }
+}
+
+/// Client input for a tty session: stdin data and CLOSE into the master, resizes to it.
+fn tty_input(
+    mut inbound: mpsc::Receiver<Chunk>,
+    master: Arc<AsyncFdIo>,
+    stdin: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some((stream, data)) = inbound.recv().await {
+            match stream {
+                channel::STDIN if stdin => {
+                    let _ = master.write_all(&data).await;
+                }
+                channel::RESIZE => {
+                    if let Ok(size) = serde_json::from_slice::<TerminalSize>(&data) {
+                        let _ = fdio::set_window_size(master.raw(), size.width, size.height);
+                    }
+                }
+                channel::CLOSE if stdin && data.first() == Some(&channel::STDIN) => {
+                    let _ = master.write_all(&[4]).await;
+                }
+                _ => {}
+            }
+        }
+    })
+}
+
+/// Attaches to a running container's output: what it writes from now on, stdout and stderr
+/// on their streams (both on stdout with a tty), until it exits.
+///
+/// Bramble's runtime gives containers `/dev/null` as standard input and sends their output
+/// to the log file through the shim, so attach follows the log; attaching standard input is
+/// refused by the caller.
+pub async fn attach<R: ContainerRuntime + 'static>(
+    runtime: Arc<R>,
+    container_id: String,
+    log_path: std::path::PathBuf,
+    opts: StreamOptions,
+    out: mpsc::Sender<Chunk>,
+    inbound: mpsc::Receiver<Chunk>,
+) {
+    let follow = LogOptions {
+        follow: true,
+        tail_lines: Some(0),
+        ..Default::default()
+    };
+    let input = pump_in(inbound, None, None);
+    let mut tasks = Vec::new();
+    for (wanted, filter, target) in [
+        (opts.stdout, "stdout", channel::STDOUT),
+        (
+            opts.stderr || opts.tty,
+            "stderr",
+            if opts.tty {
+                channel::STDOUT
+            } else {
+                channel::STDERR
+            },
+        ),
+    ] {
+        if !wanted {
+            continue;
+        }
+        let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+        let out = out.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(b) = rx.recv().await {
+                if out.send((target, b)).await.is_err() {
+                    return;
+                }
+            }
+        }));
+        tasks.push(
+            tokio::spawn(logs::stream(
+                log_path.clone(),
+                follow.clone(),
+                Some((runtime.clone(), container_id.clone())),
+                Some(filter),
+                tx,
+            ))
+            .map_unit(),
+        );
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    input.abort();
+    send_status(&out, json!({"metadata": {}, "status": "Success"})).await;
+}
+
+trait MapUnit {
+    fn map_unit(self) -> tokio::task::JoinHandle<()>;
+}
+
+impl<T: Send + 'static> MapUnit for tokio::task::JoinHandle<T> {
+    fn map_unit(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let _ = self.await;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_as_upstream() {
+        assert_eq!(
+            exit_status(&["true".into()], 0),
+            json!({"metadata": {}, "status": "Success"})
+        );
+        let s = exit_status(&["sh".into(), "-c".into(), "exit 3".into()], 3);
+        assert_eq!(s["reason"], "NonZeroExitCode");
+        assert_eq!(s["details"]["causes"][0]["reason"], "ExitCode");
+        assert_eq!(s["details"]["causes"][0]["message"], "3");
+    }
+}
