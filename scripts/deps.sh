@@ -7,7 +7,7 @@ what=${1:-build}
 build_pkgs=(pkg-config libseccomp-dev)
 test_pkgs=(busybox-static docker-registry skopeo umoci e2fsprogs dosfstools mtools parted fdisk
            squashfs-tools erofs-utils kmod cpio xz-utils zstd qemu-system-arm iproute2 curl file
-           containernetworking-plugins)
+           containernetworking-plugins nftables iptables)
 
 want=("${build_pkgs[@]}")
 [ "$what" = test ] && want+=("${test_pkgs[@]}")
@@ -24,5 +24,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The static aarch64 build links Debian's arm64 libseccomp.a (scripts/build-aarch64.sh downloads
+# libseccomp-dev:arm64 with `apt-get download` and unpacks it with dpkg -x; arm64 packages are
+# never installed): apt must know the arm64 architecture and have its package lists.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "apt does not know arm64: run 'dpkg --add-architecture arm64 && apt-get update' as root" >&2
+    exit 1
+  fi
+  dpkg --add-architecture arm64
+  apt-get update -qq
+fi
+if ! apt-cache show libseccomp-dev:arm64 >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] && apt-get update -qq
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }

@@ -165,6 +165,36 @@ pub struct DebugConfig {
     /// Power off instead of retrying when a fatal boot error happens.
     #[serde(default)]
     pub poweroff_on_fatal: bool,
+    /// After boot, run the container runtime self-test once (`bramble init selftest`: a pod
+    /// sandbox and a busybox container with a memory limit; results on the console). Needs
+    /// busybox at /var/lib/bramble/selftest/busybox on the data partition.
+    #[serde(default)]
+    pub runtime_selftest: bool,
+}
+
+/// The node API (`bramble node ...`): HTTPS with the node's own certificate and a bearer token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeApiConfig {
+    /// TCP port (default 50000).
+    #[serde(default = "default_api_port")]
+    pub port: u16,
+    /// Bearer token clients send; without one the node API is off.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+fn default_api_port() -> u16 {
+    50000
+}
+
+impl Default for NodeApiConfig {
+    fn default() -> Self {
+        NodeApiConfig {
+            port: default_api_port(),
+            token: None,
+        }
+    }
 }
 
 /// Extra arguments for the services init starts (appended to the defaults).
@@ -203,6 +233,9 @@ pub struct NodeConfig {
     /// Extra service arguments.
     #[serde(default)]
     pub services: ServiceArgs,
+    /// Node API.
+    #[serde(default)]
+    pub api: NodeApiConfig,
 }
 
 impl NodeConfig {
@@ -239,6 +272,7 @@ impl NodeConfig {
             ntp: NtpConfig::default(),
             debug: DebugConfig::default(),
             services: ServiceArgs::default(),
+            api: NodeApiConfig::default(),
         }
     }
 
@@ -304,6 +338,17 @@ impl NodeConfig {
                 "network.mode",
                 "address/gateway are set but mode is dhcp; set `mode: static`".into(),
             );
+        }
+        if let Some(t) = &self.api.token {
+            if t.len() < 16 || !t.chars().all(|c| c.is_ascii_graphic()) {
+                bad(
+                    "api.token",
+                    "must be at least 16 printable characters without spaces".into(),
+                );
+            }
+        }
+        if self.api.port == 0 {
+            bad("api.port", "must be 1..=65535".into());
         }
         if self.ntp.servers.is_empty() {
             bad(

@@ -56,6 +56,9 @@ pub struct BuildOptions {
     pub output: PathBuf,
     /// Static aarch64 `bramble` binary to install.
     pub bramble: PathBuf,
+    /// Files preloaded onto the data partition: (host file, path relative to the partition,
+    /// which the board mounts on /var), e.g. a container rootfs for the runtime self-test.
+    pub data_files: Vec<(PathBuf, PathBuf)>,
 }
 
 /// One package recorded in the manifest.
@@ -222,6 +225,19 @@ pub fn build_image(
         .collect();
     write_file(&root.join("etc/bramble/packages"), &package_lines)?;
     stage_data(&data)?;
+    for (src, rel) in &opts.data_files {
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+        {
+            return Err(BuildError::Layout(format!(
+                "data file destination {} must be relative and stay inside the partition",
+                rel.display()
+            )));
+        }
+        copy_file(src, &data.join(rel))?;
+    }
 
     let root_img = w.join("root.squashfs");
     make_squashfs(&root, &root_img)?;

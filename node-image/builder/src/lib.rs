@@ -74,6 +74,7 @@ pub fn run(args: BuildArgs) -> Result<BuildReport, BuildError> {
         node_config: args.config,
         output: args.output,
         bramble: args.bramble,
+        data_files: Vec::new(),
     };
     let report = build_image(&opts, &cache)?;
     let l = &report.layout;

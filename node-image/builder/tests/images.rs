@@ -49,6 +49,7 @@ fn build(board: &str, dir: &Path, config: Option<PathBuf>) -> BuildReport {
         node_config: config,
         output: dir.join(format!("{board}.img")),
         bramble: aarch64_binary(),
+        data_files: Vec::new(),
     };
     build_image(&opts, &cache()).unwrap_or_else(|e| panic!("{board}: {e}"))
 }
@@ -263,6 +264,7 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
         node_config: None,
         output: out_dir.join("x.img"),
         bramble: aarch64_binary(),
+        data_files: Vec::new(),
     };
 
     // Unknown board.

@@ -19,7 +19,10 @@ pub mod kmod;
 pub mod logring;
 pub mod mbr;
 pub mod net;
+pub mod node_api;
+pub mod selftest;
 pub mod services;
+pub mod status;
 pub mod supervisor;
 pub mod sys;
 
@@ -50,6 +53,13 @@ pub enum InitAction {
     Reboot,
     /// Ask PID 1 to stop services, sync, unmount and power off.
     Poweroff,
+    /// Run the container runtime self-test (pod sandbox + busybox container with a memory
+    /// limit, reported on stdout); init runs it after boot with `debug.runtime_selftest`.
+    Selftest {
+        /// Working directory holding `busybox`.
+        #[arg(long, default_value = selftest::SELFTEST_DIR)]
+        dir: std::path::PathBuf,
+    },
     /// Load kernel modules (what the kernel runs as /sbin/modprobe; `modprobe` links here).
     Modprobe {
         /// Quiet: no error messages.
@@ -99,6 +109,10 @@ pub fn run(args: InitArgs) -> Result<(), InitError> {
                 _ => std::process::exit(1),
             }
         }
+        Some(InitAction::Selftest { dir }) => selftest::run(&selftest::SelftestConfig {
+            dir,
+            ..Default::default()
+        }),
         None => {
             if std::process::id() != 1 {
                 return Err(InitError::Usage(
@@ -206,6 +220,20 @@ fn pid1() -> Result<(), InitError> {
         Some(c) if !c.debug.no_services => service_specs(c, net.as_ref().map(|n| n.address)),
         _ => Vec::new(),
     };
+    if let Some(cfg) = &config {
+        node_api::start(&console, cfg, net.as_ref().map(|n| n.address));
+    }
+    if config.as_ref().is_some_and(|c| c.debug.runtime_selftest) {
+        // One-shot, output straight to the console; reaped by the main loop.
+        match std::process::Command::new("/proc/self/exe")
+            .args(["init", "selftest"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(child) => console.log(&format!("runtime self-test started (pid {})", child.id())),
+            Err(e) => console.log(&format!("runtime self-test: {e}")),
+        }
+    }
     let spawner = ProcessSpawner {
         exe: "/proc/self/exe".into(),
         ring: console.ring.clone(),

@@ -12,22 +12,26 @@ use crate::supervisor::{ServiceSpec, Spawner};
 
 /// Where services keep their state on the data partition.
 pub const STATE_DIR: &str = "/var/lib/bramble";
+/// The admin kubeconfig the controller writes (the node API serves it).
+pub const ADMIN_KUBECONFIG: &str = "/var/lib/bramble/admin.kubeconfig";
 
 /// The services for `cfg`, in start order. `address` is the node's IPv4 address, if known.
 ///
-/// Integration point with `bramble controller` and `bramble kubelet`: the flags below are the
-/// defaults; `services.controller` / `services.kubelet` in bramble.yaml are appended.
+/// Integration point with `bramble controller` and `bramble kubelet` (flags as in
+/// src/cli/controller.rs and src/cli/kubelet.rs); `services.controller` / `services.kubelet` in
+/// bramble.yaml are appended.
 pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<ServiceSpec> {
     let mut specs = Vec::new();
     if cfg.role.runs_controller() {
         let mut args: Vec<String> = vec![
             "controller".into(),
+            // The controller keeps <data-dir>/controller/{db,pki}.
             "--data-dir".into(),
-            format!("{STATE_DIR}/controller"),
+            STATE_DIR.into(),
             "--tls-san".into(),
             cfg.hostname.clone(),
             "--write-kubeconfig".into(),
-            format!("{STATE_DIR}/admin.kubeconfig"),
+            ADMIN_KUBECONFIG.into(),
         ];
         if let Some(a) = address {
             args.extend(["--advertise-address".into(), a.to_string()]);
@@ -45,6 +49,10 @@ pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<Service
             cfg.hostname.clone(),
             "--data-dir".into(),
             format!("{STATE_DIR}/kubelet"),
+            // kubepods under /sys/fs/cgroup/bramble (the kubelet's empty default is rejected by
+            // its PathBuf parser: "a value is required for '--cgroup-parent'").
+            "--cgroup-parent".into(),
+            "bramble".into(),
         ];
         match &cfg.join {
             Some(j) => args.extend([
@@ -53,10 +61,10 @@ pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<Service
                 "--token".into(),
                 j.token.clone(),
             ]),
-            None => args.extend([
-                "--kubeconfig".into(),
-                format!("{STATE_DIR}/admin.kubeconfig"),
-            ]),
+            None => args.extend(["--kubeconfig".into(), ADMIN_KUBECONFIG.into()]),
+        }
+        if let Some(a) = address {
+            args.extend(["--node-ip".into(), a.to_string()]);
         }
         args.extend(cfg.services.kubelet.iter().cloned());
         specs.push(ServiceSpec {
@@ -146,6 +154,11 @@ mod tests {
         assert!(s[1]
             .args
             .ends_with(&["--max-pods".to_string(), "20".to_string()]));
+        assert!(s[1]
+            .args
+            .windows(2)
+            .any(|w| w == ["--node-ip", "10.0.2.15"]));
+        assert!(s[0].args.windows(2).any(|w| w == ["--data-dir", STATE_DIR]));
         let worker = NodeConfig::parse(
             Path::new("w.yaml"),
             "role: worker\nhostname: pi-2\njoin:\n  address: https://10.0.0.1:6443\n  token: abcdef.0123456789abcdef\n",

@@ -32,6 +32,7 @@ fn rpi_3b_image_boots_on_raspi3b_to_init_reading_its_node_config() {
         node_config: Some(cfg),
         output: image.clone(),
         bramble,
+        data_files: Vec::new(),
     };
     build_image(&opts, &AptCache::new(&AptCache::default_dir(), false)).unwrap();
     let board = bramble_boards::load_board(&repo().join("board-configs"), "rpi-3b").unwrap();

@@ -71,6 +71,7 @@ fn virt_image_boots_to_bramble_init_with_cgroup2_and_keeps_data_across_reboot() 
         node_config: Some(cfg),
         output: image.clone(),
         bramble: aarch64_binary(),
+        data_files: Vec::new(),
     };
     build_image(&opts, &AptCache::new(&AptCache::default_dir(), false)).unwrap();
     let built_len = std::fs::metadata(&image).unwrap().len();

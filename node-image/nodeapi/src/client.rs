@@ -1,0 +1,90 @@
+//! The node API client (`bramble node ...`).
+
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+
+use crate::error::NodeApiError;
+use crate::http::{read_response, write_request};
+use crate::server::{LogEntry, PowerRequest};
+use crate::tls::client_config;
+
+/// A connection target: address, token, pinned certificate.
+pub struct NodeClient {
+    addr: String,
+    token: String,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl NodeClient {
+    /// A client for `addr` (`host:port`). `fingerprint` pins the node's certificate (SHA-256
+    /// hex, as init prints it); `None` accepts any certificate.
+    pub fn new(addr: &str, token: &str, fingerprint: Option<&str>) -> Result<Self, NodeApiError> {
+        Ok(NodeClient {
+            addr: addr.to_string(),
+            token: token.to_string(),
+            tls: client_config(fingerprint)?,
+        })
+    }
+
+    fn call(&self, method: &str, target: &str) -> Result<Vec<u8>, NodeApiError> {
+        let net = |source| NodeApiError::Net {
+            peer: self.addr.clone(),
+            source,
+        };
+        let mut tcp = TcpStream::connect(&self.addr).map_err(net)?;
+        tcp.set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(net)?;
+        let host = self
+            .addr
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_matches(['[', ']']))
+            .unwrap_or(&self.addr)
+            .to_string();
+        let name = ServerName::try_from(host.clone())
+            .map_err(|e| NodeApiError::Http(format!("server name {host}: {e}")))?;
+        let mut conn = rustls::ClientConnection::new(self.tls.clone(), name)?;
+        let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+        write_request(&mut tls, method, &self.addr, target, &self.token, b"").map_err(net)?;
+        let (status, body) = read_response(&mut tls)?;
+        if !(200..300).contains(&status) {
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            return Err(NodeApiError::Status { status, message });
+        }
+        Ok(body)
+    }
+
+    /// `GET /v1/status`.
+    pub fn status(&self) -> Result<serde_json::Value, NodeApiError> {
+        Ok(serde_json::from_slice(&self.call("GET", "/v1/status")?)?)
+    }
+
+    /// `GET /v1/logs`: lines after `since`, optionally of one source.
+    pub fn logs(&self, since: u64, source: Option<&str>) -> Result<Vec<LogEntry>, NodeApiError> {
+        let mut target = format!("/v1/logs?since={since}");
+        if let Some(s) = source {
+            target.push_str("&source=");
+            target.push_str(s);
+        }
+        Ok(serde_json::from_slice(&self.call("GET", &target)?)?)
+    }
+
+    /// `GET /v1/kubeconfig`: the admin kubeconfig of a controller node.
+    pub fn kubeconfig(&self) -> Result<String, NodeApiError> {
+        Ok(String::from_utf8_lossy(&self.call("GET", "/v1/kubeconfig")?).into_owned())
+    }
+
+    /// `POST /v1/reboot` or `/v1/poweroff`.
+    pub fn power(&self, action: PowerRequest) -> Result<(), NodeApiError> {
+        let path = match action {
+            PowerRequest::Reboot => "/v1/reboot",
+            PowerRequest::Poweroff => "/v1/poweroff",
+        };
+        self.call("POST", path).map(|_| ())
+    }
+}

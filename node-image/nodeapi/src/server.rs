@@ -1,0 +1,191 @@
+//! The node API server: a TLS listener with one thread per connection, a bearer token, and
+//! these routes:
+//!
+//! | route                              | answer                                          |
+//! |------------------------------------|-------------------------------------------------|
+//! | `GET /v1/status`                   | [`NodeHandler::status`] as JSON                 |
+//! | `GET /v1/logs?since=N&source=S`    | ring-buffer lines after sequence `N` (JSON list) |
+//! | `GET /v1/kubeconfig`               | the admin kubeconfig of a controller node       |
+//! | `POST /v1/reboot`, `/v1/poweroff`  | 202, then init shuts down                       |
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::NodeApiError;
+use crate::http::{read_request, write_response, Request};
+
+/// One log line as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Sequence number (pass the last one as `since` to follow).
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// `init`, `controller`, `kubelet`.
+    pub source: String,
+    /// Text.
+    pub text: String,
+}
+
+/// Reboot or power off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerRequest {
+    /// Reboot.
+    Reboot,
+    /// Power off.
+    Poweroff,
+}
+
+/// What the server asks of the node (init implements it).
+pub trait NodeHandler: Send + Sync + 'static {
+    /// The node's status document.
+    fn status(&self) -> serde_json::Value;
+    /// Log lines after `since`, optionally of one source.
+    fn logs(&self, since: u64, source: Option<&str>) -> Vec<LogEntry>;
+    /// The cluster's admin kubeconfig, on a node that runs the controller.
+    fn kubeconfig(&self) -> Option<String>;
+    /// Start a reboot or power-off (returns before it happens).
+    fn power(&self, action: PowerRequest) -> Result<(), String>;
+}
+
+/// Server settings.
+#[derive(Clone)]
+pub struct ServerSettings {
+    /// TLS configuration (the node's certificate).
+    pub tls: Arc<rustls::ServerConfig>,
+    /// The bearer token clients must send.
+    pub token: String,
+}
+
+/// Binds `listen` and serves in a background thread; returns the bound address.
+pub fn spawn(
+    listen: SocketAddr,
+    settings: ServerSettings,
+    handler: Arc<dyn NodeHandler>,
+) -> Result<SocketAddr, NodeApiError> {
+    let listener = TcpListener::bind(listen).map_err(|source| NodeApiError::Net {
+        peer: listen.to_string(),
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| NodeApiError::Net {
+        peer: listen.to_string(),
+        source,
+    })?;
+    std::thread::Builder::new()
+        .name("node-api".into())
+        .spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (s, h) = (settings.clone(), handler.clone());
+                let _ = std::thread::Builder::new()
+                    .name("node-api-conn".into())
+                    .spawn(move || {
+                        if let Err(e) = serve_conn(conn, &s, h.as_ref()) {
+                            tracing::debug!(error = %e, "node API connection");
+                        }
+                    });
+            }
+        })
+        .map_err(|source| NodeApiError::Net {
+            peer: listen.to_string(),
+            source,
+        })?;
+    Ok(addr)
+}
+
+fn serve_conn(
+    tcp: TcpStream,
+    settings: &ServerSettings,
+    handler: &dyn NodeHandler,
+) -> Result<(), NodeApiError> {
+    let peer = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let net = |source| NodeApiError::Net {
+        peer: peer.clone(),
+        source,
+    };
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(net)?;
+    let mut tcp = tcp;
+    let mut conn = rustls::ServerConnection::new(settings.tls.clone())?;
+    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+    let req = read_request(&mut tls)?;
+    let (status, body) = route(&req, &settings.token, handler);
+    write_response(&mut tls, status, "application/json", &body).map_err(net)?;
+    tls.conn.send_close_notify();
+    let _ = tls.conn.complete_io(tls.sock);
+    Ok(())
+}
+
+/// Constant-time comparison of the presented token.
+fn authorized(req: &Request, token: &str) -> bool {
+    let Some(got) = req
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    got.len() == token.len()
+        && got
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn json_error(status: u16, message: &str) -> (u16, Vec<u8>) {
+    (
+        status,
+        serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default(),
+    )
+}
+
+/// Answers one request (public for tests of routing without TLS).
+pub fn route(req: &Request, token: &str, handler: &dyn NodeHandler) -> (u16, Vec<u8>) {
+    if !authorized(req, token) {
+        return json_error(401, "missing or wrong bearer token");
+    }
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/v1/status") => ok_json(&handler.status()),
+        ("GET", "/v1/logs") => {
+            let since = match req.param("since").map(str::parse::<u64>) {
+                None => 0,
+                Some(Ok(n)) => n,
+                Some(Err(_)) => return json_error(400, "since must be a number"),
+            };
+            ok_json(&handler.logs(since, req.param("source")))
+        }
+        ("GET", "/v1/kubeconfig") => match handler.kubeconfig() {
+            Some(k) => (200, k.into_bytes()),
+            None => json_error(
+                404,
+                "no admin kubeconfig on this node (not a controller, or not started yet)",
+            ),
+        },
+        ("POST", "/v1/reboot") | ("POST", "/v1/poweroff") => {
+            let action = if req.path.ends_with("reboot") {
+                PowerRequest::Reboot
+            } else {
+                PowerRequest::Poweroff
+            };
+            match handler.power(action) {
+                Ok(()) => (
+                    202,
+                    serde_json::to_vec(&serde_json::json!({ "accepted": action }))
+                        .unwrap_or_default(),
+                ),
+                Err(e) => json_error(500, &e),
+            }
+        }
+        (_, "/v1/status" | "/v1/logs" | "/v1/kubeconfig" | "/v1/reboot" | "/v1/poweroff") => {
+            json_error(405, "method not allowed")
+        }
+        _ => json_error(404, "no such route"),
+    }
+}
+
+fn ok_json<T: Serialize>(v: &T) -> (u16, Vec<u8>) {
+    (200, serde_json::to_vec(v).unwrap_or_default())
+}
