@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run the control plane: the Kubernetes API server on the embedded store.
     Controller(cli::controller::ControllerArgs),
+    /// Run the node agent: register this node and run the pods bound to it.
+    Kubelet(cli::kubelet::KubeletArgs),
     /// Run a single-node cluster on this machine and point kubectl at it.
     Up(cli::controller::UpArgs),
     /// Images: build board SD-card images (`image build`); container images on this node
@@ -31,6 +33,10 @@ enum Command {
     Flash(bramble_flash::FlashArgs),
     /// Boot board images under QEMU (software emulation).
     Qemu(bramble_qemu::QemuArgs),
+    /// Manage a board over its node API (status, logs, reboot, poweroff).
+    Node(cli::node::NodeArgs),
+    /// Bootstrap tokens for joining nodes (`token create|list|delete`).
+    Token(cli::token::TokenArgs),
     /// Print the version of this binary.
     Version,
 }
@@ -47,11 +53,19 @@ enum ImageCommand {
 }
 
 fn main() -> anyhow::Result<()> {
+    // `bramble pause` (the pod sandbox's process) and `bramble runtime-helper` (the
+    // single-threaded process that calls libcontainer) run before anything else, so no thread
+    // exists when they fork.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = bramble_runtime::multicall::dispatch(&args) {
+        std::process::exit(code);
+    }
     // Multi-call: invoked as /init, /sbin/init or /sbin/modprobe on a board image.
     let cli = Cli::parse_from(bramble_init::multicall_args(std::env::args_os()));
     match cli.command {
         Command::Controller(args) => cli::controller::run_controller(args),
         Command::Up(args) => cli::controller::run_up(args),
+        Command::Kubelet(args) => cli::kubelet::run_kubelet(args),
         Command::Image(ImageCommand::Build(args)) => {
             bramble_image_builder::run(args)?;
             Ok(())
@@ -71,6 +85,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Qemu(args) => Ok(bramble_qemu::run(args)?),
+        Command::Node(args) => cli::node::run(args),
+        Command::Token(args) => cli::token::run(args),
         Command::Version => {
             println!(
                 "bramble {} (Kubernetes API v1.33, {}/{})",

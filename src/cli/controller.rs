@@ -41,6 +41,9 @@ pub struct ControllerArgs {
     /// Log level when RUST_LOG is not set.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Also run this machine's kubelet in the process (`bramble up`).
+    #[arg(skip)]
+    pub run_kubelet: bool,
 }
 
 /// Flags of `bramble up`.
@@ -112,6 +115,23 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         let controller = Controller::start(&cfg)
             .await
             .with_context(|| format!("starting the controller in {}", cfg.data_dir.display()))?;
+        // Scheduler and node lifecycle controller (upstream intervals unless BRAMBLE_* env).
+        bramble_scheduler::spawn(
+            controller.in_process_client("system:kube-scheduler"),
+            controller.in_process_client("system:serviceaccount:kube-system:node-controller"),
+            bramble_scheduler::SchedulerConfig::from_env(),
+            bramble_scheduler::NodeLifecycleConfig::from_env(),
+        );
+        // Workload controllers and the garbage collector.
+        bramble_workloads::spawn(controller.in_process_client("system:kube-controller-manager"));
+        // Node IPAM, EndpointSlices/Endpoints, LoadBalancer status.
+        bramble_netctl::spawn(controller.in_process_client("system:kube-controller-manager"));
+        // `bramble up`: the node agent in the same process, as its node's user.
+        if args.run_kubelet {
+            let node = bramble_kubelet::node_info::hostname();
+            let client = controller.in_process_client(&format!("system:node:{node}"));
+            crate::cli::kubelet::spawn_in_process(&args.data_dir, client);
+        }
         if let Some(path) = &args.write_kubeconfig {
             controller
                 .write_admin_kubeconfig(path)
@@ -127,6 +147,7 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
     let kubeconfig = args.kubeconfig.clone().unwrap_or_else(default_kubeconfig);
     let mut controller = args.controller.clone();
     controller.write_kubeconfig = Some(kubeconfig.clone());
+    controller.run_kubelet = true;
     eprintln!(
         "bramble up: data in {}, kubeconfig {} (context \"bramble\")",
         controller.data_dir.display(),

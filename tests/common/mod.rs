@@ -2,6 +2,11 @@
 //! `kube` crate.
 #![allow(dead_code)]
 
+pub mod api;
+pub mod auth;
+pub mod kubelet;
+pub mod registry;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

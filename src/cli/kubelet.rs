@@ -1,0 +1,147 @@
+//! `bramble kubelet`: the node agent, and its in-process start for `bramble up`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use bramble_kubelet::client::{client, cluster_ca_pem, ApiAccess};
+use bramble_kubelet::config::{parse_labels, parse_taints};
+use bramble_kubelet::{Kubelet, KubeletConfig};
+
+/// Flags of `bramble kubelet`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct KubeletArgs {
+    /// Name of the Node object (default: this machine's hostname).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Kubelet state: pod directories and container logs.
+    #[arg(long, default_value = bramble_kubelet::config::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Container image store (shared with `bramble image`).
+    #[arg(long, default_value = bramble_images::cli::DEFAULT_DATA_DIR)]
+    pub image_dir: PathBuf,
+    /// Container runtime state (containers survive kubelet restarts through it).
+    #[arg(long, default_value = "/var/lib/bramble/runtime")]
+    pub runtime_dir: PathBuf,
+    /// Kubeconfig with the API server and credentials.
+    #[arg(long, conflicts_with_all = ["server", "token"])]
+    pub kubeconfig: Option<PathBuf>,
+    /// API server URL (with --token).
+    #[arg(long, requires = "token")]
+    pub server: Option<String>,
+    /// Bearer token (with --server).
+    #[arg(long, requires = "server")]
+    pub token: Option<String>,
+    /// CA bundle (PEM) the API server's certificate is checked against (with --server).
+    #[arg(long)]
+    pub certificate_authority: Option<PathBuf>,
+    /// The cgroupfs mount.
+    #[arg(long, default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: PathBuf,
+    /// Cgroup under which `kubepods` is created, relative to --cgroup-root.
+    #[arg(long)]
+    pub cgroup_parent: Option<PathBuf>,
+    /// Pods this node can run (`status.capacity.pods`).
+    #[arg(long, default_value_t = bramble_kubelet::config::DEFAULT_MAX_PODS)]
+    pub max_pods: u32,
+    /// Port reported as the kubelet endpoint.
+    #[arg(long, default_value_t = bramble_kubelet::config::DEFAULT_KUBELET_PORT)]
+    pub kubelet_port: u16,
+    /// The node's InternalIP (default: the address of the default route).
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+    /// Extra node labels, `key=value,...`.
+    #[arg(long, default_value = "")]
+    pub node_labels: String,
+    /// Taints to register the node with, `key=value:Effect,...`.
+    #[arg(long, default_value = "")]
+    pub register_with_taints: String,
+    /// Registry reached over plain HTTP besides loopback (`host[:port]` or CIDR; repeatable).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Log level when RUST_LOG is not set.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+/// The kubelet configuration of these flags.
+pub fn config_of(args: &KubeletArgs) -> anyhow::Result<KubeletConfig> {
+    let name = args
+        .node_name
+        .clone()
+        .unwrap_or_else(bramble_kubelet::node_info::hostname);
+    let mut cfg = KubeletConfig::new(name);
+    cfg.data_dir = args.data_dir.clone();
+    cfg.image_dir = args.image_dir.clone();
+    cfg.runtime_dir = args.runtime_dir.clone();
+    cfg.cgroup_root = args.cgroup_root.clone();
+    cfg.cgroup_parent = args.cgroup_parent.clone().unwrap_or_default();
+    cfg.max_pods = args.max_pods;
+    cfg.kubelet_port = args.kubelet_port;
+    cfg.node_ip = args.node_ip;
+    cfg.node_labels = parse_labels(&args.node_labels)?;
+    cfg.register_with_taints = parse_taints(&args.register_with_taints)?;
+    cfg.insecure_registries = args.insecure_registries.clone();
+    Ok(cfg)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs `bramble kubelet` until SIGTERM or Ctrl-C (containers keep running).
+pub fn run_kubelet(args: KubeletArgs) -> anyhow::Result<()> {
+    crate::cli::logging::init(&args.log_level);
+    let access = match (&args.kubeconfig, &args.server, &args.token) {
+        (Some(k), _, _) => ApiAccess::Kubeconfig(k.clone()),
+        (None, Some(server), Some(token)) => ApiAccess::Token {
+            server: server.clone(),
+            token: token.clone(),
+            ca: args.certificate_authority.clone(),
+        },
+        _ => anyhow::bail!("either --kubeconfig or --server with --token is required"),
+    };
+    let mut cfg = config_of(&args)?;
+    cfg.client_ca_pem = cluster_ca_pem(&access);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let client = client(&access).await.context("building the API client")?;
+        let kubelet = Kubelet::start(cfg, client)
+            .await
+            .context("starting the kubelet")?;
+        kubelet.run(shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Starts a kubelet for this machine inside the controller process (`bramble up`), with
+/// its state under `data_dir` and the given in-process API client.
+pub fn spawn_in_process(data_dir: &Path, client: bramble_kubelet::Client) {
+    let mut cfg = KubeletConfig::new(bramble_kubelet::node_info::hostname());
+    cfg.data_dir = data_dir.join("kubelet");
+    cfg.image_dir = data_dir.join("images");
+    cfg.runtime_dir = data_dir.join("runtime");
+    cfg.node_labels.insert(
+        "node-role.kubernetes.io/control-plane".into(),
+        "true".into(),
+    );
+    tokio::spawn(async move {
+        match Kubelet::start(cfg, client).await {
+            Ok(k) => {
+                if let Err(e) = k.run(std::future::pending()).await {
+                    tracing::error!(error = %e, "kubelet stopped");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "starting the kubelet"),
+        }
+    });
+}

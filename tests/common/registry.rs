@@ -1,0 +1,191 @@
+//! A real Debian `docker-registry` on a free loopback port, and tiny OCI images built from
+//! Debian's busybox-static (an OCI layout written here, pushed with skopeo).
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+pub const SKOPEO: &str = "/usr/bin/skopeo";
+
+/// `docker-registry serve` on 127.0.0.1:<free port>, storage in a temp dir; killed on drop.
+pub struct TestRegistry {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let out = Command::new("sha256sum").arg(path).output()?;
+    if !out.status.success() {
+        bail!("sha256sum {} failed", path.display());
+    }
+    let text = String::from_utf8(out.stdout)?;
+    Ok(format!(
+        "sha256:{}",
+        text.split_whitespace().next().context("sha256sum output")?
+    ))
+}
+
+/// Writes `data` as a blob of an OCI layout; returns (digest, size).
+fn put_blob(layout: &Path, data: &[u8]) -> Result<(String, u64)> {
+    let tmp = layout.join("blob.tmp");
+    std::fs::write(&tmp, data)?;
+    let digest = sha256_file(&tmp)?;
+    let dir = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::rename(&tmp, dir.join(digest.trim_start_matches("sha256:")))?;
+    Ok((digest, data.len() as u64))
+}
+
+/// A rootfs with /bin/busybox and one symlink per applet (sh, sleep, cat, ...).
+pub fn busybox_rootfs(dir: &Path) -> Result<()> {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    for d in ["etc", "tmp", "proc", "sys", "dev", "root", "srv"] {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .context("/bin/busybox (apt-get install busybox-static)")?;
+    let list = Command::new("/bin/busybox").arg("--list").output()?;
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+        }
+    }
+    std::fs::write(dir.join("etc/image-marker"), "bramble busybox test image\n")?;
+    Ok(())
+}
+
+impl TestRegistry {
+    pub fn start() -> Result<Self> {
+        if !Path::new(REGISTRY_BIN).exists() {
+            bail!("{REGISTRY_BIN} missing: apt-get install -y docker-registry");
+        }
+        let dir = tempfile::tempdir()?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )?;
+        let child = Command::new(REGISTRY_BIN)
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting docker-registry")?;
+        let reg = TestRegistry { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("docker-registry did not listen on {port}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(reg)
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Builds a busybox image (Cmd `sh`, plus `extra` files as `(path, contents)`) and
+    /// pushes it as `<host>/<name>:<tag>`; returns that reference.
+    pub fn push_busybox(&self, name: &str, tag: &str, extra: &[(&str, &[u8])]) -> Result<String> {
+        let work = tempfile::tempdir()?;
+        let rootfs = work.path().join("rootfs");
+        busybox_rootfs(&rootfs)?;
+        for (path, data) in extra {
+            let p = rootfs.join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap())?;
+            std::fs::write(p, data)?;
+        }
+        let layout = work.path().join("layout");
+        std::fs::create_dir_all(&layout)?;
+        let tar = work.path().join("layer.tar");
+        let st = Command::new("tar")
+            .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()?;
+        if !st.success() {
+            bail!("tar failed");
+        }
+        let (layer_digest, layer_size) = put_blob(&layout, &std::fs::read(&tar)?)?;
+        let arch = match std::env::consts::ARCH {
+            "aarch64" => "arm64",
+            "x86_64" => "amd64",
+            other => other,
+        };
+        let config = serde_json::to_vec(&json!({
+            "architecture": arch,
+            "os": "linux",
+            "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "WorkingDir": "/"},
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        }))?;
+        let (config_digest, config_size) = put_blob(&layout, &config)?;
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}],
+        }))?;
+        let (manifest_digest, manifest_size) = put_blob(&layout, &manifest)?;
+        std::fs::write(
+            layout.join("index.json"),
+            serde_json::to_vec(&json!({
+                "schemaVersion": 2,
+                "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": manifest_digest, "size": manifest_size,
+                    "annotations": {"org.opencontainers.image.ref.name": tag}}],
+            }))?,
+        )?;
+        std::fs::write(
+            layout.join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )?;
+        let reference = format!("{}/{name}:{tag}", self.host());
+        let out = Command::new(SKOPEO)
+            .args([
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                "--insecure-policy",
+            ])
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(format!("docker://{reference}"))
+            .output()
+            .context("running skopeo")?;
+        if !out.status.success() {
+            bail!(
+                "skopeo copy failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(reference)
+    }
+
+    /// Where the registry keeps its data.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
