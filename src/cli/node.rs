@@ -1,4 +1,4 @@
-//! `bramble node status|logs|kubeconfig|reboot|poweroff --node ADDR`: the client of a board's node API
+//! `bramble node status|logs|kubeconfig|reboot|poweroff|upgrade --node ADDR`: the client of a board's node API
 //! (served by `bramble init`, see the bramble-node-api crate).
 
 use std::time::Duration;
@@ -52,6 +52,13 @@ enum NodeCommand {
     Reboot,
     /// Stop services, sync, unmount and power off.
     Poweroff,
+    /// Write IMAGE (from `bramble image build`) to the node's inactive root slot, verify it and
+    /// reboot into it on trial: it becomes the active slot once its services stay up, otherwise
+    /// the node falls back to the current slot.
+    Upgrade {
+        /// The new image.
+        image: std::path::PathBuf,
+    },
 }
 
 /// Runs `bramble node ...`.
@@ -99,6 +106,28 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         NodeCommand::Reboot => {
             client.power(PowerRequest::Reboot)?;
             println!("{addr}: rebooting");
+        }
+        NodeCommand::Upgrade { image } => {
+            let work = std::env::temp_dir().join(format!("bramble-upgrade-{}", std::process::id()));
+            std::fs::create_dir_all(&work)?;
+            let bundle = bramble_node_api::image::bundle_from_image(&image, &work);
+            let bundle = bundle.inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(&work);
+            })?;
+            eprintln!(
+                "{addr}: sending {} ({} MiB root, board {})",
+                image.display(),
+                bundle.manifest.root.size >> 20,
+                bundle.manifest.board
+            );
+            let mut readers = bundle.readers()?;
+            let mut refs: Vec<&mut dyn std::io::Read> = readers
+                .iter_mut()
+                .map(|r| r.as_mut() as &mut dyn std::io::Read)
+                .collect();
+            let answer = client.upgrade(&bundle.manifest, &mut refs);
+            let _ = std::fs::remove_dir_all(&work);
+            println!("{:#}", answer?);
         }
         NodeCommand::Poweroff => {
             client.power(PowerRequest::Poweroff)?;

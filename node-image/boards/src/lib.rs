@@ -13,6 +13,7 @@ mod error;
 mod load;
 mod node_config;
 mod render;
+mod slots;
 
 pub use board::{BoardConfig, BootKind, KernelSpec, QemuSpec, Resources, DEFAULT_BOARD_DIR};
 pub use error::BoardError;
@@ -22,3 +23,7 @@ pub use node_config::{
     NtpConfig, ServiceArgs, StaticAddress,
 };
 pub use render::{render_cmdline, render_config_txt, RootRef};
+pub use slots::{
+    cmdline_for_slot, with_slot_sections, BootOutcome, BootRecord, RecordError, ScheduleError,
+    Slot, BOOT_RECORD_FILE, CONFIG_TXT_MARKER,
+};

@@ -9,7 +9,7 @@ use crate::board::BoardConfig;
 pub struct RootRef {
     /// MBR disk signature (bytes 440..444 of the image).
     pub disk_id: u32,
-    /// Partition number of the active read-only root (2 = slot A, 3 = slot B).
+    /// Partition number of the active read-only root (2 = slot A, 4 = slot B).
     pub root_partition: u8,
     /// Partition number of the data partition.
     pub data_partition: u8,

@@ -104,6 +104,10 @@ pub fn stage1(console: &Console) -> Result<std::convert::Infallible, InitError> 
         libc::MS_RDONLY,
         "",
     )?;
+    // A root that cannot start init (a broken upgrade): fail here, with the initramfs intact.
+    if std::fs::metadata("/newroot/sbin/init").is_err() {
+        return Err(InitError::Usage(format!("root {root} has no /sbin/init")));
+    }
     sys::switch_root(Path::new("/newroot"), "/sbin/init", &["init"])
 }
 

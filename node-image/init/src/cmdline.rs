@@ -9,6 +9,8 @@ pub struct KernelCmdline {
     pub data: Option<String>,
     /// `bramble.config=`: override the node config path (for tests and bring-up).
     pub config: Option<String>,
+    /// `bramble.slot=`: the A/B root slot this boot came from (`a` when absent).
+    pub slot: Option<String>,
     /// `bramble.debug`: verbose init logging.
     pub debug: bool,
 }
@@ -26,6 +28,7 @@ impl KernelCmdline {
                 "bramble.root" => out.root = v,
                 "bramble.data" => out.data = v,
                 "bramble.config" => out.config = v,
+                "bramble.slot" => out.slot = v,
                 "bramble.debug" => out.debug = true,
                 _ => {}
             }

@@ -46,6 +46,9 @@ pub enum InitError {
     /// Not running where init can run.
     #[error("{0}")]
     Usage(String),
+    /// The A/B boot record on the boot partition is malformed.
+    #[error(transparent)]
+    BootRecord(#[from] bramble_boards::RecordError),
 }
 
 /// Build an `InitError::Sys` from the last OS error.

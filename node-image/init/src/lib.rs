@@ -22,9 +22,11 @@ pub mod net;
 pub mod node_api;
 pub mod selftest;
 pub mod services;
+pub mod slots;
 pub mod status;
 pub mod supervisor;
 pub mod sys;
+pub mod upgrade;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -193,6 +195,15 @@ fn pid1() -> Result<(), InitError> {
     if let Some(disk) = &data_disk {
         boot::mount_boot(&console, disk);
     }
+    let boot_part = slots::BootPartition {
+        dir: slots::BOOT_MOUNT.into(),
+    };
+    let booted = slots::booted_slot(cmdline.slot.as_deref());
+    let on_trial = data_disk.is_some()
+        && matches!(
+            slots::on_boot(&console, &boot_part, booted),
+            bramble_boards::BootOutcome::Trying(_)
+        );
     let config_path = cmdline
         .config
         .clone()
@@ -221,7 +232,17 @@ fn pid1() -> Result<(), InitError> {
         _ => Vec::new(),
     };
     if let Some(cfg) = &config {
-        node_api::start(&console, cfg, net.as_ref().map(|n| n.address));
+        let target = upgrade::UpgradeTarget {
+            board: std::fs::read_to_string("/etc/bramble/board")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            booted,
+            disk: data_disk.clone(),
+            boot: boot_part.clone(),
+            staging: upgrade::STAGING_DIR.into(),
+        };
+        node_api::start(&console, cfg, net.as_ref().map(|n| n.address), target);
     }
     if config.as_ref().is_some_and(|c| c.debug.runtime_selftest) {
         // One-shot, output straight to the console; reaped by the main loop.
@@ -240,7 +261,12 @@ fn pid1() -> Result<(), InitError> {
         console: config.as_ref().is_some_and(|c| c.debug.console_logs),
     };
     let mut sup = Supervisor::new(specs, spawner, Backoff::default(), Instant::now());
-    let action = main_loop(&console, &mut sup);
+    let trial = on_trial.then(|| Trial {
+        boot: boot_part,
+        slot: booted,
+        watch: slots::HealthWatch::new(Instant::now()),
+    });
+    let action = main_loop(&console, &mut sup, trial);
     shutdown(&console, &mut sup, action)
 }
 
@@ -362,11 +388,31 @@ fn wait_signal(timeout: Duration) -> Option<i32> {
     (s > 0).then_some(s)
 }
 
-fn main_loop(console: &Console, sup: &mut Supervisor<ProcessSpawner>) -> PowerAction {
+/// A root slot under trial and its health watch.
+struct Trial {
+    boot: slots::BootPartition,
+    slot: bramble_boards::Slot,
+    watch: slots::HealthWatch,
+}
+
+fn main_loop(
+    console: &Console,
+    sup: &mut Supervisor<ProcessSpawner>,
+    mut trial: Option<Trial>,
+) -> PowerAction {
     let mut last_floor_save = Instant::now();
     loop {
         for e in sup.tick(Instant::now()) {
             log_event(console, &e);
+        }
+        if let Some(t) = &trial {
+            let verdict = t.watch.check(sup.services(), Instant::now());
+            if verdict != slots::Verdict::Wait {
+                if slots::apply_verdict(console, &t.boot, t.slot, verdict) {
+                    return PowerAction::Reboot;
+                }
+                trial = None;
+            }
         }
         let wait = sup
             .next_wakeup()
@@ -427,6 +473,11 @@ fn shutdown(
         }
     }
     console.log("file systems synced and unmounted");
+    let action = if action == PowerAction::Reboot && slots::tryboot_requested() {
+        PowerAction::TryBoot
+    } else {
+        action
+    };
     Err(sys::power(action))
 }
 

@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use bramble_boards::NodeConfig;
 use bramble_node_api::tls::{load_or_create, server_config};
-use bramble_node_api::{LogEntry, NodeHandler, PowerRequest, ServerSettings};
+use bramble_node_api::{LogEntry, NodeHandler, PowerRequest, ServerSettings, UpgradeManifest};
 
 use crate::boot::Console;
 use crate::logring::LogRing;
 use crate::status::StatusSource;
+use crate::upgrade::UpgradeTarget;
 
 /// Where the node API keeps its certificate (data partition).
 pub const NODE_API_DIR: &str = "/var/lib/bramble/node-api";
@@ -24,12 +25,27 @@ pub struct InitHandler {
     pub status: StatusSource,
     /// The certificate fingerprint, reported in status.
     pub fingerprint: String,
+    /// A/B upgrades (one at a time).
+    pub upgrade: std::sync::Mutex<UpgradeTarget>,
 }
 
 impl NodeHandler for InitHandler {
     fn status(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self.status.collect()).unwrap_or_default();
         v["node_api_fingerprint"] = self.fingerprint.clone().into();
+        if let Ok(u) = self.upgrade.try_lock() {
+            v["slots"] = match u.boot.record() {
+                Ok(r) => serde_json::json!({
+                    "booted": u.booted.letter(),
+                    "active": r.active.letter(),
+                    "trying": r.trying.map(|s| s.letter()),
+                    "failed": r.failed.map(|s| s.letter()),
+                }),
+                Err(e) => {
+                    serde_json::json!({ "booted": u.booted.letter(), "error": e.to_string() })
+                }
+            };
+        }
         v
     }
 
@@ -54,6 +70,39 @@ impl NodeHandler for InitHandler {
         std::fs::read_to_string(crate::services::ADMIN_KUBECONFIG).ok()
     }
 
+    fn upgrade(
+        &self,
+        manifest: UpgradeManifest,
+        body: &mut dyn std::io::Read,
+    ) -> Result<serde_json::Value, (u16, String)> {
+        let target = self
+            .upgrade
+            .try_lock()
+            .map_err(|_| (409u16, "another upgrade is in progress".to_string()))?;
+        self.ring.push(
+            "init",
+            &format!("upgrade to {} requested", manifest.version),
+        );
+        let v = target.apply(&manifest, body).inspect_err(|(_, m)| {
+            self.ring.push("init", &format!("upgrade refused: {m}"));
+        })?;
+        self.ring.push(
+            "init",
+            &format!(
+                "upgrade written to slot {}; rebooting to try it",
+                v["slot"].as_str().unwrap_or("?")
+            ),
+        );
+        crate::slots::request_tryboot();
+        // Let the answer reach the client, then reboot as `bramble node reboot` does.
+        let _ = std::thread::Builder::new().spawn(|| {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            // SAFETY: kill(2) to our own process (PID 1).
+            unsafe { libc::kill(std::process::id() as i32, libc::SIGINT) };
+        });
+        Ok(v)
+    }
+
     fn power(&self, action: PowerRequest) -> Result<(), String> {
         // The main loop takes these from sigtimedwait, as for `bramble init reboot|poweroff`.
         let sig = match action {
@@ -69,7 +118,12 @@ impl NodeHandler for InitHandler {
 }
 
 /// Starts the node API if `cfg.api.token` is set; logs the address and certificate fingerprint.
-pub fn start(console: &Console, cfg: &NodeConfig, address: Option<Ipv4Addr>) {
+pub fn start(
+    console: &Console,
+    cfg: &NodeConfig,
+    address: Option<Ipv4Addr>,
+    upgrade: UpgradeTarget,
+) {
     let Some(token) = cfg.api.token.clone() else {
         return console.log("node API off (no api.token in the node config)");
     };
@@ -81,6 +135,7 @@ pub fn start(console: &Console, cfg: &NodeConfig, address: Option<Ipv4Addr>) {
             ring: console.ring.clone(),
             status: StatusSource::default(),
             fingerprint: fingerprint.clone(),
+            upgrade: std::sync::Mutex::new(upgrade),
         });
         let listen = SocketAddr::from(([0, 0, 0, 0], cfg.api.port));
         let settings = ServerSettings {

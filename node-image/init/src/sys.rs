@@ -258,17 +258,31 @@ pub enum PowerAction {
     Reboot,
     /// Power off (QEMU exits).
     PowerOff,
+    /// Restart with the one-shot `tryboot` flag for the Pi firmware (`reboot "0 tryboot"`);
+    /// boards without it restart normally.
+    TryBoot,
 }
 
 /// sync, then reboot(2). Never returns on success.
 pub fn power(action: PowerAction) -> InitError {
-    // SAFETY: plain syscalls.
+    // SAFETY: plain syscalls; the RESTART2 argument is a NUL-terminated string.
     unsafe {
         libc::sync();
-        libc::reboot(match action {
-            PowerAction::Reboot => libc::RB_AUTOBOOT,
-            PowerAction::PowerOff => libc::RB_POWER_OFF,
-        });
+        match action {
+            PowerAction::Reboot => libc::reboot(libc::RB_AUTOBOOT),
+            PowerAction::PowerOff => libc::reboot(libc::RB_POWER_OFF),
+            PowerAction::TryBoot => {
+                let arg = c"0 tryboot";
+                libc::syscall(
+                    libc::SYS_reboot,
+                    libc::LINUX_REBOOT_MAGIC1,
+                    libc::LINUX_REBOOT_MAGIC2,
+                    libc::LINUX_REBOOT_CMD_RESTART2,
+                    arg.as_ptr(),
+                );
+                libc::reboot(libc::RB_AUTOBOOT)
+            }
+        };
     }
     last_os("reboot", "/")
 }

@@ -1,5 +1,6 @@
 //! The node API client (`bramble node ...`).
 
+use std::io::Read;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,9 +8,10 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 
 use crate::error::NodeApiError;
-use crate::http::{read_response, write_request};
+use crate::http::{read_response, write_request, write_request_head};
 use crate::server::{LogEntry, PowerRequest};
 use crate::tls::client_config;
+use crate::upgrade::UpgradeManifest;
 
 /// A connection target: address, token, pinned certificate.
 pub struct NodeClient {
@@ -30,13 +32,23 @@ impl NodeClient {
     }
 
     fn call(&self, method: &str, target: &str) -> Result<Vec<u8>, NodeApiError> {
+        self.exchange(Duration::from_secs(30), |tls, addr, token| {
+            write_request(tls, method, addr, target, token, b"")
+        })
+    }
+
+    /// One request: `send` writes it on the TLS stream; the response is read with `timeout`.
+    fn exchange(
+        &self,
+        timeout: Duration,
+        send: impl FnOnce(&mut dyn std::io::Write, &str, &str) -> std::io::Result<()>,
+    ) -> Result<Vec<u8>, NodeApiError> {
         let net = |source| NodeApiError::Net {
             peer: self.addr.clone(),
             source,
         };
         let mut tcp = TcpStream::connect(&self.addr).map_err(net)?;
-        tcp.set_read_timeout(Some(Duration::from_secs(30)))
-            .map_err(net)?;
+        tcp.set_read_timeout(Some(timeout)).map_err(net)?;
         let host = self
             .addr
             .rsplit_once(':')
@@ -47,7 +59,7 @@ impl NodeClient {
             .map_err(|e| NodeApiError::Http(format!("server name {host}: {e}")))?;
         let mut conn = rustls::ClientConnection::new(self.tls.clone(), name)?;
         let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
-        write_request(&mut tls, method, &self.addr, target, &self.token, b"").map_err(net)?;
+        send(&mut tls, &self.addr, &self.token).map_err(net)?;
         let (status, body) = read_response(&mut tls)?;
         if !(200..300).contains(&status) {
             let message = serde_json::from_slice::<serde_json::Value>(&body)
@@ -86,5 +98,35 @@ impl NodeClient {
             PowerRequest::Poweroff => "/v1/poweroff",
         };
         self.call("POST", path).map(|_| ())
+    }
+
+    /// `POST /v1/upgrade`: stream the bundle (`manifest`, then each part's bytes from `parts`
+    /// in manifest order: boot files, then the root). Returns the node's answer (slot written).
+    pub fn upgrade(
+        &self,
+        manifest: &UpgradeManifest,
+        parts: &mut [&mut dyn std::io::Read],
+    ) -> Result<serde_json::Value, NodeApiError> {
+        let len = manifest.body_len();
+        let body = self.exchange(
+            // Writing and read-back verification of the slot on an SD card take a while.
+            Duration::from_secs(900),
+            |tls, addr, token| {
+                write_request_head(tls, "POST", addr, "/v1/upgrade", token, len)?;
+                tls.write_all(&manifest.line())?;
+                let sizes = manifest.files.iter().chain([&manifest.root]);
+                for (part, size) in parts.iter_mut().zip(sizes.map(|p| p.size)) {
+                    let n = std::io::copy(&mut part.take(size), tls)?;
+                    if n != size {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!("a bundle part ended after {n} of {size} bytes"),
+                        ));
+                    }
+                }
+                tls.flush()
+            },
+        )?;
+        Ok(serde_json::from_slice(&body)?)
     }
 }

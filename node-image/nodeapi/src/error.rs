@@ -38,6 +38,14 @@ pub enum NodeApiError {
         /// Body text.
         message: String,
     },
+    /// An image to upgrade from is not usable.
+    #[error("{path}: {message}")]
+    Image {
+        /// The image.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A JSON body did not decode.
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),

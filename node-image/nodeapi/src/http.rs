@@ -115,7 +115,14 @@ fn unescape(s: &str) -> String {
 /// Reads one request.
 pub fn read_request<S: Read>(stream: S) -> Result<Request, NodeApiError> {
     let mut r = BufReader::new(stream);
-    let (first, headers) = read_head(&mut r)?;
+    let mut req = read_request_head(&mut r)?;
+    req.body = read_body(&mut r, &req.headers)?;
+    Ok(req)
+}
+
+/// Reads the request line and headers only (the body is left in `r`, for streamed uploads).
+pub fn read_request_head<R: BufRead>(r: &mut R) -> Result<Request, NodeApiError> {
+    let (first, headers) = read_head(r)?;
     let mut parts = first.split_whitespace();
     let (method, target) = match (parts.next(), parts.next(), parts.next()) {
         (Some(m), Some(t), Some(v)) if v.starts_with("HTTP/1.") => (m, t),
@@ -130,14 +137,19 @@ pub fn read_request<S: Read>(stream: S) -> Result<Request, NodeApiError> {
             (unescape(k), unescape(v))
         })
         .collect();
-    let body = read_body(&mut r, &headers)?;
     Ok(Request {
         method: method.to_string(),
         path: path.to_string(),
         query,
         headers,
-        body,
+        body: Vec::new(),
     })
+}
+
+/// Reads the body of a request whose head [`read_request_head`] returned.
+pub fn read_request_body<R: Read>(r: &mut R, req: &mut Request) -> Result<(), NodeApiError> {
+    req.body = read_body(r, &req.headers)?;
+    Ok(())
 }
 
 fn reason(status: u16) -> &'static str {
@@ -148,6 +160,8 @@ fn reason(status: u16) -> &'static str {
         401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Payload Too Large",
         _ => "Error",
     }
 }
@@ -170,7 +184,7 @@ pub fn write_response<W: Write>(
 }
 
 /// Writes a request.
-pub fn write_request<W: Write>(
+pub fn write_request<W: Write + ?Sized>(
     w: &mut W,
     method: &str,
     host: &str,
@@ -185,6 +199,21 @@ pub fn write_request<W: Write>(
     )?;
     w.write_all(body)?;
     w.flush()
+}
+
+/// Writes a request head announcing a body of `len` bytes, which the caller streams after it.
+pub fn write_request_head<W: Write + ?Sized>(
+    w: &mut W,
+    method: &str,
+    host: &str,
+    target: &str,
+    token: &str,
+    len: u64,
+) -> std::io::Result<()> {
+    write!(
+        w,
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+    )
 }
 
 /// Reads a response: status and body.

@@ -9,12 +9,15 @@
 pub mod client;
 mod error;
 pub mod http;
+pub mod image;
 pub mod server;
 pub mod tls;
+pub mod upgrade;
 
 pub use client::NodeClient;
 pub use error::NodeApiError;
 pub use server::{spawn, LogEntry, NodeHandler, PowerRequest, ServerSettings};
+pub use upgrade::{BundlePart, UpgradeManifest};
 
 /// Default port (Talos uses 50000 for its node API too).
 pub const DEFAULT_PORT: u16 = 50000;

@@ -7,7 +7,9 @@
 //! | `GET /v1/logs?since=N&source=S`    | ring-buffer lines after sequence `N` (JSON list) |
 //! | `GET /v1/kubeconfig`               | the admin kubeconfig of a controller node       |
 //! | `POST /v1/reboot`, `/v1/poweroff`  | 202, then init shuts down                       |
+//! | `POST /v1/upgrade`                 | streamed bundle ([`crate::upgrade`]) written to the inactive root slot, verified; 202, then a trial boot of it |
 
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::NodeApiError;
-use crate::http::{read_request, write_response, Request};
+use crate::http::{read_request_body, read_request_head, write_response, Request};
+use crate::upgrade::{read_manifest, UpgradeManifest};
 
 /// One log line as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +53,16 @@ pub trait NodeHandler: Send + Sync + 'static {
     fn kubeconfig(&self) -> Option<String>;
     /// Start a reboot or power-off (returns before it happens).
     fn power(&self, action: PowerRequest) -> Result<(), String>;
+    /// Write the bundle whose parts follow in `body` to the inactive slot, verify it and
+    /// schedule a trial boot of it (then reboot). `Err((status, message))` on refusal.
+    fn upgrade(
+        &self,
+        manifest: UpgradeManifest,
+        body: &mut dyn std::io::Read,
+    ) -> Result<serde_json::Value, (u16, String)> {
+        let _ = (manifest, body);
+        Err((404, "this node does not take upgrades".into()))
+    }
 }
 
 /// Server settings.
@@ -110,13 +123,49 @@ fn serve_conn(
         .map_err(net)?;
     let mut tcp = tcp;
     let mut conn = rustls::ServerConnection::new(settings.tls.clone())?;
-    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
-    let req = read_request(&mut tls)?;
-    let (status, body) = route(&req, &settings.token, handler);
-    write_response(&mut tls, status, "application/json", &body).map_err(net)?;
+    let tls = rustls::Stream::new(&mut conn, &mut tcp);
+    let mut r = std::io::BufReader::new(tls);
+    let mut req = read_request_head(&mut r)?;
+    let (status, body) = if (req.method.as_str(), req.path.as_str()) == ("POST", "/v1/upgrade") {
+        upgrade(&mut r, &req, &settings.token, handler)
+    } else {
+        read_request_body(&mut r, &mut req)?;
+        route(&req, &settings.token, handler)
+    };
+    let tls = r.get_mut();
+    write_response(tls, status, "application/json", &body).map_err(net)?;
     tls.conn.send_close_notify();
     let _ = tls.conn.complete_io(tls.sock);
     Ok(())
+}
+
+/// `POST /v1/upgrade`: the body streams straight to the handler (it is far larger than any
+/// other request).
+fn upgrade<R: std::io::BufRead>(
+    r: &mut R,
+    req: &Request,
+    token: &str,
+    handler: &dyn NodeHandler,
+) -> (u16, Vec<u8>) {
+    if !authorized(req, token) {
+        return json_error(401, "missing or wrong bearer token");
+    }
+    if req.header("content-length").is_none() {
+        return json_error(411, "upgrade needs a Content-Length");
+    }
+    let manifest = match read_manifest(r) {
+        Ok(m) => m,
+        Err(e) => return json_error(400, &e),
+    };
+    let parts = manifest.body_len() - manifest.line().len() as u64;
+    match handler.upgrade(manifest, r) {
+        Ok(v) => (202, serde_json::to_vec(&v).unwrap_or_default()),
+        Err((status, message)) => {
+            // Read what the client is still sending, so it gets to see the answer.
+            let _ = std::io::copy(&mut r.take(parts), &mut std::io::sink());
+            json_error(status, &message)
+        }
+    }
 }
 
 /// Constant-time comparison of the presented token.
@@ -179,9 +228,11 @@ pub fn route(req: &Request, token: &str, handler: &dyn NodeHandler) -> (u16, Vec
                 Err(e) => json_error(500, &e),
             }
         }
-        (_, "/v1/status" | "/v1/logs" | "/v1/kubeconfig" | "/v1/reboot" | "/v1/poweroff") => {
-            json_error(405, "method not allowed")
-        }
+        (
+            _,
+            "/v1/status" | "/v1/logs" | "/v1/kubeconfig" | "/v1/reboot" | "/v1/poweroff"
+            | "/v1/upgrade",
+        ) => json_error(405, "method not allowed"),
         _ => json_error(404, "no such route"),
     }
 }

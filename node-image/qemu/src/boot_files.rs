@@ -1,10 +1,18 @@
 //! Reading the boot files (kernel, initramfs, DTB, cmdline.txt) out of an image's FAT partition
 //! with mtools, so QEMU can boot the image the way the Pi firmware would.
+//!
+//! For A/B root slots this is the board's firmware: it reads the boot record
+//! ([`bramble_boards::BootRecord`]) and boots the slot it names. On the `virt` board it is also
+//! the counter firmware: a slot under trial is booted while it has tries left, each boot
+//! consuming one (written back into the image before QEMU starts), and once they are used up it
+//! falls back to the active slot. Board models (raspi3b) have no tryboot: the active slot.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use bramble_boards::{BootRecord, Slot, BOOT_RECORD_FILE};
 
 use crate::error::{io_err, QemuError};
 
@@ -19,6 +27,8 @@ pub struct BootFiles {
     pub cmdline: String,
     /// Directory the files were extracted to (DTBs are there too).
     pub dir: PathBuf,
+    /// The root slot being booted.
+    pub slot: Slot,
 }
 
 /// (offset, size) in bytes of partition `n` (1-based) from the image's MBR.
@@ -54,11 +64,23 @@ fn copy_range(image: &Path, (offset, size): (u64, u64), out: &Path) -> Result<()
 }
 
 fn mcopy(fat: &Path, name: &str, dest: &Path) -> Result<(), QemuError> {
+    mtools(&[
+        "-n".as_ref(),
+        "-i".as_ref(),
+        fat.as_os_str(),
+        format!("::/{name}").as_ref(),
+        dest.as_os_str(),
+    ])
+}
+
+fn mtools(args: &[&std::ffi::OsStr]) -> Result<(), QemuError> {
+    let name = args
+        .iter()
+        .find(|a| a.to_string_lossy().starts_with("::"))
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let out = Command::new("mcopy")
-        .args(["-n", "-i"])
-        .arg(fat)
-        .arg(format!("::/{name}"))
-        .arg(dest)
+        .args(args)
         .output()
         .map_err(|e| QemuError::Tool {
             command: "mcopy".into(),
@@ -66,23 +88,57 @@ fn mcopy(fat: &Path, name: &str, dest: &Path) -> Result<(), QemuError> {
         })?;
     if !out.status.success() {
         return Err(QemuError::Tool {
-            command: format!("mcopy ::/{name}"),
+            command: format!("mcopy {name}"),
             message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
     Ok(())
 }
 
-/// Extract vmlinuz, initrd.img, cmdline.txt and `dtbs` from the image's boot partition into `dir`.
+/// Extract vmlinuz, initrd.img, cmdline.txt and `dtbs` from the image's boot partition into `dir`,
+/// for the slot the boot record selects. With `counter` (the `virt` board), a try is consumed
+/// and the updated record written back into the image first.
 pub fn extract_boot_files(
     image: &Path,
     dtbs: &[String],
     dir: &Path,
+    counter: bool,
 ) -> Result<BootFiles, QemuError> {
+    let extent = partition_extent(image, 1)?;
     let fat = dir.join("boot.vfat");
-    copy_range(image, partition_extent(image, 1)?, &fat)?;
+    copy_range(image, extent, &fat)?;
+    let record_file = dir.join(BOOT_RECORD_FILE);
+    let record = match mcopy(&fat, BOOT_RECORD_FILE, &record_file) {
+        Ok(()) => {
+            let text = std::fs::read_to_string(&record_file).map_err(io_err(&record_file))?;
+            BootRecord::parse(&text).map_err(|e| QemuError::BadImage {
+                path: image.into(),
+                message: e.to_string(),
+            })?
+        }
+        // Images that never had an upgrade carry no record.
+        Err(_) => BootRecord::default(),
+    };
+    let slot = if counter {
+        let (slot, next) = record.firmware_pick();
+        if next != record {
+            std::fs::write(&record_file, next.render()).map_err(io_err(&record_file))?;
+            let target = format!("{}@@{}", image.display(), extent.0);
+            mtools(&[
+                "-o".as_ref(),
+                "-i".as_ref(),
+                target.as_ref(),
+                record_file.as_os_str(),
+                format!("::/{BOOT_RECORD_FILE}").as_ref(),
+            ])?;
+        }
+        slot
+    } else {
+        record.active
+    };
+    let prefix = slot.boot_dir();
     for name in ["vmlinuz", "initrd.img", "cmdline.txt"] {
-        mcopy(&fat, name, &dir.join(name))?;
+        mcopy(&fat, &format!("{prefix}{name}"), &dir.join(name))?;
     }
     for dtb in dtbs {
         let base = Path::new(dtb)
@@ -99,6 +155,7 @@ pub fn extract_boot_files(
         initrd: dir.join("initrd.img"),
         cmdline: cmdline.trim().to_string(),
         dir: dir.to_path_buf(),
+        slot,
     })
 }
 

@@ -143,7 +143,8 @@ impl Vm {
             grow_to_power_of_two(&opts.image)?;
         }
         let dir = tempfile::tempdir().map_err(io_err(std::env::temp_dir()))?;
-        let files = extract_boot_files(&opts.image, &board.dtbs, dir.path())?;
+        let files = extract_boot_files(&opts.image, &board.dtbs, dir.path(), q.machine == "virt")?;
+        tracing::info!(slot = %files.slot, "booting root slot");
         let args = qemu_args(board, q, &files, opts);
         tracing::info!(?args, "qemu-system-aarch64");
         let mut child = Command::new("qemu-system-aarch64")
