@@ -7,7 +7,11 @@
 #   3. bytes written to the data partition (vda3, /sys/class/block/vda3/stat in the guest) over a
 #      WINDOW_SECONDS window after that idle period, extrapolated to one hour (said in the output),
 #   4. the baseline: the same kernel booting a plain busybox /init (initramfs), its memory used and
-#      uptime when /init runs.
+#      uptime when /init runs,
+#   5. boot times of the Bramble node (guest uptime, from the kernel's printk timestamps and the
+#      node API's status): kernel start -> PID 1 (/init of the initramfs), and -> node Ready
+#      (kubectl from this host through the forwarded API port, polled every 2 s); Bramble's part
+#      is PID 1 -> Ready.
 #
 # Usage: scripts/measure-node.sh [OUT_DIR]       (default: target/measure-node)
 # Environment: WINDOW_SECONDS (default 600), IDLE_SECONDS (default 120), MEMORY_MIB (default 1024),
@@ -82,11 +86,27 @@ done
 fp=$(sed -n 's/.*certificate sha256 \([0-9a-f]*\).*/\1/p' "$console" | head -1)
 [ -n "$fp" ] || { echo "node API did not come up; console in $console" >&2; exit 1; }
 node() { "$host_bramble" node --node "127.0.0.1:$node_port" --token "$token" --fingerprint "$fp" "$@"; }
-# Wait for the controller to write the admin kubeconfig (it is up), then let the node idle.
+# Wait for the controller to write the admin kubeconfig (it is up), then for the node to be Ready.
 for _ in $(seq 600); do
-    node logs --source init | grep -q "started controller" && break
+    node kubeconfig >"$out/admin.kubeconfig" 2>/dev/null && break
     sleep 2
 done
+ready=""
+for _ in $(seq 600); do
+    st=$(kubectl --kubeconfig "$out/admin.kubeconfig" --server "https://127.0.0.1:$api_port" \
+        get node measure-1 -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
+    if [ "$st" = True ]; then
+        ready=$(node status | python3 -c 'import json,sys; print(json.load(sys.stdin)["uptime_seconds"])')
+        break
+    fi
+    sleep 2
+done
+pid1=$(sed -n 's/^\[ *\([0-9.]*\)\] Run \/init as init process.*/\1/p' "$console" | head -1)
+if [ -n "$ready" ] && [ -n "$pid1" ]; then
+    python3 -c "p,r=$pid1,$ready; print(f'boot (guest uptime): PID 1 at {p:.2f} s, node Ready at {r:.1f} s; PID 1 -> Ready {r-p:.1f} s = {100*(r-p)/r:.0f}% of the boot (Ready polled every 2 s)')" | tee -a "$report"
+else
+    say "boot: PID 1 at '${pid1:-?}' s, Ready at '${ready:-never (10 min)}' s guest uptime"
+fi
 say "idling ${idle}s after the controller started"
 sleep "$idle"
 node status >"$out/status-1.json"
@@ -128,8 +148,9 @@ poweroff -f
 EOF
 chmod +x "$rd/init"
 (cd "$rd" && find . | cpio -o -H newc --quiet | gzip -9) >"$out/busybox-initrd.cpio.gz"
-boot_off=$(sfdisk --dump "$out/node.img" | sed -n 's/.*1 : start= *\([0-9]*\),.*/\1/p')
-dd if="$out/node.img" of="$out/boot.vfat" bs=512 skip="$boot_off" count=$((64*2048)) status=none
+read -r boot_off boot_len < <(sfdisk --dump "$out/node.img" |
+    sed -n 's/.*1 : start= *\([0-9]*\), size= *\([0-9]*\),.*/\1 \2/p')
+dd if="$out/node.img" of="$out/boot.vfat" bs=512 skip="$boot_off" count="$boot_len" status=none
 mcopy -o -i "$out/boot.vfat" ::/vmlinuz "$out/vmlinuz"
 start=$(date +%s.%N)
 timeout 300 qemu-system-aarch64 -M virt -cpu cortex-a72 -m "$mem" -smp 2 -nographic -no-reboot -nic none \

@@ -12,11 +12,11 @@ use bramble_boards::{
 };
 use serde::Serialize;
 
-use crate::cpio::{CpioWriter, Entry};
 use crate::debian::{ExtractedPackage, PackageSource};
 use crate::elf::check_static_aarch64;
 use crate::error::{io_err, BuildError};
 use crate::filesystems::{make_ext4, make_fat, make_squashfs, tree_size};
+use crate::initramfs::{initramfs_compression, write_initramfs};
 use crate::modules::{install_modules, kernel_release, load_modules_dep};
 use crate::partition::{assemble, Layout, MIB};
 
@@ -31,8 +31,9 @@ pub const CNI_PLUGINS: [&str; 7] = [
     "tuning",
 ];
 
-/// Initial size of the data partition (grown to the card on first boot).
-pub const DATA_SIZE: u64 = 32 * MIB;
+/// Smallest initial data partition (grown to the card on first boot); more when files are
+/// preloaded onto it.
+pub const DATA_SIZE: u64 = 16 * MIB;
 
 /// File names on the boot partition.
 pub const KERNEL_FILE: &str = "vmlinuz";
@@ -198,11 +199,13 @@ pub fn build_image(
         &board.initramfs_modules,
         &initrd_stage,
     )?;
+    let compression = initramfs_compression(&kernel.root, &release);
     write_initramfs(
         &opts.bramble,
         &initrd_stage,
         &board,
         &boot.join(INITRAMFS_FILE),
+        compression,
     )?;
     tracing::info!(modules = initrd_modules.len(), "initramfs");
 
@@ -243,11 +246,19 @@ pub fn build_image(
     make_squashfs(&root, &root_img)?;
     let root_size = fs::metadata(&root_img).map_err(io_err(&root_img))?.len();
     let data_img = w.join("data.ext4");
-    make_ext4(&data, &data_img, DATA_SIZE, "bramble-data")?;
+    let data_size = (tree_size(&data)? * 5 / 4 + 12 * MIB)
+        .div_ceil(MIB)
+        .max(DATA_SIZE / MIB)
+        * MIB;
+    make_ext4(&data, &data_img, data_size, "bramble-data")?;
 
     // Boot files that depend on the layout come last.
     let boot_content = tree_size(&boot)? + 64 * 1024;
-    let layout = Layout::plan(disk_id, boot_content, root_size, DATA_SIZE);
+    let slot_files = [KERNEL_FILE, INITRAMFS_FILE]
+        .iter()
+        .map(|f| fs::metadata(boot.join(f)).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let layout = Layout::plan(disk_id, boot_content, slot_files, root_size, data_size);
     let root_ref = RootRef {
         disk_id,
         root_partition: 2,
@@ -359,90 +370,6 @@ fn stage_boot(
                 });
             }
             copy_file(&src, &boot.join(f))?;
-        }
-    }
-    Ok(())
-}
-
-/// Write the gzip'd cpio initramfs: /init (bramble), /dev/console, mount points, the modules.
-fn write_initramfs(
-    bramble: &Path,
-    modules_stage: &Path,
-    board: &BoardConfig,
-    out: &Path,
-) -> Result<(), BuildError> {
-    let f = fs::File::create(out).map_err(io_err(out))?;
-    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::new(9));
-    let mut w = CpioWriter::new(gz);
-    let dir = |p: &str| Entry::Dir {
-        path: p.into(),
-        mode: 0o755,
-    };
-    let mut entries = vec![
-        dir("dev"),
-        Entry::CharDev {
-            path: "dev/console".into(),
-            mode: 0o600,
-            major: 5,
-            minor: 1,
-        },
-        Entry::CharDev {
-            path: "dev/null".into(),
-            mode: 0o666,
-            major: 1,
-            minor: 3,
-        },
-        dir("proc"),
-        dir("sys"),
-        dir("run"),
-        dir("newroot"),
-        dir("etc"),
-        dir("etc/bramble"),
-        Entry::File {
-            path: "etc/bramble/initramfs-modules".into(),
-            mode: 0o644,
-            data: (board.initramfs_modules.join("\n") + "\n").into_bytes(),
-        },
-        Entry::File {
-            path: "init".into(),
-            mode: 0o755,
-            data: fs::read(bramble).map_err(io_err(bramble))?,
-        },
-    ];
-    collect_tree(modules_stage, modules_stage, &mut entries)?;
-    for e in &entries {
-        w.add(e).map_err(io_err(out))?;
-    }
-    let gz = w.finish().map_err(io_err(out))?;
-    gz.finish().map_err(io_err(out))?;
-    Ok(())
-}
-
-fn collect_tree(base: &Path, dir: &Path, out: &mut Vec<Entry>) -> Result<(), BuildError> {
-    let mut items: Vec<_> = fs::read_dir(dir)
-        .map_err(io_err(dir))?
-        .collect::<Result<_, _>>()
-        .map_err(io_err(dir))?;
-    items.sort_by_key(|e| e.file_name());
-    for e in items {
-        let p = e.path();
-        let rel = p
-            .strip_prefix(base)
-            .unwrap_or(&p)
-            .to_string_lossy()
-            .into_owned();
-        if p.is_dir() {
-            out.push(Entry::Dir {
-                path: rel,
-                mode: 0o755,
-            });
-            collect_tree(base, &p, out)?;
-        } else {
-            out.push(Entry::File {
-                path: rel,
-                mode: 0o644,
-                data: fs::read(&p).map_err(io_err(&p))?,
-            });
         }
     }
     Ok(())

@@ -88,10 +88,16 @@ pub fn make_squashfs(dir: &Path, image: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// Make an ext4 image of `size` bytes labelled `label`, populated from `dir`.
+/// Largest size (4 KiB blocks) the data file system can be grown to online: 1 TiB. mke2fs
+/// reserves group-descriptor blocks for it (a few dozen), so first-boot growth works on any card.
+const DATA_RESIZE_MAX_BLOCKS: u64 = 1 << 28;
+
+/// Make an ext4 image of `size` bytes labelled `label`, populated from `dir`: 4 KiB blocks
+/// (mke2fs would pick 1 KiB for a partition this small, wrong once it is grown to the card).
 pub fn make_ext4(dir: &Path, image: &Path, size: u64, label: &str) -> Result<(), BuildError> {
     let _ = fs::remove_file(image);
     let mib = format!("{}M", size / MIB);
+    let extended = format!("root_owner=0:0,resize={DATA_RESIZE_MAX_BLOCKS}");
     run(
         "mkfs.ext4",
         [
@@ -99,8 +105,10 @@ pub fn make_ext4(dir: &Path, image: &Path, size: u64, label: &str) -> Result<(),
             "-F".as_ref(),
             "-L".as_ref(),
             label.as_ref(),
+            "-b".as_ref(),
+            "4096".as_ref(),
             "-E".as_ref(),
-            "root_owner=0:0".as_ref(),
+            extended.as_ref(),
             "-d".as_ref(),
             dir.as_os_str(),
             image.as_os_str(),

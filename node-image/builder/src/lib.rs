@@ -13,6 +13,7 @@ mod debian;
 mod elf;
 mod error;
 mod filesystems;
+mod initramfs;
 mod modules;
 mod partition;
 mod tools;

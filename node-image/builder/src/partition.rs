@@ -1,8 +1,8 @@
 //! The card layout and assembling the image file: an MBR partition table written by `sfdisk`
 //! on a regular file, partition images copied in at their offsets (no loop devices).
 //!
-//! Layout: 1 MiB gap, p1 boot (FAT, type 0x0c, bootable), p2 root slot A (squashfs), p3 data
-//! (ext4). Root slot B (p4) is created by `bramble init` at the end of the card on first boot,
+//! Layout: 1 MiB gap, p1 boot (FAT, type 0x0c, bootable; room for slot B's kernel and
+//! initramfs), p2 root slot A (squashfs), p3 data (ext4). Root slot B (p4) is created by `bramble init` at the end of the card on first boot,
 //! when it grows the data partition, so the image itself stays small.
 
 use std::fs::{File, OpenOptions};
@@ -34,10 +34,22 @@ fn round_up(v: u64, to: u64) -> u64 {
 
 impl Layout {
     /// Plan a layout for the given content sizes. The boot partition has room for a second
-    /// kernel and initramfs (upgrades); the root slot rounds the squashfs up with 25% headroom.
-    pub fn plan(disk_id: u32, boot_content: u64, root_image: u64, data_size: u64) -> Layout {
-        let boot_size = round_up(boot_content * 2 + 8 * MIB, 8 * MIB).max(64 * MIB);
-        let root_size = round_up(root_image + root_image / 4 + 4 * MIB, 8 * MIB);
+    /// slot's kernel and initramfs (`slot_files` bytes: A/B upgrades) beside its content, plus
+    /// a quarter of the slot for a larger next kernel; firmware and DTBs are not doubled. The
+    /// root slot rounds the squashfs up with 25% headroom (slot B is made the same size).
+    pub fn plan(
+        disk_id: u32,
+        boot_content: u64,
+        slot_files: u64,
+        root_image: u64,
+        data_size: u64,
+    ) -> Layout {
+        let boot_size = round_up(
+            boot_content + slot_files + slot_files / 4 + 2 * MIB,
+            4 * MIB,
+        )
+        .max(32 * MIB);
+        let root_size = round_up(root_image + root_image / 4 + 2 * MIB, 4 * MIB);
         let data_size = round_up(data_size, MIB);
         let boot = (MIB, boot_size);
         let root = (boot.0 + boot.1, root_size);
@@ -142,16 +154,18 @@ mod tests {
 
     #[test]
     fn plan_aligns_and_orders_partitions() {
-        let l = Layout::plan(0x1234abcd, 20 * MIB, 30 * MIB, 32 * MIB);
-        assert_eq!(l.boot, (MIB, 64 * MIB));
-        assert_eq!(l.root.0, 65 * MIB);
-        assert_eq!(l.root.1, 48 * MIB); // 30 + 7.5 + 4 -> 48
-        assert_eq!(l.data, (113 * MIB, 32 * MIB));
-        assert_eq!(l.total(), 145 * MIB);
+        // 20 + 16 + 4 + 2 -> 44 MiB boot; 30 + 7.5 + 2 -> 40 MiB root.
+        let l = Layout::plan(0x1234abcd, 20 * MIB, 16 * MIB, 30 * MIB, 16 * MIB);
+        assert_eq!(l.boot, (MIB, 44 * MIB));
+        assert_eq!(l.root.0, 45 * MIB);
+        assert_eq!(l.root.1, 40 * MIB);
+        assert_eq!(l.data, (85 * MIB, 16 * MIB));
+        assert_eq!(l.total(), 101 * MIB);
         let s = l.sfdisk_script();
         assert!(s.contains("label-id: 0x1234abcd"));
-        assert!(s.contains("start=2048, size=131072, type=c, bootable"));
-        let big = Layout::plan(1, 40 * MIB, 10 * MIB, MIB);
-        assert_eq!(big.boot.1, 88 * MIB);
+        assert!(s.contains("start=2048, size=90112, type=c, bootable"));
+        // Small content still gets a 32 MiB boot partition.
+        let small = Layout::plan(1, 4 * MIB, 2 * MIB, 10 * MIB, MIB);
+        assert_eq!(small.boot.1, 32 * MIB);
     }
 }

@@ -18,6 +18,7 @@ fn package_of(tool: &str) -> &'static str {
         "apt-get" | "apt-cache" => "apt",
         "dpkg-deb" | "dpkg" => "dpkg",
         "xz" => "xz-utils",
+        "zstd" => "zstd",
         _ => "?",
     }
 }
