@@ -115,15 +115,24 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         let controller = Controller::start(&cfg)
             .await
             .with_context(|| format!("starting the controller in {}", cfg.data_dir.display()))?;
+        // One informer (list+watch cache) per kind, shared by the scheduler and the workload
+        // controllers.
+        let informers = bramble_informer::SharedInformers::new(
+            controller.in_process_client("system:kube-controller-manager"),
+        );
         // Scheduler and node lifecycle controller (upstream intervals unless BRAMBLE_* env).
         bramble_scheduler::spawn(
             controller.in_process_client("system:kube-scheduler"),
             controller.in_process_client("system:serviceaccount:kube-system:node-controller"),
+            &informers,
             bramble_scheduler::SchedulerConfig::from_env(),
             bramble_scheduler::NodeLifecycleConfig::from_env(),
         );
         // Workload controllers and the garbage collector.
-        bramble_workloads::spawn(controller.in_process_client("system:kube-controller-manager"));
+        bramble_workloads::spawn(
+            controller.in_process_client("system:kube-controller-manager"),
+            &informers,
+        );
         // Node IPAM, EndpointSlices/Endpoints, LoadBalancer status.
         bramble_netctl::spawn(controller.in_process_client("system:kube-controller-manager"));
         // `bramble up`: the node agent in the same process, as its node's user.

@@ -113,6 +113,8 @@ async fn run(nodes: usize, pods: usize) -> (f64, Duration, Duration, f64) {
     let sched_client = controller.in_process_client("system:kube-scheduler");
     let workloads_client = controller.in_process_client("system:kube-controller-manager");
     tokio::spawn(controller.serve(std::future::pending::<()>()));
+    // One cache per kind for the whole process, as `bramble controller` has.
+    let informers = bramble_scheduler::SharedInformers::new(workloads_client.clone());
     create_nodes(&admin, nodes).await;
     create_pods(&admin, "default", "bulk", pods).await;
     let start = Instant::now();
@@ -126,13 +128,14 @@ async fn run(nodes: usize, pods: usize) -> (f64, Duration, Duration, f64) {
                     .unwrap_or(SchedulerConfig::default().bind_concurrency),
                 ..SchedulerConfig::default()
             },
+            &informers,
         )
         .run(),
     );
     let all = wait_bound(&admin, "default", pods, start).await;
     let rate = pods as f64 / all.as_secs_f64();
     // A 100-replica Deployment through the real workload controllers, scheduler running.
-    bramble_workloads::spawn(workloads_client);
+    bramble_workloads::spawn(workloads_client, &informers);
     let start = Instant::now();
     let deploy: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "web", "namespace": "kube-public"},

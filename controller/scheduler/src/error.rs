@@ -19,7 +19,7 @@ pub enum Error {
         kind: &'static str,
         /// Why the cache never became ready.
         #[source]
-        source: kube::runtime::reflector::store::WriterDropped,
+        source: bramble_informer::Error,
     },
 }
 

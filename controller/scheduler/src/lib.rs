@@ -10,7 +10,6 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod filters;
-mod informer;
 pub mod interpod;
 pub mod lifecycle;
 pub mod lifecycle_logic;
@@ -23,32 +22,39 @@ pub mod scheduler;
 pub mod scores;
 pub mod snapshot;
 pub mod spread;
+mod triggers;
 
+pub use bramble_informer::SharedInformers;
 pub use config::{NodeLifecycleConfig, SchedulerConfig};
 pub use error::Error;
 pub use lifecycle::NodeLifecycleController;
 pub use scheduler::Scheduler;
 
-/// Spawns the scheduler and the node lifecycle controller on the current tokio runtime;
-/// each logs and restarts after an error (a cache that could not be filled).
+/// Spawns the scheduler and the node lifecycle controller on the current tokio runtime,
+/// reading the process's shared informers; each logs and restarts after an error (a cache
+/// that could not be filled).
 pub fn spawn(
     scheduler_client: kube::Client,
     lifecycle_client: kube::Client,
+    informers: &SharedInformers,
     scheduler: SchedulerConfig,
     lifecycle: NodeLifecycleConfig,
 ) {
+    let shared = informers.clone();
     tokio::spawn(async move {
         loop {
-            let s = Scheduler::new(scheduler_client.clone(), scheduler.clone());
+            let s = Scheduler::new(scheduler_client.clone(), scheduler.clone(), &shared);
             if let Err(e) = s.run().await {
                 tracing::error!(error = %e, "scheduler stopped; restarting");
             }
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     });
+    let shared = informers.clone();
     tokio::spawn(async move {
         loop {
-            let c = NodeLifecycleController::new(lifecycle_client.clone(), lifecycle.clone());
+            let c =
+                NodeLifecycleController::new(lifecycle_client.clone(), lifecycle.clone(), &shared);
             if let Err(e) = c.run().await {
                 tracing::error!(error = %e, "node lifecycle controller stopped; restarting");
             }

@@ -9,11 +9,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bramble_informer::{Informer, SharedInformers};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -22,12 +22,12 @@ use tracing::{debug, info, warn};
 use crate::config::NodeLifecycleConfig;
 use crate::error::Error;
 use crate::events::{reference, EventRecorder, EventType};
-use crate::informer::spawn_cache;
 use crate::lifecycle_logic::{
     condition_status, desired_taints, effective_tolerations, eviction_time, unknown_conditions,
 };
 use crate::matching::node_taints;
 use crate::node_info::pod_key;
+use crate::triggers::on_change;
 
 /// The namespace kubelets renew their Leases in.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -37,6 +37,7 @@ pub struct NodeLifecycleController {
     client: Client,
     cfg: NodeLifecycleConfig,
     recorder: Arc<EventRecorder>,
+    informers: SharedInformers,
 }
 
 fn pod_ready(pod: &Pod) -> bool {
@@ -54,46 +55,41 @@ struct Probe {
 
 impl NodeLifecycleController {
     /// A controller talking to the API through `client`.
-    pub fn new(client: Client, cfg: NodeLifecycleConfig) -> NodeLifecycleController {
+    pub fn new(
+        client: Client,
+        cfg: NodeLifecycleConfig,
+        informers: &SharedInformers,
+    ) -> NodeLifecycleController {
         let recorder = Arc::new(EventRecorder::new(client.clone(), "node-controller"));
         NodeLifecycleController {
             client,
             cfg,
             recorder,
+            informers: informers.clone(),
         }
     }
 
     /// Runs until the process ends.
     pub async fn run(self) -> Result<(), Error> {
         let wake = Arc::new(Notify::new());
-        let nodes: Store<Node> =
-            spawn_cache(Api::all(self.client.clone()), wake.clone(), |_, _| {});
-        let leases: Store<Lease> = spawn_cache(
-            Api::namespaced(self.client.clone(), NODE_LEASE_NAMESPACE),
-            wake.clone(),
-            |_, _| {},
-        );
-        let pods: Store<Pod> = spawn_cache(Api::all(self.client.clone()), wake.clone(), |_, _| {});
-        nodes
-            .wait_until_ready()
-            .await
-            .map_err(|source| Error::Cache {
-                kind: "Node",
-                source,
-            })?;
-        leases
-            .wait_until_ready()
-            .await
-            .map_err(|source| Error::Cache {
-                kind: "Lease",
-                source,
-            })?;
-        pods.wait_until_ready()
-            .await
-            .map_err(|source| Error::Cache {
-                kind: "Pod",
-                source,
-            })?;
+        let nodes = self.informers.get::<Node>();
+        on_change(&nodes, &wake, |_, _| {});
+        let leases = self.informers.get::<Lease>();
+        on_change(&leases, &wake, |_, _| {});
+        let pods = self.informers.get::<Pod>();
+        on_change(&pods, &wake, |_, _| {});
+        nodes.ready().await.map_err(|source| Error::Cache {
+            kind: "Node",
+            source,
+        })?;
+        leases.ready().await.map_err(|source| Error::Cache {
+            kind: "Lease",
+            source,
+        })?;
+        pods.ready().await.map_err(|source| Error::Cache {
+            kind: "Pod",
+            source,
+        })?;
         info!("node lifecycle controller caches synced");
         let mut probes: HashMap<String, Probe> = HashMap::new();
         let mut deleting: HashSet<String> = HashSet::new();
@@ -110,15 +106,15 @@ impl NodeLifecycleController {
 
     async fn pass(
         &self,
-        nodes: &Store<Node>,
-        leases: &Store<Lease>,
-        pods: &Store<Pod>,
+        nodes: &Informer<Node>,
+        leases: &Informer<Lease>,
+        pods: &Informer<Pod>,
         probes: &mut HashMap<String, Probe>,
         deleting: &mut HashSet<String>,
     ) {
         let now = Instant::now();
         let lease_renew: HashMap<String, Option<Timestamp>> = leases
-            .state()
+            .list_namespace(NODE_LEASE_NAMESPACE)
             .iter()
             .map(|l| {
                 let renew = l
@@ -130,7 +126,7 @@ impl NodeLifecycleController {
             })
             .collect();
         let mut current: HashMap<String, Node> = HashMap::new();
-        for node in nodes.state() {
+        for node in nodes.list() {
             let name = node.name_any();
             let heartbeat = node
                 .status
@@ -160,7 +156,7 @@ impl NodeLifecycleController {
         probes.retain(|n, _| current.contains_key(n));
         let ts_now = Timestamp::now();
         let mut live = HashSet::new();
-        for pod in pods.state() {
+        for pod in pods.list() {
             let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
                 continue;
             };

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bramble_informer::SharedInformers;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -22,12 +22,12 @@ use crate::algorithm::schedule_one;
 use crate::config::SchedulerConfig;
 use crate::error::Error;
 use crate::events::{reference, EventRecorder, EventType};
-use crate::informer::spawn_cache;
 use crate::node_info::{pod_key, NodeInfo, PodInfo};
 use crate::preemption::{preempt, Candidate};
 use crate::priority::PriorityResolver;
 use crate::queue::Backoff;
 use crate::snapshot::Snapshot;
+use crate::triggers::on_change;
 
 struct BindDone {
     uid: String,
@@ -39,6 +39,7 @@ pub struct Scheduler {
     client: Client,
     cfg: SchedulerConfig,
     recorder: Arc<EventRecorder>,
+    informers: SharedInformers,
 }
 
 fn is_terminal(pod: &Pod) -> bool {
@@ -69,13 +70,14 @@ fn scheduled_condition(pod: &Pod) -> Option<(String, String)> {
 }
 
 impl Scheduler {
-    /// A scheduler talking to the API through `client`.
-    pub fn new(client: Client, cfg: SchedulerConfig) -> Scheduler {
+    /// A scheduler talking to the API through `client`, reading the shared `informers`.
+    pub fn new(client: Client, cfg: SchedulerConfig, informers: &SharedInformers) -> Scheduler {
         let recorder = Arc::new(EventRecorder::new(client.clone(), &cfg.scheduler_name));
         Scheduler {
             client,
             cfg,
             recorder,
+            informers: informers.clone(),
         }
     }
 
@@ -84,37 +86,34 @@ impl Scheduler {
         let wake = Arc::new(Notify::new());
         let gen = Arc::new(AtomicU64::new(0));
         let g = gen.clone();
-        let nodes: Store<Node> =
-            spawn_cache(Api::all(self.client.clone()), wake.clone(), move |_, _| {
-                g.fetch_add(1, Ordering::SeqCst);
-            });
+        let nodes = self.informers.get::<Node>();
+        on_change(&nodes, &wake, move |_, _| {
+            g.fetch_add(1, Ordering::SeqCst);
+        });
         let g = gen.clone();
         let pruned = Arc::new(AtomicBool::new(true));
         let pr = pruned.clone();
-        let pods: Store<Pod> = spawn_cache(
-            Api::all(self.client.clone()),
-            wake.clone(),
-            move |p: Option<&Pod>, deleted| {
-                // Bound pods changing or any pod going away can make room; pending pods' own
-                // status updates cannot.
-                if p.is_none_or(|p| deleted || node_name(p).is_some()) {
-                    g.fetch_add(1, Ordering::SeqCst);
-                }
-                // Deletions and re-lists let the loop prune its per-pod bookkeeping.
-                if deleted || p.is_none() {
-                    pr.store(true, Ordering::SeqCst);
-                }
-            },
-        );
-        let g = gen.clone();
-        let classes: Store<PriorityClass> =
-            spawn_cache(Api::all(self.client.clone()), wake.clone(), move |_, _| {
+        let pods = self.informers.get::<Pod>();
+        on_change(&pods, &wake, move |p: Option<&Pod>, deleted| {
+            // Bound pods changing or any pod going away can make room; pending pods' own
+            // status updates cannot.
+            if p.is_none_or(|p| deleted || node_name(p).is_some()) {
                 g.fetch_add(1, Ordering::SeqCst);
-            });
+            }
+            // Deletions and re-lists let the loop prune its per-pod bookkeeping.
+            if deleted || p.is_none() {
+                pr.store(true, Ordering::SeqCst);
+            }
+        });
+        let g = gen.clone();
+        let classes = self.informers.get::<PriorityClass>();
+        on_change(&classes, &wake, move |_, _| {
+            g.fetch_add(1, Ordering::SeqCst);
+        });
         for (kind, store) in [
-            ("Node", nodes.wait_until_ready().await),
-            ("Pod", pods.wait_until_ready().await),
-            ("PriorityClass", classes.wait_until_ready().await),
+            ("Node", nodes.ready().await),
+            ("Pod", pods.ready().await),
+            ("PriorityClass", classes.ready().await),
         ] {
             store.map_err(|source| Error::Cache { kind, source })?;
         }
@@ -132,7 +131,7 @@ impl Scheduler {
                 self.bind_finished(done, &mut assumed, &mut backoff);
             }
             let cycle_gen = gen.load(Ordering::SeqCst);
-            let all_pods = pods.state();
+            let all_pods = pods.list();
             if pruned.swap(false, Ordering::SeqCst) {
                 let live: HashSet<&str> = all_pods
                     .iter()
@@ -152,9 +151,9 @@ impl Scheduler {
                     && backoff.ready(&self.cfg, uid, cycle_gen, now)
             });
             if due {
-                let resolver = PriorityResolver::new(classes.state().iter().map(|c| c.as_ref()));
+                let resolver = PriorityResolver::new(classes.list().iter().map(|c| c.as_ref()));
                 let mut base = Vec::new();
-                for node in nodes.state() {
+                for node in nodes.list() {
                     let name = node.name_any();
                     let rv = node.resource_version().unwrap_or_default();
                     match node_infos.get(&name) {

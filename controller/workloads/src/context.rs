@@ -24,7 +24,7 @@ use tracing::{debug, warn};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::expectations::Expectations;
-use crate::informer::Informer;
+use bramble_informer::{Informer, SharedInformers};
 
 /// Every object is reconciled again at least this often, whatever the watches say.
 const RESYNC: Duration = Duration::from_secs(60);
@@ -48,34 +48,34 @@ pub struct Informers {
 }
 
 impl Informers {
-    /// Starts one watch per kind.
-    pub fn start(client: &Client) -> Informers {
+    /// The process's shared informers of these kinds (started on first use).
+    pub fn from_shared(shared: &SharedInformers) -> Informers {
         Informers {
-            pods: Informer::start(Api::all(client.clone())),
-            replicasets: Informer::start(Api::all(client.clone())),
-            deployments: Informer::start(Api::all(client.clone())),
-            jobs: Informer::start(Api::all(client.clone())),
-            cronjobs: Informer::start(Api::all(client.clone())),
-            daemonsets: Informer::start(Api::all(client.clone())),
-            statefulsets: Informer::start(Api::all(client.clone())),
-            revisions: Informer::start(Api::all(client.clone())),
-            nodes: Informer::start(Api::all(client.clone())),
-            pvcs: Informer::start(Api::all(client.clone())),
+            pods: shared.get(),
+            replicasets: shared.get(),
+            deployments: shared.get(),
+            jobs: shared.get(),
+            cronjobs: shared.get(),
+            daemonsets: shared.get(),
+            statefulsets: shared.get(),
+            revisions: shared.get(),
+            nodes: shared.get(),
+            pvcs: shared.get(),
         }
     }
 
     /// Waits until every cache holds its first list.
-    pub async fn ready(&self) {
-        self.pods.ready().await;
-        self.replicasets.ready().await;
-        self.deployments.ready().await;
-        self.jobs.ready().await;
-        self.cronjobs.ready().await;
-        self.daemonsets.ready().await;
-        self.statefulsets.ready().await;
-        self.revisions.ready().await;
-        self.nodes.ready().await;
-        self.pvcs.ready().await;
+    pub async fn ready(&self) -> Result<(), bramble_informer::Error> {
+        self.pods.ready().await?;
+        self.replicasets.ready().await?;
+        self.deployments.ready().await?;
+        self.jobs.ready().await?;
+        self.cronjobs.ready().await?;
+        self.daemonsets.ready().await?;
+        self.statefulsets.ready().await?;
+        self.revisions.ready().await?;
+        self.nodes.ready().await?;
+        self.pvcs.ready().await
     }
 }
 
@@ -155,7 +155,7 @@ pub async fn run_controller<K, F, Fut>(
             out
         }
     };
-    Controller::for_stream(main.applied(), main.store().clone())
+    Controller::for_shared_stream(main.applied(), main.store().clone())
         .reconcile_on(triggers)
         .reconcile_all_on(resync)
         .run(
@@ -191,7 +191,7 @@ where
     informer
         .changes()
         .filter_map(|c| async move {
-            let obj = c.object();
+            let obj = c.object()?;
             let r = crate::meta::controller_ref(obj.meta())?;
             (r.kind == Owner::kind(&()) && r.api_version == Owner::api_version(&())).then(|| {
                 let mut o = ObjectRef::<Owner>::new(&r.name);

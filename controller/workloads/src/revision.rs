@@ -38,10 +38,9 @@ pub fn owned_revisions<K: Resource>(ctx: &Ctx, owner: &K) -> Vec<Arc<ControllerR
     let ns = owner.meta().namespace.clone();
     ctx.informers
         .revisions
-        .store()
-        .state()
+        .list_namespace(ns.as_deref().unwrap_or_default())
         .into_iter()
-        .filter(|r| r.metadata.namespace == ns && controlled_by(&r.metadata, &uid))
+        .filter(|r| controlled_by(&r.metadata, &uid))
         .collect()
 }
 

@@ -22,7 +22,8 @@ async fn start() -> Result<(tempfile::TempDir, Client, ManualClock)> {
     // start of the next minute + 1 s, so minute arithmetic below is exact
     let now = Timestamp::now().as_second();
     let clock = ManualClock::new(Timestamp::from_second(now - now % 60 + 61)?);
-    bramble_workloads::spawn_with_clock(client.clone(), Arc::new(clock.clone()));
+    let informers = bramble_workloads::SharedInformers::new(client.clone());
+    bramble_workloads::spawn_with_clock(client.clone(), &informers, Arc::new(clock.clone()));
     std::mem::forget(controller);
     Ok((dir, client, clock))
 }

@@ -69,10 +69,8 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action> {
     let jobs: Vec<Arc<Job>> = ctx
         .informers
         .jobs
-        .store()
-        .state()
+        .list_namespace(&ns)
         .into_iter()
-        .filter(|j| j.metadata.namespace.as_deref() == Some(ns.as_str()))
         .filter(|j| controlled_by(&j.metadata, &uid))
         .collect();
     let job_api: Api<Job> = ctx.api(&ns);

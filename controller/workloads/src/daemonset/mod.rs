@@ -21,11 +21,11 @@ use tracing::info;
 use crate::context::{owner_triggers, run_controller, Ctx};
 use crate::deployment::rollout::scaled;
 use crate::error::Result;
-use crate::informer::Informer;
 use crate::meta::{new_controller_ref, selector_is_empty};
 use crate::replicaset::{pod_present, pods_in};
 use crate::revision::{self, REVISION_HASH_LABEL};
 use crate::{claim, pods, write};
+use bramble_informer::Informer;
 
 /// Runs the DaemonSet controller.
 pub async fn run(ctx: Arc<Ctx>) {

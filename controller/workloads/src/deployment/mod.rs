@@ -49,7 +49,7 @@ fn pod_triggers(ctx: &Ctx) -> BoxStream<'static, ObjectRef<Deployment>> {
         .filter_map(move |c| {
             let sets = sets.clone();
             async move {
-                let crate::informer::Change::Deleted(pod) = c else {
+                let bramble_informer::Change::Deleted(pod) = c else {
                     return None;
                 };
                 let r = controller_ref(&pod.metadata)?;
@@ -98,14 +98,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let api: Api<ReplicaSet> = ctx.api(&ns);
-    let candidates: Vec<_> = ctx
-        .informers
-        .replicasets
-        .store()
-        .state()
-        .into_iter()
-        .filter(|r| r.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .collect();
+    let candidates: Vec<_> = ctx.informers.replicasets.list_namespace(&ns);
     let deleting = d.metadata.deletion_timestamp.is_some();
     let owned = claim::claim(
         &api,

@@ -19,11 +19,11 @@ use tracing::{debug, info};
 
 use crate::context::{owner_triggers, run_controller, Ctx};
 use crate::error::Result;
-use crate::informer::Informer;
 use crate::meta::{
     controller_ref, labels, new_controller_ref, selector_is_empty, selector_matches,
 };
 use crate::{claim, pods, write};
+use bramble_informer::Informer;
 use status::ManageFailure;
 
 /// Upstream's `BurstReplicas`: at most this many creations or deletions per sync.
@@ -49,23 +49,21 @@ fn orphan_triggers(
 ) -> BoxStream<'static, ObjectRef<ReplicaSet>> {
     pods.changes()
         .flat_map(move |c| {
-            let pod = c.object();
-            let refs: Vec<_> = if controller_ref(&pod.metadata).is_some() {
-                Vec::new()
-            } else {
-                let ns = pod.namespace().unwrap_or_default();
-                sets.store()
-                    .state()
-                    .into_iter()
-                    .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()))
-                    .filter(|rs| {
-                        rs.spec.as_ref().is_some_and(|s| {
-                            !selector_is_empty(&s.selector)
-                                && selector_matches(&s.selector, labels(&pod.metadata))
+            let refs: Vec<_> = match c.object() {
+                Some(pod) if controller_ref(&pod.metadata).is_none() => {
+                    let ns = pod.namespace().unwrap_or_default();
+                    sets.list_namespace(&ns)
+                        .into_iter()
+                        .filter(|rs| {
+                            rs.spec.as_ref().is_some_and(|s| {
+                                !selector_is_empty(&s.selector)
+                                    && selector_matches(&s.selector, labels(&pod.metadata))
+                            })
                         })
-                    })
-                    .map(|rs| ObjectRef::from_obj(rs.as_ref()))
-                    .collect()
+                        .map(|rs| ObjectRef::from_obj(rs.as_ref()))
+                        .collect()
+                }
+                _ => Vec::new(),
             };
             stream::iter(refs)
         })
@@ -74,13 +72,7 @@ fn orphan_triggers(
 
 /// The pods of namespace `ns` in the cache.
 pub fn pods_in(ctx: &Ctx, ns: &str) -> Vec<Arc<Pod>> {
-    ctx.informers
-        .pods
-        .store()
-        .state()
-        .into_iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
-        .collect()
+    ctx.informers.pods.list_namespace(ns)
 }
 
 /// Whether the pod cache holds a live pod `ns/name`.

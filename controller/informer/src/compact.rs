@@ -1,0 +1,20 @@
+//! What the caches drop from objects: fields no controller reads that can be larger than the
+//! rest of the object.
+
+use kube::Resource;
+
+/// The annotation `kubectl apply` (client-side) writes: a full copy of the applied object.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops `metadata.managedFields` and the last-applied annotation, and releases spare
+/// capacity of what remains of the annotations.
+pub fn compact<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+        if a.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
