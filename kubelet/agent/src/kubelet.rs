@@ -16,6 +16,7 @@ use tracing::info;
 use crate::config::KubeletConfig;
 use crate::container_config::NodeContext;
 use crate::error::KubeletError;
+use crate::events::{reason, EventRecorder, EventType};
 use crate::lease::LeaseRenewer;
 use crate::lookup::{ContainerLookup, RuntimeLookup};
 use crate::node_info::{default_node_ip, probe};
@@ -74,6 +75,7 @@ impl Kubelet {
             cgroups: Arc::new(cgroups),
             network: cfg.network.clone(),
             status: StatusManager::start(client.clone()),
+            events: EventRecorder::start(client.clone(), &cfg.node_name),
             client: client.clone(),
             node: NodeContext {
                 host_ip: node_ip,
@@ -159,6 +161,9 @@ impl Kubelet {
             relist_tx,
         )));
         let workers = PodWorkers::new(self.ctx.clone());
+        self.ctx
+            .events
+            .node_event(EventType::Normal, reason::STARTING, "Starting kubelet.");
         info!(node = %self.cfg.node_name, ip = %self.node_ip, "kubelet running");
         tokio::select! {
             _ = workers.run(pod_rx, relist_rx) => {}

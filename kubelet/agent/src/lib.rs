@@ -21,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod container_config;
 mod error;
+pub mod events;
 pub mod expansion;
 mod kubelet;
 pub mod lease;

@@ -8,6 +8,7 @@ use bramble_runtime::ContainerRuntime;
 use kube::Client;
 
 use crate::container_config::NodeContext;
+use crate::events::EventRecorder;
 use crate::network::PodNetwork;
 use crate::pod_cgroups::PodCgroups;
 use crate::runtime_pod::{group, RuntimePod};
@@ -29,6 +30,8 @@ pub struct PodContext<R> {
     pub client: Client,
     /// Node facts.
     pub node: NodeContext,
+    /// Pod and node events ([`EventRecorder::event`]).
+    pub events: EventRecorder,
 }
 
 impl<R: ContainerRuntime> PodContext<R> {

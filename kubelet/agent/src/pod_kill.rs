@@ -9,6 +9,7 @@ use futures::future::join_all;
 use tracing::{info, warn};
 
 use crate::container_config::pod_log_dir;
+use crate::events::{reason, EventType::Normal};
 use crate::pod_spec::{containers, grace_seconds, init_containers, pod_ids};
 use crate::pod_worker::PodWorker;
 use crate::runtime_pod::{container_name, is_running, RuntimePod};
@@ -40,6 +41,10 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             let id = c.meta.id.clone();
             let name = container_name(c).unwrap_or_default().to_string();
             let hook = self.pre_stop(&name);
+            let killing = format!("Stopping container {name}");
+            self.ctx
+                .events
+                .event(&self.pod, Some(&name), Normal, reason::KILLING, killing);
             async move {
                 let start = Instant::now();
                 let mut left = grace;

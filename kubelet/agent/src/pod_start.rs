@@ -11,6 +11,10 @@ use kube::Api;
 use tracing::{debug, info, warn};
 
 use crate::container_config::{build, BuildInput};
+use crate::events::{
+    reason,
+    EventType::{Normal, Warning},
+};
 use crate::node_status::now_time;
 use crate::pod_spec::pod_ids;
 use crate::pod_worker::PodWorker;
@@ -60,6 +64,27 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
         keyring
     }
 
+    /// Records the image manager's events on container `name`.
+    fn image_events(&self, name: &str, evs: &[bramble_images::ImageEvent]) {
+        for e in evs {
+            let kind = match e.event_type {
+                bramble_images::manager::EventType::Normal => Normal,
+                bramble_images::manager::EventType::Warning => Warning,
+            };
+            self.ctx
+                .events
+                .event(&self.pod, Some(name), kind, e.reason, e.message.clone());
+        }
+    }
+
+    /// Upstream's `Failed` event ("Error: ...") for a container that could not start.
+    fn failed_event(&self, name: &str, error: &str) {
+        let msg = format!("Error: {error}");
+        self.ctx
+            .events
+            .event(&self.pod, Some(name), Warning, reason::FAILED, msg);
+    }
+
     fn wait(&mut self, name: &str, reason: &str, message: String, retry: Duration) {
         self.waiting.insert(
             name.to_string(),
@@ -94,8 +119,13 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             .ensure_image_exists(&uid, &image, policy, &keyring)
             .await
         {
-            Ok(e) => e,
+            Ok(e) => {
+                self.image_events(&name, &e.events);
+                e
+            }
             Err(f) => {
+                self.image_events(&name, &f.events);
+                self.failed_event(&name, f.reason);
                 if f.reason == "ImagePullBackOff" {
                     debug!(container = %name, message = %f.message, "image pull back-off");
                 } else {
@@ -112,6 +142,7 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
                 l
             }
             Err(e) => {
+                self.failed_event(&name, &e.to_string());
                 self.wait(&name, "CreateContainerError", e.to_string(), CONFIG_RETRY);
                 return;
             }
@@ -119,6 +150,7 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
         let image_cfg = match store.image_config(&image) {
             Ok(c) => c,
             Err(e) => {
+                self.failed_event(&name, &e.to_string());
                 self.wait(&name, "CreateContainerError", e.to_string(), CONFIG_RETRY);
                 return;
             }
@@ -140,6 +172,7 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
         let cfg = match cfg {
             Ok(cfg) => cfg,
             Err(msg) => {
+                self.failed_event(&name, &msg);
                 self.wait(&name, "CreateContainerConfigError", msg, CONFIG_RETRY);
                 return;
             }
@@ -157,14 +190,23 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
         }
         let _ = store.touch(&image);
         let rt = &self.ctx.runtime;
+        let events = &self.ctx.events;
         let result = match rt.create_container(sandbox_id, &cfg).await {
-            Ok(id) => match rt.start_container(&id).await {
-                Ok(()) => Ok(id),
-                Err(e) => {
-                    let _ = rt.remove_container(&id).await;
-                    Err(e)
+            Ok(id) => {
+                let created = format!("Created container: {name}");
+                events.event(&self.pod, Some(&name), Normal, reason::CREATED, created);
+                match rt.start_container(&id).await {
+                    Ok(()) => {
+                        let started = format!("Started container {name}");
+                        events.event(&self.pod, Some(&name), Normal, reason::STARTED, started);
+                        Ok(id)
+                    }
+                    Err(e) => {
+                        let _ = rt.remove_container(&id).await;
+                        Err(e)
+                    }
                 }
-            },
+            }
             Err(e) => Err(e),
         };
         match result {
@@ -175,6 +217,7 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             Err(e) => {
                 let message = e.to_string();
                 warn!(container = %name, error = %message, "starting container failed");
+                self.failed_event(&name, &message);
                 let at = now_time();
                 self.start_failures.insert(
                     name.clone(),

@@ -21,6 +21,10 @@ use tracing::{info, warn, Instrument};
 
 use crate::backoff::{go_seconds, Backoff};
 use crate::error::KubeletError;
+use crate::events::{
+    reason,
+    EventType::{Normal, Warning},
+};
 use crate::network::PodNetworkRequest;
 use crate::node_status::now_time;
 use crate::pod_context::PodContext;
@@ -362,6 +366,13 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
                 go_seconds(self.backoff.get(name)),
                 format_pod(&self.pod)
             );
+            let event = format!(
+                "Back-off restarting failed container {name} in pod {}",
+                format_pod(&self.pod)
+            );
+            self.ctx
+                .events
+                .event(&self.pod, Some(name), Warning, reason::BACK_OFF, event);
             self.waiting.insert(
                 name.to_string(),
                 Waiting {
@@ -399,6 +410,10 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
         }
         if let Some(old) = rp.sandbox() {
             info!(sandbox = %old.meta.id, "sandbox is not running, recreating the pod sandbox");
+            let msg = "Pod sandbox changed, it will be killed and re-created.";
+            self.ctx
+                .events
+                .event(&self.pod, None, Normal, reason::SANDBOX_CHANGED, msg);
             let id = old.meta.id.clone();
             self.stop_sandbox(&id).await;
         }
@@ -415,7 +430,20 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             hostname,
             cgroup_parent: cgroup,
         };
-        let id = self.ctx.runtime.run_pod_sandbox(&cfg).await?;
+        let id = match self.ctx.runtime.run_pod_sandbox(&cfg).await {
+            Ok(id) => id,
+            Err(e) => {
+                let msg = format!("Failed to create pod sandbox: {e}");
+                self.ctx.events.event(
+                    &self.pod,
+                    None,
+                    Warning,
+                    reason::FAILED_CREATE_POD_SANDBOX,
+                    msg,
+                );
+                return Err(e.into());
+            }
+        };
         if host_network(&self.pod) {
             self.pod_ips = vec![self.ctx.node.host_ip];
             self.network_for = Some(id.clone());
