@@ -38,6 +38,9 @@ pub struct ControllerArgs {
     /// Seconds between BOOKMARK events on watches that allow them.
     #[arg(long, default_value_t = 60)]
     pub bookmark_interval_seconds: u64,
+    /// Directory on each node under which the local-path provisioner's volumes are made.
+    #[arg(long, default_value = bramble_storage::DEFAULT_STORAGE_ROOT)]
+    pub local_path_dir: String,
     /// Log level when RUST_LOG is not set.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -135,6 +138,14 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         );
         // Node IPAM, EndpointSlices/Endpoints, LoadBalancer status.
         bramble_netctl::spawn(controller.in_process_client("system:kube-controller-manager"));
+        // The default local-path StorageClass and its provisioner.
+        bramble_storage::spawn(
+            controller.in_process_client("system:kube-controller-manager"),
+            bramble_storage::StorageConfig {
+                storage_root: args.local_path_dir.clone(),
+                ..Default::default()
+            },
+        );
         // `bramble up`: the node agent in the same process, as its node's user.
         if args.run_kubelet {
             let node = bramble_kubelet::node_info::hostname();

@@ -264,6 +264,8 @@ pub fn build(input: &BuildInput<'_>) -> Result<ContainerConfig, String> {
         resources,
         log_path: log_path(&input.node.data_dir, input.pod, &c.name, input.attempt),
         labels,
+        // Mounts and security settings are added by the volume manager and securityContext.
+        ..Default::default()
     })
 }
 

@@ -39,9 +39,11 @@ mod pod_start;
 pub mod pod_worker;
 pub mod pod_workers;
 pub mod runtime_pod;
+pub mod security_context;
 pub mod status_gen;
 pub mod status_manager;
 pub mod streaming;
+pub mod volumes;
 
 pub use config::KubeletConfig;
 pub use error::KubeletError;

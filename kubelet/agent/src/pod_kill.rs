@@ -110,6 +110,7 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
         if let Err(e) = self.ctx.cgroups.remove(&cgroup) {
             warn!(error = %e, "removing pod cgroup");
         }
+        self.volumes.teardown();
         let logs = pod_log_dir(&self.ctx.node.data_dir, &ns, &name, &uid);
         let _ = std::fs::remove_dir_all(logs);
         info!("pod removed");

@@ -169,7 +169,7 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             pod_ips: &self.pod_ips,
             node: &self.ctx.node,
         });
-        let cfg = match cfg {
+        let mut cfg = match cfg {
             Ok(cfg) => cfg,
             Err(msg) => {
                 self.failed_event(&name, &msg);
@@ -177,6 +177,12 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
                 return;
             }
         };
+        if let Err((reason, msg)) =
+            self.add_mounts_and_security(c, image_cfg.user.as_deref(), &mut cfg)
+        {
+            self.wait(&name, reason, msg, CONFIG_RETRY);
+            return;
+        }
         if let Some(dir) = cfg.log_path.parent() {
             if let Err(e) = std::fs::create_dir_all(dir) {
                 self.wait(

@@ -61,6 +61,7 @@ pub struct PodWorker<R> {
     pub(crate) pod_ips: Vec<IpAddr>,
     pub(crate) backoff: Backoff,
     pub(crate) deleted: bool,
+    pub(crate) volumes: crate::volumes::PodVolumes,
     network_for: Option<String>,
     start_time: String,
     last_status: Option<Value>,
@@ -95,7 +96,12 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             .iter()
             .filter_map(|i| i["ip"].as_str().and_then(|s| s.parse().ok()))
             .collect();
+        let volumes = crate::volumes::PodVolumes::new(
+            &ctx.node.data_dir,
+            pod.metadata.uid.as_deref().unwrap_or_default(),
+        );
         PodWorker {
+            volumes,
             ctx,
             pod,
             qos: QosClass::BestEffort,
@@ -217,6 +223,9 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
     /// One reconciliation of the pod against the runtime.
     async fn sync(&mut self) -> Result<(), KubeletError> {
         let (ns, name, uid) = pod_ids(&self.pod);
+        if self.reject_forbidden_sysctls() {
+            return Ok(());
+        }
         let resources = match pod_resources(&self.pod) {
             Ok(r) => r,
             Err(msg) => {
@@ -252,6 +261,11 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             return Ok(());
         }
         let cgroup = self.ctx.cgroups.ensure_pod(self.qos, &uid, &resources)?;
+        if !self.sync_volumes().await {
+            let rp = self.ctx.runtime_pod(&uid).await?;
+            self.publish(&rp, false, false, false);
+            return Ok(());
+        }
         let Some(sandbox_id) = self.ensure_sandbox(&rp, &ns, &name, &uid, cgroup).await? else {
             let rp = self.ctx.runtime_pod(&uid).await?;
             self.publish(&rp, false, false, false);

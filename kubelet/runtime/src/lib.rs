@@ -42,6 +42,7 @@ pub mod pause;
 pub mod protocol;
 pub mod rootfs;
 mod runtime;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod state;
@@ -52,6 +53,7 @@ pub use helper::{serve, HelperConfig};
 pub use multicall::{dispatch, fork_helper};
 pub use protocol::{
     ContainerConfig, ContainerKind, ContainerMeta, ContainerResources, ContainerState,
-    ContainerStatusKind, ExecConfig, ExitInfo, SandboxConfig,
+    ContainerStatusKind, ExecConfig, ExitInfo, Mount, Propagation, SandboxConfig, SeccompProfile,
+    SecurityConfig,
 };
 pub use runtime::{ContainerRuntime, ExecOutput, ExecProcess, SandboxStatus};

@@ -57,6 +57,86 @@ pub struct ContainerConfig {
     pub log_path: PathBuf,
     /// Free-form labels kept with the container (the kubelet's bookkeeping).
     pub labels: BTreeMap<String, String>,
+    /// Volume bind mounts, in order (a later mount may sit inside an earlier one).
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    /// User, capabilities, seccomp and the other security settings.
+    #[serde(default)]
+    pub security: SecurityConfig,
+}
+
+/// How mounts made below a volume mount propagate (CRI `MountPropagation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Propagation {
+    /// `None`: `rprivate`.
+    #[default]
+    Private,
+    /// `HostToContainer`: `rslave`.
+    HostToContainer,
+    /// `Bidirectional`: `rshared`.
+    Bidirectional,
+}
+
+/// A host path bound into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// The host file or directory.
+    pub host_path: PathBuf,
+    /// Where it appears in the container.
+    pub container_path: String,
+    /// Mounted read-only.
+    #[serde(default)]
+    pub readonly: bool,
+    /// Propagation mode.
+    #[serde(default)]
+    pub propagation: Propagation,
+}
+
+/// The seccomp filter of a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SeccompProfile {
+    /// No filter (upstream's default when no profile is asked for).
+    #[default]
+    Unconfined,
+    /// The runtime's default profile ([`crate::seccomp::runtime_default`]).
+    RuntimeDefault,
+    /// A profile read from the node (`<data-dir>/seccomp/<file>`), as an OCI
+    /// `linux.seccomp` object.
+    Localhost {
+        /// The OCI seccomp object.
+        profile: serde_json::Value,
+    },
+}
+
+/// The security settings of a container (pod and container `securityContext`, resolved by
+/// the kubelet against the image).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecurityConfig {
+    /// Process uid.
+    pub uid: u32,
+    /// Process gid.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+    /// Capabilities added to the runtime default set (`CAP_` names, or `ALL`).
+    pub capabilities_add: Vec<String>,
+    /// Capabilities dropped from it (`CAP_` names, or `ALL`).
+    pub capabilities_drop: Vec<String>,
+    /// Every capability, every host device, `/sys` writable, nothing masked.
+    pub privileged: bool,
+    /// The root filesystem is mounted read-only.
+    pub readonly_rootfs: bool,
+    /// `no_new_privs` (`allowPrivilegeEscalation: false`).
+    pub no_new_privileges: bool,
+    /// The seccomp filter.
+    pub seccomp: SeccompProfile,
+    /// Namespaced sysctls to set.
+    pub sysctls: BTreeMap<String, String>,
+    /// `procMount: Unmasked`: no masked or read-only `/proc` paths.
+    pub unmasked_proc: bool,
 }
 
 /// A process to run inside a running container.

@@ -8,7 +8,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::protocol::{ContainerConfig, ContainerResources};
+use crate::protocol::{
+    ContainerConfig, ContainerResources, Mount, Propagation, SeccompProfile, SecurityConfig,
+};
 
 /// containerd's default capability set, which Kubernetes containers get unless told otherwise.
 pub const DEFAULT_CAPABILITIES: &[&str] = &[
@@ -257,36 +259,246 @@ pub fn app_spec(
         .as_array_mut()
         .expect("array")
         .extend(allowed_device_rules());
+    let sec = &cfg.security;
+    let cap_list = capability_set(sec);
     let mut process = json!({
         "terminal": false,
-        "user": {"uid": 0, "gid": 0},
+        "user": {"uid": sec.uid, "gid": sec.gid},
         "args": cfg.command,
         "env": env,
         "cwd": cwd,
-        "capabilities": caps(&[]),
+        "capabilities": {"bounding": cap_list, "effective": cap_list, "permitted": cap_list},
         // No rlimits: containers inherit the node's, as under containerd's CRI plugin.
-        "noNewPrivileges": false,
+        "noNewPrivileges": sec.no_new_privileges,
     });
+    if !sec.additional_gids.is_empty() {
+        process["user"]["additionalGids"] = json!(sec.additional_gids);
+    }
     if let Some(adj) = effective_oom_score_adj(cfg.resources.oom_score_adj, may_lower_oom) {
         process["oomScoreAdj"] = json!(adj);
+    }
+    let mut mounts = standard_mounts();
+    if sec.privileged {
+        // Privileged containers get a writable /sys, as runc's and containerd's.
+        for m in &mut mounts {
+            if m["destination"] == "/sys" {
+                m["options"] = json!(["nosuid", "noexec", "nodev"]);
+            }
+        }
+    }
+    mounts.extend(cfg.mounts.iter().map(volume_mount));
+    let (devices, masked, readonly) = if sec.privileged {
+        resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
+        (host_devices(), json!([]), json!([]))
+    } else if sec.unmasked_proc {
+        (default_devices(), json!([]), json!([]))
+    } else {
+        (default_devices(), masked_paths(), readonly_paths())
+    };
+    let mut linux = json!({
+        "cgroupsPath": cgroups_path,
+        "resources": resources,
+        "namespaces": [
+            {"type": "pid"}, {"type": "mount"},
+            ns("network", "net"), ns("ipc", "ipc"), ns("uts", "uts")
+        ],
+        "devices": devices,
+        "maskedPaths": masked,
+        "readonlyPaths": readonly,
+    });
+    if let Some(p) = rootfs_propagation(&cfg.mounts) {
+        linux["rootfsPropagation"] = json!(p);
+    }
+    if !sec.sysctls.is_empty() {
+        linux["sysctl"] = json!(sec.sysctls);
+    }
+    // Privileged containers run unconfined, as upstream's.
+    match (&sec.seccomp, sec.privileged) {
+        (_, true) | (SeccompProfile::Unconfined, _) => {}
+        (SeccompProfile::RuntimeDefault, false) => {
+            linux["seccomp"] = crate::seccomp::runtime_default(&cap_list);
+        }
+        (SeccompProfile::Localhost { profile }, false) => linux["seccomp"] = profile.clone(),
     }
     json!({
         "ociVersion": "1.0.2",
         "process": process,
-        "root": {"path": "rootfs", "readonly": false},
-        "mounts": standard_mounts(),
-        "linux": {
-            "cgroupsPath": cgroups_path,
-            "resources": resources,
-            "namespaces": [
-                {"type": "pid"}, {"type": "mount"},
-                ns("network", "net"), ns("ipc", "ipc"), ns("uts", "uts")
-            ],
-            "devices": default_devices(),
-            "maskedPaths": masked_paths(),
-            "readonlyPaths": readonly_paths(),
-        }
+        "root": {"path": "rootfs", "readonly": sec.readonly_rootfs},
+        "mounts": mounts,
+        "linux": linux,
     })
+}
+
+/// A volume's bind mount with its propagation (CRI: None -> rprivate, HostToContainer ->
+/// rslave, Bidirectional -> rshared).
+fn volume_mount(m: &Mount) -> Value {
+    let mut options = vec!["rbind"];
+    options.push(match m.propagation {
+        Propagation::Private => "rprivate",
+        Propagation::HostToContainer => "rslave",
+        Propagation::Bidirectional => "rshared",
+    });
+    if m.readonly {
+        options.push("ro");
+    }
+    json!({"destination": m.container_path, "type": "bind", "source": m.host_path,
+           "options": options})
+}
+
+/// The root's propagation: `rshared` when a mount is Bidirectional, `rslave` when one is
+/// HostToContainer (as containerd), else the runtime's default.
+fn rootfs_propagation(mounts: &[Mount]) -> Option<&'static str> {
+    if mounts
+        .iter()
+        .any(|m| m.propagation == Propagation::Bidirectional)
+    {
+        Some("rshared")
+    } else if mounts
+        .iter()
+        .any(|m| m.propagation == Propagation::HostToContainer)
+    {
+        Some("rslave")
+    } else {
+        None
+    }
+}
+
+/// Capability names `CAP_*` of this kernel (0 ..= `/proc/sys/kernel/cap_last_cap`).
+pub fn all_capabilities() -> Vec<String> {
+    const NAMES: &[&str] = &[
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(NAMES.len() - 1);
+    NAMES[..=last.min(NAMES.len() - 1)]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Normalises a Kubernetes capability name (`NET_ADMIN` or `CAP_NET_ADMIN`) to `CAP_*`.
+fn cap_name(name: &str) -> String {
+    let upper = name.to_ascii_uppercase();
+    if upper.starts_with("CAP_") || upper == "ALL" {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    }
+}
+
+/// The container's capability set as containerd computes it: the default set (all when
+/// privileged); `drop: [ALL]` empties it, `add: [ALL]` fills it, then the named additions,
+/// then the named drops.
+pub fn capability_set(sec: &SecurityConfig) -> Vec<String> {
+    let all = all_capabilities();
+    if sec.privileged {
+        return all;
+    }
+    let add: Vec<String> = sec.capabilities_add.iter().map(|c| cap_name(c)).collect();
+    let drop: Vec<String> = sec.capabilities_drop.iter().map(|c| cap_name(c)).collect();
+    let mut set: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect();
+    if drop.iter().any(|c| c == "ALL") {
+        set.clear();
+    }
+    if add.iter().any(|c| c == "ALL") {
+        set = all.clone();
+    }
+    for c in add.iter().filter(|c| *c != "ALL") {
+        if !set.contains(c) && all.contains(c) {
+            set.push(c.clone());
+        }
+    }
+    set.retain(|c| !drop.contains(c));
+    set
+}
+
+/// Every character and block device under the host's `/dev` (privileged containers), as
+/// containerd's `WithDevices` of the host's; pseudo-terminal and shm/mqueue trees are left
+/// to the container's own mounts.
+fn host_devices() -> Value {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    fn walk(dir: &Path, out: &mut Vec<Value>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let path = e.path();
+            let Ok(md) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = md.file_type();
+            if ft.is_dir() {
+                let name = e.file_name();
+                if !matches!(
+                    name.to_str(),
+                    Some("pts" | "shm" | "mqueue" | ".lxc" | ".udev")
+                ) {
+                    walk(&path, out);
+                }
+                continue;
+            }
+            let typ = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            let rdev = md.rdev();
+            out.push(json!({
+                "path": path, "type": typ,
+                "major": nix::sys::stat::major(rdev), "minor": nix::sys::stat::minor(rdev),
+                "fileMode": md.mode() & 0o7777, "uid": md.uid(), "gid": md.gid(),
+            }));
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new("/dev"), &mut out);
+    // /dev/console belongs to the container's terminal, not the host's.
+    out.retain(|d| d["path"] != "/dev/console" && d["path"] != "/dev/ptmx");
+    Value::Array(out)
 }
 
 #[cfg(test)]
@@ -341,6 +553,98 @@ mod tests {
         assert_eq!(effective_oom_score_adj(Some(-997), false), None);
         assert_eq!(effective_oom_score_adj(Some(-997), true), Some(-997));
         assert_eq!(effective_oom_score_adj(Some(1000), false), Some(1000));
+    }
+
+    #[test]
+    fn security_and_mounts_reach_the_spec() {
+        let mut cfg = ContainerConfig {
+            name: "c".into(),
+            command: vec!["/bin/true".into()],
+            mounts: vec![
+                Mount {
+                    host_path: "/v/data".into(),
+                    container_path: "/data".into(),
+                    readonly: true,
+                    propagation: Propagation::Private,
+                },
+                Mount {
+                    host_path: "/v/shared".into(),
+                    container_path: "/shared".into(),
+                    readonly: false,
+                    propagation: Propagation::HostToContainer,
+                },
+            ],
+            security: SecurityConfig {
+                uid: 1000,
+                gid: 3000,
+                additional_gids: vec![2000],
+                capabilities_add: vec!["NET_ADMIN".into()],
+                capabilities_drop: vec!["CHOWN".into(), "CAP_KILL".into()],
+                readonly_rootfs: true,
+                no_new_privileges: true,
+                seccomp: SeccompProfile::RuntimeDefault,
+                sysctls: [("net.ipv4.tcp_syncookies".to_string(), "0".to_string())].into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let v = app_spec(&cfg, 1, "/k/c", false);
+        let spec: Spec = serde_json::from_value(v.clone()).expect("valid OCI spec");
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!(process.user().uid(), 1000);
+        assert_eq!(process.user().gid(), 3000);
+        assert_eq!(
+            process.user().additional_gids().as_deref(),
+            Some(&[2000][..])
+        );
+        assert_eq!(process.no_new_privileges(), Some(true));
+        let eff = v["process"]["capabilities"]["effective"].to_string();
+        assert!(
+            eff.contains("CAP_NET_ADMIN") && !eff.contains("CAP_CHOWN"),
+            "{eff}"
+        );
+        assert!(
+            !eff.contains("CAP_KILL") && eff.contains("CAP_SETUID"),
+            "{eff}"
+        );
+        assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_some());
+        assert_eq!(linux.rootfs_propagation().as_deref(), Some("rslave"));
+        assert_eq!(
+            linux.sysctl().as_ref().unwrap()["net.ipv4.tcp_syncookies"],
+            "0"
+        );
+        let mounts = spec.mounts().as_ref().unwrap();
+        let data = mounts
+            .iter()
+            .find(|m| m.destination().to_str() == Some("/data"))
+            .unwrap();
+        let opts = data.options().as_ref().unwrap();
+        assert!(opts.contains(&"ro".to_string()) && opts.contains(&"rprivate".to_string()));
+        assert!(!linux.masked_paths().as_ref().unwrap().is_empty());
+
+        cfg.security = SecurityConfig {
+            privileged: true,
+            seccomp: SeccompProfile::RuntimeDefault,
+            ..Default::default()
+        };
+        let v = app_spec(&cfg, 1, "/k/c", false);
+        let spec: Spec = serde_json::from_value(v.clone()).expect("valid OCI spec");
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_none());
+        assert!(linux.masked_paths().as_ref().unwrap().is_empty());
+        assert!(v["process"]["capabilities"]["bounding"]
+            .to_string()
+            .contains("CAP_SYS_ADMIN"));
+        assert!(linux.devices().as_ref().unwrap().len() >= 3);
+
+        let drop_all = SecurityConfig {
+            capabilities_drop: vec!["ALL".into()],
+            capabilities_add: vec!["NET_BIND_SERVICE".into()],
+            ..Default::default()
+        };
+        assert_eq!(capability_set(&drop_all), ["CAP_NET_BIND_SERVICE"]);
     }
 
     #[test]
