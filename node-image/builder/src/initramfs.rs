@@ -141,3 +141,29 @@ fn collect_tree(base: &Path, dir: &Path, out: &mut Vec<Entry>) -> Result<(), Bui
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_follows_the_kernel_config() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(
+            initramfs_compression(d.path(), "6.1.0-1-arm64"),
+            Compression::Gzip
+        );
+        std::fs::create_dir_all(d.path().join("boot")).unwrap();
+        let config = d.path().join("boot/config-6.1.0-1-arm64");
+        std::fs::write(&config, "CONFIG_RD_GZIP=y\n# CONFIG_RD_ZSTD is not set\n").unwrap();
+        assert_eq!(
+            initramfs_compression(d.path(), "6.1.0-1-arm64"),
+            Compression::Gzip
+        );
+        std::fs::write(&config, "CONFIG_RD_GZIP=y\nCONFIG_RD_ZSTD=y\n").unwrap();
+        assert_eq!(
+            initramfs_compression(d.path(), "6.1.0-1-arm64"),
+            Compression::Zstd
+        );
+    }
+}
