@@ -142,7 +142,14 @@ fn follow_attach_tty_and_port_forward_through_a_real_kubelet() -> Result<()> {
         .spawn()?;
     std::thread::sleep(Duration::from_secs(2));
     let mut stdin = child.stdin.take().context("stdin")?;
-    for line in ["stty size; echo $((6*7))\n", "exit\n"] {
+    // The shell runs on a terminal of the container's own devpts (OCI process.terminal), as
+    // its controlling terminal (tty_nr in /proc/self/stat is set).
+    for line in [
+        "stty size; echo $((6*7))\n",
+        "echo tty=$(tty)\n",
+        "awk '{print \"ctty=\" $7}' /proc/self/stat\n",
+        "exit\n",
+    ] {
         stdin.write_all(line.as_bytes())?;
         stdin.flush()?;
         std::thread::sleep(Duration::from_millis(500));
@@ -154,5 +161,16 @@ fn follow_attach_tty_and_port_forward_through_a_real_kubelet() -> Result<()> {
         "{shown}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let tty = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tty="))
+        .unwrap_or_default();
+    assert!(tty.starts_with("/dev/pts/"), "{shown}");
+    let ctty: i64 = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ctty="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert_ne!(ctty, 0, "no controlling terminal:\n{shown}");
     Ok(())
 }

@@ -197,8 +197,13 @@ impl Helper {
                         "container {id} is not running"
                     )));
                 }
-                let (pid, result) =
-                    launch_exec(&self.state.libcontainer_root(), &id, &config, [i, o, e])?;
+                let (pid, result) = launch_exec(
+                    &self.state.libcontainer_root(),
+                    &self.state.bundle(&id),
+                    &id,
+                    &config,
+                    [i, o, e],
+                )?;
                 Ok((Response::ExecStarted { pid }, vec![result]))
             }
             Request::ReopenLog { id } => {

@@ -33,6 +33,7 @@
 //! UTS namespaces by `/proc/<pid>/ns/*` and have their own mount and PID namespaces.
 
 pub mod client;
+pub mod console;
 mod error;
 pub mod frame;
 pub mod helper;

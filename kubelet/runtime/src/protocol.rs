@@ -148,6 +148,11 @@ pub struct ExecConfig {
     pub env: Vec<String>,
     /// Working directory; the container's when empty.
     pub working_dir: String,
+    /// Run with a terminal (OCI `process.terminal`, `kubectl exec -t`): the Exec request's
+    /// first descriptor is then a Unix socket on which the exec shim sends the terminal's
+    /// master (the other two are unused); the process's stdio is the slave.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// Whether a container is a pod's pause container or an app container.

@@ -26,6 +26,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, pipe2, setsid, ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
+use crate::console::{send_fd, ConsoleSocket};
 use crate::logs::{CriLogWriter, Stream};
 use crate::protocol::{ExecConfig, ExecResult, ExitInfo};
 use crate::state::{now_rfc3339, write_json, write_text};
@@ -425,6 +426,7 @@ fn reap(pid: i32) -> Option<WaitStatus> {
 /// process's host pid and the read end of its result pipe.
 pub fn launch_exec(
     libcontainer_root: &Path,
+    bundle: &Path,
     id: &str,
     cfg: &ExecConfig,
     stdio: [OwnedFd; 3],
@@ -442,7 +444,7 @@ pub fn launch_exec(
         close_fds_except(&raws);
         // SAFETY: each raw descriptor survived close_fds_except and is owned here alone.
         let [rep, res, i, o, e] = raws.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-        exec_shim_main(libcontainer_root, id, cfg, rep, res, [i, o, e])
+        exec_shim_main(libcontainer_root, bundle, id, cfg, rep, res, [i, o, e])
     })?;
     drop((rep_w, res_w, stdio));
     let report = read_report(std::fs::File::from(rep_r))?;
@@ -453,8 +455,42 @@ pub fn launch_exec(
     }
 }
 
+/// The exec process as a whole OCI process (`process.json`) for a terminal: the container's
+/// own process (user, capabilities, rlimits, ...) with the exec's args, environment and
+/// working directory, and `terminal: true`.
+fn tty_process(bundle: &Path, cfg: &ExecConfig) -> Result<PathBuf, String> {
+    let config = std::fs::read(bundle.join("config.json"))
+        .map_err(|e| format!("read {}/config.json: {e}", bundle.display()))?;
+    let spec: serde_json::Value =
+        serde_json::from_slice(&config).map_err(|e| format!("config.json: {e}"))?;
+    let mut process = spec["process"].clone();
+    let mut env: Vec<String> = process["env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for kv in &cfg.env {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+        env.push(kv.clone());
+    }
+    process["args"] = serde_json::json!(cfg.command);
+    process["env"] = serde_json::json!(env);
+    process["terminal"] = serde_json::Value::Bool(true);
+    if !cfg.working_dir.is_empty() {
+        process["cwd"] = serde_json::json!(cfg.working_dir);
+    }
+    let path = bundle.join(format!("exec-{}.json", std::process::id()));
+    write_json(&path, &process).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
 fn exec_shim_main(
     root: &Path,
+    bundle: &Path,
     id: &str,
     cfg: &ExecConfig,
     report: OwnedFd,
@@ -463,6 +499,16 @@ fn exec_shim_main(
 ) -> i32 {
     redirect_stdio(None);
     set_subreaper();
+    let fail = |report: OwnedFd, msg: String| {
+        send_report(
+            report,
+            &Report {
+                pid: None,
+                error: Some(msg),
+            },
+        );
+        1
+    };
     let env: HashMap<String, String> = cfg
         .env
         .iter()
@@ -472,6 +518,24 @@ fn exec_shim_main(
         })
         .collect();
     let [i, o, e] = stdio;
+    // With a terminal, `i` is the socket the master goes back on.
+    let (console, process, tty_sock, [i, o, e]) = if cfg.tty {
+        let console = match ConsoleSocket::bind() {
+            Ok(c) => c,
+            Err(err) => return fail(report, format!("exec in {id}: {err}")),
+        };
+        let process = match tty_process(bundle, cfg) {
+            Ok(p) => p,
+            Err(err) => return fail(report, format!("exec in {id}: {err}")),
+        };
+        let null = || std::fs::File::open("/dev/null").map(OwnedFd::from);
+        match (null(), null(), null()) {
+            (Ok(a), Ok(b), Ok(c)) => (Some(console), Some(process), Some(i), [a, b, c]),
+            _ => return fail(report, "open /dev/null failed".into()),
+        }
+    } else {
+        (None, None, None, [i, o, e])
+    };
     let cwd = (!cfg.working_dir.is_empty()).then(|| PathBuf::from(&cfg.working_dir));
     let built = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(root)
@@ -479,27 +543,32 @@ fn exec_shim_main(
             b.with_stdin(i)
                 .with_stdout(o)
                 .with_stderr(e)
+                .with_console_socket(console.as_ref().map(|c| c.path().to_path_buf()))
                 .as_tenant()
+                .with_process(process.clone())
                 .with_container_args(cfg.command.clone())
                 .with_env(env)
                 .with_cwd(cwd)
                 .with_detach(true)
                 .build()
         });
+    if let Some(p) = &process {
+        let _ = std::fs::remove_file(p);
+    }
     let pid = match built {
         Ok(pid) => pid,
-        Err(err) => {
-            let msg = format!("exec in {id}: {}", error_chain(&err));
-            send_report(
-                report,
-                &Report {
-                    pid: None,
-                    error: Some(msg),
-                },
-            );
-            return 1;
-        }
+        Err(err) => return fail(report, format!("exec in {id}: {}", error_chain(&err))),
     };
+    if let (Some(console), Some(sock)) = (&console, &tty_sock) {
+        let sent = console
+            .receive_master(Duration::from_secs(10))
+            .and_then(|master| send_fd(sock.as_raw_fd(), master.as_raw_fd()));
+        if let Err(err) = sent {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            return fail(report, format!("exec in {id}: {err}"));
+        }
+    }
+    drop((console, tty_sock));
     send_report(
         report,
         &Report {

@@ -89,16 +89,6 @@ pub fn dev_null() -> std::io::Result<OwnedFd> {
     ))
 }
 
-/// A new pseudo-terminal: (master, slave).
-pub fn openpty() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
-    for fd in [&pty.master, &pty.slave] {
-        // SAFETY: setting FD_CLOEXEC on our own descriptor.
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
-    Ok((pty.master, pty.slave))
-}
-
 /// Sets a terminal's window size.
 pub fn set_window_size(fd: i32, width: u16, height: u16) -> std::io::Result<()> {
     let ws = libc::winsize {

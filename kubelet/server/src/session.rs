@@ -35,6 +35,9 @@ pub struct StreamOptions {
 /// may hold the pipes open forever).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
+/// How long the exec shim may take to hand over a terminal.
+const TERMINAL_WAIT: Duration = Duration::from_secs(10);
+
 /// The upstream `Status` for a finished command.
 pub fn exit_status(command: &[String], code: i32) -> serde_json::Value {
     if code == 0 {
@@ -153,12 +156,15 @@ pub async fn exec<R: ContainerRuntime + 'static>(
     out: mpsc::Sender<Chunk>,
     inbound: mpsc::Receiver<Chunk>,
 ) {
-    let setup = || -> std::io::Result<_> {
+    // With a tty the process gets a terminal of its container's own (OCI
+    // `process.terminal`); the exec shim sends its master back on a socket pair.
+    let mut terminal_sock = None;
+    let mut setup = || -> std::io::Result<_> {
         if opts.tty {
-            let (master, slave) = fdio::openpty()?;
-            let stdio = [slave.try_clone()?, slave.try_clone()?, slave];
-            let master_in = master.try_clone()?;
-            Ok((stdio, Some(master), None, Some(master_in)))
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+            terminal_sock = Some(ours);
+            let stdio = [OwnedFd::from(theirs), fdio::dev_null()?, fdio::dev_null()?];
+            Ok((stdio, None, None, None))
         } else {
             let (stdin_r, stdin_w) = if opts.stdin {
                 let (r, w) = fdio::pipe()?;
@@ -196,6 +202,7 @@ pub async fn exec<R: ContainerRuntime + 'static>(
             Vec::new()
         },
         working_dir: String::new(),
+        tty: opts.tty,
     };
     let process = match runtime.exec(&container_id, &cfg, stdio).await {
         Ok(p) => p,
@@ -203,6 +210,26 @@ pub async fn exec<R: ContainerRuntime + 'static>(
             send_status(&out, failure_status(&e.to_string())).await;
             return;
         }
+    };
+    let out_r = match terminal_sock {
+        Some(sock) => {
+            let received = tokio::task::spawn_blocking(move || {
+                bramble_runtime::console::receive_terminal(&sock, TERMINAL_WAIT)
+            })
+            .await;
+            match received {
+                Ok(Ok(master)) => Some(master),
+                Ok(Err(e)) => {
+                    send_status(&out, failure_status(&e.to_string())).await;
+                    return;
+                }
+                Err(e) => {
+                    send_status(&out, failure_status(&e.to_string())).await;
+                    return;
+                }
+            }
+        }
+        None => out_r,
     };
     // With a tty the master is both output and input: one registration for each direction
     // would be two AsyncFds on one file description, so input writes through the same one.
