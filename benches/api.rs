@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use serde_json::json;
+use serde_json::{json, Value};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -143,6 +143,10 @@ struct Bramble {
 }
 
 fn start_bramble(dir: &Path) -> Bramble {
+    start_bramble_with(dir, &[])
+}
+
+fn start_bramble_with(dir: &Path, extra: &[&str]) -> Bramble {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_bramble"))
         .args([
@@ -151,6 +155,7 @@ fn start_bramble(dir: &Path) -> Bramble {
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
+        .args(extra)
         .arg("--data-dir")
         .arg(dir)
         .env("RUST_LOG", "warn")
@@ -461,8 +466,80 @@ async fn main() {
     ));
     drop(b);
 
+    authorization_cost(&client, duration, &mut table).await;
+
     println!("{table}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-api.md");
     let _ = std::fs::write(&out, &table);
     eprintln!("written to {}", out.display());
+}
+
+/// A JSON request with the admin token; the response body as JSON.
+async fn admin_json(client: &HttpClient, b: &Bramble, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", b.url))
+        .header("authorization", format!("Bearer {}", b.token))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let resp = client.request(req).await.expect("admin request");
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// A service-account token of `default/default`, bound to `edit` in `default` by a
+/// RoleBinding (so RBAC walks bindings and roles for every request).
+async fn edit_user_token(client: &HttpClient, b: &Bramble) -> String {
+    let rb = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "bench-edit"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}]});
+    let (code, _) = admin_json(client, b, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", rb).await;
+    assert_eq!(code, 201, "creating the RoleBinding");
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "read-me"}, "data": {"k": "v"}});
+    let (code, _) = admin_json(client, b, "POST", "/api/v1/namespaces/default/configmaps", cm).await;
+    assert_eq!(code, 201, "creating the ConfigMap");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let tr = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600}});
+        let (code, v) = admin_json(client, b, "POST", "/api/v1/namespaces/default/serviceaccounts/default/token", tr).await;
+        if code == 201 {
+            return v["status"]["token"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no token for default/default: {code} {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Authorization cost: the same reads by the same service account against a controller
+/// with `--authorization-mode AlwaysAllow` and one with the default `Node,RBAC`.
+async fn authorization_cost(client: &HttpClient, duration: Duration, table: &mut String) {
+    let mut rates = Vec::new();
+    for mode in ["AlwaysAllow", "Node,RBAC"] {
+        let dir = tempfile::tempdir().unwrap();
+        let b = start_bramble_with(dir.path(), &["--authorization-mode", mode]);
+        let token = edit_user_token(client, &b).await;
+        let url = b.url.clone();
+        let make = Arc::new(move |_w: usize, _n: usize| {
+            http::Request::get(format!("{url}/api/v1/namespaces/default/configmaps/read-me"))
+                .header("authorization", format!("Bearer {token}"))
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        });
+        // warm up, then measure
+        load(client, 8, Duration::from_secs(1), make.clone()).await;
+        let run = load(client, 8, duration, make).await;
+        assert_eq!(run.errors, 0, "{mode}: {} errors", run.errors);
+        rates.push(run.rate());
+        drop(b);
+    }
+    table.push_str(&format!(
+        "| GET of one ConfigMap by a service account, 8 clients: authorization AlwaysAllow vs Node,RBAC (RoleBinding to edit) | {:.0}/s vs {:.0}/s ({:+.1}% with RBAC) | |\n",
+        rates[0],
+        rates[1],
+        (rates[1] / rates[0] - 1.0) * 100.0
+    ));
 }

@@ -112,7 +112,7 @@ async fn token_csr_and_node_credentials() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let kc2 = tc.data_dir().join("node2-kubeconfig");
     match join(&config(&tc, &short, &hash, "pi-2", &kc2)).await {
-        Err(JoinError::Request(_)) => {}
+        Err(JoinError::TokenRejected { token_id, .. }) => ensure!(token_id == short[..6]),
         other => anyhow::bail!("expired token joined: {other:?}"),
     }
     // nor a deleted one
@@ -120,7 +120,7 @@ async fn token_csr_and_node_credentials() -> Result<()> {
     bramble_token(&tc, &["delete", &gone[..6]])?;
     ensure!(!bramble_token(&tc, &["list"])?.contains(&gone[..6]));
     match join(&config(&tc, &gone, &hash, "pi-2", &kc2)).await {
-        Err(JoinError::Request(_)) => {}
+        Err(JoinError::TokenRejected { token_id, .. }) => ensure!(token_id == gone[..6]),
         other => anyhow::bail!("deleted token joined: {other:?}"),
     }
     ensure!(!kc2.exists());

@@ -41,6 +41,20 @@ pub struct ControllerArgs {
     /// Directory on each node under which the local-path provisioner's volumes are made.
     #[arg(long, default_value = bramble_storage::DEFAULT_STORAGE_ROOT)]
     pub local_path_dir: String,
+    /// Longest validity of certificates signed for CertificateSigningRequests (upstream's
+    /// flag; Go duration such as `8760h0m0s` or `90s`).
+    #[arg(long, default_value = "8760h0m0s", value_parser = parse_go_duration)]
+    pub cluster_signing_duration: Duration,
+    /// Authorizers, as upstream's flag: `Node,RBAC` (the default) or `AlwaysAllow` (every
+    /// authenticated request allowed: for measurements only).
+    #[arg(long, default_value = "Node,RBAC", value_parser = ["Node,RBAC", "RBAC,Node", "AlwaysAllow"])]
+    pub authorization_mode: String,
+    /// Rotate the audit log (<data-dir>/audit/audit.log) when it passes this many megabytes.
+    #[arg(long, default_value_t = 10)]
+    pub audit_log_maxsize: u64,
+    /// Rotated audit log files kept.
+    #[arg(long, default_value_t = 3)]
+    pub audit_log_maxbackup: usize,
     /// Log level when RUST_LOG is not set.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -86,6 +100,32 @@ pub fn default_kubeconfig() -> PathBuf {
         .join(".kube/config")
 }
 
+/// A Go duration of hours, minutes and seconds (`8760h0m0s`, `1h30m`, `90s`).
+fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    let (mut total, mut digits) = (0u64, String::new());
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(format!("invalid duration {s:?}: unknown unit {c:?}")),
+        };
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}: missing number before {c:?}"))?;
+        total += n * unit;
+        digits.clear();
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(format!("invalid duration {s:?}: expected e.g. 8760h0m0s"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
 fn config_of(args: &ControllerArgs) -> ControllerConfig {
     let mut cfg = ControllerConfig::new(args.data_dir.join("controller"), args.listen);
     cfg.advertise_address = args.advertise_address;
@@ -93,6 +133,13 @@ fn config_of(args: &ControllerArgs) -> ControllerConfig {
     cfg.tls_sans = args.tls_sans.clone();
     cfg.history_limit = args.history_limit;
     cfg.bookmark_interval = Duration::from_secs(args.bookmark_interval_seconds.max(1));
+    cfg.cluster_signing_duration = args.cluster_signing_duration;
+    cfg.always_allow = args.authorization_mode == "AlwaysAllow";
+    cfg.audit = Some(bramble_apiserver::audit::AuditConfig {
+        dir: args.data_dir.join("audit"),
+        max_size: args.audit_log_maxsize * 1024 * 1024,
+        max_backups: args.audit_log_maxbackup,
+    });
     cfg
 }
 

@@ -29,9 +29,16 @@ pub struct KubeletArgs {
     /// API server URL (with --token).
     #[arg(long, requires = "token")]
     pub server: Option<String>,
-    /// Bearer token (with --server).
+    /// Bearer token (with --server); a bootstrap token (`abcdef.0123456789abcdef`) with
+    /// --discovery-token-ca-cert-hash joins the cluster instead.
     #[arg(long, requires = "server")]
     pub token: Option<String>,
+    /// Join with the bootstrap --token, trusting the controller's CA only if its public key
+    /// hash is one of these (`sha256:<hex>`, as `bramble token create --print-join-command`
+    /// prints; repeatable). The node's credentials are kept in <data-dir>/kubeconfig and
+    /// renewed before they expire.
+    #[arg(long = "discovery-token-ca-cert-hash", requires = "token")]
+    pub discovery_token_ca_cert_hashes: Vec<String>,
     /// CA bundle (PEM) the API server's certificate is checked against (with --server).
     #[arg(long)]
     pub certificate_authority: Option<PathBuf>,
@@ -85,6 +92,38 @@ pub fn config_of(args: &KubeletArgs) -> anyhow::Result<KubeletConfig> {
     Ok(cfg)
 }
 
+/// The join to do when `--token` is a bootstrap token: it needs a CA hash to trust the
+/// controller (kubeadm refuses to join without one too).
+fn join_config(
+    args: &KubeletArgs,
+    cfg: &KubeletConfig,
+) -> anyhow::Result<Option<bramble_auth::join::JoinConfig>> {
+    let (Some(server), Some(token)) = (&args.server, &args.token) else {
+        return Ok(None);
+    };
+    let bootstrap = bramble_auth::bootstrap_token::BootstrapToken::parse(token).is_ok();
+    if args.discovery_token_ca_cert_hashes.is_empty() {
+        anyhow::ensure!(
+            !bootstrap,
+            "--token is a bootstrap token but --discovery-token-ca-cert-hash is missing: \
+             refusing to join without pinning the controller's CA"
+        );
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        bootstrap,
+        "--token: a bootstrap token of the form [a-z0-9]{{6}}.[a-z0-9]{{16}} is required with \
+         --discovery-token-ca-cert-hash"
+    );
+    Ok(Some(bramble_auth::join::JoinConfig::new(
+        server.clone(),
+        token.clone(),
+        args.discovery_token_ca_cert_hashes.clone(),
+        cfg.node_name.clone(),
+        bramble_auth::rotation::kubeconfig_path(&cfg.data_dir),
+    )))
+}
+
 async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing a SIGTERM handler");
@@ -114,7 +153,16 @@ pub fn run_kubelet(args: KubeletArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
-        let client = client(&access).await.context("building the API client")?;
+        let client = match join_config(&args, &cfg)? {
+            Some(join) => {
+                let (client, ca) = bramble_auth::rotation::kubelet_client(&join)
+                    .await
+                    .with_context(|| format!("joining {}", join.server))?;
+                cfg.client_ca_pem = Some(ca);
+                client
+            }
+            None => client(&access).await.context("building the API client")?,
+        };
         let kubelet = Kubelet::start(cfg, client)
             .await
             .context("starting the kubelet")?;

@@ -1,4 +1,5 @@
-//! Built-in admission: namespace lifecycle and Service address allocation.
+//! Built-in admission: namespace lifecycle, Service address allocation and Pod Security
+//! Admission.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -11,6 +12,37 @@ use bramble_store::ListOptions;
 
 use crate::objects::{is_terminating, meta_str};
 use crate::state::ApiState;
+
+/// Pod Security Admission for a new pod of `namespace` (upstream's `PodSecurity` plugin,
+/// levels from the namespace's `pod-security.kubernetes.io/*` labels): a 403 when its
+/// enforce level refuses the pod, else the warnings of its warn level.
+pub fn pod_security(state: &ApiState, namespace: &str, pod: &Value) -> Result<Vec<String>, Status> {
+    use bramble_auth::pod_security::{admit, NamespacePolicy};
+    let labels: std::collections::BTreeMap<String, String> = state
+        .store
+        .get(&format!("core/namespaces/{namespace}"))
+        .ok()
+        .flatten()
+        .and_then(|kv| crate::objects::decode_stored(&kv.value).ok())
+        .and_then(|ns| serde_json::from_value(ns["metadata"]["labels"].clone()).ok())
+        .unwrap_or_default();
+    let policy = NamespacePolicy::from_labels(&labels);
+    let Ok(typed) = serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(pod.clone()) else {
+        return Ok(Vec::new());
+    };
+    let name = meta_str(pod, "name")
+        .or_else(|| meta_str(pod, "generateName"))
+        .unwrap_or_default()
+        .to_string();
+    let decision = admit(&typed, &name, &policy);
+    if let Some(message) = decision.forbidden {
+        let mut status = Status::new(Reason::Forbidden, message);
+        status.name = Some(name);
+        status.kind = Some("pods".into());
+        return Err(status);
+    }
+    Ok(decision.warnings)
+}
 
 /// Upstream's NamespaceLifecycle: no new objects in a namespace that does not exist or is
 /// being terminated.

@@ -255,7 +255,11 @@ pub async fn filter(
     }
     let query = Query::parse(req.uri().query());
     let attrs = attributes(user, req.method().as_str(), req.uri().path(), &query, route);
-    let decision = authorize(state.store.as_ref(), authn.rbac_cache(), &attrs);
+    let decision = if state.settings.always_allow {
+        Decision::Allow(String::new())
+    } else {
+        authorize(state.store.as_ref(), authn.rbac_cache(), &attrs)
+    };
     if !decision.allowed() {
         if attrs.user.name == ANONYMOUS_USER {
             return Ok(body::status(&crate::auth::unauthorized()));

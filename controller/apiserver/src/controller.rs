@@ -32,6 +32,12 @@ pub struct ControllerConfig {
     /// Events kept for watch resume.
     pub history_limit: u64,
     pub bookmark_interval: Duration,
+    /// Longest validity of certificates signed for CSRs (`--cluster-signing-duration`).
+    pub cluster_signing_duration: Duration,
+    /// The audit log (off when `None`).
+    pub audit: Option<crate::audit::AuditConfig>,
+    /// Allow every authenticated request (`--authorization-mode=AlwaysAllow`).
+    pub always_allow: bool,
 }
 
 impl ControllerConfig {
@@ -44,6 +50,9 @@ impl ControllerConfig {
             tls_sans: Vec::new(),
             history_limit: StoreConfig::default().history_limit,
             bookmark_interval: Duration::from_secs(60),
+            cluster_signing_duration: ApiSettings::default().cluster_signing_duration,
+            audit: None,
+            always_allow: false,
         }
     }
 }
@@ -104,12 +113,18 @@ impl Controller {
             advertise_address: advertise,
             port: local.port(),
             bookmark_interval: cfg.bookmark_interval,
+            cluster_signing_duration: cfg.cluster_signing_duration,
+            always_allow: cfg.always_allow,
             ..ApiSettings::default()
         };
         let state = ApiState::new(api_store, Arc::new(Registry::builtin()), settings);
         let _ = state
             .kubelet_client
             .set(crate::streaming::kubelet_tls::client_config(&pki)?);
+        if let Some(audit) = &cfg.audit {
+            let log = crate::audit::AuditLog::start(audit.clone())?;
+            let _ = state.audit.set(log);
+        }
         crate::bootstrap::ensure_defaults(&state).await?;
         crate::auth_setup::ensure_defaults(&state, &pki).await?;
         Ok(Controller {

@@ -33,10 +33,10 @@ use crate::state::ApiState;
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 /// Signer of other client certificates.
 pub const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
+/// Signer of kubelet serving certificates.
+pub const KUBELET_SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
 /// Store prefix of CSRs.
 const PREFIX: &str = "certificates.k8s.io/certificatesigningrequests/";
-/// Validity of signed certificates without `spec.expirationSeconds` (upstream's one year).
-const DEFAULT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// `POST certificatesigningrequests`: the spec's `username`, `uid` and `groups` are the
 /// requester's, whatever the body says.
@@ -180,16 +180,69 @@ fn is_node_client_request(csr: &Value) -> Option<String> {
     if node.is_empty() || subject.organizations != ["system:nodes"] {
         return None;
     }
-    let usages: Vec<&str> = csr
-        .pointer("/spec/usages")
-        .and_then(Value::as_array)
-        .map(|u| u.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let usages = usages(csr);
     let allowed = ["digital signature", "key encipherment", "client auth"];
     if !usages.contains(&"client auth") || usages.iter().any(|u| !allowed.contains(u)) {
         return None;
     }
     Some(subject.common_name)
+}
+
+fn usages(csr: &Value) -> Vec<&str> {
+    csr.pointer("/spec/usages")
+        .and_then(Value::as_array)
+        .map(|u| u.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Whether a kubelet serving CSR asks for exactly a node serving certificate, as
+/// upstream's `IsKubeletServingCSR`: `system:node:<name>` in `system:nodes`, usages within
+/// digital signature, key encipherment and server auth (with server auth), only DNS and IP
+/// SANs and at least one.
+fn is_node_serving_request(csr: &Value) -> Option<String> {
+    let pem = request_pem(csr)?;
+    let subject = bramble_pki::csr_subject(&pem).ok()?;
+    let node = subject.common_name.strip_prefix("system:node:")?;
+    if node.is_empty() || subject.organizations != ["system:nodes"] {
+        return None;
+    }
+    let usages = usages(csr);
+    let allowed = ["digital signature", "key encipherment", "server auth"];
+    if !usages.contains(&"server auth") || usages.iter().any(|u| !allowed.contains(u)) {
+        return None;
+    }
+    let sans = bramble_pki::csr_sans(&pem).ok()?;
+    if sans.others > 0 || (sans.dns.is_empty() && sans.ips.is_empty()) {
+        return None;
+    }
+    Some(subject.common_name)
+}
+
+/// A serving CSR is approved when the node asks for its own certificate, or when the
+/// requester may approve certificates of this signer anyway (upstream's `approve` on
+/// `signers`, as cluster admins do with `kubectl certificate approve`).
+fn serving_approval(
+    state: &Arc<ApiState>,
+    authn: &Authenticator,
+    csr: &Value,
+) -> Option<&'static str> {
+    let cn = is_node_serving_request(csr)?;
+    let user = requester(csr);
+    if user.name == cn && user.groups.iter().any(|g| g == "system:nodes") {
+        return Some("Auto approving kubelet serving certificate requested by its node.");
+    }
+    let attrs = Attributes::resource(
+        user,
+        "approve",
+        "certificates.k8s.io",
+        "signers",
+        "",
+        "",
+        KUBELET_SERVING_SIGNER,
+    );
+    crate::authz::authorize(state.store.as_ref(), authn.rbac_cache(), &attrs)
+        .allowed()
+        .then_some("Auto approving kubelet serving certificate: its requester may approve it.")
 }
 
 /// The approval decision for one pending CSR (None: leave it for a human).
@@ -198,8 +251,10 @@ fn auto_approval(
     authn: &Authenticator,
     csr: &Value,
 ) -> Option<&'static str> {
-    if csr.pointer("/spec/signerName").and_then(Value::as_str) != Some(KUBELET_CLIENT_SIGNER) {
-        return None;
+    match csr.pointer("/spec/signerName").and_then(Value::as_str) {
+        Some(KUBELET_CLIENT_SIGNER) => {}
+        Some(KUBELET_SERVING_SIGNER) => return serving_approval(state, authn, csr),
+        _ => return None,
     }
     let cn = is_node_client_request(csr)?;
     let user = requester(csr);
@@ -253,7 +308,7 @@ pub async fn reconcile(state: &Arc<ApiState>, authn: &Authenticator, ca: &CaFile
                 csr["status"]["conditions"] = json!([{"type": "Approved", "status": "True",
                     "reason": "AutoApproved", "message": message,
                     "lastUpdateTime": now, "lastTransitionTime": now}]);
-                info!(csr = %name, "auto-approved kubelet client certificate request");
+                info!(csr = %name, "auto-approved kubelet certificate request");
                 dirty = true;
             }
         }
@@ -267,18 +322,30 @@ pub async fn reconcile(state: &Arc<ApiState>, authn: &Authenticator, ca: &CaFile
         if has_condition(&csr, &["Approved"])
             && !has_condition(&csr, &["Denied", "Failed"])
             && !signed
-            && (signer == KUBELET_CLIENT_SIGNER || signer == CLIENT_SIGNER)
+            && [KUBELET_CLIENT_SIGNER, CLIENT_SIGNER, KUBELET_SERVING_SIGNER].contains(&signer)
         {
+            // Upstream: the shorter of spec.expirationSeconds (at least 10 minutes) and
+            // --cluster-signing-duration.
+            let longest = state.settings.cluster_signing_duration;
             let validity = csr
                 .pointer("/spec/expirationSeconds")
                 .and_then(Value::as_u64)
-                .map(|s| Duration::from_secs(s.max(600)))
-                .unwrap_or(DEFAULT_VALIDITY);
+                .map(|s| Duration::from_secs(s.max(600)).min(longest))
+                .unwrap_or(longest);
+            let serving = signer == KUBELET_SERVING_SIGNER;
             let signed = request_pem(&csr)
                 .ok_or_else(|| "request does not decode".to_string())
                 .and_then(|pem| {
-                    bramble_pki::sign_client_csr_with_ca(&ca.cert_pem, &ca.key_pem, &pem, validity)
-                        .map_err(|e| e.to_string())
+                    let (cert, key) = (&ca.cert_pem, &ca.key_pem);
+                    if serving {
+                        if is_node_serving_request(&csr).is_none() {
+                            return Err("not a kubelet serving certificate request".into());
+                        }
+                        bramble_pki::sign_serving_csr_with_ca(cert, key, &pem, validity)
+                    } else {
+                        bramble_pki::sign_client_csr_with_ca(cert, key, &pem, validity)
+                    }
+                    .map_err(|e| e.to_string())
                 });
             match signed {
                 Ok(cert) => {

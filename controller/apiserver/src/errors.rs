@@ -25,6 +25,8 @@ pub enum ServerError {
     },
     #[error("bootstrapping {what}: {status}")]
     Bootstrap { what: String, status: Status },
+    #[error("audit log: {0}")]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// Turns a store error about one object into the `Status` upstream would return.

@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admission;
+pub mod audit;
 pub mod auth;
 pub mod auth_routes;
 pub mod auth_setup;

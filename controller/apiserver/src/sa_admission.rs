@@ -48,8 +48,13 @@ pub async fn create_pod(
     if let Err(s) = admit(state, namespace, &mut pod) {
         return body::status(&s);
     }
+    let mut warnings = decoded.warnings;
+    match crate::admission::pod_security(state, namespace, &pod) {
+        Ok(w) => warnings.extend(w),
+        Err(s) => return body::status(&s),
+    }
     match create_object(state, &info, Some(namespace), pod, dry_run).await {
-        Ok(stored) => with_warnings(body::raw_json(201, stored), &decoded.warnings),
+        Ok(stored) => with_warnings(body::raw_json(201, stored), &warnings),
         Err(s) => body::status(&s),
     }
 }

@@ -51,10 +51,16 @@ pub async fn serve(
         tokio::spawn(async move {
             match acceptor {
                 Some(acceptor) => {
-                    let tls = match acceptor.accept(tcp).await {
-                        Ok(t) => t,
-                        Err(e) => {
+                    let tls = match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(tcp))
+                        .await
+                    {
+                        Ok(Ok(t)) => t,
+                        Ok(Err(e)) => {
                             debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            debug!(%peer, "TLS handshake timed out");
                             return;
                         }
                     };
@@ -64,9 +70,11 @@ pub async fn serve(
                         .peer_certificates()
                         .and_then(|certs| certs.first())
                         .and_then(|c| identity_from_client_cert(c.as_ref()));
-                    serve_connection(TokioIo::new(tls), state, authn, identity).await;
+                    serve_connection_from(TokioIo::new(tls), state, authn, identity, Some(peer))
+                        .await;
                 }
-                None => serve_connection(TokioIo::new(tcp), state, authn, None).await,
+                None => serve_connection_from(TokioIo::new(tcp), state, authn, None, Some(peer))
+                    .await,
             }
         });
     }
@@ -80,17 +88,43 @@ pub(crate) async fn serve_connection<I>(
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    serve_connection_from(io, state, authn, identity, None).await
+}
+
+/// [`serve_connection`] for a peer at `peer` (recorded in request extensions as
+/// [`crate::audit::PeerAddr`]).
+pub(crate) async fn serve_connection_from<I>(
+    io: I,
+    state: Arc<ApiState>,
+    authn: Arc<Authenticator>,
+    identity: Option<UserInfo>,
+    peer: Option<std::net::SocketAddr>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let identity = Arc::new(identity);
-    let svc = service_fn(move |req: Request<Incoming>| {
+    let svc = service_fn(move |mut req: Request<Incoming>| {
         let state = state.clone();
         let authn = authn.clone();
         let identity = identity.clone();
+        if let Some(p) = peer {
+            req.extensions_mut().insert(crate::audit::PeerAddr(p));
+        }
         async move { Ok::<_, Infallible>(handle(state, &authn, identity.as_ref().as_ref(), req).await) }
     });
-    let _ = auto::Builder::new(TokioExecutor::new())
-        .serve_connection_with_upgrades(io, svc)
-        .await;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Slow clients: a request's headers must arrive within the timeout (upstream's
+    // ReadHeaderTimeout); hyper answers 431 to header blocks past its buffer limit.
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let _ = builder.serve_connection_with_upgrades(io, svc).await;
 }
+
+/// How long a client has to send a request's headers, and to finish the TLS handshake
+/// (kube-apiserver's 32 s ReadHeaderTimeout).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(32);
 
 /// Routes one request.
 pub async fn handle(
@@ -114,11 +148,22 @@ pub async fn handle(
             Err(_) if public => None,
             Err(s) => return body::status(&s),
         };
-        let req = match crate::authz::filter(&state, authn, user.clone(), &route, req).await {
-            Ok(resp) => return resp,
-            Err(req) => req,
+        let audit = match (&user, state.audit.get()) {
+            (Some(u), Some(log)) if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) => {
+                let query = Query::parse(req.uri().query());
+                let attrs = crate::authz::attributes(u.clone(), method.as_str(), &path, &query, &route);
+                let peer = req.extensions().get::<crate::audit::PeerAddr>().map(|p| p.0);
+                log.begin(&attrs, req.uri(), req.headers(), peer)
+            }
+            _ => None,
         };
-        let resp = route_request(&state, route, req).await;
+        let resp = match crate::authz::filter(&state, authn, user.clone(), &route, req).await {
+            Ok(resp) => resp,
+            Err(req) => route_request(&state, route, req).await,
+        };
+        if let Some(a) = audit {
+            a.finish(resp.status().as_u16());
+        }
         debug!(
             user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("-"),
             code = resp.status().as_u16(),

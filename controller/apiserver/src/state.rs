@@ -22,6 +22,12 @@ pub struct ApiSettings {
     pub bookmark_interval: Duration,
     /// Longest a watch stays open when the client sets no `timeoutSeconds`.
     pub max_watch_timeout: Duration,
+    /// Longest validity of certificates signed for CSRs (upstream
+    /// `--cluster-signing-duration`, one year).
+    pub cluster_signing_duration: Duration,
+    /// `--authorization-mode=AlwaysAllow`: every authenticated request is allowed (for
+    /// measuring authorization; never on a real cluster).
+    pub always_allow: bool,
 }
 
 impl Default for ApiSettings {
@@ -33,6 +39,8 @@ impl Default for ApiSettings {
             node_port_range: (30000, 32767),
             bookmark_interval: Duration::from_secs(60),
             max_watch_timeout: Duration::from_secs(1800),
+            cluster_signing_duration: Duration::from_secs(365 * 24 * 3600),
+            always_allow: false,
         }
     }
 }
@@ -48,6 +56,8 @@ pub struct ApiState {
     pub openapi: bramble_api::openapi::OpenApiCache,
     /// TLS client configuration for the hop to kubelets (streaming subresources).
     pub kubelet_client: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
+    /// The audit log, when it is on.
+    pub audit: std::sync::OnceLock<crate::audit::AuditLog>,
 }
 
 impl ApiState {
@@ -59,6 +69,7 @@ impl ApiState {
             service_allocation: Mutex::new(()),
             openapi: bramble_api::openapi::OpenApiCache::new(),
             kubelet_client: std::sync::OnceLock::new(),
+            audit: std::sync::OnceLock::new(),
         })
     }
 

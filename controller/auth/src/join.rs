@@ -24,18 +24,20 @@
 //! ```
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::PostParams;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
+use kube::config::Kubeconfig;
+use kube::Api;
 use serde_json::json;
 
 use crate::bootstrap_token::BootstrapToken;
+use crate::certs::{
+    client_of, kubeconfig_yaml, node_user, request_certificate, KUBELET_CLIENT_SIGNER,
+    NODES_GROUP,
+};
 
 /// What [`join`] needs.
 #[derive(Debug, Clone)]
@@ -106,6 +108,8 @@ pub enum JoinError {
     CaHashMismatch { actual: String },
     #[error("client configuration: {0}")]
     Config(String),
+    #[error("the controller rejected bootstrap token {token_id} (expired, deleted or never created): {message}")]
+    TokenRejected { token_id: String, message: String },
     #[error("certificate signing request: {0}")]
     Request(#[source] kube::Error),
     #[error("certificate signing request {name} was {reason}: {message}")]
@@ -118,31 +122,8 @@ pub enum JoinError {
     Timeout { name: String, waited: Duration },
     #[error("pki: {0}")]
     Pki(#[from] bramble_pki::PkiError),
-}
-
-fn kubeconfig_yaml(server: &str, ca_pem: Option<&str>, token: Option<&str>) -> String {
-    let cluster = match ca_pem {
-        Some(ca) => json!({"server": server, "certificate-authority-data": STANDARD.encode(ca)}),
-        None => json!({"server": server, "insecure-skip-tls-verify": true}),
-    };
-    let user = match token {
-        Some(t) => json!({"token": t}),
-        None => json!({}),
-    };
-    json!({"apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "c", "cluster": cluster}],
-        "users": [{"name": "u", "user": user}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x"})
-    .to_string()
-}
-
-async fn client(yaml: &str) -> Result<Client, JoinError> {
-    let kc = Kubeconfig::from_yaml(yaml).map_err(|e| JoinError::Config(e.to_string()))?;
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| JoinError::Config(e.to_string()))?;
-    Client::try_from(config).map_err(|e| JoinError::Config(e.to_string()))
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig { path: PathBuf, message: String },
 }
 
 /// Reads `cluster-info` without trusting the server and returns its CA if its hash is one
@@ -151,7 +132,7 @@ pub async fn discover_ca(server: &str, hashes: &[String]) -> Result<String, Join
     if hashes.is_empty() {
         return Err(JoinError::NoCaHash);
     }
-    let insecure = client(&kubeconfig_yaml(server, None, None)).await?;
+    let insecure = client_of(&kubeconfig_yaml(server, None, json!({}))).await?;
     let cm = Api::<ConfigMap>::namespaced(insecure, "kube-public")
         .get("cluster-info")
         .await
@@ -189,59 +170,33 @@ pub async fn discover_ca(server: &str, hashes: &[String]) -> Result<String, Join
 pub async fn join(cfg: &JoinConfig) -> Result<Joined, JoinError> {
     BootstrapToken::parse(&cfg.token).map_err(|_| JoinError::MalformedToken)?;
     let ca_pem = discover_ca(&cfg.server, &cfg.ca_cert_hashes).await?;
-    let api: Api<CertificateSigningRequest> = Api::all(
-        client(&kubeconfig_yaml(
-            &cfg.server,
-            Some(&ca_pem),
-            Some(&cfg.token),
-        ))
-        .await?,
-    );
-    let user = format!("system:node:{}", cfg.node_name);
-    let (csr_pem, key_pem) = bramble_pki::new_client_csr(&user, &["system:nodes"])?;
-    let csr: CertificateSigningRequest = serde_json::from_value(json!({
-        "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
-        "metadata": {"generateName": "node-csr-"},
-        "spec": {"request": STANDARD.encode(&csr_pem),
-                 "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
-                 "usages": ["digital signature", "client auth"]}
-    }))
-    .map_err(|e| JoinError::Config(e.to_string()))?;
-    let created = api
-        .create(&PostParams::default(), &csr)
-        .await
-        .map_err(JoinError::Request)?;
-    let name = created.metadata.name.clone().unwrap_or_default();
-    tracing::info!(csr = %name, "sent certificate signing request");
-    let started = Instant::now();
-    let cert_pem = loop {
-        let current = api.get(&name).await.map_err(JoinError::Request)?;
-        if let Some(st) = &current.status {
-            if let Some(c) = st
-                .conditions
-                .iter()
-                .flatten()
-                .find(|c| c.type_ == "Denied" || c.type_ == "Failed")
-            {
-                return Err(JoinError::NotIssued {
-                    name,
-                    reason: c.type_.to_lowercase(),
-                    message: c.message.clone().unwrap_or_default(),
-                });
-            }
-            if let Some(cert) = &st.certificate {
-                break String::from_utf8(cert.0.clone())
-                    .map_err(|_| JoinError::ClusterInfo("certificate is not PEM".into()))?;
+    let bootstrap = client_of(&kubeconfig_yaml(
+        &cfg.server,
+        Some(&ca_pem),
+        json!({ "token": cfg.token }),
+    ))
+    .await?;
+    let (csr_pem, key_pem) =
+        bramble_pki::new_client_csr(&node_user(&cfg.node_name), &[NODES_GROUP])?;
+    let issued = request_certificate(
+        bootstrap,
+        &csr_pem,
+        KUBELET_CLIENT_SIGNER,
+        &["digital signature", "client auth"],
+        cfg.timeout,
+    )
+    .await
+    .map_err(|e| match e {
+        JoinError::Request(kube::Error::Api(status)) if status.code == 401 => {
+            JoinError::TokenRejected {
+                token_id: cfg.token[..6].to_string(),
+                message: status.message,
             }
         }
-        if started.elapsed() > cfg.timeout {
-            return Err(JoinError::Timeout {
-                name,
-                waited: cfg.timeout,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+        other => other,
+    })?;
+    let cert_pem = issued.cert_pem;
+    let name = issued.csr_name;
     bramble_pki::write_kubeconfig(
         &cfg.kubeconfig_path,
         &cfg.server,

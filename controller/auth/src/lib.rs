@@ -5,13 +5,16 @@
 pub mod aggregation;
 pub mod attributes;
 pub mod bootstrap_token;
+pub mod certs;
 pub mod defaults;
 pub mod encryption;
 pub mod error;
 pub mod join;
 pub mod jwt;
 pub mod node;
+pub mod pod_security;
 pub mod rbac;
+pub mod rotation;
 pub mod token_cli;
 
 pub use attributes::{verb_for, Attributes};

@@ -138,3 +138,13 @@ pub fn not_after_unix(cert_pem: &str) -> Result<i64, PkiError> {
         .map_err(|e| PkiError::parse(source, format!("does not parse: {e}")))?;
     Ok(cert.validity().not_after.timestamp())
 }
+
+/// Seconds since the Unix epoch of the first certificate's notBefore and notAfter.
+pub fn validity_unix(cert_pem: &str) -> Result<(i64, i64), PkiError> {
+    let source = Path::new("certificate");
+    let der = pem_certs(cert_pem, source)?.remove(0);
+    let (_, cert) = X509Certificate::from_der(&der)
+        .map_err(|e| PkiError::parse(source, format!("does not parse: {e}")))?;
+    let v = cert.validity();
+    Ok((v.not_before.timestamp(), v.not_after.timestamp()))
+}

@@ -26,18 +26,18 @@ pub use cluster::{
     APISERVER_KEY_FILE, CA_CERT_FILE, CA_KEY_FILE,
 };
 pub use csr::{
-    ca_cert_hash, csr_subject, issue_client_with_ca, new_client_csr, sign_client_csr_with_ca,
-    CsrSubject,
+    ca_cert_hash, csr_sans, csr_subject, issue_client_with_ca, new_client_csr, new_serving_csr,
+    sign_client_csr_with_ca, sign_serving_csr_with_ca, CsrSans, CsrSubject,
 };
 pub use error::PkiError;
 pub use identity::{
     identity_from_client_cert, UserInfo, ADMIN_USER, SYSTEM_AUTHENTICATED, SYSTEM_MASTERS,
 };
-pub use inspect::{not_after_unix, RENEW_BEFORE};
+pub use inspect::{not_after_unix, validity_unix, RENEW_BEFORE};
 pub use issue::{APISERVER_CN, CA_VALIDITY, LEAF_VALIDITY};
 pub use kubeconfig::{write_kubeconfig, KubeconfigUser};
 pub use options::{
     default_server_sans, local_hostname, PkiOptions, DEFAULT_SERVICE_IP, KUBERNETES_SERVICE_NAMES,
 };
-pub use tls::{client_config, crypto_provider, server_config, ALPN_PROTOCOLS};
+pub use tls::{client_config, crypto_provider, root_store, server_config, ALPN_PROTOCOLS};
 pub use token::{admin_user, generate_token, TokenAuthenticator};

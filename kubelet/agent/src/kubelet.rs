@@ -144,6 +144,7 @@ impl Kubelet {
         if let Some(ca) = self.cfg.client_ca_pem.clone() {
             let mut stop = stop_rx.clone();
             tasks.push(tokio::spawn(crate::streaming::serve(
+                self.client.clone(),
                 self.cfg.node_name.clone(),
                 self.node_ip,
                 self.cfg.kubelet_port,

@@ -200,9 +200,22 @@ impl<R: ContainerRuntime + 'static> PodContainers for StreamingPods<R> {
     }
 }
 
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Serves the streaming API on `0.0.0.0:port` until `shutdown`; logs and returns when it
-/// cannot start (the node works without it).
+/// cannot start (the node works without it). It starts with a self-signed certificate and
+/// presents one signed by the cluster CA (a `kubernetes.io/kubelet-serving` CSR sent with
+/// `client`) as soon as it is issued, renewing it before it expires.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve<R: ContainerRuntime + 'static>(
+    client: kube::Client,
     node_name: String,
     node_ip: IpAddr,
     port: u16,
@@ -211,9 +224,31 @@ pub async fn serve<R: ContainerRuntime + 'static>(
     runtime: Arc<R>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let tls = match bramble_kubelet_server::self_signed_serving_cert(&node_name, &[node_ip])
-        .and_then(|(cert, key)| bramble_kubelet_server::server_config(&client_ca_pem, &cert, &key))
+    let serving = match bramble_kubelet_server::self_signed_serving_cert(&node_name, &[node_ip])
+        .and_then(|(cert, key)| bramble_kubelet_server::ServingCert::new(&cert, &key))
     {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "kubelet streaming server: TLS setup failed, not serving");
+            return;
+        }
+    };
+    let installed = serving.clone();
+    let renewal = tokio::spawn(bramble_auth::certs::keep_serving_certificate(
+        client,
+        node_name.clone(),
+        vec![node_name.clone()],
+        vec![node_ip],
+        move |cert, key| match installed.set(cert, key) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, "serving certificate from the CSR does not load");
+                false
+            }
+        },
+    ));
+    let _abort = AbortOnDrop(renewal);
+    let tls = match bramble_kubelet_server::server_config_with(&client_ca_pem, serving) {
         Ok(t) => t,
         Err(e) => {
             warn!(error = %e, "kubelet streaming server: TLS setup failed, not serving");

@@ -66,7 +66,8 @@ pub use containers::{ContainerTarget, LookupError, LookupFuture, PodContainers, 
 pub use error::ServerError;
 pub use server::{route, Body, Kubelet};
 pub use tls::{
-    client_identity, self_signed_serving_cert, server_config, ClientAuthorizer, ClientIdentity,
+    client_identity, self_signed_serving_cert, server_config, server_config_with, ClientAuthorizer,
+    ClientIdentity, ServingCert,
     APISERVER_KUBELET_CLIENT,
 };
 

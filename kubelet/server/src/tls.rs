@@ -1,12 +1,14 @@
-//! TLS of the kubelet's streaming server: a serving certificate (self-signed by the kubelet
-//! until certificate signing requests exist) and mandatory client certificates chaining to
+//! TLS of the kubelet's streaming server: a serving certificate (signed by the cluster CA
+//! through a `kubernetes.io/kubelet-serving` CSR, replaceable while serving; self-signed
+//! only when no API client can ask for one) and mandatory client certificates chaining to
 //! the cluster CA, which the controller's kubelet-client certificate does.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, SanType};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -47,6 +49,14 @@ pub fn server_config(
     cert_pem: &str,
     key_pem: &str,
 ) -> Result<Arc<ServerConfig>, ServerError> {
+    server_config_with(client_ca_pem, ServingCert::new(cert_pem, key_pem)?)
+}
+
+/// [`server_config`] presenting whatever `serving` holds at each handshake.
+pub fn server_config_with(
+    client_ca_pem: &str,
+    serving: Arc<ServingCert>,
+) -> Result<Arc<ServerConfig>, ServerError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for c in certs(client_ca_pem, "client CA")? {
@@ -57,12 +67,47 @@ pub fn server_config(
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            certs(cert_pem, "serving certificate")?,
-            key(key_pem, "serving key")?,
-        )?;
+        .with_cert_resolver(serving);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The serving certificate and key, replaced when the kubelet renews them; new handshakes
+/// present the newest.
+#[derive(Debug)]
+pub struct ServingCert(RwLock<Arc<CertifiedKey>>);
+
+fn certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>, ServerError> {
+    let provider = rustls::crypto::ring::default_provider();
+    let signing = provider
+        .key_provider
+        .load_private_key(key(key_pem, "serving key")?)?;
+    Ok(Arc::new(CertifiedKey::new(
+        certs(cert_pem, "serving certificate")?,
+        signing,
+    )))
+}
+
+impl ServingCert {
+    /// Holds `cert_pem` (chain) and `key_pem`.
+    pub fn new(cert_pem: &str, key_pem: &str) -> Result<Arc<ServingCert>, ServerError> {
+        Ok(Arc::new(ServingCert(RwLock::new(certified_key(
+            cert_pem, key_pem,
+        )?))))
+    }
+
+    /// Replaces the certificate and key.
+    pub fn set(&self, cert_pem: &str, key_pem: &str) -> Result<(), ServerError> {
+        let new = certified_key(cert_pem, key_pem)?;
+        *self.0.write().expect("serving certificate") = new;
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for ServingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().expect("serving certificate").clone())
+    }
 }
 
 /// A self-signed serving certificate for `node_name` and `ips` (as upstream's kubelet makes

@@ -40,6 +40,10 @@ pub struct JoinConfig {
     pub address: String,
     /// Bootstrap token (`abcdef.0123456789abcdef`).
     pub token: String,
+    /// The controller CA's public-key hash (`sha256:<hex>`, printed by `bramble token create
+    /// --print-join-command`); the kubelet refuses to join without it.
+    #[serde(default)]
+    pub ca_cert_hash: Option<String>,
 }
 
 /// DHCP or static addressing.
@@ -318,6 +322,15 @@ impl NodeConfig {
                     "join.token",
                     "must look like `abcdef.0123456789abcdef` ([a-z0-9]{6}.[a-z0-9]{16})".into(),
                 );
+            }
+            if let Some(h) = &j.ca_cert_hash {
+                let hex = h.strip_prefix("sha256:").unwrap_or("");
+                if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                    bad(
+                        "join.ca_cert_hash",
+                        format!("`{h}` must be `sha256:` and 64 hex digits"),
+                    );
+                }
             }
         }
         if self.network.interface.is_empty() || self.network.interface.len() > 15 {

@@ -55,12 +55,17 @@ pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<Service
             "bramble".into(),
         ];
         match &cfg.join {
-            Some(j) => args.extend([
-                "--server".into(),
-                j.address.clone(),
-                "--token".into(),
-                j.token.clone(),
-            ]),
+            Some(j) => {
+                args.extend([
+                    "--server".into(),
+                    j.address.clone(),
+                    "--token".into(),
+                    j.token.clone(),
+                ]);
+                if let Some(h) = &j.ca_cert_hash {
+                    args.extend(["--discovery-token-ca-cert-hash".into(), h.clone()]);
+                }
+            }
             None => args.extend(["--kubeconfig".into(), ADMIN_KUBECONFIG.into()]),
         }
         if let Some(a) = address {
@@ -161,7 +166,7 @@ mod tests {
         assert!(s[0].args.windows(2).any(|w| w == ["--data-dir", STATE_DIR]));
         let worker = NodeConfig::parse(
             Path::new("w.yaml"),
-            "role: worker\nhostname: pi-2\njoin:\n  address: https://10.0.0.1:6443\n  token: abcdef.0123456789abcdef\n",
+            &format!("role: worker\nhostname: pi-2\njoin:\n  address: https://10.0.0.1:6443\n  token: abcdef.0123456789abcdef\n  ca_cert_hash: sha256:{}\n", "ab".repeat(32)),
         )
         .unwrap();
         let s = service_specs(&worker, None);
@@ -170,6 +175,11 @@ mod tests {
             .args
             .windows(2)
             .any(|w| w == ["--token", "abcdef.0123456789abcdef"]));
+        let hash = format!("sha256:{}", "ab".repeat(32));
+        assert!(s[0]
+            .args
+            .windows(2)
+            .any(|w| w == ["--discovery-token-ca-cert-hash", hash.as_str()]));
         let ctl =
             NodeConfig::parse(Path::new("c.yaml"), "role: controller\nhostname: c\n").unwrap();
         assert_eq!(service_specs(&ctl, None).len(), 1);
