@@ -12,7 +12,7 @@ use bramble_cgroups::QosClass;
 use bramble_runtime::{ContainerConfig, ContainerResources};
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use crate::expansion::expand;
+use crate::env::expand_command;
 use crate::pod_spec::{container_resources, pod_ids};
 
 /// Label: the pod's uid.
@@ -75,130 +75,17 @@ pub struct BuildInput<'a> {
     pub attempt: u32,
     /// The pod's QoS class.
     pub qos: QosClass,
-    /// The pod's IPs (for `status.podIP` field refs).
-    pub pod_ips: &'a [IpAddr],
+    /// The container's environment, resolved by [`crate::env::container_env`].
+    pub env: &'a [(String, String)],
     /// Node facts.
     pub node: &'a NodeContext,
-}
-
-fn field_ref(input: &BuildInput<'_>, path: &str) -> Result<String, String> {
-    let (ns, name, uid) = pod_ids(input.pod);
-    let spec = input.pod.spec.as_ref();
-    Ok(match path {
-        "metadata.name" => name,
-        "metadata.namespace" => ns,
-        "metadata.uid" => uid,
-        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
-        "spec.serviceAccountName" => spec
-            .and_then(|s| s.service_account_name.clone())
-            .unwrap_or_default(),
-        "status.hostIP" => input.node.host_ip.to_string(),
-        "status.podIP" => input
-            .pod_ips
-            .first()
-            .map(|i| i.to_string())
-            .unwrap_or_default(),
-        "status.podIPs" => input
-            .pod_ips
-            .iter()
-            .map(|i| i.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-        other => {
-            if let Some(key) = other
-                .strip_prefix("metadata.labels['")
-                .and_then(|k| k.strip_suffix("']"))
-            {
-                input
-                    .pod
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(key).cloned())
-                    .unwrap_or_default()
-            } else if let Some(key) = other
-                .strip_prefix("metadata.annotations['")
-                .and_then(|k| k.strip_suffix("']"))
-            {
-                input
-                    .pod
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|l| l.get(key).cloned())
-                    .unwrap_or_default()
-            } else {
-                return Err(format!("unsupported fieldRef fieldPath {other:?}"));
-            }
-        }
-    })
 }
 
 /// Builds the runtime config. An `Err` is the message of a `CreateContainerConfigError`.
 pub fn build(input: &BuildInput<'_>) -> Result<ContainerConfig, String> {
     let c = input.container;
-    // The container's own environment, in order, each value expanded against the ones before.
-    let mut spec_env: Vec<(String, String)> = Vec::new();
-    for e in c.env.as_deref().unwrap_or(&[]) {
-        let value = match (&e.value, &e.value_from) {
-            (_, Some(from)) => {
-                if let Some(f) = &from.field_ref {
-                    field_ref(input, &f.field_path)?
-                } else if from.config_map_key_ref.is_some() {
-                    return Err(format!(
-                        "env {:?}: valueFrom.configMapKeyRef is not supported by this kubelet yet",
-                        e.name
-                    ));
-                } else if from.secret_key_ref.is_some() {
-                    return Err(format!(
-                        "env {:?}: valueFrom.secretKeyRef is not supported by this kubelet yet",
-                        e.name
-                    ));
-                } else {
-                    return Err(format!(
-                        "env {:?}: valueFrom.resourceFieldRef is not supported by this kubelet yet",
-                        e.name
-                    ));
-                }
-            }
-            (Some(v), None) => {
-                let lookup = |n: &str| {
-                    spec_env
-                        .iter()
-                        .rev()
-                        .find(|(k, _)| k == n)
-                        .map(|(_, v)| v.clone())
-                };
-                expand(v, &lookup)
-            }
-            (None, None) => String::new(),
-        };
-        spec_env.push((e.name.clone(), value));
-    }
-    if c.env_from.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err("envFrom is not supported by this kubelet yet".into());
-    }
-    let lookup = |n: &str| {
-        spec_env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.clone())
-    };
-    let command: Vec<String> = c
-        .command
-        .as_deref()
-        .unwrap_or(&[])
-        .iter()
-        .map(|s| expand(s, &lookup))
-        .collect();
-    let args: Vec<String> = c
-        .args
-        .as_deref()
-        .unwrap_or(&[])
-        .iter()
-        .map(|s| expand(s, &lookup))
-        .collect();
+    let command = expand_command(c.command.as_deref(), input.env);
+    let args = expand_command(c.args.as_deref(), input.env);
     let argv = input.image.container_argv(&command, &args);
     if argv.is_empty() {
         return Err("no command specified".into());
@@ -220,7 +107,7 @@ pub fn build(input: &BuildInput<'_>) -> Result<ContainerConfig, String> {
     if let Some(host) = input.pod.metadata.name.as_deref() {
         set("HOSTNAME", host);
     }
-    for (k, v) in &spec_env {
+    for (k, v) in input.env {
         set(k, v);
     }
     let res = container_resources(c)?;
@@ -304,6 +191,16 @@ mod tests {
             data_dir: "/d".into(),
         };
         let container = &pod.spec.as_ref().unwrap().containers[0];
+        // As crate::env resolves the spec's env above.
+        let env: Vec<(String, String)> = [
+            ("WHO", "world"),
+            ("GREETING", "hello world"),
+            ("NODE", "n1"),
+            ("PATH", "/bin:/sbin"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         let cfg = build(&BuildInput {
             pod: &pod,
             container,
@@ -313,7 +210,7 @@ mod tests {
             layers: vec!["/l/1".into()],
             attempt: 2,
             qos: QosClass::Burstable,
-            pod_ips: &[],
+            env: &env,
             node: &node,
         })
         .unwrap();

@@ -69,13 +69,17 @@ impl Kubelet {
             machine.cpus * 1000,
             machine.memory_bytes.saturating_sub(EVICTION_HARD_MEMORY),
         )?;
+        let runtime = Arc::new(runtime);
+        let events = EventRecorder::start(client.clone(), &cfg.node_name);
+        let prober = crate::prober::ProberManager::start(runtime.clone(), Arc::new(events.clone()));
         let ctx = Arc::new(PodContext {
-            runtime: Arc::new(runtime),
+            runtime,
+            prober,
             images: Arc::new(images),
             cgroups: Arc::new(cgroups),
             network: cfg.network.clone(),
             status: StatusManager::start(client.clone()),
-            events: EventRecorder::start(client.clone(), &cfg.node_name),
+            events,
             client: client.clone(),
             node: NodeContext {
                 host_ip: node_ip,
@@ -156,6 +160,11 @@ impl Kubelet {
                 },
             )));
         }
+        let prober_ctx = self.ctx.clone();
+        let prober_tx = relist_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            prober_ctx.prober.forward_wakeups(prober_tx).await
+        }));
         tasks.push(tokio::spawn(crate::pleg::run(
             self.ctx.runtime.clone(),
             self.cfg.relist_period,

@@ -11,6 +11,7 @@ use crate::container_config::NodeContext;
 use crate::events::EventRecorder;
 use crate::network::PodNetwork;
 use crate::pod_cgroups::PodCgroups;
+use crate::prober::ProberManager;
 use crate::runtime_pod::{group, RuntimePod};
 use crate::status_manager::StatusManager;
 
@@ -32,6 +33,8 @@ pub struct PodContext<R> {
     pub node: NodeContext,
     /// Pod and node events ([`EventRecorder::event`]).
     pub events: EventRecorder,
+    /// Liveness, readiness and startup probes of every pod.
+    pub prober: ProberManager<R>,
 }
 
 impl<R: ContainerRuntime> PodContext<R> {

@@ -157,6 +157,14 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
         };
         let image_id = ensured.record.image_id();
         let qos = self.qos;
+        let env = match self.container_env(c).await {
+            Ok(env) => env,
+            Err(msg) => {
+                self.failed_event(&name, &msg);
+                self.wait(&name, "CreateContainerConfigError", msg, CONFIG_RETRY);
+                return;
+            }
+        };
         let cfg = build(&BuildInput {
             pod: &self.pod,
             container: c,
@@ -166,7 +174,7 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             layers,
             attempt,
             qos,
-            pod_ips: &self.pod_ips,
+            env: &env,
             node: &self.ctx.node,
         });
         let mut cfg = match cfg {

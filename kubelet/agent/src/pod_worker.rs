@@ -197,6 +197,7 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
         delete: bool,
     ) {
         let (namespace, name, uid) = pod_ids(&self.pod);
+        let probes = self.probe_results(rp, terminal || delete);
         let status = generate(&StatusInput {
             pod: &self.pod,
             runtime: rp,
@@ -209,6 +210,7 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             qos_class: self.qos.as_str(),
             terminal,
             old: self.last_status.as_ref(),
+            probes: &probes,
         });
         self.last_status = Some(status.clone());
         self.ctx.status.set(StatusUpdate {
@@ -271,7 +273,10 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             self.publish(&rp, false, false, false);
             return Ok(());
         };
-        let rp = self.ctx.runtime_pod(&uid).await?;
+        let mut rp = self.ctx.runtime_pod(&uid).await?;
+        if self.kill_unhealthy(&rp).await {
+            rp = self.ctx.runtime_pod(&uid).await?;
+        }
         let policy = restart_policy(&self.pod).to_string();
         let pod = self.pod.clone();
         let mut changed = false;
@@ -334,6 +339,7 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             qos_class: self.qos.as_str(),
             terminal: false,
             old: None,
+            probes: &crate::prober::PodProbes::default(),
         });
         status["phase"].as_str().unwrap_or("Pending").to_string()
     }

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::container_config::LABEL_IMAGE_ID;
 use crate::node_status::now_time;
 use crate::pod_spec::{containers, init_containers, restart_policy};
+use crate::prober::PodProbes;
 use crate::runtime_pod::{attempt, label, RuntimePod};
 
 /// Prefix of `containerID` values.
@@ -64,6 +65,8 @@ pub struct StatusInput<'a> {
     pub terminal: bool,
     /// The previous status (for `lastTransitionTime`).
     pub old: Option<&'a Value>,
+    /// Probe verdicts (`started`, `ready` of running containers).
+    pub probes: &'a PodProbes,
 }
 
 /// Seconds-precision `metav1.Time` of a runtime RFC 3339 timestamp.
@@ -164,10 +167,15 @@ fn container_status(
             st["state"] = json!({"running": {
                 "startedAt": c.started_at.as_deref().map_or_else(now_time, api_time)
             }});
-            st["started"] = json!(true);
-            // No readiness probes yet: a running app container is ready (an init container
-            // is ready once it has succeeded).
-            st["ready"] = json!(!init);
+            // Probes decide `started` and `ready` of app containers (an init container is
+            // ready once it has succeeded).
+            let (started, ready) = if init {
+                (true, false)
+            } else {
+                input.probes.started_ready(spec, &c.meta.id)
+            };
+            st["started"] = json!(started);
+            st["ready"] = json!(ready);
             if let Some(t) = prev_terminated {
                 st["lastState"] = json!({"terminated": t});
             }
@@ -500,6 +508,7 @@ mod tests {
             qos_class: "BestEffort",
             terminal: false,
             old: None,
+            probes: &PodProbes::default(),
         })
     }
 
