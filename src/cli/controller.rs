@@ -58,6 +58,12 @@ pub struct ControllerArgs {
     /// Log level when RUST_LOG is not set.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Run the scheduler and the controllers only while holding the Lease
+    /// kube-system/kube-controller-manager (upstream's leader election: 15 s lease, 10 s renew
+    /// deadline, 2 s retry); the process exits if it loses the lease. Off for a single
+    /// controller.
+    #[arg(long)]
+    pub leader_elect: bool,
     /// Also run this machine's kubelet in the process (`bramble up`).
     #[arg(skip)]
     pub run_kubelet: bool,
@@ -170,19 +176,42 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         let informers = bramble_informer::SharedInformers::new(
             controller.in_process_client("system:kube-controller-manager"),
         );
-        // Scheduler and node lifecycle controller (upstream intervals unless BRAMBLE_* env).
-        bramble_scheduler::spawn(
-            controller.in_process_client("system:kube-scheduler"),
-            controller.in_process_client("system:serviceaccount:kube-system:node-controller"),
-            &informers,
-            bramble_scheduler::SchedulerConfig::from_env(),
-            bramble_scheduler::NodeLifecycleConfig::from_env(),
-        );
-        // Workload controllers and the garbage collector.
-        bramble_workloads::spawn(
-            controller.in_process_client("system:kube-controller-manager"),
-            &informers,
-        );
+        let scheduler_client = controller.in_process_client("system:kube-scheduler");
+        let lifecycle_client =
+            controller.in_process_client("system:serviceaccount:kube-system:node-controller");
+        let workloads_client = controller.in_process_client("system:kube-controller-manager");
+        let start_controllers = move || {
+            // Scheduler and node lifecycle controller (upstream intervals unless BRAMBLE_* env).
+            bramble_scheduler::spawn(
+                scheduler_client,
+                lifecycle_client,
+                &informers,
+                bramble_scheduler::SchedulerConfig::from_env(),
+                bramble_scheduler::NodeLifecycleConfig::from_env(),
+            );
+            // Workload controllers and the garbage collector.
+            bramble_workloads::spawn(workloads_client, &informers);
+        };
+        if args.leader_elect {
+            let elector = bramble_apiserver::leader_election::LeaderElector::new(
+                controller.in_process_client("system:kube-controller-manager"),
+                bramble_apiserver::leader_election::ElectionConfig::new("kube-controller-manager"),
+            );
+            tokio::spawn(async move {
+                elector
+                    .run(async move {
+                        start_controllers();
+                        std::future::pending::<()>().await
+                    })
+                    .await;
+                // as upstream's controller-manager: a lost lease ends the process, so the
+                // controllers never run next to a new leader's
+                tracing::error!("leader election lost; exiting");
+                std::process::exit(1);
+            });
+        } else {
+            start_controllers();
+        }
         // Node IPAM, EndpointSlices/Endpoints, LoadBalancer status.
         bramble_netctl::spawn(controller.in_process_client("system:kube-controller-manager"));
         // The default local-path StorageClass and its provisioner.

@@ -6,6 +6,8 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admission;
+pub mod admission_limitrange;
+pub mod admission_quota;
 pub mod audit;
 pub mod auth;
 pub mod auth_routes;
@@ -23,12 +25,14 @@ pub mod errors;
 pub mod filter;
 pub mod handlers;
 pub mod inprocess;
+pub mod leader_election;
 pub mod namespaces;
 pub mod negotiate;
 pub mod node_restriction;
 pub mod objects;
 pub mod path;
 pub mod query;
+pub mod quota_controller;
 pub mod rbac_bootstrap;
 pub mod reviews;
 pub mod sa_admission;

@@ -43,10 +43,16 @@ pub async fn create_object(
     objects::stamp_create(&mut obj)?;
     defaults::apply(info, &mut obj);
     strategy::prepare_for_create(info, &mut obj);
+    if let Some(ns) = namespace.filter(|_| info.namespaced) {
+        crate::admission_limitrange::admit_create(state, info, ns, &mut obj)?;
+    }
     let name = meta_str(&obj, "name").unwrap_or("").to_string();
     let causes = validation::validate(info, &obj, None);
     if !causes.is_empty() {
         return Err(Status::invalid(&info.kind, &info.group, &name, causes));
+    }
+    if let Some(ns) = namespace.filter(|_| info.namespaced) {
+        crate::admission_quota::admit_create(state, info, ns, &obj, dry_run).await?;
     }
     // Allocation and the write happen under one lock so two Services never share an address.
     let _allocation = if admission::allocates_service_addresses(info) {
