@@ -48,12 +48,12 @@ pub struct KubeletArgs {
     /// Cgroup under which `kubepods` is created, relative to --cgroup-root.
     #[arg(long)]
     pub cgroup_parent: Option<PathBuf>,
-    /// Pods this node can run (`status.capacity.pods`).
-    #[arg(long, default_value_t = bramble_kubelet::config::DEFAULT_MAX_PODS)]
-    pub max_pods: u32,
-    /// Port reported as the kubelet endpoint.
-    #[arg(long, default_value_t = bramble_kubelet::config::DEFAULT_KUBELET_PORT)]
-    pub kubelet_port: u16,
+    /// Pods this node can run (`status.capacity.pods`; default 110).
+    #[arg(long)]
+    pub max_pods: Option<u32>,
+    /// Port reported as the kubelet endpoint (default 10250).
+    #[arg(long)]
+    pub kubelet_port: Option<u16>,
     /// The node's InternalIP (default: the address of the default route).
     #[arg(long)]
     pub node_ip: Option<IpAddr>,
@@ -61,8 +61,12 @@ pub struct KubeletArgs {
     #[arg(long, default_value = "")]
     pub node_labels: String,
     /// Taints to register the node with, `key=value:Effect,...`.
-    #[arg(long, default_value = "")]
-    pub register_with_taints: String,
+    #[arg(long)]
+    pub register_with_taints: Option<String>,
+    /// Kubelet configuration file (a `kubelet.config.k8s.io/v1beta1` KubeletConfiguration);
+    /// flags given on the command line override its fields.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Registry reached over plain HTTP besides loopback (`host[:port]` or CIDR; repeatable).
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
@@ -78,16 +82,27 @@ pub fn config_of(args: &KubeletArgs) -> anyhow::Result<KubeletConfig> {
         .clone()
         .unwrap_or_else(bramble_kubelet::node_info::hostname);
     let mut cfg = KubeletConfig::new(name);
+    if let Some(file) = &args.config {
+        bramble_kubelet::config_file::load_into(file, &mut cfg)?;
+    }
     cfg.data_dir = args.data_dir.clone();
     cfg.image_dir = args.image_dir.clone();
     cfg.runtime_dir = args.runtime_dir.clone();
     cfg.cgroup_root = args.cgroup_root.clone();
-    cfg.cgroup_parent = args.cgroup_parent.clone().unwrap_or_default();
-    cfg.max_pods = args.max_pods;
-    cfg.kubelet_port = args.kubelet_port;
+    if let Some(p) = &args.cgroup_parent {
+        cfg.cgroup_parent = p.clone();
+    }
+    if let Some(n) = args.max_pods {
+        cfg.max_pods = n;
+    }
+    if let Some(p) = args.kubelet_port {
+        cfg.kubelet_port = p;
+    }
     cfg.node_ip = args.node_ip;
     cfg.node_labels = parse_labels(&args.node_labels)?;
-    cfg.register_with_taints = parse_taints(&args.register_with_taints)?;
+    if let Some(t) = &args.register_with_taints {
+        cfg.register_with_taints = parse_taints(t)?;
+    }
     cfg.insecure_registries = args.insecure_registries.clone();
     Ok(cfg)
 }

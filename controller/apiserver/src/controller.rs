@@ -117,7 +117,9 @@ impl Controller {
             always_allow: cfg.always_allow,
             ..ApiSettings::default()
         };
-        let state = ApiState::new(api_store, Arc::new(Registry::builtin()), settings);
+        let registry = Arc::new(Registry::builtin());
+        crate::metrics::register(&registry);
+        let state = ApiState::new(api_store, registry, settings);
         let _ = state
             .kubelet_client
             .set(crate::streaming::kubelet_tls::client_config(&pki)?);

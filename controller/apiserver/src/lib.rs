@@ -25,6 +25,7 @@ pub mod errors;
 pub mod filter;
 pub mod handlers;
 pub mod inprocess;
+pub mod metrics;
 pub mod leader_election;
 pub mod namespaces;
 pub mod negotiate;

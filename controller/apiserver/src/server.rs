@@ -231,6 +231,9 @@ async fn route_request(state: &Arc<ApiState>, route: Route, req: Request<Incomin
             let Some(info) = state.registry.find(&rr.group, &rr.version, &rr.resource) else {
                 return body::status(&handlers::not_found());
             };
+            if crate::metrics::is_metrics(&rr) {
+                return crate::metrics::serve(state, rr, req).await;
+            }
             if crate::streaming::is_streaming(&rr) {
                 return crate::streaming::serve(state, rr, req).await;
             }

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bramble_api::quantity::Quantity;
 use k8s_openapi::api::core::v1::Taint;
 
 use crate::error::KubeletError;
+use crate::eviction::EvictionConfig;
 use crate::network::{LoopbackOnly, PodNetwork};
 
 /// Default `--data-dir`.
@@ -69,6 +71,15 @@ pub struct KubeletConfig {
     pub relist_period: Duration,
 }
 
+    /// `kubeReserved`: resources (cpu, memory, ephemeral-storage, pid) kept from pods for
+    /// Kubernetes daemons; subtracted from allocatable.
+    pub kube_reserved: BTreeMap<String, Quantity>,
+    /// `systemReserved`: resources kept for the OS; subtracted from allocatable.
+    pub system_reserved: BTreeMap<String, Quantity>,
+    /// Eviction thresholds, periods and image GC thresholds.
+    pub eviction: EvictionConfig,
+    /// `podPidsLimit`: the pids limit of every pod cgroup (`None`: unlimited).
+    pub pod_pids_limit: Option<i64>,
 impl KubeletConfig {
     /// Defaults for a node called `node_name`, with loopback-only pod networking.
     pub fn new(node_name: impl Into<String>) -> Self {
@@ -95,6 +106,10 @@ impl KubeletConfig {
         }
     }
 }
+            kube_reserved: BTreeMap::new(),
+            system_reserved: BTreeMap::new(),
+            eviction: EvictionConfig::default(),
+            pod_pids_limit: None,
 
 /// Parses `--node-labels` (`k=v,k2=v2`).
 pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, KubeletError> {

@@ -20,7 +20,10 @@ use crate::events::{reason, EventRecorder, EventType};
 use crate::lease::LeaseRenewer;
 use crate::lookup::{ContainerLookup, RuntimeLookup};
 use crate::node_info::{default_node_ip, probe};
-use crate::node_status::{NodeStatusManager, EVICTION_HARD_MEMORY};
+use crate::eviction::manager::Evictions;
+use crate::eviction::{EvictionManager, NodeSignals, PressureState};
+use crate::node_status::{node_allocatable, NodeStatusManager};
+use crate::stats::StatsCollector;
 use crate::pod_cgroups::PodCgroups;
 use crate::pod_context::PodContext;
 use crate::pod_workers::PodWorkers;
@@ -35,6 +38,9 @@ pub struct Kubelet {
     node_ip: IpAddr,
     image_store: ImageStore,
     pods: Arc<PodTable>,
+    pressure: Arc<PressureState>,
+    signals: Arc<NodeSignals>,
+    stats: Arc<StatsCollector>,
 }
 
 impl Kubelet {
@@ -64,10 +70,25 @@ impl Kubelet {
         );
         let images = ImageManager::new(image_store.clone(), puller, None);
         let machine = probe(&cfg.data_dir);
-        let cgroups = PodCgroups::new(&cfg.cgroup_root, &cfg.cgroup_parent)?;
-        cgroups.init(
-            machine.cpus * 1000,
-            machine.memory_bytes.saturating_sub(EVICTION_HARD_MEMORY),
+        let allocatable = node_allocatable(&machine, &cfg);
+        let cgroups = PodCgroups::new(&cfg.cgroup_root, &cfg.cgroup_parent)?
+            .with_pids_limit(cfg.pod_pids_limit);
+        cgroups.init(allocatable.kubepods_cpu_milli, allocatable.kubepods_memory)?;
+        let signals = NodeSignals::new(
+            &cfg.cgroup_root,
+            &cfg.cgroup_parent,
+            machine.memory_bytes,
+            allocatable.kubepods_memory,
+            &cfg.data_dir,
+            &cfg.image_dir,
+        )?;
+        let stats = StatsCollector::new(
+            &cfg.cgroup_root,
+            &cfg.cgroup_parent,
+            &cfg.node_name,
+            machine.memory_bytes,
+            &cfg.data_dir,
+            &cfg.image_dir,
         )?;
         let runtime = Arc::new(runtime);
         let events = EventRecorder::start(client.clone(), &cfg.node_name);
@@ -80,6 +101,7 @@ impl Kubelet {
             network: cfg.network.clone(),
             status: StatusManager::start(client.clone()),
             events,
+            evictions: Arc::new(Evictions::default()),
             client: client.clone(),
             node: NodeContext {
                 host_ip: node_ip,
@@ -95,6 +117,9 @@ impl Kubelet {
             image_store,
             pods: Arc::new(PodTable::default()),
         })
+            pressure: Arc::new(PressureState::default()),
+            signals: Arc::new(signals),
+            stats: Arc::new(stats),
     }
 
     /// Finds containers for the streaming server.
@@ -129,6 +154,7 @@ impl Kubelet {
             self.node_ip,
             self.image_store.clone(),
         );
+            self.pressure.clone(),
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(node_status.run(stop_rx.clone())));
         let lease = LeaseRenewer::new(
@@ -156,11 +182,28 @@ impl Kubelet {
                 self.streaming_pods(),
                 self.ctx.runtime.clone(),
                 async move {
+                Some(self.stats.clone() as Arc<dyn bramble_kubelet_server::stats::StatsProvider>),
                     let _ = stop.changed().await;
                 },
             )));
         }
         let prober_ctx = self.ctx.clone();
+        tasks.push(tokio::spawn(self.stats.clone().run(
+            self.ctx.runtime.clone(),
+            self.pods.clone(),
+            stop_rx.clone(),
+        )));
+        let eviction = EvictionManager::new(
+            self.cfg.eviction.clone(),
+            self.signals.clone(),
+            self.ctx.clone(),
+            self.pods.clone(),
+            self.image_store.clone(),
+            self.pressure.clone(),
+            self.ctx.evictions.clone(),
+            relist_tx.clone(),
+        );
+        tasks.push(tokio::spawn(eviction.run(stop_rx.clone())));
         let prober_tx = relist_tx.clone();
         tasks.push(tokio::spawn(async move {
             prober_ctx.prober.forward_wakeups(prober_tx).await

@@ -19,10 +19,12 @@
 pub mod backoff;
 pub mod client;
 pub mod config;
+pub mod config_file;
 pub mod container_config;
 pub mod env;
 mod error;
 pub mod events;
+pub mod eviction;
 pub mod expansion;
 mod kubelet;
 pub mod lease;
@@ -44,6 +46,7 @@ pub mod runtime_pod;
 pub mod security_context;
 pub mod status_gen;
 pub mod status_manager;
+pub mod stats;
 pub mod streaming;
 pub mod volumes;
 

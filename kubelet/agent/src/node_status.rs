@@ -3,6 +3,7 @@
 //! changes and at least every `node_status_report_frequency`.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Node;
@@ -14,37 +15,87 @@ use tracing::{info, warn};
 
 use crate::config::{KubeletConfig, KUBELET_VERSION, RUNTIME_VERSION};
 use crate::error::KubeletError;
+use crate::eviction::{PressureState, Signal};
 use crate::node_info::{probe, MachineInfo};
-
-/// Memory kept free for the system: upstream's default hard eviction threshold
-/// `memory.available<100Mi`, subtracted from allocatable.
-pub const EVICTION_HARD_MEMORY: u64 = 100 << 20;
-/// Upstream's default `nodefs.available<10%`.
-pub const EVICTION_HARD_NODEFS_PERCENT: u64 = 10;
 
 /// RFC 3339 `now`, seconds precision (`metav1.Time`).
 pub fn now_time() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// What the node reports and enforces: capacity, and allocatable = capacity minus
+/// `kubeReserved`, `systemReserved` and the hard eviction thresholds (upstream's
+/// `GetNodeAllocatableReservation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeAllocatable {
+    /// Allocatable cpu, millicores.
+    pub cpu_milli: u64,
+    /// Allocatable memory, bytes.
+    pub memory: u64,
+    /// Allocatable ephemeral storage, bytes.
+    pub ephemeral_storage: u64,
+    /// Memory pods may use together, bytes (the `kubepods` cgroup limit: capacity minus
+    /// the reservations, without the eviction threshold).
+    pub kubepods_memory: u64,
+    /// Cpu pods may use together, millicores (`kubepods` shares).
+    pub kubepods_cpu_milli: u64,
+}
+
+fn reserved(cfg: &KubeletConfig, resource: &str, milli: bool) -> u64 {
+    [&cfg.kube_reserved, &cfg.system_reserved]
+        .iter()
+        .filter_map(|m| m.get(resource))
+        .map(|q| if milli { q.milli_value() } else { q.value() }.max(0) as u64)
+        .sum()
+}
+
+/// Allocatable of machine `m` under `cfg`'s reservations and hard eviction thresholds.
+pub fn node_allocatable(m: &MachineInfo, cfg: &KubeletConfig) -> NodeAllocatable {
+    let cpu = (m.cpus * 1000).saturating_sub(reserved(cfg, "cpu", true));
+    let memory = m.memory_bytes.saturating_sub(reserved(cfg, "memory", false));
+    let storage = m
+        .ephemeral_storage_bytes
+        .saturating_sub(reserved(cfg, "ephemeral-storage", false));
+    let evict = |signal, capacity: u64| {
+        cfg.eviction
+            .hard_amount(signal, capacity as i64)
+            .max(0) as u64
+    };
+    NodeAllocatable {
+        cpu_milli: cpu,
+        memory: memory.saturating_sub(evict(Signal::MemoryAvailable, m.memory_bytes)),
+        ephemeral_storage: storage
+            .saturating_sub(evict(Signal::NodeFsAvailable, m.ephemeral_storage_bytes)),
+        kubepods_memory: memory,
+        kubepods_cpu_milli: cpu,
+    }
+}
+
+/// `1500m`, or whole cores as `2`.
+fn cpu_quantity(milli: u64) -> String {
+    if milli % 1000 == 0 {
+        (milli / 1000).to_string()
+    } else {
+        format!("{milli}m")
+    }
+}
+
 /// Capacity and allocatable of a machine (cpu, memory, pods, ephemeral-storage), as
-/// upstream reports them: memory in `Ki`, storage in `Ki` for capacity and bytes after the
-/// eviction reserve for allocatable.
-pub fn resources(m: &MachineInfo, max_pods: u32) -> (Value, Value) {
+/// upstream reports them: memory in `Ki`, storage in `Ki` for capacity and bytes for
+/// allocatable.
+pub fn resources(m: &MachineInfo, cfg: &KubeletConfig) -> (Value, Value) {
     let capacity = json!({
         "cpu": m.cpus.to_string(),
         "ephemeral-storage": format!("{}Ki", m.ephemeral_storage_bytes / 1024),
         "memory": format!("{}Ki", m.memory_bytes / 1024),
-        "pods": max_pods.to_string(),
+        "pods": cfg.max_pods.to_string(),
     });
-    let alloc_mem = m.memory_bytes.saturating_sub(EVICTION_HARD_MEMORY);
-    let alloc_storage =
-        m.ephemeral_storage_bytes - m.ephemeral_storage_bytes * EVICTION_HARD_NODEFS_PERCENT / 100;
+    let a = node_allocatable(m, cfg);
     let allocatable = json!({
-        "cpu": m.cpus.to_string(),
-        "ephemeral-storage": alloc_storage.to_string(),
-        "memory": format!("{}Ki", alloc_mem / 1024),
-        "pods": max_pods.to_string(),
+        "cpu": cpu_quantity(a.cpu_milli),
+        "ephemeral-storage": a.ephemeral_storage.to_string(),
+        "memory": format!("{}Ki", a.memory / 1024),
+        "pods": cfg.max_pods.to_string(),
     });
     (capacity, allocatable)
 }
@@ -98,15 +149,12 @@ pub struct Condition {
     pub message: String,
 }
 
-/// Evaluates the four conditions (upstream's setters): pressure from `MemAvailable` and the
-/// data filesystem's free space against the default hard eviction thresholds.
-pub fn conditions(
-    mem_available: Option<u64>,
-    fs_free_percent: Option<u64>,
-    network: Result<(), String>,
-) -> Vec<Condition> {
-    let mem_pressure = mem_available.is_some_and(|a| a < EVICTION_HARD_MEMORY);
-    let disk_pressure = fs_free_percent.is_some_and(|p| p < EVICTION_HARD_NODEFS_PERCENT);
+/// Evaluates the four conditions (upstream's setters): the pressure conditions as the
+/// eviction manager holds them, Ready from the network plugin.
+pub fn conditions(pressure: &PressureState, network: Result<(), String>) -> Vec<Condition> {
+    let mem_pressure = pressure.has("MemoryPressure");
+    let disk_pressure = pressure.has("DiskPressure");
+    let pid_pressure = pressure.has("PIDPressure");
     let ready = match network {
         Ok(()) => Condition {
             type_: "Ready",
@@ -154,28 +202,23 @@ pub fn conditions(
                 message: "kubelet has no disk pressure".into(),
             }
         },
-        Condition {
-            type_: "PIDPressure",
-            status: "False",
-            reason: "KubeletHasSufficientPID",
-            message: "kubelet has sufficient PID available".into(),
+        if pid_pressure {
+            Condition {
+                type_: "PIDPressure",
+                status: "True",
+                reason: "KubeletHasInsufficientPID",
+                message: "kubelet has insufficient PID available".into(),
+            }
+        } else {
+            Condition {
+                type_: "PIDPressure",
+                status: "False",
+                reason: "KubeletHasSufficientPID",
+                message: "kubelet has sufficient PID available".into(),
+            }
         },
         ready,
     ]
-}
-
-fn mem_available() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
-    s.lines()
-        .find(|l| l.starts_with("MemAvailable:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-}
-
-fn fs_free_percent(path: &std::path::Path) -> Option<u64> {
-    let s = rustix::fs::statvfs(path).ok()?;
-    (s.f_blocks > 0).then(|| s.f_bavail * 100 / s.f_blocks)
 }
 
 /// Registers the node and keeps its status current.
@@ -185,6 +228,7 @@ pub struct NodeStatusManager {
     machine: MachineInfo,
     node_ip: IpAddr,
     images: bramble_images::ImageStore,
+    pressure: Arc<PressureState>,
     /// (conditions, when each last transitioned) of the last report.
     last: Option<(Vec<Condition>, Vec<String>)>,
     last_report: Option<Instant>,
@@ -198,6 +242,7 @@ impl NodeStatusManager {
         client: Client,
         node_ip: IpAddr,
         images: bramble_images::ImageStore,
+        pressure: Arc<PressureState>,
     ) -> Self {
         let machine = probe(&cfg.data_dir);
         NodeStatusManager {
@@ -206,6 +251,7 @@ impl NodeStatusManager {
             machine,
             node_ip,
             images,
+            pressure,
             last: None,
             last_report: None,
             last_images: Value::Null,
@@ -244,11 +290,7 @@ impl NodeStatusManager {
     /// not due.
     fn status_patch(&mut self, force: bool) -> Option<Value> {
         let network = self.cfg.network.status().map_err(|e| e.to_string());
-        let conds = conditions(
-            mem_available(),
-            fs_free_percent(&self.cfg.data_dir),
-            network,
-        );
+        let conds = conditions(&self.pressure, network);
         let now = now_time();
         let transitions: Vec<String> = conds
             .iter()
@@ -275,7 +317,7 @@ impl NodeStatusManager {
         if !(force || changed || due) {
             return None;
         }
-        let (capacity, allocatable) = resources(&self.machine, self.cfg.max_pods);
+        let (capacity, allocatable) = resources(&self.machine, &self.cfg);
         let m = &self.machine;
         let conditions: Vec<Value> = conds
             .iter()
@@ -366,9 +408,8 @@ impl NodeStatusManager {
 mod tests {
     use super::*;
 
-    #[test]
-    fn allocatable_subtracts_the_eviction_reserve() {
-        let m = MachineInfo {
+    fn machine() -> MachineInfo {
+        MachineInfo {
             cpus: 4,
             memory_bytes: 4 << 30,
             ephemeral_storage_bytes: 100 << 30,
@@ -378,11 +419,17 @@ mod tests {
             boot_id: String::new(),
             machine_id: String::new(),
             system_uuid: String::new(),
-        };
-        let (cap, alloc) = resources(&m, 110);
+        }
+    }
+
+    #[test]
+    fn allocatable_subtracts_the_eviction_reserve() {
+        let cfg = KubeletConfig::new("n");
+        let (cap, alloc) = resources(&machine(), &cfg);
         assert_eq!(cap["memory"], "4194304Ki");
         assert_eq!(alloc["memory"], "4091904Ki");
         assert_eq!(cap["cpu"], "4");
+        assert_eq!(alloc["cpu"], "4");
         assert_eq!(alloc["pods"], "110");
         assert_eq!(
             alloc["ephemeral-storage"],
@@ -391,17 +438,39 @@ mod tests {
     }
 
     #[test]
-    fn conditions_follow_thresholds() {
-        let c = conditions(Some(1 << 30), Some(50), Ok(()));
+    fn allocatable_subtracts_reservations() {
+        let mut cfg = KubeletConfig::new("n");
+        crate::config_file::parse(
+            "kubeReserved: {cpu: 250m, memory: 512Mi}\nsystemReserved: {cpu: 250m, memory: 512Mi, ephemeral-storage: 10Gi}\nevictionHard: {memory.available: 256Mi, nodefs.available: 5Gi}\n",
+        )
+        .unwrap()
+        .apply(&mut cfg)
+        .unwrap();
+        let a = node_allocatable(&machine(), &cfg);
+        assert_eq!(a.cpu_milli, 3500);
+        assert_eq!(a.memory, (4 << 30) - (1 << 30) - (256 << 20));
+        assert_eq!(a.kubepods_memory, 3 << 30);
+        assert_eq!(a.ephemeral_storage, 85 << 30);
+        let (_, alloc) = resources(&machine(), &cfg);
+        assert_eq!(alloc["cpu"], "3500m");
+    }
+
+    #[test]
+    fn conditions_follow_pressure() {
+        let calm = PressureState::default();
+        let c = conditions(&calm, Ok(()));
         assert_eq!(
             c.iter().map(|c| c.type_).collect::<Vec<_>>(),
             ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
         );
         assert!(c.iter().take(3).all(|c| c.status == "False"));
         assert_eq!(c[3].reason, "KubeletReady");
-        let c = conditions(Some(10 << 20), Some(5), Err("no cni".into()));
+        let pressed = PressureState::default();
+        pressed.set(["MemoryPressure", "PIDPressure"].into_iter().collect());
+        let c = conditions(&pressed, Err("no cni".into()));
         assert_eq!(c[0].reason, "KubeletHasInsufficientMemory");
-        assert_eq!(c[1].status, "True");
+        assert_eq!(c[1].status, "False");
+        assert_eq!(c[2].reason, "KubeletHasInsufficientPID");
         assert_eq!(c[3].status, "False");
         assert!(c[3].message.contains("NetworkReady=false"));
     }

@@ -12,6 +12,7 @@ use crate::error::KubeletError;
 pub struct PodCgroups {
     mgr: Box<dyn CgroupManager>,
     parent: PathBuf,
+    pids_limit: Option<i64>,
 }
 
 impl PodCgroups {
@@ -21,7 +22,14 @@ impl PodCgroups {
         Ok(PodCgroups {
             mgr: manager_for(root)?,
             parent: parent.to_path_buf(),
+            pids_limit: None,
         })
+    }
+
+    /// Limits every pod cgroup to `limit` processes (`podPidsLimit`).
+    pub fn with_pids_limit(mut self, limit: Option<i64>) -> Self {
+        self.pids_limit = limit;
+        self
     }
 
     /// Creates `kubepods` (limited to node allocatable) and the Burstable and BestEffort
@@ -66,7 +74,7 @@ impl PodCgroups {
         res: &PodResources,
     ) -> Result<PathBuf, KubeletError> {
         let path = self.pod_path(qos, uid);
-        let r = res.pod_cgroup_resources(None);
+        let r = res.pod_cgroup_resources(self.pids_limit);
         if self.mgr.exists(&path) {
             self.mgr.update(&path, &r)?;
         } else {

@@ -9,6 +9,7 @@ use kube::Client;
 
 use crate::container_config::NodeContext;
 use crate::events::EventRecorder;
+use crate::eviction::manager::Evictions;
 use crate::network::PodNetwork;
 use crate::pod_cgroups::PodCgroups;
 use crate::prober::ProberManager;
@@ -35,6 +36,8 @@ pub struct PodContext<R> {
     pub events: EventRecorder,
     /// Liveness, readiness and startup probes of every pod.
     pub prober: ProberManager<R>,
+    /// Pods the eviction manager is evicting.
+    pub evictions: Arc<Evictions>,
 }
 
 impl<R: ContainerRuntime> PodContext<R> {

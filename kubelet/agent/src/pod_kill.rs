@@ -78,7 +78,9 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
     /// containers, sandbox, cgroup and logs.
     pub(crate) async fn terminate(&mut self) {
         let (ns, name, uid) = pod_ids(&self.pod);
-        let grace = Duration::from_secs(grace_seconds(&self.pod) as u64);
+        let grace = crate::eviction::eviction_of(&self.ctx.evictions, &self.pod)
+            .map_or_else(|| grace_seconds(&self.pod), |e| e.grace_seconds);
+        let grace = Duration::from_secs(grace.max(0) as u64);
         let rp = match self.ctx.runtime_pod(&uid).await {
             Ok(rp) => rp,
             Err(e) => {
@@ -98,6 +100,7 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             return;
         }
         self.ctx.status.forget(&uid);
+        self.ctx.evictions.forget(&uid);
         for sb in &rp.sandboxes {
             if let Err(e) = self.ctx.runtime.remove_pod_sandbox(&sb.meta.id).await {
                 warn!(sandbox = %sb.meta.id, error = %e, "removing sandbox");

@@ -158,7 +158,10 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
         let span = tracing::info_span!("pod", %ns, %name, %uid);
         async move {
             loop {
-                if self.deleted || self.pod.metadata.deletion_timestamp.is_some() {
+                if self.deleted
+                    || self.pod.metadata.deletion_timestamp.is_some()
+                    || crate::eviction::eviction_of(&self.ctx.evictions, &self.pod).is_some()
+                {
                     self.terminate().await;
                     if self.deleted {
                         break;
@@ -214,6 +217,12 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
         });
         self.last_status = Some(status.clone());
         self.ctx.status.set(StatusUpdate {
+        let mut status = status;
+        let mut delete = delete;
+        if let Some(e) = crate::eviction::eviction_of(&self.ctx.evictions, &self.pod) {
+            crate::eviction::manager::mark_evicted(&mut status, &e, &now_time());
+            delete = delete && self.pod.metadata.deletion_timestamp.is_some();
+        }
             namespace,
             name,
             uid,

@@ -43,6 +43,16 @@ impl PodTable {
         self.pods.write().expect("pod table").remove(&(ns, name));
     }
 
+    /// Every pod.
+    pub fn all(&self) -> Vec<Arc<Pod>> {
+        self.pods
+            .read()
+            .expect("pod table")
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// A pod by namespace and name.
     pub fn get(&self, ns: &str, name: &str) -> Option<Arc<Pod>> {
         self.pods
@@ -222,6 +232,7 @@ pub async fn serve<R: ContainerRuntime + 'static>(
     client_ca_pem: String,
     pods: Arc<dyn PodContainers>,
     runtime: Arc<R>,
+    stats: Option<Arc<dyn bramble_kubelet_server::stats::StatsProvider>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let serving = match bramble_kubelet_server::self_signed_serving_cert(&node_name, &[node_ip])
@@ -263,12 +274,13 @@ pub async fn serve<R: ContainerRuntime + 'static>(
         }
     };
     info!(port, "kubelet streaming server listening");
-    bramble_kubelet_server::serve(
+    bramble_kubelet_server::serve_with_stats(
         listener,
         tls,
         pods,
         runtime,
         ClientAuthorizer::default(),
+        stats,
         shutdown,
     )
     .await;

@@ -53,6 +53,7 @@ mod server;
 pub mod session;
 pub mod spdy;
 pub mod spdy_command;
+pub mod stats;
 mod tls;
 pub mod ws;
 
@@ -88,10 +89,24 @@ pub async fn serve<R: ContainerRuntime + 'static>(
     authorizer: ClientAuthorizer,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_with_stats(listener, tls, containers, runtime, authorizer, None, shutdown).await
+}
+
+/// [`serve`], plus `/stats/summary` and `/metrics/resource` from `stats`.
+pub async fn serve_with_stats<R: ContainerRuntime + 'static>(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    containers: Arc<dyn PodContainers>,
+    runtime: Arc<R>,
+    authorizer: ClientAuthorizer,
+    stats: Option<Arc<dyn stats::StatsProvider>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let kubelet = Arc::new(Kubelet {
         containers,
         runtime,
         authorizer,
+        stats,
     });
     server::serve(listener, tls, kubelet, shutdown).await
 }

@@ -39,6 +39,8 @@ pub struct Kubelet<R> {
     pub runtime: Arc<R>,
     /// Who may stream.
     pub authorizer: ClientAuthorizer,
+    /// Resource usage for `/stats/summary` and `/metrics/resource` (404 without).
+    pub stats: Option<Arc<dyn crate::stats::StatsProvider>>,
 }
 
 fn full(b: impl Into<Bytes>) -> Body {
@@ -151,6 +153,12 @@ pub async fn route<R: ContainerRuntime + 'static>(
         let get_or_post = method == Method::GET || method == Method::POST;
         match segs.as_slice() {
             ["healthz"] => text(200, "ok"),
+            ["stats", "summary"] if method == Method::GET && kubelet.stats.is_some() => {
+                crate::stats::summary(kubelet.stats.as_deref(), req.uri().query())
+            }
+            ["metrics", "resource"] if method == Method::GET && kubelet.stats.is_some() => {
+                crate::stats::resource_metrics(kubelet.stats.as_deref())
+            }
             ["containerLogs", ns, pod, container] if method == Method::GET => {
                 container_logs(kubelet, ns, pod, container, &req).await
             }

@@ -12,6 +12,8 @@
 pub mod kubelet_tls;
 mod proxy;
 
+pub(crate) use proxy::dial;
+
 use std::sync::Arc;
 
 use http::Request;
@@ -134,7 +136,8 @@ pub fn pick_container(pod: &Value, asked: Option<&str>) -> Result<String, Status
     }
 }
 
-fn kubelet_addr(state: &ApiState, node_name: &str) -> Result<String, Status> {
+/// `host:port` of node `node_name`'s kubelet (its InternalIP and kubelet endpoint port).
+pub(crate) fn kubelet_addr(state: &ApiState, node_name: &str) -> Result<String, Status> {
     let node = get_object(state, "nodes", None, node_name)?;
     let addresses = node["status"]["addresses"]
         .as_array()

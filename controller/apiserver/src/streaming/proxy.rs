@@ -33,7 +33,8 @@ fn unavailable(msg: String) -> Response {
     body::status(&Status::new(bramble_api::Reason::ServiceUnavailable, msg))
 }
 
-async fn dial(
+/// A TLS connection to the kubelet with the controller's kubelet client certificate.
+pub(crate) async fn dial(
     state: &ApiState,
     target: &KubeletTarget,
 ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
