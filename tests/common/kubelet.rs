@@ -187,6 +187,17 @@ impl Drop for TestKubelet {
                     .status();
             }
         }
+        // Volume mounts (tmpfs of emptyDir/secret/projected volumes) left by the pods.
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<&str> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| Path::new(p).starts_with(self.dir.path()))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = Command::new("umount").arg("-l").arg(p).status();
+        }
     }
 }
 

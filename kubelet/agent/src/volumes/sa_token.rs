@@ -94,8 +94,8 @@ impl TokenCache {
         let status = resp
             .status
             .ok_or_else(|| VolumeError::Setup("failed to fetch token: no status".into()))?;
-        let expires = DateTime::from_timestamp(status.expiration_timestamp.0.as_second(), 0)
-            .unwrap_or(now);
+        let expires =
+            DateTime::from_timestamp(status.expiration_timestamp.0.as_second(), 0).unwrap_or(now);
         self.tokens.insert(
             key,
             Cached {
