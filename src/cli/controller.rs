@@ -55,9 +55,6 @@ pub struct ControllerArgs {
     /// Rotated audit log files kept.
     #[arg(long, default_value_t = 3)]
     pub audit_log_maxbackup: usize,
-    /// Directory on each node under which the local-path provisioner's volumes are made.
-    #[arg(long, default_value = bramble_storage::DEFAULT_STORAGE_ROOT)]
-    pub local_path_dir: String,
     /// Log level when RUST_LOG is not set.
     #[arg(long, default_value = "info")]
     pub log_level: String,
