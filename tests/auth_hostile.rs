@@ -116,22 +116,35 @@ fn forged_and_malformed_credentials_are_refused() -> Result<()> {
     let mut bad_sig = sig.as_bytes().to_vec();
     bad_sig[5] = if bad_sig[5] == b'A' { b'B' } else { b'A' };
     let forged = [
-        ("alg none", jwt(json!({"alg": "none", "typ": "JWT"}), claims.clone(), "")),
+        (
+            "alg none",
+            jwt(json!({"alg": "none", "typ": "JWT"}), claims.clone(), ""),
+        ),
         (
             "alg HS256",
-            jwt(json!({"alg": "HS256", "typ": "JWT"}), claims.clone(), "c2lnbmF0dXJl"),
+            jwt(
+                json!({"alg": "HS256", "typ": "JWT"}),
+                claims.clone(),
+                "c2lnbmF0dXJl",
+            ),
         ),
         (
             "bad signature",
             format!("{head}.{}", String::from_utf8(bad_sig)?),
         ),
         ("not a jwt", "a.b".to_string()),
-        ("garbage", "\u{1}\u{2}%%%".replace(|c: char| c.is_control(), "x")),
+        (
+            "garbage",
+            "\u{1}\u{2}%%%".replace(|c: char| c.is_control(), "x"),
+        ),
     ];
     for (what, token) in &forged {
         let h = create_cm(&tc, "forged", &[bearer(token)])?;
         status_is(&h, 401, "Unauthorized").with_context(|| what.to_string())?;
-        let h = curl(&tc, &["-H", &bearer(token), &format!("{}{CM_PATH}", url(&tc))])?;
+        let h = curl(
+            &tc,
+            &["-H", &bearer(token), &format!("{}{CM_PATH}", url(&tc))],
+        )?;
         status_is(&h, 401, "Unauthorized").with_context(|| what.to_string())?;
     }
     // several Authorization headers, and an empty bearer
@@ -162,9 +175,16 @@ fn forged_and_malformed_credentials_are_refused() -> Result<()> {
             &format!("{}{CM_PATH}", url(&tc)),
         ],
     )?;
-    ensure!(h.code == 0, "foreign client certificate got HTTP {}", h.code);
+    ensure!(
+        h.code == 0,
+        "foreign client certificate got HTTP {}",
+        h.code
+    );
     // garbage where a certificate should be: curl cannot even load it
-    std::fs::write(&cert_path, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")?;
+    std::fs::write(
+        &cert_path,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )?;
     let h = curl(
         &tc,
         &[
@@ -175,7 +195,11 @@ fn forged_and_malformed_credentials_are_refused() -> Result<()> {
             &format!("{}{CM_PATH}", url(&tc)),
         ],
     )?;
-    ensure!(h.code == 0, "garbage client certificate got HTTP {}", h.code);
+    ensure!(
+        h.code == 0,
+        "garbage client certificate got HTTP {}",
+        h.code
+    );
     still_serving(&tc)
 }
 
@@ -207,8 +231,15 @@ fn oversized_headers_and_bodies() -> Result<()> {
     ensure!(!configmap_exists(&tc, "big")?);
     // a 2 MiB header block: 431 Request Header Fields Too Large
     let header_path = dir.path().join("headers");
-    std::fs::write(&header_path, format!("X-Filler: {}\r\n", "b".repeat(2 << 20)))?;
-    let h = create_cm(&tc, "big", &[bearer(&token), format!("@{}", header_path.display())])?;
+    std::fs::write(
+        &header_path,
+        format!("X-Filler: {}\r\n", "b".repeat(2 << 20)),
+    )?;
+    let h = create_cm(
+        &tc,
+        "big",
+        &[bearer(&token), format!("@{}", header_path.display())],
+    )?;
     ensure!(h.code == 431 || h.code == 0, "huge headers got {}", h.code);
     // many headers
     let many: Vec<String> = (0..500).map(|i| format!("X-H{i}: v")).collect();
@@ -257,7 +288,15 @@ fn slow_clients_do_not_hold_up_others() -> Result<()> {
 fn path_traversal_in_names_and_subresources() -> Result<()> {
     let tc = TestController::start()?;
     let token = admin_token(&tc)?;
-    ok(tc.kubectl(&["create", "secret", "generic", "keep", "-n", "kube-system", "--from-literal=k=v"])?)?;
+    ok(tc.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "keep",
+        "-n",
+        "kube-system",
+        "--from-literal=k=v",
+    ])?)?;
     let before = ok(tc.kubectl(&["get", "secrets", "-A", "-o", "name"])?)?;
     let base = url(&tc);
     let cases = [
@@ -271,8 +310,18 @@ fn path_traversal_in_names_and_subresources() -> Result<()> {
     for (method, u) in &cases {
         let h = curl(
             &tc,
-            &["--path-as-is", "-X", method, "-H", &bearer(&token), "-H",
-              "Content-Type: application/json", "--data-binary", "{}", u],
+            &[
+                "--path-as-is",
+                "-X",
+                method,
+                "-H",
+                &bearer(&token),
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                "{}",
+                u,
+            ],
         )?;
         ensure!(
             matches!(h.code, 400 | 404 | 405 | 422),
@@ -280,7 +329,8 @@ fn path_traversal_in_names_and_subresources() -> Result<()> {
             h.code,
             h.body
         );
-        let v: Value = serde_json::from_str(&h.body).with_context(|| format!("{method} {u}: {}", h.body))?;
+        let v: Value =
+            serde_json::from_str(&h.body).with_context(|| format!("{method} {u}: {}", h.body))?;
         ensure!(v["kind"] == "Status", "{method} {u}: {v}");
     }
     // a name with a path in the body is invalid

@@ -47,9 +47,7 @@ impl JoiningKubelet {
             args.extend(["--discovery-token-ca-cert-hash".into(), h.to_string()]);
         }
         Ok(JoiningKubelet {
-            dir: tempfile::Builder::new()
-                .prefix("bramble-join-")
-                .tempdir()?,
+            dir: tempfile::Builder::new().prefix("bramble-join-").tempdir()?,
             node: node.into(),
             args,
             child: None,
@@ -101,12 +99,7 @@ impl JoiningKubelet {
             .create(true)
             .append(true)
             .open(self.log_path())?;
-        self.child = Some(
-            self.command()
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()?,
-        );
+        self.child = Some(self.command().stdout(Stdio::null()).stderr(log).spawn()?);
         Ok(())
     }
 
@@ -133,7 +126,11 @@ impl JoiningKubelet {
 impl Drop for JoiningKubelet {
     fn drop(&mut self) {
         self.kill();
-        for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/memory"] {
+        for root in [
+            "/sys/fs/cgroup",
+            "/sys/fs/cgroup/cpu",
+            "/sys/fs/cgroup/memory",
+        ] {
             remove_tree(&Path::new(root).join(&self.cgroup_parent));
         }
     }
@@ -151,7 +148,10 @@ fn remove_tree(dir: &Path) {
 }
 
 fn failure_text(out: &Output) -> Result<String> {
-    ensure!(!out.status.success(), "kubelet should have refused to start");
+    ensure!(
+        !out.status.success(),
+        "kubelet should have refused to start"
+    );
     Ok(format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -207,16 +207,24 @@ fn kubelet_joins_restarts_and_rotates_its_certificate() -> Result<()> {
     ensure!(node["metadata"]["name"] == "join-1");
     // the credentials are the node's own, kept in the data directory
     let kc = k.kubeconfig();
-    let who = ok(common::auth::kubectl_as(&kc, &["auth", "whoami", "-o", "json"])?)?;
+    let who = ok(common::auth::kubectl_as(
+        &kc,
+        &["auth", "whoami", "-o", "json"],
+    )?)?;
     ensure!(who.contains("system:node:join-1"), "{who}");
     let boot = csrs_of(&tc, &format!("system:bootstrap:{}", &token[..6]))?;
-    ensure!(boot.len() == 1, "one CSR from the bootstrap token: {boot:?}");
+    ensure!(
+        boot.len() == 1,
+        "one CSR from the bootstrap token: {boot:?}"
+    );
     let first = client_cert(&kc).expect("client certificate in kubeconfig");
 
     // the certificate is renewed with itself before it expires
-    wait_for(Duration::from_secs(90), "client certificate renewed", || {
-        client_cert(&kc).filter(|c| *c != first)
-    })
+    wait_for(
+        Duration::from_secs(90),
+        "client certificate renewed",
+        || client_cert(&kc).filter(|c| *c != first),
+    )
     .map_err(|e| anyhow::anyhow!("{e}\nkubelet log:\n{}", k.log()))?;
     let own = csrs_of(&tc, "system:node:join-1")?;
     ensure!(!own.is_empty(), "no CSR sent as the node");
@@ -229,18 +237,38 @@ fn kubelet_joins_restarts_and_rotates_its_certificate() -> Result<()> {
     std::thread::sleep(Duration::from_secs(45));
     let before = get_json(
         &tc,
-        &["get", "lease", "join-1", "-n", "kube-node-lease", "-o", "json"],
+        &[
+            "get",
+            "lease",
+            "join-1",
+            "-n",
+            "kube-node-lease",
+            "-o",
+            "json",
+        ],
     )?["spec"]["renewTime"]
         .clone();
-    wait_for(Duration::from_secs(60), "lease renewed after expiry", || {
-        let now = get_json(
-            &tc,
-            &["get", "lease", "join-1", "-n", "kube-node-lease", "-o", "json"],
-        )
-        .ok()?["spec"]["renewTime"]
-            .clone();
-        (now != before).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(60),
+        "lease renewed after expiry",
+        || {
+            let now = get_json(
+                &tc,
+                &[
+                    "get",
+                    "lease",
+                    "join-1",
+                    "-n",
+                    "kube-node-lease",
+                    "-o",
+                    "json",
+                ],
+            )
+            .ok()?["spec"]["renewTime"]
+                .clone();
+            (now != before).then_some(())
+        },
+    )
     .map_err(|e| anyhow::anyhow!("{e}\nkubelet log:\n{}", k.log()))?;
     ensure!(!k.log().contains("Unauthorized"), "{}", k.log());
 
@@ -248,11 +276,15 @@ fn kubelet_joins_restarts_and_rotates_its_certificate() -> Result<()> {
     k.kill();
     bramble_token(&tc, &["delete", &token[..6]])?;
     k.spawn()?;
-    wait_for(Duration::from_secs(60), "restarted kubelet reuses credentials", || {
-        k.log()
-            .contains("using the credentials from an earlier join")
-            .then_some(())
-    })
+    wait_for(
+        Duration::from_secs(60),
+        "restarted kubelet reuses credentials",
+        || {
+            k.log()
+                .contains("using the credentials from an earlier join")
+                .then_some(())
+        },
+    )
     .map_err(|e| anyhow::anyhow!("{e}\nkubelet log:\n{}", k.log()))?;
     ensure!(
         csrs_of(&tc, &format!("system:bootstrap:{}", &token[..6]))?.len() == 1,

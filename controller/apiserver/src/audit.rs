@@ -288,7 +288,9 @@ mod tests {
             max_backups: 2,
         };
         let log = AuditLog::start(cfg).unwrap();
-        let uri: http::Uri = "/api/v1/namespaces/default/pods/web?dryRun=All".parse().unwrap();
+        let uri: http::Uri = "/api/v1/namespaces/default/pods/web?dryRun=All"
+            .parse()
+            .unwrap();
         let mut headers = http::HeaderMap::new();
         headers.insert("user-agent", "kubectl/v1.33".parse().unwrap());
         assert!(log.begin(&attrs("get"), &uri, &headers, None).is_none());

@@ -158,7 +158,11 @@ impl NodeCredentials {
 
 /// A kubeconfig text for `server`: trusting `ca_pem` (or nothing checked when `None`, only
 /// for CA discovery), with the user fields `user`.
-pub(crate) fn kubeconfig_yaml(server: &str, ca_pem: Option<&str>, user: serde_json::Value) -> String {
+pub(crate) fn kubeconfig_yaml(
+    server: &str,
+    ca_pem: Option<&str>,
+    user: serde_json::Value,
+) -> String {
     let cluster = match ca_pem {
         Some(ca) => json!({"server": server, "certificate-authority-data": STANDARD.encode(ca)}),
         None => json!({"server": server, "insecure-skip-tls-verify": true}),

@@ -48,7 +48,9 @@ pub async fn load_or_join(cfg: &JoinConfig) -> Result<NodeCredentials, JoinError
                     return Ok(c);
                 }
                 Ok(_) => info!(path = %path.display(), "client certificate expired; joining again"),
-                Err(e) => warn!(path = %path.display(), error = %e, "unreadable certificate; joining again"),
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "unreadable certificate; joining again")
+                }
             },
             Err(e) => warn!(error = %e, "unreadable credentials; joining again"),
         }
@@ -97,7 +99,10 @@ async fn renew_loop(mut creds: NodeCredentials, node: String, slot: Arc<RwLock<C
                 return;
             }
         };
-        info!(in_seconds = wait.as_secs(), "client certificate renewal scheduled");
+        info!(
+            in_seconds = wait.as_secs(),
+            "client certificate renewal scheduled"
+        );
         tokio::time::sleep(wait).await;
         let renewed = match renew_client_certificate(&creds, &node, RENEW_TIMEOUT).await {
             Ok(r) => r,

@@ -248,20 +248,20 @@ mod tests {
     fn serving_csr_keeps_sans_and_subject() {
         let (ca, _) = crate::issue::new_ca("t").unwrap();
         let ip: std::net::IpAddr = "10.0.0.7".parse().unwrap();
-        let (csr, _key) =
-            new_serving_csr("system:node:pi-1", &["system:nodes"], &["pi-1".into()], &[ip])
-                .unwrap();
+        let (csr, _key) = new_serving_csr(
+            "system:node:pi-1",
+            &["system:nodes"],
+            &["pi-1".into()],
+            &[ip],
+        )
+        .unwrap();
         let sans = csr_sans(&csr).unwrap();
         assert_eq!(sans.dns, ["pi-1"]);
         assert_eq!(sans.ips, [ip]);
         assert_eq!(sans.others, 0);
-        let cert = sign_serving_csr_with_ca(
-            &ca.cert_pem,
-            &ca.key_pem,
-            &csr,
-            Duration::from_secs(3600),
-        )
-        .unwrap();
+        let cert =
+            sign_serving_csr_with_ca(&ca.cert_pem, &ca.key_pem, &csr, Duration::from_secs(3600))
+                .unwrap();
         let der = inspect::pem_certs(&cert, std::path::Path::new("c")).unwrap();
         let (_, x) = X509Certificate::from_der(der[0].as_ref()).unwrap();
         let names = inspect::cert_sans(&x);

@@ -205,7 +205,11 @@ pub(super) fn check(
         apparmor.push("pod \"Unconfined\"".into());
     }
     for c in &cs {
-        if unconfined(&c.security_context.as_ref().and_then(|s| s.app_armor_profile.clone())) {
+        if unconfined(
+            &c.security_context
+                .as_ref()
+                .and_then(|s| s.app_armor_profile.clone()),
+        ) {
             apparmor.push(format!("container {:?} \"Unconfined\"", c.name));
         }
     }
@@ -295,11 +299,18 @@ pub(super) fn check(
         p.is_some_and(|p| p.type_ == "Unconfined")
     };
     if is_unconfined(psc.seccomp_profile.as_ref()) {
-        seccomp.push("pod must not set securityContext.seccompProfile.type to \"Unconfined\"".into());
+        seccomp
+            .push("pod must not set securityContext.seccompProfile.type to \"Unconfined\"".into());
     }
     let bad: Vec<String> = cs
         .iter()
-        .filter(|c| is_unconfined(c.security_context.as_ref().and_then(|s| s.seccomp_profile.as_ref())))
+        .filter(|c| {
+            is_unconfined(
+                c.security_context
+                    .as_ref()
+                    .and_then(|s| s.seccomp_profile.as_ref()),
+            )
+        })
         .map(|c| c.name.clone())
         .collect();
     if !bad.is_empty() {

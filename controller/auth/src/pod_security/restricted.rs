@@ -36,7 +36,8 @@ fn restricted_volume_type(v: &k8s_openapi::api::core::v1::Volume) -> Option<&'st
 pub(super) fn check(spec: &PodSpec) -> Vec<(&'static str, Violation)> {
     let cs = containers(spec);
     let psc = spec.security_context.clone().unwrap_or_default();
-    let sc = |c: &k8s_openapi::api::core::v1::Container| c.security_context.clone().unwrap_or_default();
+    let sc =
+        |c: &k8s_openapi::api::core::v1::Container| c.security_context.clone().unwrap_or_default();
     let mut out = Vec::new();
 
     // restrictedVolumes

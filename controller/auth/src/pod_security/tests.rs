@@ -105,8 +105,20 @@ fn restricted_root_and_volumes() {
         .iter()
         .map(ToString::to_string)
         .collect();
-    assert!(text.contains(&"runAsUser=0 (pod must not set runAsUser=0; container \"c\" must not set runAsUser=0)".to_string()), "{text:?}");
-    assert!(text.contains(&"runAsNonRoot != true (pod must not set securityContext.runAsNonRoot=false)".to_string()), "{text:?}");
+    assert!(
+        text.contains(
+            &"runAsUser=0 (pod must not set runAsUser=0; container \"c\" must not set runAsUser=0)"
+                .to_string()
+        ),
+        "{text:?}"
+    );
+    assert!(
+        text.contains(
+            &"runAsNonRoot != true (pod must not set securityContext.runAsNonRoot=false)"
+                .to_string()
+        ),
+        "{text:?}"
+    );
     assert!(text.contains(&"restricted volume types (volumes \"n\", \"g\" use restricted volume types \"nfs\", \"gitRepo\")".to_string()), "{text:?}");
     assert!(text.contains(&"unrestricted capabilities (container \"c\" must not include \"SYS_TIME\" in securityContext.capabilities.add)".to_string()), "{text:?}");
 }
@@ -128,5 +140,7 @@ fn labels_pick_modes_and_versions() {
     let d = admit(&plain, "x", &p);
     assert!(d.forbidden.is_none());
     assert_eq!(d.warnings.len(), 1);
-    assert!(d.warnings[0].starts_with("would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"));
+    assert!(d.warnings[0].starts_with(
+        "would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"
+    ));
 }
