@@ -20,11 +20,18 @@ pub struct TestKubelet {
     pub cgroup_parent: String,
     kubeconfig: PathBuf,
     pub port: u16,
+    /// More command-line arguments (e.g. `--config FILE`).
+    pub extra_args: Vec<String>,
 }
 
 impl TestKubelet {
     /// Starts a kubelet for node `node` talking to `ctrl`.
     pub fn start(ctrl: &TestController, node: &str) -> Result<Self> {
+        Self::start_with_args(ctrl, node, &[])
+    }
+
+    /// Starts a kubelet with extra command-line arguments (e.g. `--config FILE`).
+    pub fn start_with_args(ctrl: &TestController, node: &str, extra: &[String]) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("bramble-kubelet-")
             .tempdir()?;
@@ -34,6 +41,7 @@ impl TestKubelet {
             node: node.to_string(),
             kubeconfig: ctrl.kubeconfig.clone(),
             port: super::free_port(),
+            extra_args: extra.to_vec(),
             dir,
         };
         k.spawn()?;
@@ -63,6 +71,7 @@ impl TestKubelet {
             .args(["--cgroup-parent", &self.cgroup_parent])
             .args(["--node-ip", "127.0.0.1"])
             .args(["--kubelet-port", &self.port.to_string()])
+            .args(&self.extra_args)
             .env("RUST_LOG", "info,bramble_kubelet=debug")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())

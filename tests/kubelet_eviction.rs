@@ -1,0 +1,166 @@
+//! Node-pressure eviction with real pods: thresholds set for the test (the allocatable
+//! memory of the node reserved down to 400Mi, `memory.available<300Mi`), a BestEffort pod
+//! that fills its tmpfs mounts with ~120MB, a Guaranteed pod beside it. The BestEffort pod
+//! is evicted (phase Failed, reason Evicted, upstream's message, an Evicted event), the
+//! node reports MemoryPressure, and the Guaranteed pod keeps running.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use common::kubelet::{create_pod, get_pod, pod_manifest, wait_pod, TestKubelet};
+use common::registry::TestRegistry;
+use common::{ok, TestController};
+use serde_json::{json, Value};
+
+fn mem_total_mi() -> u64 {
+    let m = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
+    let kb: u64 = m
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("MemTotal");
+    kb / 1024
+}
+
+fn condition(node: &Value, t: &str) -> String {
+    node["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn best_effort_is_evicted_before_guaranteed_under_memory_pressure() -> Result<()> {
+    let reg = TestRegistry::start()?;
+    let image = reg.push_busybox("busybox", "1", &[])?;
+    let ctrl = TestController::start()?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("kubelet.yaml");
+    // Pods together may use 400Mi; below 300Mi of that available the node is under
+    // memory pressure (upstream's allocatable memory signal).
+    let reserved = mem_total_mi() - 400;
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: kubelet.config.k8s.io/v1beta1\n\
+             kind: KubeletConfiguration\n\
+             systemReserved: {{memory: {reserved}Mi}}\n\
+             evictionHard: {{memory.available: 300Mi}}\n\
+             evictionPressureTransitionPeriod: 60s\n"
+        ),
+    )?;
+    let node = "ev-node";
+    let k = TestKubelet::start_with_args(
+        &ctrl,
+        node,
+        &["--config".into(), file.display().to_string()],
+    )?;
+    let resources = json!({"requests": {"cpu": "100m", "memory": "64Mi"},
+                           "limits": {"cpu": "100m", "memory": "64Mi"}});
+    create_pod(
+        &ctrl,
+        &pod_manifest(
+            "guaranteed",
+            node,
+            &image,
+            "exec sleep 3600",
+            "Always",
+            json!({"resources": resources}),
+        ),
+    )?;
+    wait_pod(
+        &ctrl,
+        &k,
+        "guaranteed",
+        Duration::from_secs(90),
+        "Running",
+        |p| p["status"]["phase"] == "Running",
+    )?;
+    let g = get_pod(&ctrl, "guaranteed")?;
+    assert_eq!(g["status"]["qosClass"], "Guaranteed");
+    // Two 64MB tmpfs mounts (/dev and /dev/shm) filled: ~120MB of shared memory charged to
+    // the pod.
+    create_pod(
+        &ctrl,
+        &pod_manifest(
+            "besteffort",
+            node,
+            &image,
+            "dd if=/dev/zero of=/dev/shm/fill bs=1M count=60; dd if=/dev/zero of=/dev/fill bs=1M count=60; exec sleep 3600",
+            "Always",
+            json!({}),
+        ),
+    )?;
+    let evicted = wait_pod(
+        &ctrl,
+        &k,
+        "besteffort",
+        Duration::from_secs(120),
+        "evicted",
+        |p| p["status"]["reason"] == "Evicted",
+    )?;
+    assert_eq!(evicted["status"]["phase"], "Failed", "{evicted}");
+    assert_eq!(evicted["status"]["qosClass"], "BestEffort");
+    let message = evicted["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "The node was low on resource: memory. Threshold quantity: 300Mi, available: "
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("Container main was using ") && message.contains("request is 0"),
+        "{message}"
+    );
+    // MemoryPressure is reported (held for the transition period).
+    let start = Instant::now();
+    loop {
+        let n: Value =
+            serde_json::from_str(&ok(ctrl.kubectl(&["get", "node", node, "-o", "json"])?)?)?;
+        if condition(&n, "MemoryPressure") == "True" {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "MemoryPressure never reported: {}",
+                n["status"]["conditions"]
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The Evicted event.
+    let start = Instant::now();
+    loop {
+        let ev: Value =
+            serde_json::from_str(&ok(ctrl.kubectl(&["get", "events", "-o", "json"])?)?)?;
+        let found = ev["items"].as_array().into_iter().flatten().any(|e| {
+            e["reason"] == "Evicted"
+                && e["involvedObject"]["name"] == "besteffort"
+                && e["type"] == "Warning"
+        });
+        if found {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("no Evicted event: {ev}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // With the BestEffort pod gone the pressure is relieved: the Guaranteed pod survives
+    // further monitoring intervals and is not restarted.
+    std::thread::sleep(Duration::from_secs(25));
+    let g = get_pod(&ctrl, "guaranteed")?;
+    assert_eq!(g["status"]["phase"], "Running", "{}", g["status"]);
+    assert_eq!(g["status"]["containerStatuses"][0]["restartCount"], 0);
+    let be = get_pod(&ctrl, "besteffort")?;
+    assert_eq!(
+        be["status"]["phase"], "Failed",
+        "evicted pods are not restarted"
+    );
+    Ok(())
+}
