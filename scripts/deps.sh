@@ -7,7 +7,7 @@ what=${1:-build}
 build_pkgs=(pkg-config libseccomp-dev)
 test_pkgs=(busybox-static docker-registry skopeo umoci e2fsprogs dosfstools mtools parted fdisk
            squashfs-tools erofs-utils kmod cpio xz-utils zstd qemu-system-arm iproute2 curl file
-           containernetworking-plugins nftables iptables)
+           containernetworking-plugins nftables iptables dnsutils util-linux)
 
 want=("${build_pkgs[@]}")
 [ "$what" = test ] && want+=("${test_pkgs[@]}")

@@ -60,6 +60,8 @@ async fn kubectl_streams_through_the_controller_to_the_kubelet() -> Result<()> {
             pod_namespace: "default".into(),
             hostname: "web".into(),
             cgroup_parent: pod_cgroup.clone(),
+            host_network: false,
+            resolv_conf: None,
         })
         .await?;
     let netns = PathBuf::from(

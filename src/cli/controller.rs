@@ -58,6 +58,13 @@ pub struct ControllerArgs {
     /// Log level when RUST_LOG is not set.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Port of the cluster DNS on the advertise address (UDP and TCP; the kube-dns Service
+    /// 10.43.0.10:53 forwards there); 0 turns the DNS off.
+    #[arg(long, default_value_t = 53)]
+    pub dns_port: u16,
+    /// The cluster domain the DNS serves.
+    #[arg(long, default_value = bramble_dns::DEFAULT_DOMAIN)]
+    pub cluster_domain: String,
     /// Run the scheduler and the controllers only while holding the Lease
     /// kube-system/kube-controller-manager (upstream's leader election: 15 s lease, 10 s renew
     /// deadline, 2 s retry); the process exits if it loses the lease. Off for a single
@@ -222,6 +229,18 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
                 ..Default::default()
             },
         );
+        // Cluster DNS on the advertise address, published as the kube-dns Service.
+        if args.dns_port != 0 {
+            let ip = controller.advertise_address();
+            let mut dns = bramble_dns::DnsConfig::new(SocketAddr::new(ip, args.dns_port));
+            dns.advertise = Some(ip);
+            dns.domain = args.cluster_domain.clone();
+            if let Err(e) =
+                bramble_dns::start(controller.in_process_client("system:bramble-dns"), dns).await
+            {
+                tracing::error!(error = %e, "cluster DNS not started");
+            }
+        }
         // `bramble up`: the node agent in the same process, as its node's user.
         if args.run_kubelet {
             let node = bramble_kubelet::node_info::hostname();

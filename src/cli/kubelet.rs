@@ -73,6 +73,8 @@ pub struct KubeletArgs {
     /// Log level when RUST_LOG is not set.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    #[command(flatten)]
+    pub network: crate::cli::pod_network::NetworkArgs,
 }
 
 /// The kubelet configuration of these flags.
@@ -178,6 +180,7 @@ pub fn run_kubelet(args: KubeletArgs) -> anyhow::Result<()> {
             }
             None => client(&access).await.context("building the API client")?,
         };
+        crate::cli::pod_network::start(&args.network, &mut cfg, client.clone());
         let kubelet = Kubelet::start(cfg, client)
             .await
             .context("starting the kubelet")?;
@@ -196,6 +199,11 @@ pub fn spawn_in_process(data_dir: &Path, client: bramble_kubelet::Client) {
     cfg.node_labels.insert(
         "node-role.kubernetes.io/control-plane".into(),
         "true".into(),
+    );
+    crate::cli::pod_network::start(
+        &crate::cli::pod_network::NetworkArgs::default(),
+        &mut cfg,
+        client.clone(),
     );
     tokio::spawn(async move {
         match Kubelet::start(cfg, client).await {

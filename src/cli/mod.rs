@@ -4,4 +4,5 @@ pub mod controller;
 pub mod kubelet;
 pub mod logging;
 pub mod node;
+pub mod pod_network;
 pub mod token;

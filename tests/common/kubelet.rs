@@ -22,12 +22,43 @@ pub struct TestKubelet {
     pub port: u16,
     /// More command-line arguments (e.g. `--config FILE`).
     pub extra_args: Vec<String>,
+    /// Command prefix, e.g. `nsenter --net=/run/netns/NAME` for a test network namespace.
+    pub wrapper: Vec<String>,
+    /// `--node-ip`.
+    pub node_ip: String,
 }
 
 impl TestKubelet {
     /// Starts a kubelet for node `node` talking to `ctrl`.
     pub fn start(ctrl: &TestController, node: &str) -> Result<Self> {
         Self::start_with_args(ctrl, node, &[])
+    }
+
+    /// Starts a kubelet with the API server of `kubeconfig`, run through `wrapper` (e.g.
+    /// nsenter into a test network namespace) with `node_ip` and extra arguments.
+    pub fn start_in(
+        kubeconfig: &Path,
+        node: &str,
+        wrapper: Vec<String>,
+        node_ip: &str,
+        extra: &[String],
+    ) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("bramble-kubelet-")
+            .tempdir()?;
+        let mut k = TestKubelet {
+            child: None,
+            cgroup_parent: format!("bramble-test-{}-{node}", std::process::id()),
+            node: node.to_string(),
+            kubeconfig: kubeconfig.to_path_buf(),
+            port: super::free_port(),
+            extra_args: extra.to_vec(),
+            wrapper,
+            node_ip: node_ip.to_string(),
+            dir,
+        };
+        k.spawn()?;
+        Ok(k)
     }
 
     /// Starts a kubelet with extra command-line arguments (e.g. `--config FILE`).
@@ -42,6 +73,8 @@ impl TestKubelet {
             kubeconfig: ctrl.kubeconfig.clone(),
             port: super::free_port(),
             extra_args: extra.to_vec(),
+            wrapper: Vec::new(),
+            node_ip: "127.0.0.1".into(),
             dir,
         };
         k.spawn()?;
@@ -57,7 +90,21 @@ impl TestKubelet {
             .create(true)
             .append(true)
             .open(self.dir.path().join("kubelet.log"))?;
-        let child = Command::new(bramble_bin())
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bramble_bin());
+                c
+            }
+            None => Command::new(bramble_bin()),
+        };
+        // Pod networking is tested in network namespaces (tests/net_*.rs).
+        let network: &[&str] = if self.extra_args.iter().any(|a| a == "--pod-network") {
+            &[]
+        } else {
+            &["--pod-network", "loopback"]
+        };
+        let child = cmd
             .arg("kubelet")
             .args(["--node-name", &self.node])
             .arg("--kubeconfig")
@@ -69,7 +116,8 @@ impl TestKubelet {
             .arg("--runtime-dir")
             .arg(self.runtime_dir())
             .args(["--cgroup-parent", &self.cgroup_parent])
-            .args(["--node-ip", "127.0.0.1"])
+            .args(["--node-ip", &self.node_ip])
+            .args(network)
             .args(["--kubelet-port", &self.port.to_string()])
             .args(&self.extra_args)
             .env("RUST_LOG", "info,bramble_kubelet=debug")

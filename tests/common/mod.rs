@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod kubelet;
+pub mod netns;
 pub mod registry;
 
 use std::io::Write;

@@ -139,6 +139,11 @@ impl Controller {
         })
     }
 
+    /// The address advertised for this controller (the `kubernetes` Service endpoint).
+    pub fn advertise_address(&self) -> IpAddr {
+        self.state.settings.advertise_address
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()

@@ -36,7 +36,7 @@ pub struct NetctlConfig {
 impl Default for NetctlConfig {
     fn default() -> Self {
         NetctlConfig {
-            cluster_cidr: "10.42.0.0/16".into(),
+            cluster_cidr: crate::DEFAULT_CLUSTER_CIDR.into(),
             node_cidr_mask: 24,
             resync: Duration::from_secs(30),
         }

@@ -17,6 +17,9 @@ pub use cidr::CidrAllocator;
 pub use controller::{run, NetctlConfig};
 pub use error::Error;
 
+/// The default cluster (pod) CIDR, as k3s's.
+pub const DEFAULT_CLUSTER_CIDR: &str = "10.42.0.0/16";
+
 /// Spawns the network controllers on the current tokio runtime; they log and restart after
 /// an error.
 pub fn spawn(client: kube::Client) {

@@ -52,6 +52,8 @@ pub struct KubeletConfig {
     pub register_with_taints: Vec<Taint>,
     /// The pod network plugin.
     pub network: Arc<dyn PodNetwork>,
+    /// `--cluster-dns`/`--cluster-domain` (none: ClusterFirst pods get the node's DNS).
+    pub cluster_dns: crate::pod_dns::ClusterDns,
     /// The `bramble` binary re-executed as the runtime helper (`/proc/self/exe`).
     pub exe: PathBuf,
     /// Registries reached over plain HTTP besides loopback.
@@ -96,6 +98,7 @@ impl KubeletConfig {
             node_labels: BTreeMap::new(),
             register_with_taints: Vec::new(),
             network: Arc::new(LoopbackOnly),
+            cluster_dns: Default::default(),
             exe: "/proc/self/exe".into(),
             insecure_registries: Vec::new(),
             node_status_update_frequency: Duration::from_secs(10),

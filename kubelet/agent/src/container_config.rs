@@ -55,6 +55,8 @@ pub struct NodeContext {
     pub memory_capacity: u64,
     /// The kubelet data dir (logs).
     pub data_dir: PathBuf,
+    /// Cluster DNS servers and domain (pods' resolv.conf).
+    pub cluster_dns: crate::pod_dns::ClusterDns,
 }
 
 /// Everything [`build`] reads.
@@ -189,6 +191,7 @@ mod tests {
             host_ip: "10.0.0.5".parse().unwrap(),
             memory_capacity: 1 << 30,
             data_dir: "/d".into(),
+            cluster_dns: Default::default(),
         };
         let container = &pod.spec.as_ref().unwrap().containers[0];
         // As crate::env resolves the spec's env above.

@@ -107,6 +107,7 @@ impl Kubelet {
                 host_ip: node_ip,
                 memory_capacity: machine.memory_bytes,
                 data_dir: cfg.data_dir.clone(),
+                cluster_dns: cfg.cluster_dns.clone(),
             },
         });
         Ok(Kubelet {

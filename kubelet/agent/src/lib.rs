@@ -35,6 +35,7 @@ pub mod node_status;
 pub mod pleg;
 pub mod pod_cgroups;
 pub mod pod_context;
+pub mod pod_dns;
 mod pod_kill;
 pub mod pod_source;
 pub mod pod_spec;

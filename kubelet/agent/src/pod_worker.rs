@@ -36,6 +36,11 @@ use crate::runtime_pod::{attempt, is_running, RuntimePod};
 use crate::status_gen::{generate, StartFailure, StatusInput, Waiting};
 use crate::status_manager::StatusUpdate;
 
+/// Waiting reason of app containers while the sandbox cannot be created.
+const SANDBOX_WAITING: &str = "ContainerCreating";
+/// Waiting reason of init containers while the sandbox cannot be created.
+const INIT_WAITING: &str = "PodInitializing";
+
 /// How often a pod is synced when nothing happens (upstream's resync interval).
 const RESYNC: Duration = Duration::from_secs(60);
 
@@ -458,6 +463,8 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             pod_namespace: ns.to_string(),
             hostname,
             cgroup_parent: cgroup,
+            host_network: host_network(&self.pod),
+            resolv_conf: Some(self.resolv_conf()),
         };
         let id = match self.ctx.runtime.run_pod_sandbox(&cfg).await {
             Ok(id) => id,
@@ -490,10 +497,29 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             Ok(ips) => {
                 self.pod_ips = ips;
                 self.network_for = Some(id.clone());
+                self.waiting
+                    .retain(|_, w| w.reason != SANDBOX_WAITING && w.reason != INIT_WAITING);
                 Ok(Some(id))
             }
             Err(e) => {
                 warn!(error = %e, "pod network setup failed");
+                // Upstream's FailedCreatePodSandBox: containers stay waiting (the pod shows
+                // ContainerCreating) with the plugin's message.
+                let message = format!("Failed to create pod sandbox: {e}");
+                let pod = self.pod.clone();
+                for (c, reason) in init_containers(&pod)
+                    .iter()
+                    .map(|c| (c, INIT_WAITING))
+                    .chain(containers(&pod).iter().map(|c| (c, SANDBOX_WAITING)))
+                {
+                    self.waiting.insert(
+                        c.name.clone(),
+                        Waiting {
+                            reason: reason.into(),
+                            message: message.clone(),
+                        },
+                    );
+                }
                 let _ = self.ctx.runtime.stop_pod_sandbox(&id, Duration::ZERO).await;
                 let _ = self.ctx.runtime.remove_pod_sandbox(&id).await;
                 self.requeue_in(Duration::from_secs(2));

@@ -14,12 +14,15 @@ use crate::network::{CniNetwork, CniNetworkConfig, PodRef};
 #[derive(Debug, Clone)]
 pub struct CniPodNetwork {
     network: Arc<CniNetwork>,
+    ipam_data_dir: std::path::PathBuf,
 }
 
 impl CniPodNetwork {
-    /// CNI with `config`'s directories.
+    /// CNI with `config`'s directories; the default network keeps host-local's
+    /// allocations under `<data_dir>/networks`.
     pub fn new(config: CniNetworkConfig) -> Self {
         CniPodNetwork {
+            ipam_data_dir: config.data_dir.join("networks"),
             network: Arc::new(CniNetwork::new(config)),
         }
     }
@@ -27,8 +30,9 @@ impl CniPodNetwork {
     /// Sets the node's pod CIDRs (`spec.podCIDRs`) for the default configuration, written
     /// when the configuration directory holds none.
     pub fn set_pod_cidrs(&self, pod_cidrs: Vec<String>) {
-        self.network
-            .set_default_network(DefaultNetwork::new(pod_cidrs));
+        let mut default = DefaultNetwork::new(pod_cidrs);
+        default.ipam_data_dir = Some(self.ipam_data_dir.clone());
+        self.network.set_default_network(default);
     }
 
     /// The underlying network.

@@ -23,6 +23,9 @@ use crate::state::{
     now_rfc3339, read_json, read_text, write_json, write_text, StateDir, StateError,
 };
 
+/// A sandbox's resolv.conf in its bundle, bound into its app containers.
+const RESOLV_CONF: &str = "resolv.conf";
+
 /// Where the helper keeps things and finds cgroupfs.
 #[derive(Debug, Clone)]
 pub struct HelperConfig {
@@ -267,6 +270,7 @@ impl Helper {
                 let spec = pause_spec(
                     &self.state.pause_rootfs(),
                     &config.hostname,
+                    config.host_network,
                     &cgroups_path(&cg),
                     libs,
                     adj,
@@ -293,11 +297,23 @@ impl Helper {
                     return Err(HelperError::Invalid("container command is empty".into()));
                 }
                 let cg = sb.cgroup_parent.join(id);
-                let spec = app_spec(config, pause_pid, &cgroups_path(&cg), self.may_lower_oom);
+                let mut spec = app_spec(config, pause_pid, &cgroups_path(&cg), self.may_lower_oom);
+                if sb.resolv_conf.is_some() {
+                    let source = self.state.bundle(sandbox_id).join(RESOLV_CONF);
+                    if let Some(m) = spec["mounts"].as_array_mut() {
+                        m.push(serde_json::json!({"destination": "/etc/resolv.conf",
+                            "type": "bind", "source": source, "options": ["rbind", "rprivate"]}));
+                    }
+                }
                 (cg, config.log_path.clone(), spec)
             }
         };
         crate::state::mkdir_all(&bundle)?;
+        if let ContainerKind::Sandbox { config } = &kind {
+            if let Some(text) = &config.resolv_conf {
+                write_text(&bundle.join(RESOLV_CONF), text)?;
+            }
+        }
         let meta = ContainerMeta {
             id: id.to_string(),
             kind: kind.clone(),

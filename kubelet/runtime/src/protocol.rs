@@ -18,6 +18,14 @@ pub struct SandboxConfig {
     pub hostname: String,
     /// The pod cgroup, relative to the cgroup root (e.g. `kubepods/burstable/pod<uid>`).
     pub cgroup_parent: PathBuf,
+    /// `spec.hostNetwork`: the sandbox keeps the node's network and UTS namespaces (no
+    /// pod network, the node's hostname).
+    #[serde(default)]
+    pub host_network: bool,
+    /// The pod's `/etc/resolv.conf` (kept with the sandbox and bound into every app
+    /// container, as CRI runtimes do); `None` leaves the image's file.
+    #[serde(default)]
+    pub resolv_conf: Option<String>,
 }
 
 /// cgroup settings of one container (upstream's container-level values: v1 units, the

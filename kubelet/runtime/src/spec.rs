@@ -188,6 +188,7 @@ pub fn effective_oom_score_adj(wanted: Option<i32>, may_lower: bool) -> Option<i
 pub fn pause_spec(
     rootfs: &Path,
     hostname: &str,
+    host_network: bool,
     cgroups_path: &str,
     libs: &HostLibs,
     oom_score_adj: Option<i32>,
@@ -231,6 +232,14 @@ pub fn pause_spec(
     });
     if let Some(adj) = oom_score_adj {
         spec["process"]["oomScoreAdj"] = json!(adj);
+    }
+    if host_network {
+        // hostNetwork: the node's network and UTS namespaces (and so its hostname), as
+        // upstream's runtimes do for NamespaceMode NODE.
+        spec["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}]);
+        if let Some(o) = spec.as_object_mut() {
+            o.remove("hostname");
+        }
     }
     spec
 }
@@ -655,6 +664,7 @@ mod tests {
         let v = pause_spec(
             Path::new("/r/pause"),
             "web-0",
+            false,
             "/kubepods/podx/s1",
             &libs,
             Some(-998),
@@ -671,5 +681,13 @@ mod tests {
         assert_eq!(nss.len(), 5);
         assert!(nss.iter().all(|n| n.path().is_none()));
         assert_eq!(spec.process().as_ref().unwrap().oom_score_adj(), Some(-998));
+        let host = pause_spec(Path::new("/r/pause"), "web-0", true, "/k/s2", &libs, None);
+        let spec: Spec = serde_json::from_value(host).expect("valid OCI spec");
+        assert!(spec.hostname().is_none());
+        let nss = spec.linux().as_ref().unwrap().namespaces().clone().unwrap();
+        assert!(!nss.iter().any(|n| matches!(
+            n.typ(),
+            LinuxNamespaceType::Network | LinuxNamespaceType::Uts
+        )));
     }
 }

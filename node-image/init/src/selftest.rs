@@ -130,6 +130,8 @@ async fn run_async(cfg: &SelftestConfig) -> Result<(), InitError> {
             pod_namespace: "kube-system".into(),
             hostname: "selftest".into(),
             cgroup_parent: pod.clone(),
+            host_network: false,
+            resolv_conf: None,
         })
         .await
         .map_err(|e| fail(format!("sandbox: {e}")))?;

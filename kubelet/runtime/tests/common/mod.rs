@@ -103,6 +103,8 @@ impl Fixture {
             pod_namespace: "default".into(),
             hostname: name.to_string(),
             cgroup_parent: self.pod_cgroup.clone(),
+            host_network: false,
+            resolv_conf: None,
         }
     }
 
