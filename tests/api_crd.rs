@@ -29,7 +29,11 @@ spec:
       openAPIV3Schema:
         type: object
         properties:
-          spec: {type: object, properties: {size: {type: integer}}}
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              color: {type: string, default: green}
 "#;
 
 const WIDGET: &str = r#"
@@ -84,7 +88,8 @@ fn crd_lifecycle_with_kubectl() -> Result<()> {
         Some(pruned),
     )?)?;
     let spec = ok(c.kubectl(&["get", "wd", "w2", "-o", "jsonpath={.spec}"])?)?;
-    ensure!(spec == "{\"size\":1}", "{spec}");
+    // structural defaulting fills `color` from the schema's default
+    ensure!(spec == "{\"color\":\"green\",\"size\":1}", "{spec}");
     let bad = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w3, namespace: default}\nspec: {size: big}\n";
     let err = fails(c.kubectl_with(
         KUBECTL,

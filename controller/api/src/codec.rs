@@ -286,6 +286,7 @@ pub fn decode_object(info: &ResourceInfo, body: Value) -> Result<Value, Status> 
         convert(info, &mut obj).map_err(cannot_handle)?;
     } else if let Some(schema) = crate::crd::schema_for(&info.group, &info.version, &info.resource)
     {
+        crate::crd::defaults::apply_defaults(&schema, &mut obj);
         let causes = crate::crd::schema::validate_and_prune(&schema, &mut obj);
         if !causes.is_empty() {
             let name = crate::meta::name(&obj).unwrap_or_default().to_string();

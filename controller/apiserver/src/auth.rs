@@ -65,14 +65,20 @@ impl Authenticator {
         &self.rbac
     }
 
-    /// The caller of one request: the `Authorization: Bearer` token if present (401 when it
-    /// is not valid), else the connection's verified certificate identity, else the
+    /// The caller of one request: the connection's verified certificate identity, else the
+    /// `Authorization: Bearer` token if present (401 when it is not valid), else the
     /// anonymous user. Authenticated users get `system:authenticated`.
     pub fn authenticate(
         &self,
         cert_identity: Option<&UserInfo>,
         headers: &http::HeaderMap,
     ) -> Result<UserInfo, Status> {
+        // As upstream's union authenticator: the client certificate is tried first and a
+        // verified one wins; a bearer token is only consulted (and refused with 401 when
+        // bad) for requests without one.
+        if let Some(u) = cert_identity {
+            return Ok(u.clone().with_authenticated_group());
+        }
         if let Some(value) = headers.get(http::header::AUTHORIZATION) {
             let token = value
                 .to_str()
@@ -87,10 +93,7 @@ impl Authenticator {
                 .and_then(|t| self.authenticate_token(t))
                 .ok_or_else(unauthorized);
         }
-        match cert_identity {
-            Some(u) => Ok(u.clone().with_authenticated_group()),
-            None => Ok(anonymous()),
-        }
+        Ok(anonymous())
     }
 
     /// The user a bearer token stands for (with `system:authenticated`).

@@ -212,10 +212,7 @@ async fn route_request(state: &Arc<ApiState>, route: Route, req: Request<Incomin
         }
         Route::Version => get_only(body::json(200, &discovery::version()), &method),
         Route::Health(which) => health(state, &which, req.uri().query()),
-        Route::OpenApiV2 => get_only(
-            body::raw_json(200, state.openapi.v2(&state.registry).bytes.to_vec()),
-            &method,
-        ),
+        Route::OpenApiV2 => get_only(openapi_v2(state, &req), &method),
         Route::OpenApiV3Root => get_only(
             body::raw_json(200, state.openapi.root(&state.registry).bytes.to_vec()),
             &method,
@@ -290,4 +287,30 @@ fn health(state: &Arc<ApiState>, which: &str, query: Option<&str>) -> Response {
         if all_ok { "passed" } else { "failed" }
     ));
     body::text(code, out)
+}
+
+/// `/openapi/v2` in JSON, or in gnostic protobuf when the client's `Accept` asks for it (as
+/// kubectl 1.27 and 1.28 do before they choose server-side field validation).
+fn openapi_v2<B>(state: &ApiState, req: &Request<B>) -> Response {
+    use bramble_api::openapi::proto_v2::{MEDIA_TYPE, MEDIA_TYPE_DEPRECATED};
+    let wants_protobuf = req
+        .headers()
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.split(';').next().unwrap_or_default().trim())
+        .any(|t| t == MEDIA_TYPE || t == MEDIA_TYPE_DEPRECATED);
+    if !wants_protobuf {
+        return body::raw_json(200, state.openapi.v2(&state.registry).bytes.to_vec());
+    }
+    let mut resp = body::raw_json(
+        200,
+        state.openapi.v2_protobuf(&state.registry).bytes.to_vec(),
+    );
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(MEDIA_TYPE),
+    );
+    resp
 }

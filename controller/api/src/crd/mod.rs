@@ -1,7 +1,8 @@
-//! Custom resources: structural-schema validation and pruning of custom objects
-//! ([`schema`]), with the schemas of served CRD versions kept in a process-wide table that
+//! Custom resources: structural defaulting ([`defaults`]), schema validation and pruning of
+//! custom objects ([`schema`]), with the schemas of served CRD versions kept in a process-wide table that
 //! the API server's CRD registration fills and [`crate::codec::decode_object`] consults.
 
+pub mod defaults;
 pub mod schema;
 
 use std::collections::HashMap;

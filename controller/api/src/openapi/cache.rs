@@ -23,6 +23,7 @@ struct State {
     root: Option<CachedDocument>,
     group_versions: HashMap<String, CachedDocument>,
     v2: Option<CachedDocument>,
+    v2_protobuf: Option<CachedDocument>,
 }
 
 /// Caches the OpenAPI documents of a [`Registry`]; entries are dropped when the registry's
@@ -120,6 +121,19 @@ impl OpenApiCache {
         }
         let doc = serialize(&super::v2(registry));
         state.v2 = Some(doc.clone());
+        doc
+    }
+
+    /// `/openapi/v2` as gnostic protobuf bytes (kubectl 1.27/1.28 ask for this form).
+    pub fn v2_protobuf(&self, registry: &Registry) -> CachedDocument {
+        let mut state = self.state(registry);
+        if let Some(doc) = &state.v2_protobuf {
+            return doc.clone();
+        }
+        let bytes: Arc<[u8]> = super::proto_v2::encode_document(&super::v2(registry)).into();
+        let hash = super::document_hash(&bytes);
+        let doc = CachedDocument { bytes, hash };
+        state.v2_protobuf = Some(doc.clone());
         doc
     }
 }

@@ -106,6 +106,15 @@ impl Server {
             "/api" => json_body(json!({ "kind": "APIVersions", "versions": ["v1"] })),
             "/apis" => json_body(discovery_group_list(&self.registry)),
             "/openapi/v3" => (200, self.cache.root(&self.registry).bytes.to_vec()),
+            // kubectl asks for v2 in gnostic protobuf only (1.27/1.28 read it; later ones do not).
+            "/openapi/v2" => {
+                let mut v: Value =
+                    serde_json::from_slice(&self.cache.v2(&self.registry).bytes).unwrap();
+                if self.strip_field_validation {
+                    strip_field_validation(&mut v);
+                }
+                (200, super::proto_v2::encode_document(&v))
+            }
             _ => {
                 if let Some(rest) = path.strip_prefix("/openapi/v3/") {
                     let Some(doc) = self.cache.group_version(&self.registry, rest) else {
@@ -306,7 +315,7 @@ const POD: &str = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","nam
 
 /// kubectl sends `fieldValidation=Strict` itself only when the v3 document of the kind lists
 /// `fieldValidation` on its PATCH operation; otherwise it falls back to client-side
-/// validation against `/openapi/v2` (which this server does not serve) and fails.
+/// validation against `/openapi/v2`.
 #[test]
 fn kubectl_uses_server_side_field_validation() {
     let dir = tempdir();
@@ -351,6 +360,67 @@ fn kubectl_uses_server_side_field_validation() {
         assert!(
             !validated_on_server,
             "{name}: control run was not different: {seen:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// kubectl 1.27 and 1.28 read the protobuf `/openapi/v2` document: when the kind's PATCH
+/// operation lists `fieldValidation` they leave validation to the server (this echo server
+/// then accepts an unknown field); without it (the control) they validate on the client from
+/// the document's definitions and name the unknown field.
+#[test]
+fn older_kubectl_reads_the_protobuf_v2_document() {
+    let dir = tempdir();
+    let good = dir.join("pod.json");
+    std::fs::write(&good, POD).unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, POD.replace("\"image\"", "\"imagez\":\"x\",\"image\"")).unwrap();
+    let (good, bad) = (good.to_str().unwrap(), bad.to_str().unwrap());
+    let (server, addr) = start(false);
+    let (_control, control_addr) = start(true);
+    let older: Vec<PathBuf> = kubectls()
+        .into_iter()
+        .filter(|b| !reads_v3_only(b))
+        .collect();
+    for bin in older {
+        let name = bin.display().to_string();
+        server.seen.lock().unwrap().clear();
+        let (ok, out, err) = kubectl(&bin, &addr, &["create", "--validate=strict", "-f", good]);
+        assert!(ok, "{name}: create failed: {err}\n{out}");
+        let seen = server.seen.lock().unwrap().clone();
+        assert!(
+            seen.iter().any(|s| s.target.starts_with("/openapi/v2")),
+            "{name}: did not read v2: {seen:?}"
+        );
+        assert!(
+            seen.iter()
+                .any(|s| s.method == "POST" && s.target.contains("fieldValidation=Strict")),
+            "{name}: {seen:?}"
+        );
+        let (ok, _, err) = kubectl(&bin, &addr, &["create", "--validate=strict", "-f", bad]);
+        assert!(
+            ok,
+            "{name}: validated on the client although the server does: {err}"
+        );
+
+        let (ok, _, err) = kubectl(
+            &bin,
+            &control_addr,
+            &["create", "--validate=strict", "-f", bad],
+        );
+        assert!(
+            !ok && err.contains("unknown field \"imagez\""),
+            "{name}: client-side validation from the v2 definitions did not name the field: {err}"
+        );
+        let (ok, _, err) = kubectl(
+            &bin,
+            &control_addr,
+            &["create", "--validate=strict", "-f", good],
+        );
+        assert!(
+            ok,
+            "{name}: client-side validation refused a valid pod: {err}"
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -384,8 +384,10 @@ fn pvc_row(pvc: &Value, ctx: &Ctx) -> Row {
 }
 
 pub(crate) const RESOURCE_QUOTA: Printer = Printer {
+    // Upstream lists Age second for quotas (unlike most kinds).
     columns: &[
         NAME,
+        AGE,
         col(
             "Request",
             "Request represents a minimum amount of cpu/memory that a container may consume.",
@@ -394,7 +396,6 @@ pub(crate) const RESOURCE_QUOTA: Printer = Printer {
             "Limit",
             "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node.",
         ),
-        AGE,
     ],
     row: quota_row,
 };
@@ -420,9 +421,9 @@ fn quota_row(quota: &Value, ctx: &Ctx) -> Row {
     }
     vec![
         name(quota),
+        age(quota, ctx),
         s(requests.join(", ")),
         s(limits.join(", ")),
-        age(quota, ctx),
     ]
     .into()
 }

@@ -21,7 +21,7 @@ mod json;
 mod schema;
 #[rustfmt::skip]
 mod schema_table;
-mod wire;
+pub(crate) mod wire;
 
 #[cfg(test)]
 mod tests;

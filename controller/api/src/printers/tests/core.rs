@@ -383,9 +383,9 @@ fn resource_quota_splits_requests_and_limits() {
         cells("v1", "ResourceQuota", &q),
         strs(&[
             "q",
+            "<unknown>",
             "cpu: 0/500m, pods: 1/10, requests.memory: 512Mi/1Gi",
-            "limits.cpu: 500m/2",
-            "<unknown>"
+            "limits.cpu: 500m/2"
         ])
     );
 }
