@@ -37,7 +37,61 @@ pub const INDEX_KEY: &str = "batch.kubernetes.io/job-completion-index";
 pub async fn run(ctx: Arc<Ctx>) {
     let triggers = owner_triggers::<Pod, Job>(&ctx.informers.pods);
     let main = ctx.informers.jobs.clone();
+    tokio::spawn(release_orphans(ctx.clone()));
     run_controller("job", ctx, main, triggers, reconcile).await;
+}
+
+/// Whether `p` keeps the tracking finalizer although no Job will ever count it: its
+/// controlling Job (same name and uid) is gone, as after the Job's or its namespace's deletion.
+fn is_orphan(p: &Pod, informers: &crate::context::Informers) -> bool {
+    if !has_finalizer(p) {
+        return false;
+    }
+    let Some(owner) = crate::meta::controller_ref(&p.metadata) else {
+        return true;
+    };
+    if owner.kind != "Job" || owner.api_version != "batch/v1" {
+        return true;
+    }
+    informers
+        .jobs
+        .get(p.metadata.namespace.as_deref(), &owner.name)
+        .is_none_or(|j| j.metadata.uid.as_deref() != Some(owner.uid.as_str()))
+}
+
+/// Upstream's orphan-pod handling: the tracking finalizer comes off pods whose Job no longer
+/// exists, so they do not stay Terminating forever (and hold up their namespace's deletion).
+/// Checked on every pod change and Job deletion, and on a resync.
+async fn release_orphans(ctx: Arc<Ctx>) {
+    use futures::StreamExt;
+    if ctx.informers.pods.ready().await.is_err() || ctx.informers.jobs.ready().await.is_err() {
+        return;
+    }
+    let pods = ctx.informers.pods.changes().map(|_| ());
+    let jobs = ctx.informers.jobs.changes().map(|_| ());
+    let tick =
+        tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(Duration::from_secs(30)))
+            .map(|_| ());
+    let mut wake = futures::stream::select(futures::stream::select(pods, jobs), tick);
+    while wake.next().await.is_some() {
+        for p in ctx.informers.pods.list() {
+            if !is_orphan(&p, &ctx.informers) {
+                continue;
+            }
+            let ns = p.metadata.namespace.clone().unwrap_or_default();
+            let kept: Vec<&String> = p
+                .finalizers()
+                .iter()
+                .filter(|f| *f != TRACKING_FINALIZER)
+                .collect();
+            let patch =
+                json!({"metadata": {"finalizers": kept, "resourceVersion": p.resource_version()}});
+            info!(pod = %format!("{ns}/{}", p.name_any()), "releasing an orphaned job pod");
+            if let Err(e) = write::merge(&ctx.api::<Pod>(&ns), &p.name_any(), patch).await {
+                tracing::debug!(error = %e, "orphaned job pod not released yet");
+            }
+        }
+    }
 }
 
 fn has_finalizer(p: &Pod) -> bool {
