@@ -125,7 +125,8 @@ fn kubelet_records_upstream_events_for_pods_and_containers() -> Result<()> {
         assert_eq!(first.len(), 1, "repeats are one event object: {first:?}");
         first[0]["metadata"]["name"].clone()
     });
-    assert!(again["lastTimestamp"].as_str() > again["firstTimestamp"].as_str());
+    // Restarts can come within one second (the first restart has no back-off).
+    assert!(again["lastTimestamp"].as_str() >= again["firstTimestamp"].as_str());
     // Now the already-present message.
     wait_event(&ctrl, &k, "crash", "Pulled", |e| {
         e["message"] == format!("Container image \"{image}\" already present on machine")
