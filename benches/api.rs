@@ -475,7 +475,13 @@ async fn main() {
 }
 
 /// A JSON request with the admin token; the response body as JSON.
-async fn admin_json(client: &HttpClient, b: &Bramble, method: &str, path: &str, body: Value) -> (u16, Value) {
+async fn admin_json(
+    client: &HttpClient,
+    b: &Bramble,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let req = http::Request::builder()
         .method(method)
         .uri(format!("{}{path}", b.url))
@@ -496,20 +502,44 @@ async fn edit_user_token(client: &HttpClient, b: &Bramble) -> String {
         "metadata": {"name": "bench-edit"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
         "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}]});
-    let (code, _) = admin_json(client, b, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", rb).await;
+    let (code, _) = admin_json(
+        client,
+        b,
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+        rb,
+    )
+    .await;
     assert_eq!(code, 201, "creating the RoleBinding");
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "read-me"}, "data": {"k": "v"}});
-    let (code, _) = admin_json(client, b, "POST", "/api/v1/namespaces/default/configmaps", cm).await;
+    let (code, _) = admin_json(
+        client,
+        b,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        cm,
+    )
+    .await;
     assert_eq!(code, 201, "creating the ConfigMap");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let tr = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
             "spec": {"expirationSeconds": 3600}});
-        let (code, v) = admin_json(client, b, "POST", "/api/v1/namespaces/default/serviceaccounts/default/token", tr).await;
+        let (code, v) = admin_json(
+            client,
+            b,
+            "POST",
+            "/api/v1/namespaces/default/serviceaccounts/default/token",
+            tr,
+        )
+        .await;
         if code == 201 {
             return v["status"]["token"].as_str().unwrap().to_string();
         }
-        assert!(Instant::now() < deadline, "no token for default/default: {code} {v}");
+        assert!(
+            Instant::now() < deadline,
+            "no token for default/default: {code} {v}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -524,10 +554,12 @@ async fn authorization_cost(client: &HttpClient, duration: Duration, table: &mut
         let token = edit_user_token(client, &b).await;
         let url = b.url.clone();
         let make = Arc::new(move |_w: usize, _n: usize| {
-            http::Request::get(format!("{url}/api/v1/namespaces/default/configmaps/read-me"))
-                .header("authorization", format!("Bearer {token}"))
-                .body(Full::new(Bytes::new()))
-                .unwrap()
+            http::Request::get(format!(
+                "{url}/api/v1/namespaces/default/configmaps/read-me"
+            ))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
         });
         // warm up, then measure
         load(client, 8, Duration::from_secs(1), make.clone()).await;

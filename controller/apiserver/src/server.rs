@@ -73,8 +73,9 @@ pub async fn serve(
                     serve_connection_from(TokioIo::new(tls), state, authn, identity, Some(peer))
                         .await;
                 }
-                None => serve_connection_from(TokioIo::new(tcp), state, authn, None, Some(peer))
-                    .await,
+                None => {
+                    serve_connection_from(TokioIo::new(tcp), state, authn, None, Some(peer)).await
+                }
             }
         });
     }
@@ -149,10 +150,16 @@ pub async fn handle(
             Err(s) => return body::status(&s),
         };
         let audit = match (&user, state.audit.get()) {
-            (Some(u), Some(log)) if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) => {
+            (Some(u), Some(log))
+                if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) =>
+            {
                 let query = Query::parse(req.uri().query());
-                let attrs = crate::authz::attributes(u.clone(), method.as_str(), &path, &query, &route);
-                let peer = req.extensions().get::<crate::audit::PeerAddr>().map(|p| p.0);
+                let attrs =
+                    crate::authz::attributes(u.clone(), method.as_str(), &path, &query, &route);
+                let peer = req
+                    .extensions()
+                    .get::<crate::audit::PeerAddr>()
+                    .map(|p| p.0);
                 log.begin(&attrs, req.uri(), req.headers(), peer)
             }
             _ => None,

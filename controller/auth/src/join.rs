@@ -35,8 +35,7 @@ use serde_json::json;
 
 use crate::bootstrap_token::BootstrapToken;
 use crate::certs::{
-    client_of, kubeconfig_yaml, node_user, request_certificate, KUBELET_CLIENT_SIGNER,
-    NODES_GROUP,
+    client_of, kubeconfig_yaml, node_user, request_certificate, KUBELET_CLIENT_SIGNER, NODES_GROUP,
 };
 
 /// What [`join`] needs.

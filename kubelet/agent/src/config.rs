@@ -71,8 +71,6 @@ pub struct KubeletConfig {
     pub client_ca_pem: Option<String>,
     /// How often the runtime is relisted for container state changes (upstream PLEG: 1 s).
     pub relist_period: Duration,
-}
-
     /// `kubeReserved`: resources (cpu, memory, ephemeral-storage, pid) kept from pods for
     /// Kubernetes daemons; subtracted from allocatable.
     pub kube_reserved: BTreeMap<String, Quantity>,
@@ -82,6 +80,8 @@ pub struct KubeletConfig {
     pub eviction: EvictionConfig,
     /// `podPidsLimit`: the pids limit of every pod cgroup (`None`: unlimited).
     pub pod_pids_limit: Option<i64>,
+}
+
 impl KubeletConfig {
     /// Defaults for a node called `node_name`, with loopback-only pod networking.
     pub fn new(node_name: impl Into<String>) -> Self {
@@ -106,13 +106,13 @@ impl KubeletConfig {
             lease_duration_seconds: 40,
             relist_period: Duration::from_secs(1),
             client_ca_pem: None,
-        }
-    }
-}
             kube_reserved: BTreeMap::new(),
             system_reserved: BTreeMap::new(),
             eviction: EvictionConfig::default(),
             pod_pids_limit: None,
+        }
+    }
+}
 
 /// Parses `--node-labels` (`k=v,k2=v2`).
 pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, KubeletError> {

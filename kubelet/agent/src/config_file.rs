@@ -5,6 +5,7 @@
 //! command line override the file, as upstream.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use bramble_api::quantity::Quantity;
@@ -60,6 +61,9 @@ pub struct KubeletConfigFile {
     #[serde(rename = "imageGCLowThresholdPercent")]
     pub image_gc_low_threshold_percent: Option<i64>,
     pub cgroup_root: Option<PathBuf>,
+    #[serde(rename = "clusterDNS")]
+    pub cluster_dns: Option<Vec<String>>,
+    pub cluster_domain: Option<String>,
     pub register_with_taints: Option<Vec<Taint>>,
     pub port: Option<u16>,
     pub node_status_update_frequency: Option<String>,
@@ -193,6 +197,19 @@ impl KubeletConfigFile {
             let rel = r.strip_prefix("/").unwrap_or(r);
             cfg.cgroup_parent = rel.to_path_buf();
         }
+        if let Some(ips) = &self.cluster_dns {
+            cfg.cluster_dns.servers = ips
+                .iter()
+                .enumerate()
+                .map(|(i, ip)| {
+                    ip.parse::<IpAddr>()
+                        .map_err(|_| format!("clusterDNS[{i}]: invalid IP address {ip:?}"))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(d) = &self.cluster_domain {
+            cfg.cluster_dns.domain = d.trim_end_matches('.').to_string();
+        }
         if let Some(taints) = &self.register_with_taints {
             for (i, t) in taints.iter().enumerate() {
                 if t.key.is_empty() {
@@ -280,6 +297,8 @@ evictionPressureTransitionPeriod: 1m
 imageGCHighThresholdPercent: 90
 imageGCLowThresholdPercent: 70
 cgroupRoot: /bramble
+clusterDNS: [10.43.0.10]
+clusterDomain: cluster.local
 registerWithTaints:
 - {key: dedicated, value: edge, effect: NoSchedule}
 nodeStatusUpdateFrequency: 5s
@@ -301,6 +320,11 @@ nodeStatusUpdateFrequency: 5s
         );
         assert_eq!(cfg.eviction.image_gc_low_percent, 70);
         assert_eq!(cfg.cgroup_parent, PathBuf::from("bramble"));
+        assert_eq!(
+            cfg.cluster_dns.servers,
+            vec!["10.43.0.10".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(cfg.cluster_dns.domain, "cluster.local");
         assert_eq!(cfg.register_with_taints[0].key, "dedicated");
         assert_eq!(cfg.node_status_update_frequency, Duration::from_secs(5));
     }
@@ -329,6 +353,8 @@ nodeStatusUpdateFrequency: 5s
         assert!(e.contains("maxPods"), "{e}");
         let e = refused("imageGCHighThresholdPercent: 50\nimageGCLowThresholdPercent: 60");
         assert!(e.starts_with("imageGCLowThresholdPercent (60)"), "{e}");
+        let e = refused("clusterDNS: [not-an-ip]");
+        assert!(e.starts_with("clusterDNS[0]"), "{e}");
         let e = refused("kind: Pod");
         assert!(e.starts_with("kind:"), "{e}");
         let e = refused("registerWithTaints: [{key: a, effect: Sometimes}]");

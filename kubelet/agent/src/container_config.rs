@@ -1,6 +1,6 @@
 //! From a pod's container spec and its image to the runtime's [`ContainerConfig`]: argv
 //! (`command`/`args` over the image's Entrypoint/Cmd, with `$(VAR)` expansion), environment
-//! (image env, then the container's), working directory, cgroup resources and
+//! (image env, then the container's as [`crate::env`] resolved it), working directory, cgroup resources and
 //! `oom_score_adj` by QoS, log path, and the labels the kubelet finds containers by.
 
 use std::collections::BTreeMap;

@@ -17,16 +17,16 @@ use crate::config::KubeletConfig;
 use crate::container_config::NodeContext;
 use crate::error::KubeletError;
 use crate::events::{reason, EventRecorder, EventType};
+use crate::eviction::manager::Evictions;
+use crate::eviction::{EvictionManager, NodeSignals, PressureState};
 use crate::lease::LeaseRenewer;
 use crate::lookup::{ContainerLookup, RuntimeLookup};
 use crate::node_info::{default_node_ip, probe};
-use crate::eviction::manager::Evictions;
-use crate::eviction::{EvictionManager, NodeSignals, PressureState};
 use crate::node_status::{node_allocatable, NodeStatusManager};
-use crate::stats::StatsCollector;
 use crate::pod_cgroups::PodCgroups;
 use crate::pod_context::PodContext;
 use crate::pod_workers::PodWorkers;
+use crate::stats::StatsCollector;
 use crate::status_manager::StatusManager;
 use crate::streaming::{PodTable, StreamingPods};
 
@@ -117,10 +117,10 @@ impl Kubelet {
             node_ip,
             image_store,
             pods: Arc::new(PodTable::default()),
-        })
             pressure: Arc::new(PressureState::default()),
             signals: Arc::new(signals),
             stats: Arc::new(stats),
+        })
     }
 
     /// Finds containers for the streaming server.
@@ -154,8 +154,8 @@ impl Kubelet {
             self.client.clone(),
             self.node_ip,
             self.image_store.clone(),
-        );
             self.pressure.clone(),
+        );
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(node_status.run(stop_rx.clone())));
         let lease = LeaseRenewer::new(
@@ -182,13 +182,12 @@ impl Kubelet {
                 ca,
                 self.streaming_pods(),
                 self.ctx.runtime.clone(),
-                async move {
                 Some(self.stats.clone() as Arc<dyn bramble_kubelet_server::stats::StatsProvider>),
+                async move {
                     let _ = stop.changed().await;
                 },
             )));
         }
-        let prober_ctx = self.ctx.clone();
         tasks.push(tokio::spawn(self.stats.clone().run(
             self.ctx.runtime.clone(),
             self.pods.clone(),
@@ -205,6 +204,7 @@ impl Kubelet {
             relist_tx.clone(),
         );
         tasks.push(tokio::spawn(eviction.run(stop_rx.clone())));
+        let prober_ctx = self.ctx.clone();
         let prober_tx = relist_tx.clone();
         tasks.push(tokio::spawn(async move {
             prober_ctx.prober.forward_wakeups(prober_tx).await

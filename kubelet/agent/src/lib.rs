@@ -45,9 +45,9 @@ pub mod pod_workers;
 pub mod prober;
 pub mod runtime_pod;
 pub mod security_context;
+pub mod stats;
 pub mod status_gen;
 pub mod status_manager;
-pub mod stats;
 pub mod streaming;
 pub mod volumes;
 

@@ -52,15 +52,14 @@ fn reserved(cfg: &KubeletConfig, resource: &str, milli: bool) -> u64 {
 /// Allocatable of machine `m` under `cfg`'s reservations and hard eviction thresholds.
 pub fn node_allocatable(m: &MachineInfo, cfg: &KubeletConfig) -> NodeAllocatable {
     let cpu = (m.cpus * 1000).saturating_sub(reserved(cfg, "cpu", true));
-    let memory = m.memory_bytes.saturating_sub(reserved(cfg, "memory", false));
-    let storage = m
-        .ephemeral_storage_bytes
-        .saturating_sub(reserved(cfg, "ephemeral-storage", false));
-    let evict = |signal, capacity: u64| {
-        cfg.eviction
-            .hard_amount(signal, capacity as i64)
-            .max(0) as u64
-    };
+    let memory = m
+        .memory_bytes
+        .saturating_sub(reserved(cfg, "memory", false));
+    let storage =
+        m.ephemeral_storage_bytes
+            .saturating_sub(reserved(cfg, "ephemeral-storage", false));
+    let evict =
+        |signal, capacity: u64| cfg.eviction.hard_amount(signal, capacity as i64).max(0) as u64;
     NodeAllocatable {
         cpu_milli: cpu,
         memory: memory.saturating_sub(evict(Signal::MemoryAvailable, m.memory_bytes)),

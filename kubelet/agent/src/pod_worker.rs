@@ -220,14 +220,14 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             old: self.last_status.as_ref(),
             probes: &probes,
         });
-        self.last_status = Some(status.clone());
-        self.ctx.status.set(StatusUpdate {
         let mut status = status;
         let mut delete = delete;
         if let Some(e) = crate::eviction::eviction_of(&self.ctx.evictions, &self.pod) {
             crate::eviction::manager::mark_evicted(&mut status, &e, &now_time());
             delete = delete && self.pod.metadata.deletion_timestamp.is_some();
         }
+        self.last_status = Some(status.clone());
+        self.ctx.status.set(StatusUpdate {
             namespace,
             name,
             uid,
@@ -506,6 +506,13 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
                 // Upstream's FailedCreatePodSandBox: containers stay waiting (the pod shows
                 // ContainerCreating) with the plugin's message.
                 let message = format!("Failed to create pod sandbox: {e}");
+                self.ctx.events.event(
+                    &self.pod,
+                    None,
+                    Warning,
+                    reason::FAILED_CREATE_POD_SANDBOX,
+                    message.clone(),
+                );
                 let pod = self.pod.clone();
                 for (c, reason) in init_containers(&pod)
                     .iter()

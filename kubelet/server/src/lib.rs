@@ -68,8 +68,7 @@ pub use error::ServerError;
 pub use server::{route, Body, Kubelet};
 pub use tls::{
     client_identity, self_signed_serving_cert, server_config, server_config_with, ClientAuthorizer,
-    ClientIdentity, ServingCert,
-    APISERVER_KUBELET_CLIENT,
+    ClientIdentity, ServingCert, APISERVER_KUBELET_CLIENT,
 };
 
 /// The kubelet's default streaming port (upstream's `--port`).
@@ -89,7 +88,10 @@ pub async fn serve<R: ContainerRuntime + 'static>(
     authorizer: ClientAuthorizer,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_with_stats(listener, tls, containers, runtime, authorizer, None, shutdown).await
+    serve_with_stats(
+        listener, tls, containers, runtime, authorizer, None, shutdown,
+    )
+    .await
 }
 
 /// [`serve`], plus `/stats/summary` and `/metrics/resource` from `stats`.

@@ -16,10 +16,10 @@
 //! document once per registry content and keeps only what was asked for, serialized.
 
 mod cache;
-pub mod proto_v2;
 mod kinds;
 mod params;
 mod paths;
+pub mod proto_v2;
 mod render;
 mod schemas;
 
