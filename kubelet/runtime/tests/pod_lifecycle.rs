@@ -186,6 +186,7 @@ async fn exec_and_graceful_stop() {
                 ],
                 env: vec!["X=42".into()],
                 working_dir: "/tmp".into(),
+                tty: false,
             },
             Duration::from_secs(20),
         )
