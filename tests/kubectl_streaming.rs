@@ -118,8 +118,21 @@ async fn kubectl_streams_through_the_controller_to_the_kubelet() -> Result<()> {
 
     // The kubelet streaming server, trusting the controller's CA for client certificates.
     let ca = std::fs::read_to_string(ctrl.data_dir().join("controller/pki/ca.crt"))?;
-    let (cert, key) =
-        bramble_kubelet_server::self_signed_serving_cert("stream-node", &["127.0.0.1".parse()?])?;
+    // A serving certificate from the cluster CA, as the kubelet gets one through a
+    // kubernetes.io/kubelet-serving CSR: the controller verifies the kubelet's certificate.
+    let ca_key = std::fs::read_to_string(ctrl.data_dir().join("controller/pki/ca.key"))?;
+    let (csr, key) = bramble_pki::new_serving_csr(
+        "system:node:stream-node",
+        &["system:nodes"],
+        &[],
+        &["127.0.0.1".parse()?],
+    )?;
+    let cert = bramble_pki::sign_serving_csr_with_ca(
+        &ca,
+        &ca_key,
+        &csr,
+        std::time::Duration::from_secs(3600),
+    )?;
     let tls = bramble_kubelet_server::server_config(&ca, &cert, &key)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let kubelet_port = listener.local_addr()?.port();

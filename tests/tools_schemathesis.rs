@@ -108,7 +108,7 @@ fn run_group_version(c: &TestController, dir: &Path, gv_path: &str) -> Result<()
         .args(["--phases", "examples,fuzzing"])
         .args(["--max-examples", "4", "--seed", "1", "--workers", "2"])
         .args(["--generation-database", "none", "--no-color"])
-        .arg("--request-timeout=10")
+        .arg("--request-timeout=60")
         .current_dir(dir)
         .output()
         .context("running schemathesis")?;

@@ -133,6 +133,9 @@ pub(super) async fn guaranteed_update(
                 &objects::now_rfc3339(),
             );
         }
+        if ctx.route.subresource.is_some() {
+            keep_managed_fields(&mut new, &old);
+        }
         match ctx.route.subresource.as_deref() {
             // the binding is built from the stored pod by the server itself
             Some("binding") => {}
@@ -256,5 +259,22 @@ fn set_scheduled_condition(pod: &mut Value) {
     if let Some(list) = conditions.as_array_mut() {
         list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
         list.push(cond);
+    }
+}
+
+/// A subresource write that sends no `managedFields` (controllers writing status from a
+/// cache that drops them) keeps the stored ones, as upstream's field manager does.
+fn keep_managed_fields(new: &mut Value, old: &Value) {
+    let sent = new
+        .pointer("/metadata/managedFields")
+        .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()));
+    if sent {
+        return;
+    }
+    if let (Some(kept), Some(meta)) = (
+        old.pointer("/metadata/managedFields").cloned(),
+        new.get_mut("metadata").and_then(Value::as_object_mut),
+    ) {
+        meta.insert("managedFields".into(), kept);
     }
 }
