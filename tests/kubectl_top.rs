@@ -45,7 +45,7 @@ fn parse_prometheus(text: &str) -> Result<Vec<Sample>> {
             continue;
         }
         let name_end = line
-            .find(|c: char| c == '{' || c == ' ')
+            .find(['{', ' '])
             .with_context(|| format!("no value in {line:?}"))?;
         let name = &line[..name_end];
         if !name

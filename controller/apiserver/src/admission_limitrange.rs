@@ -61,17 +61,13 @@ fn items(limit_range: &Value) -> Vec<Item> {
             };
             if it.kind == "Container" {
                 for (k, v) in &it.max {
-                    it.default.entry(k.clone()).or_insert_with(|| v.clone());
+                    it.default.entry(k.clone()).or_insert_with(|| *v);
                 }
                 for (k, v) in &it.default {
-                    it.default_request
-                        .entry(k.clone())
-                        .or_insert_with(|| v.clone());
+                    it.default_request.entry(k.clone()).or_insert_with(|| *v);
                 }
                 for (k, v) in &it.min {
-                    it.default_request
-                        .entry(k.clone())
-                        .or_insert_with(|| v.clone());
+                    it.default_request.entry(k.clone()).or_insert_with(|| *v);
                 }
             }
             it

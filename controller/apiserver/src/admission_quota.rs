@@ -70,7 +70,7 @@ fn quantities(v: Option<&Value>) -> ResourceList {
 
 fn add_into(total: &mut ResourceList, more: &ResourceList) {
     for (k, v) in more {
-        let sum = total.get(k).map(|t| t.add(v)).unwrap_or_else(|| v.clone());
+        let sum = total.get(k).map(|t| t.add(v)).unwrap_or_else(|| *v);
         total.insert(k.clone(), sum);
     }
 }
@@ -78,7 +78,7 @@ fn add_into(total: &mut ResourceList, more: &ResourceList) {
 fn max_into(total: &mut ResourceList, other: &ResourceList) {
     for (k, v) in other {
         if total.get(k).is_none_or(|t| t < v) {
-            total.insert(k.clone(), v.clone());
+            total.insert(k.clone(), *v);
         }
     }
 }
@@ -122,7 +122,7 @@ pub fn usage(group: &str, resource: &str, obj: &Value) -> ResourceList {
             for (field, prefix) in [("requests", "requests."), ("limits", "limits.")] {
                 for (name, q) in pod_resources(obj, field) {
                     if field == "requests" && (name == "cpu" || name == "memory") {
-                        u.insert(name.clone(), q.clone());
+                        u.insert(name.clone(), q);
                     }
                     u.insert(format!("{prefix}{name}"), q);
                 }
@@ -286,9 +286,9 @@ pub async fn admit_create(
             for r in matched {
                 let now = used[r].add(&delta[r]);
                 if now > hard[r] {
-                    requested.insert(r.clone(), delta[r].clone());
-                    was.insert(r.clone(), used[r].clone());
-                    limited.insert(r.clone(), hard[r].clone());
+                    requested.insert(r.clone(), delta[r]);
+                    was.insert(r.clone(), used[r]);
+                    limited.insert(r.clone(), hard[r]);
                 }
                 new_used.insert(r.clone(), now);
             }

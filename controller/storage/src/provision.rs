@@ -1,8 +1,6 @@
 //! Pure decisions: the default StorageClass, which claims to provision where, and the
 //! PersistentVolume for a claim.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use serde_json::{json, Value};
@@ -102,7 +100,7 @@ pub fn bound_claim_status(pv: &PersistentVolume) -> Value {
     json!({
         "phase": "Bound",
         "accessModes": spec.access_modes,
-        "capacity": spec.capacity.unwrap_or_else(BTreeMap::new),
+        "capacity": spec.capacity.unwrap_or_default(),
     })
 }
 

@@ -72,7 +72,7 @@ pub fn node_allocatable(m: &MachineInfo, cfg: &KubeletConfig) -> NodeAllocatable
 
 /// `1500m`, or whole cores as `2`.
 fn cpu_quantity(milli: u64) -> String {
-    if milli % 1000 == 0 {
+    if milli.is_multiple_of(1000) {
         (milli / 1000).to_string()
     } else {
         format!("{milli}m")

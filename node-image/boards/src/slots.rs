@@ -242,7 +242,7 @@ impl BootRecord {
     /// The booted slot is healthy: if it was under trial it becomes the active slot. Returns
     /// `None` when nothing changes.
     pub fn mark_good(&self, booted: Slot) -> Option<BootRecord> {
-        (self.trying == Some(booted)).then(|| BootRecord {
+        (self.trying == Some(booted)).then_some(BootRecord {
             active: booted,
             trying: None,
             tries_left: 0,

@@ -53,7 +53,7 @@ fn fingerprint(console: &str) -> String {
             l.split_once("certificate sha256 ")
                 .map(|(_, f)| f.trim().to_string())
         })
-        .last()
+        .next_back()
         .unwrap_or_else(|| panic!("no node API line:\n{console}"))
 }
 
