@@ -132,7 +132,6 @@ async fn binds_to_matching_nodes_and_reports_unschedulable_pods() -> Result<()> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the scheduler loop never reports its caches synced under this harness since the move to shared informers (bramble up binds pods); under investigation, see the session note"]
 async fn taints_affinity_and_spread_through_the_api() -> Result<()> {
     let c = start_controller()?;
     let client = c.client().await?;
@@ -265,7 +264,6 @@ async fn taints_affinity_and_spread_through_the_api() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the scheduler loop never reports its caches synced under this harness since the move to shared informers (bramble up binds pods); under investigation, see the session note"]
 async fn kubectl_cordon_is_respected_and_mirrored_as_a_taint() -> Result<()> {
     let c = start_controller()?;
     let client = c.client().await?;
@@ -318,7 +316,6 @@ async fn kubectl_cordon_is_respected_and_mirrored_as_a_taint() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the scheduler loop never reports its caches synced under this harness since the move to shared informers (bramble up binds pods); under investigation, see the session note"]
 async fn state_is_rebuilt_from_the_api_after_a_restart() -> Result<()> {
     let mut c = start_controller()?;
     let client = c.client().await?;

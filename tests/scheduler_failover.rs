@@ -16,7 +16,6 @@ use common::ok;
 use sched::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the scheduler loop never reports its caches synced under this harness since the move to shared informers (bramble up binds pods); under investigation, see the session note"]
 async fn deployment_pods_move_off_a_node_whose_lease_expired() -> Result<()> {
     let c = start_controller()?;
     let client = c.client().await?;

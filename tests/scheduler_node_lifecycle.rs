@@ -17,7 +17,6 @@ use common::ok;
 use sched::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the scheduler loop never reports its caches synced under this harness since the move to shared informers (bramble up binds pods); under investigation, see the session note"]
 async fn lease_expiry_makes_the_node_not_ready_and_evicts_its_pods() -> Result<()> {
     let c = start_controller()?;
     let client = c.client().await?;

@@ -50,7 +50,6 @@ async fn drive_rollout(client: &Client, name: &str, min_ready: usize) -> Result<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "pods of the controller do not appear within the wait since the move to shared informers (intermittent; bramble controller creates them by hand); see the session note"]
 async fn deployment_scale_rollout_history_undo_and_delete() -> Result<()> {
     let c = TestController::start()?;
     let client = c.client().await?;

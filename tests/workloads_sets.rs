@@ -289,7 +289,6 @@ async fn statefulset_orders_pods_keeps_claims_and_updates_by_partition() -> Resu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "pods of the controller do not appear within the wait since the move to shared informers (intermittent; bramble controller creates them by hand); see the session note"]
 async fn parallel_statefulset_with_claims_deleted_on_scale_down_and_delete() -> Result<()> {
     let c = TestController::start()?;
     let client = c.client().await?;

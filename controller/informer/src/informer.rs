@@ -12,7 +12,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tracing::{debug, info_span, warn, Instrument};
 
@@ -60,6 +60,19 @@ struct Shared<K: Resource<DynamicType = ()> + 'static> {
     indexes: RwLock<Indexes<K>>,
     handlers: Mutex<Vec<Handler<K>>>,
     synced: AtomicBool,
+    /// Readiness for any number of waiters. kube's `Store::wait_until_ready` wakes only the
+    /// last of several concurrent waiters (its `DelayedInit` polls a oneshot receiver, which
+    /// keeps one waker), so the scheduler and the node lifecycle controller waiting on the
+    /// same Node cache could hang forever.
+    readiness: watch::Sender<Readiness>,
+}
+
+/// Where an informer's first list stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Readiness {
+    Listing,
+    Synced,
+    Stopped,
 }
 
 /// A shared cache of one kind; cheap to clone (clones share everything).
@@ -96,6 +109,7 @@ where
             indexes: RwLock::new(Indexes::default()),
             handlers: Mutex::new(Vec::new()),
             synced: AtomicBool::new(false),
+            readiness: watch::Sender::new(Readiness::Listing),
         });
         let task = shared.clone();
         let span = info_span!("informer", kind = %K::kind(&()));
@@ -156,6 +170,11 @@ where
                 let after = shared.store.state();
                 write(&shared.indexes).rebuild(after.iter().map(|o| o.as_ref()));
                 shared.synced.store(true, Ordering::SeqCst);
+                shared.readiness.send_if_modified(|r| {
+                    let first = *r == Readiness::Listing;
+                    *r = Readiness::Synced;
+                    first
+                });
                 let mut gone = before;
                 for o in &after {
                     gone.remove(&key_of(o.as_ref()));
@@ -171,6 +190,13 @@ where
             }
         }
     }
+    shared.readiness.send_if_modified(|r| {
+        let first = *r == Readiness::Listing;
+        if first {
+            *r = Readiness::Stopped;
+        }
+        first
+    });
 }
 
 fn write<K>(l: &RwLock<Indexes<K>>) -> std::sync::RwLockWriteGuard<'_, Indexes<K>> {
@@ -192,20 +218,23 @@ impl<K> Informer<K>
 where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
-    /// The reflector store (what kube-runtime's `Controller` takes).
+    /// The reflector store (what kube-runtime's `Controller` takes). Await [`Self::ready`]
+    /// before handing it to anything that calls `Store::wait_until_ready`: kube wakes only
+    /// one of several tasks waiting there at once.
     pub fn store(&self) -> &Store<K> {
         &self.shared.store
     }
 
     /// Waits until the first list has landed in the cache.
+    /// Any number of tasks may wait at once.
     pub async fn ready(&self) -> Result<(), Error> {
-        self.shared
-            .store
-            .wait_until_ready()
-            .await
-            .map_err(|_| Error::NeverSynced {
+        let mut rx = self.shared.readiness.subscribe();
+        match rx.wait_for(|r| *r != Readiness::Listing).await.map(|r| *r) {
+            Ok(Readiness::Synced) => Ok(()),
+            _ => Err(Error::NeverSynced {
                 kind: K::kind(&()).to_string(),
-            })
+            }),
+        }
     }
 
     /// The cached object `namespace/name` (`None` namespace for cluster-scoped kinds).

@@ -129,3 +129,29 @@ async fn one_cache_per_kind_with_indexes_and_handlers() -> Result<()> {
     assert!(a.by_index("no-such-index", "db").is_empty());
     Ok(())
 }
+
+/// Every task waiting for the first list wakes, not only the last one to start waiting (kube's
+/// `Store::wait_until_ready` keeps one waker; the scheduler and the node lifecycle controller
+/// both waiting on the Node cache once left the scheduler asleep for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_waiter_wakes_when_the_cache_fills() -> Result<()> {
+    let (_dir, client) = start().await?;
+    let informers = SharedInformers::new(client);
+    let nodes = informers.get::<k8s_openapi::api::core::v1::Node>();
+    let waiters: Vec<_> = (0..8)
+        .map(|_| {
+            let n = nodes.clone();
+            tokio::spawn(async move { n.ready().await })
+        })
+        .collect();
+    for w in waiters {
+        tokio::time::timeout(Duration::from_secs(30), w)
+            .await
+            .expect("a waiter was never woken")??;
+    }
+    // and the kube store handed to kube's Controller is ready by then
+    tokio::time::timeout(Duration::from_secs(1), nodes.store().wait_until_ready())
+        .await
+        .expect("store readiness")?;
+    Ok(())
+}

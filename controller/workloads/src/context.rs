@@ -155,6 +155,12 @@ pub async fn run_controller<K, F, Fut>(
             out
         }
     };
+    // kube's Controller waits on the store's readiness, which wakes only one of several
+    // waiters: let the shared informer's own (any-number-of-waiters) readiness go first.
+    if let Err(e) = main.ready().await {
+        warn!(controller = name, error = %e, "cache never filled");
+        return;
+    }
     Controller::for_shared_stream(main.applied(), main.store().clone())
         .reconcile_on(triggers)
         .reconcile_all_on(resync)
