@@ -40,10 +40,14 @@ fn curl(tc: &TestController, args: &[&str]) -> Result<Http> {
         .context("running curl")?;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    Ok(Http {
-        code: code.trim().parse().unwrap_or(0),
-        body: body.to_string(),
-    })
+    let code = code.trim().parse().unwrap_or(0);
+    // no answer at all: say what curl saw
+    let body = if code == 0 {
+        format!("{body}{}", String::from_utf8_lossy(&out.stderr))
+    } else {
+        body.to_string()
+    };
+    Ok(Http { code, body })
 }
 
 fn bearer(token: &str) -> String {
@@ -246,7 +250,14 @@ fn oversized_headers_and_bodies() -> Result<()> {
     let mut headers = vec![bearer(&token)];
     headers.extend(many);
     let h = create_cm(&tc, "big", &headers)?;
-    ensure!(h.code == 431, "500 headers got {}: {}", h.code, h.body);
+    // hyper's HTTP/2 server answers 431 and resets the stream; curl sometimes reports the
+    // reset (error 92) before the answer
+    ensure!(
+        h.code == 431 || (h.code == 0 && h.body.contains("(92)")),
+        "500 headers got {}: {}",
+        h.code,
+        h.body
+    );
     ensure!(!configmap_exists(&tc, "big")?);
     still_serving(&tc)
 }

@@ -261,6 +261,7 @@ pub async fn filter(
         authorize(state.store.as_ref(), authn.rbac_cache(), &attrs)
     };
     if !decision.allowed() {
+        body::discard(req.into_body()).await;
         if attrs.user.name == ANONYMOUS_USER {
             return Ok(body::status(&crate::auth::unauthorized()));
         }

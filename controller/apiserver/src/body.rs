@@ -62,6 +62,30 @@ pub fn text(code: u16, body: impl Into<Bytes>) -> Response {
 /// client gets the answer instead of a reset connection.
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
+/// How long a refused request's body is read (and thrown away) before the answer goes out.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and discards what the client sends of a request answered without its body (401,
+/// 403), up to [`MAX_BODY_BYTES`] or [`DRAIN_TIMEOUT`]: an HTTP/2 stream whose body is
+/// dropped unread is reset, and clients such as curl then report a framing error instead
+/// of the answer.
+pub async fn discard<B>(body: B)
+where
+    B: hyper::body::Body<Data = Bytes>,
+{
+    let drain = async {
+        let mut body = std::pin::pin!(body);
+        let mut total = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            total += frame.data_ref().map_or(0, |d| d.len());
+            if total > MAX_BODY_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+}
+
 /// Reads a whole request body, refusing more than [`MAX_BODY_BYTES`] with 413.
 pub async fn read_limited<B>(body: B) -> Result<Bytes, Status>
 where

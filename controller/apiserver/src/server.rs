@@ -147,7 +147,10 @@ pub async fn handle(
         let user = match authn.authenticate(cert_identity, req.headers()) {
             Ok(u) => Some(u),
             Err(_) if public => None,
-            Err(s) => return body::status(&s),
+            Err(s) => {
+                body::discard(req.into_body()).await;
+                return body::status(&s);
+            }
         };
         let audit = match (&user, state.audit.get()) {
             (Some(u), Some(log))
