@@ -442,9 +442,11 @@ fn canonicalize_quantities(v: &mut Value, key: &str) -> Result<(), String> {
                 }
             }
         }
+        // A resource list is never an array, so an array under one of those names (a
+        // LimitRange's `spec.limits` of items) is walked as ordinary fields.
         Value::Array(items) => {
             for item in items {
-                canonicalize_quantities(item, key)?;
+                canonicalize_quantities(item, "")?;
             }
         }
         _ => {}

@@ -241,6 +241,29 @@ fn quantities_are_canonicalized_and_checked() {
 }
 
 #[test]
+fn limit_range_items_are_not_taken_for_quantities() {
+    // `spec.limits` is an array of items whose `type` is no quantity
+    let lr = info("v1", "LimitRange");
+    let out = decode_object(
+        &lr,
+        json!({"metadata": {"name": "l"}, "spec": {"limits": [{"type": "Container",
+            "default": {"cpu": "500m", "memory": "256Mi"},
+            "defaultRequest": {"cpu": "0.3", "memory": "128Mi"},
+            "max": {"cpu": "1000m"}, "maxLimitRequestRatio": {"cpu": 2}}]}}),
+    )
+    .unwrap();
+    let item = &out["spec"]["limits"][0];
+    assert_eq!(item["type"], "Container");
+    assert_eq!(item["defaultRequest"]["cpu"], "300m");
+    assert_eq!(item["max"]["cpu"], "1");
+    assert_eq!(item["maxLimitRequestRatio"]["cpu"], "2");
+    let bad = json!({"metadata": {"name": "l"}, "spec": {"limits": [{"type": "Container",
+        "max": {"cpu": "lots"}}]}});
+    let e = decode_object(&lr, bad).unwrap_err();
+    assert!(e.message.contains("quantities must match"), "{}", e.message);
+}
+
+#[test]
 fn secret_string_data_merges_into_data() {
     let secret = info("v1", "Secret");
     let out = decode_object(
