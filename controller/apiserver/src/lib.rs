@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod admission_limitrange;
 pub mod admission_quota;
+pub mod admission_storageclass;
 pub mod audit;
 pub mod auth;
 pub mod auth_routes;

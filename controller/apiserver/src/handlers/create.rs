@@ -45,6 +45,7 @@ pub async fn create_object(
     strategy::prepare_for_create(info, &mut obj);
     if let Some(ns) = namespace.filter(|_| info.namespaced) {
         crate::admission_limitrange::admit_create(state, info, ns, &mut obj)?;
+        crate::admission_storageclass::admit_create(state, info, &mut obj)?;
     }
     let name = meta_str(&obj, "name").unwrap_or("").to_string();
     let causes = validation::validate(info, &obj, None);
