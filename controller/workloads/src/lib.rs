@@ -18,6 +18,7 @@ pub mod error;
 pub mod expectations;
 pub mod gc;
 pub mod hash;
+pub mod hpa;
 pub mod job;
 pub mod meta;
 pub mod pods;
@@ -39,6 +40,7 @@ use context::{Ctx, Informers};
 /// stops.
 pub fn spawn_with_clock(client: kube::Client, informers: &SharedInformers, clock: Arc<dyn Clock>) {
     tokio::spawn(gc::run(client.clone()));
+    let hpas = informers.get::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>();
     let informers = Informers::from_shared(informers);
     let ctx = Arc::new(Ctx::new(client, clock, informers));
     tokio::spawn(async move {
@@ -54,6 +56,7 @@ pub fn spawn_with_clock(client: kube::Client, informers: &SharedInformers, clock
             cronjob::run(ctx.clone()),
             daemonset::run(ctx.clone()),
             statefulset::run(ctx.clone()),
+            hpa::run(ctx.clone(), hpas, hpa::HpaConfig::from_env()),
         );
     });
 }
