@@ -67,6 +67,10 @@ pub struct KubeletArgs {
     /// flags given on the command line override its fields.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Static pod manifests (`*.yaml`, `*.yml`, `*.json`) run without the API server and
+    /// mirrored into it (default: <data-dir>/manifests; also `staticPodPath` in --config).
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
     /// Registry reached over plain HTTP besides loopback (`host[:port]` or CIDR; repeatable).
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
@@ -106,6 +110,9 @@ pub fn config_of(args: &KubeletArgs) -> anyhow::Result<KubeletConfig> {
         cfg.register_with_taints = parse_taints(t)?;
     }
     cfg.insecure_registries = args.insecure_registries.clone();
+    if let Some(p) = &args.pod_manifest_path {
+        cfg.static_pod_path = Some(p.clone());
+    }
     Ok(cfg)
 }
 

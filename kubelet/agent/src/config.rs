@@ -80,6 +80,11 @@ pub struct KubeletConfig {
     pub eviction: EvictionConfig,
     /// `podPidsLimit`: the pids limit of every pod cgroup (`None`: unlimited).
     pub pod_pids_limit: Option<i64>,
+    /// `--pod-manifest-path` / `staticPodPath`: the static pod directory (`None`:
+    /// `<data_dir>/manifests`).
+    pub static_pod_path: Option<PathBuf>,
+    /// `fileCheckFrequency`: how often the static pod directory is read.
+    pub file_check_frequency: Duration,
 }
 
 impl KubeletConfig {
@@ -110,6 +115,16 @@ impl KubeletConfig {
             system_reserved: BTreeMap::new(),
             eviction: EvictionConfig::default(),
             pod_pids_limit: None,
+            static_pod_path: None,
+            file_check_frequency: Duration::from_secs(20),
+        }
+    }
+
+    /// The static pod directory, and whether it is the default one.
+    pub fn static_pods_dir(&self) -> (PathBuf, bool) {
+        match &self.static_pod_path {
+            Some(p) => (p.clone(), false),
+            None => (self.data_dir.join("manifests"), true),
         }
     }
 }

@@ -47,6 +47,7 @@ pub struct KubeletConfigFile {
     pub api_version: Option<String>,
     pub kind: Option<String>,
     pub static_pod_path: Option<PathBuf>,
+    pub file_check_frequency: Option<String>,
     pub max_pods: Option<u32>,
     pub pod_pids_limit: Option<i64>,
     pub kube_reserved: Option<BTreeMap<String, String>>,
@@ -137,6 +138,18 @@ impl KubeletConfigFile {
         }
         if let Some(n) = self.max_pods {
             cfg.max_pods = n;
+        }
+        if let Some(p) = &self.static_pod_path {
+            cfg.static_pod_path = Some(p.clone());
+        }
+        if let Some(v) = &self.file_check_frequency {
+            let d = duration("fileCheckFrequency", v)?;
+            if d.is_zero() {
+                return Err(format!(
+                    "fileCheckFrequency: must be greater than 0, got {v:?}"
+                ));
+            }
+            cfg.file_check_frequency = d;
         }
         if let Some(l) = self.pod_pids_limit {
             if l != -1 && l <= 0 {
@@ -327,6 +340,31 @@ nodeStatusUpdateFrequency: 5s
         assert_eq!(cfg.cluster_dns.domain, "cluster.local");
         assert_eq!(cfg.register_with_taints[0].key, "dedicated");
         assert_eq!(cfg.node_status_update_frequency, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn static_pod_fields() {
+        let cfg =
+            applied("staticPodPath: /etc/bramble/manifests\nfileCheckFrequency: 2s\n").unwrap();
+        assert_eq!(
+            cfg.static_pods_dir(),
+            (PathBuf::from("/etc/bramble/manifests"), false)
+        );
+        assert_eq!(cfg.file_check_frequency, Duration::from_secs(2));
+        let defaults = applied("").unwrap();
+        assert_eq!(
+            defaults.static_pods_dir().0,
+            defaults.data_dir.join("manifests")
+        );
+        assert_eq!(defaults.file_check_frequency, Duration::from_secs(20));
+        assert_eq!(
+            refused("fileCheckFrequency: soon"),
+            "fileCheckFrequency: invalid duration \"soon\""
+        );
+        assert_eq!(
+            refused("fileCheckFrequency: 0s"),
+            "fileCheckFrequency: must be greater than 0, got \"0s\""
+        );
     }
 
     #[test]

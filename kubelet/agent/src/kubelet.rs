@@ -26,6 +26,7 @@ use crate::node_status::{node_allocatable, NodeStatusManager};
 use crate::pod_cgroups::PodCgroups;
 use crate::pod_context::PodContext;
 use crate::pod_workers::PodWorkers;
+use crate::static_pods::{MirrorPods, StaticPodConfig};
 use crate::stats::StatsCollector;
 use crate::status_manager::StatusManager;
 use crate::streaming::{PodTable, StreamingPods};
@@ -41,6 +42,7 @@ pub struct Kubelet {
     pressure: Arc<PressureState>,
     signals: Arc<NodeSignals>,
     stats: Arc<StatsCollector>,
+    mirrors: Arc<MirrorPods>,
 }
 
 impl Kubelet {
@@ -93,13 +95,14 @@ impl Kubelet {
         let runtime = Arc::new(runtime);
         let events = EventRecorder::start(client.clone(), &cfg.node_name);
         let prober = crate::prober::ProberManager::start(runtime.clone(), Arc::new(events.clone()));
+        let mirrors = Arc::new(MirrorPods::default());
         let ctx = Arc::new(PodContext {
             runtime,
             prober,
             images: Arc::new(images),
             cgroups: Arc::new(cgroups),
             network: cfg.network.clone(),
-            status: StatusManager::start(client.clone()),
+            status: StatusManager::start_with(client.clone(), mirrors.clone()),
             events,
             evictions: Arc::new(Evictions::default()),
             client: client.clone(),
@@ -120,6 +123,7 @@ impl Kubelet {
             pressure: Arc::new(PressureState::default()),
             signals: Arc::new(signals),
             stats: Arc::new(stats),
+            mirrors,
         })
     }
 
@@ -166,12 +170,34 @@ impl Kubelet {
         tasks.push(tokio::spawn(lease.run(stop_rx.clone())));
         let (pod_tx, pod_rx) = mpsc::channel(256);
         let (relist_tx, relist_rx) = mpsc::channel(16);
-        tasks.push(tokio::spawn(crate::pod_source::run(
+        let (path, default_path) = self.cfg.static_pods_dir();
+        let (static_tasks, static_read) = crate::static_pods::spawn(
+            StaticPodConfig {
+                path,
+                default_path,
+                period: self.cfg.file_check_frequency,
+                node: self.cfg.node_name.clone(),
+            },
+            self.client.clone(),
+            self.ctx.status.clone(),
+            self.mirrors.clone(),
+            self.pods.clone(),
+            pod_tx.clone(),
+            stop_rx.clone(),
+        );
+        tasks.extend(static_tasks);
+        let api_pods = crate::pod_source::run(
             self.client.clone(),
             self.cfg.node_name.clone(),
             self.pods.clone(),
+            self.mirrors.clone(),
             pod_tx,
-        )));
+        );
+        tasks.push(tokio::spawn(async move {
+            // Static pods first: the API's list must not make orphans of them.
+            let _ = static_read.await;
+            api_pods.await
+        }));
         if let Some(ca) = self.cfg.client_ca_pem.clone() {
             let mut stop = stop_rx.clone();
             tasks.push(tokio::spawn(crate::streaming::serve(

@@ -11,6 +11,8 @@
 //! - [`pleg`]: relists the runtime and wakes workers whose containers changed.
 //! - [`status_gen`] builds pod status; [`status_manager`] is its only writer.
 //! - [`lookup`]: containers by (namespace, pod, container) for the streaming server.
+//! - [`static_pods`]: pods from manifest files, run without the API server and mirrored
+//!   into it.
 //!
 //! Containers run through `bramble-runtime`'s single-threaded helper (never libcontainer in
 //! this threaded process) and outlive the kubelet; a restarted kubelet adopts them from the
@@ -45,6 +47,7 @@ pub mod pod_workers;
 pub mod prober;
 pub mod runtime_pod;
 pub mod security_context;
+pub mod static_pods;
 pub mod stats;
 pub mod status_gen;
 pub mod status_manager;

@@ -1,6 +1,8 @@
 //! The dispatcher (upstream `podWorkers`): one [`PodWorker`] task per pod uid, fed with pod
 //! updates from the pod source and relist events from the PLEG; pods the API no longer has
 //! (deleted while the kubelet was down) are terminated once the pod source has synced.
+//! Static pods are not in the API's list; a static pod replacing one of the same name (an
+//! edited manifest) starts once the old one has terminated, as upstream.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use crate::pod_context::PodContext;
 use crate::pod_spec::pod_ids;
 use crate::pod_worker::{PodWorker, WorkerMsg};
 use crate::runtime_pod::group;
+use crate::static_pods::{full_name, is_static_pod};
 
 /// What the pod source reports.
 #[derive(Debug, Clone)]
@@ -34,6 +37,8 @@ pub struct PodWorkers<R> {
     seen: HashMap<String, Arc<Pod>>,
     done_tx: mpsc::UnboundedSender<String>,
     done_rx: mpsc::UnboundedReceiver<String>,
+    /// Static pods waiting for a terminating pod of the same full name, by full name.
+    waiting: HashMap<String, Arc<Pod>>,
 }
 
 impl<R: ContainerRuntime + 'static> PodWorkers<R> {
@@ -46,7 +51,19 @@ impl<R: ContainerRuntime + 'static> PodWorkers<R> {
             seen: HashMap::new(),
             done_tx,
             done_rx,
+            waiting: HashMap::new(),
         }
+    }
+
+    /// Whether another worker of `pod`'s full name still runs (a static pod must wait).
+    fn name_taken(&self, pod: &Pod) -> bool {
+        let (ns, name, uid) = pod_ids(pod);
+        self.seen.iter().any(|(u, p)| {
+            *u != uid && self.workers.contains_key(u) && {
+                let (n2, name2, _) = pod_ids(p);
+                n2 == ns && name2 == name
+            }
+        })
     }
 
     fn spawn(&mut self, pod: Arc<Pod>, first: Option<WorkerMsg>) {
@@ -71,6 +88,11 @@ impl<R: ContainerRuntime + 'static> PodWorkers<R> {
         match ev {
             PodEvent::Upsert(p) => {
                 let (_, _, uid) = pod_ids(&p);
+                if is_static_pod(&p) && !self.workers.contains_key(&uid) && self.name_taken(&p) {
+                    info!(%uid, "static pod waits for the old pod of its name to terminate");
+                    self.waiting.insert(full_name(&p), p);
+                    return;
+                }
                 if let Some(old) = self.seen.get(&uid) {
                     if self.workers.contains_key(&uid) && !relevant_change(old, &p) {
                         return;
@@ -83,6 +105,15 @@ impl<R: ContainerRuntime + 'static> PodWorkers<R> {
             }
             PodEvent::Deleted(p) => {
                 let (_, _, uid) = pod_ids(&p);
+                let name = full_name(&p);
+                if self
+                    .waiting
+                    .get(&name)
+                    .is_some_and(|w| w.metadata.uid == p.metadata.uid)
+                {
+                    self.waiting.remove(&name);
+                    return;
+                }
                 if !self.send(&uid, WorkerMsg::Deleted(p.clone())) {
                     self.spawn(p.clone(), Some(WorkerMsg::Deleted(p)));
                 }
@@ -92,6 +123,7 @@ impl<R: ContainerRuntime + 'static> PodWorkers<R> {
                     .workers
                     .keys()
                     .filter(|u| !known.contains(*u))
+                    .filter(|u| !self.seen.get(*u).is_some_and(|p| is_static_pod(p)))
                     .cloned()
                     .collect();
                 for uid in gone {
@@ -153,7 +185,10 @@ impl<R: ContainerRuntime + 'static> PodWorkers<R> {
                 },
                 Some(uid) = self.done_rx.recv() => {
                     self.workers.remove(&uid);
-                    self.seen.remove(&uid);
+                    let next = self.seen.remove(&uid).and_then(|p| self.waiting.remove(&full_name(&p)));
+                    if let Some(p) = next {
+                        self.on_pod(PodEvent::Upsert(p)).await;
+                    }
                 }
             }
         }

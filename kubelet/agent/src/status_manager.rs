@@ -1,8 +1,11 @@
 //! The status manager (upstream `status_manager.go`): the only writer of `pods/status`.
 //! Workers hand it the status they generated; it coalesces per pod, skips unchanged
-//! statuses, and writes with a JSON merge patch, retrying failures.
+//! statuses, and writes with a JSON merge patch, retrying failures. A static pod's status
+//! goes to its mirror pod ([`UidTranslator`]); while it has none, the status waits for
+//! [`StatusManager::resync`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -31,6 +34,23 @@ pub struct StatusUpdate {
 enum Msg {
     Update(StatusUpdate),
     Forget(String),
+    Resync(String),
+}
+
+/// Which API object carries a pod's status (upstream's `TranslatePodUID`): the pod itself,
+/// or for a static pod its mirror pod.
+pub trait UidTranslator: Send + Sync {
+    /// The uid of the API object for the pod with `uid`; `None` while there is none.
+    fn api_uid(&self, uid: &str) -> Option<String>;
+}
+
+/// Every pod is its own API object.
+struct SameUid;
+
+impl UidTranslator for SameUid {
+    fn api_uid(&self, uid: &str) -> Option<String> {
+        Some(uid.to_string())
+    }
 }
 
 /// Handle workers use to submit statuses.
@@ -42,9 +62,19 @@ pub struct StatusManager {
 impl StatusManager {
     /// Starts the writer task.
     pub fn start(client: Client) -> Self {
+        Self::start_with(client, Arc::new(SameUid))
+    }
+
+    /// Starts the writer task, writing each status to the object `translator` names.
+    pub fn start_with(client: Client, translator: Arc<dyn UidTranslator>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(client, rx));
+        tokio::spawn(run(client, translator, rx));
         StatusManager { tx }
+    }
+
+    /// Writes the last status of pod `uid` again (its API object changed: a new mirror pod).
+    pub fn resync(&self, uid: &str) {
+        let _ = self.tx.send(Msg::Resync(uid.to_string()));
     }
 
     /// Queues `update` (a newer one for the same pod replaces it).
@@ -71,39 +101,61 @@ pub fn status_patch(old: Option<&Value>, new: &Value, uid: &str) -> Value {
     json!({"metadata": {"uid": uid}, "status": status})
 }
 
-async fn run(client: Client, mut rx: mpsc::UnboundedReceiver<Msg>) {
-    let mut written: HashMap<String, Value> = HashMap::new();
-    let mut pending: HashMap<String, StatusUpdate> = HashMap::new();
+/// What the writer remembers.
+#[derive(Default)]
+struct Book {
+    /// Per pod uid: the API object's uid and the status last written to it.
+    written: HashMap<String, (String, Value)>,
+    /// Per pod uid: the last update (for [`Msg::Resync`]).
+    last: HashMap<String, StatusUpdate>,
+    pending: HashMap<String, StatusUpdate>,
+}
+
+async fn run(
+    client: Client,
+    translator: Arc<dyn UidTranslator>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+) {
+    let mut book = Book::default();
     loop {
-        if pending.is_empty() {
+        if book.pending.is_empty() {
             match rx.recv().await {
-                Some(m) => apply(m, &mut pending, &mut written),
+                Some(m) => apply(m, &mut book),
                 None => return,
             }
         }
         while let Ok(m) = rx.try_recv() {
-            apply(m, &mut pending, &mut written);
+            apply(m, &mut book);
         }
-        let batch: Vec<StatusUpdate> = pending.drain().map(|(_, u)| u).collect();
+        let batch: Vec<StatusUpdate> = book.pending.drain().map(|(_, u)| u).collect();
+        let (pending, written) = (&mut book.pending, &mut book.written);
         let mut failed = false;
         for u in batch {
+            let Some(target) = translator.api_uid(&u.uid) else {
+                debug!(pod = %u.name, ns = %u.namespace, "no mirror pod yet; status held");
+                continue;
+            };
             let api: Api<Pod> = Api::namespaced(client.clone(), &u.namespace);
-            if written.get(&u.uid) == Some(&u.status) {
-                if u.delete && !delete_pod(&api, &u).await {
+            let old = written
+                .get(&u.uid)
+                .filter(|(t, _)| *t == target)
+                .map(|(_, v)| v);
+            if old == Some(&u.status) {
+                if u.delete && !delete_pod(&api, &u, &target).await {
                     pending.entry(u.uid.clone()).or_insert(u);
                     failed = true;
                 }
                 continue;
             }
-            let patch = status_patch(written.get(&u.uid), &u.status, &u.uid);
+            let patch = status_patch(old, &u.status, &target);
             match api
                 .patch_status(&u.name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
                 Ok(_) => {
                     debug!(pod = %u.name, ns = %u.namespace, phase = %u.status["phase"], "status written");
-                    written.insert(u.uid.clone(), u.status.clone());
-                    if u.delete && !delete_pod(&api, &u).await {
+                    written.insert(u.uid.clone(), (target.clone(), u.status.clone()));
+                    if u.delete && !delete_pod(&api, &u, &target).await {
                         pending.entry(u.uid.clone()).or_insert(u);
                         failed = true;
                     }
@@ -124,12 +176,12 @@ async fn run(client: Client, mut rx: mpsc::UnboundedReceiver<Msg>) {
     }
 }
 
-/// Deletes a terminated pod for good; `false` to retry later.
-async fn delete_pod(api: &Api<Pod>, u: &StatusUpdate) -> bool {
+/// Deletes a terminated pod (API object `uid`) for good; `false` to retry later.
+async fn delete_pod(api: &Api<Pod>, u: &StatusUpdate, uid: &str) -> bool {
     let params = DeleteParams {
         grace_period_seconds: Some(0),
         preconditions: Some(Preconditions {
-            uid: Some(u.uid.clone()),
+            uid: Some(uid.to_string()),
             resource_version: None,
         }),
         ..Default::default()
@@ -147,18 +199,21 @@ async fn delete_pod(api: &Api<Pod>, u: &StatusUpdate) -> bool {
     }
 }
 
-fn apply(
-    m: Msg,
-    pending: &mut HashMap<String, StatusUpdate>,
-    written: &mut HashMap<String, Value>,
-) {
+fn apply(m: Msg, book: &mut Book) {
     match m {
         Msg::Update(u) => {
-            pending.insert(u.uid.clone(), u);
+            book.last.insert(u.uid.clone(), u.clone());
+            book.pending.insert(u.uid.clone(), u);
         }
         Msg::Forget(uid) => {
-            pending.remove(&uid);
-            written.remove(&uid);
+            book.pending.remove(&uid);
+            book.written.remove(&uid);
+            book.last.remove(&uid);
+        }
+        Msg::Resync(uid) => {
+            if let Some(u) = book.last.get(&uid) {
+                book.pending.entry(uid).or_insert_with(|| u.clone());
+            }
         }
     }
 }
