@@ -96,7 +96,6 @@ fn run_as_non_root_refuses_a_root_image() -> Result<()> {
 }
 
 #[test]
-#[ignore = "runAsUser/fsGroup ownership in the container is not yet what the test expects (uid 0 seen); see the session note"]
 fn users_groups_and_volume_ownership() -> Result<()> {
     let reg = TestRegistry::start()?;
     let image = reg.push_busybox("busybox", "1", &[])?;

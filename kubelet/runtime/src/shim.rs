@@ -455,10 +455,11 @@ pub fn launch_exec(
     }
 }
 
-/// The exec process as a whole OCI process (`process.json`) for a terminal: the container's
-/// own process (user, capabilities, rlimits, ...) with the exec's args, environment and
-/// working directory, and `terminal: true`.
-fn tty_process(bundle: &Path, cfg: &ExecConfig) -> Result<PathBuf, String> {
+/// The exec process as a whole OCI process (`process.json`): the container's own process
+/// (user, groups, capabilities, no_new_privs, rlimits, ...) with the exec's args, environment
+/// and working directory, as containerd's CRI exec does. Without it libcontainer's tenant
+/// builder would run the process as root with no supplementary groups.
+fn exec_process(bundle: &Path, cfg: &ExecConfig) -> Result<PathBuf, String> {
     let config = std::fs::read(bundle.join("config.json"))
         .map_err(|e| format!("read {}/config.json: {e}", bundle.display()))?;
     let spec: serde_json::Value =
@@ -479,7 +480,7 @@ fn tty_process(bundle: &Path, cfg: &ExecConfig) -> Result<PathBuf, String> {
     }
     process["args"] = serde_json::json!(cfg.command);
     process["env"] = serde_json::json!(env);
-    process["terminal"] = serde_json::Value::Bool(true);
+    process["terminal"] = serde_json::Value::Bool(cfg.tty);
     if !cfg.working_dir.is_empty() {
         process["cwd"] = serde_json::json!(cfg.working_dir);
     }
@@ -519,22 +520,22 @@ fn exec_shim_main(
         .collect();
     let [i, o, e] = stdio;
     // With a terminal, `i` is the socket the master goes back on.
-    let (console, process, tty_sock, [i, o, e]) = if cfg.tty {
+    let process = match exec_process(bundle, cfg) {
+        Ok(p) => Some(p),
+        Err(err) => return fail(report, format!("exec in {id}: {err}")),
+    };
+    let (console, tty_sock, [i, o, e]) = if cfg.tty {
         let console = match ConsoleSocket::bind() {
             Ok(c) => c,
             Err(err) => return fail(report, format!("exec in {id}: {err}")),
         };
-        let process = match tty_process(bundle, cfg) {
-            Ok(p) => p,
-            Err(err) => return fail(report, format!("exec in {id}: {err}")),
-        };
         let null = || std::fs::File::open("/dev/null").map(OwnedFd::from);
         match (null(), null(), null()) {
-            (Ok(a), Ok(b), Ok(c)) => (Some(console), Some(process), Some(i), [a, b, c]),
+            (Ok(a), Ok(b), Ok(c)) => (Some(console), Some(i), [a, b, c]),
             _ => return fail(report, "open /dev/null failed".into()),
         }
     } else {
-        (None, None, None, [i, o, e])
+        (None, None, [i, o, e])
     };
     let cwd = (!cfg.working_dir.is_empty()).then(|| PathBuf::from(&cfg.working_dir));
     let built = ContainerBuilder::new(id.to_string(), SyscallType::default())

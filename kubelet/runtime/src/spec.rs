@@ -278,8 +278,13 @@ pub fn app_spec(
         "cwd": cwd,
         "capabilities": {"bounding": cap_list, "effective": cap_list, "permitted": cap_list},
         // No rlimits: containers inherit the node's, as under containerd's CRI plugin.
-        "noNewPrivileges": sec.no_new_privileges,
     });
+    // Only when set: libcontainer reads the field's presence, not its value, to decide
+    // whether seccomp is loaded before capabilities are dropped (needed without no_new_privs,
+    // where loading a filter takes CAP_SYS_ADMIN) or just before exec.
+    if sec.no_new_privileges {
+        process["noNewPrivileges"] = json!(true);
+    }
     if !sec.additional_gids.is_empty() {
         process["user"]["additionalGids"] = json!(sec.additional_gids);
     }
@@ -619,6 +624,13 @@ mod tests {
         assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
         let linux = spec.linux().as_ref().unwrap();
         assert!(linux.seccomp().is_some());
+        // Without no_new_privs the field is absent, so the filter is loaded while the
+        // container still holds CAP_SYS_ADMIN.
+        let mut nnp_off = cfg.clone();
+        nnp_off.security.no_new_privileges = false;
+        assert!(app_spec(&nnp_off, 1, "/k/c", false)["process"]
+            .get("noNewPrivileges")
+            .is_none());
         assert_eq!(linux.rootfs_propagation().as_deref(), Some("rslave"));
         assert_eq!(
             linux.sysctl().as_ref().unwrap()["net.ipv4.tcp_syncookies"],
