@@ -268,7 +268,6 @@ fn empty_dirs_host_paths_and_sub_paths() -> Result<()> {
 }
 
 #[test]
-#[ignore = "claims without a class do not get the default local-path class yet; see the session note"]
 fn local_path_claim_outlives_its_pod() -> Result<()> {
     let reg = TestRegistry::start()?;
     let image = reg.push_busybox("busybox", "1", &[])?;
