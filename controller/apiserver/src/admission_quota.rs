@@ -337,6 +337,10 @@ pub async fn admit_create(
 }
 
 #[cfg(test)]
+#[path = "admission_quota_tests.rs"]
+mod store_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -66,8 +66,8 @@ fn to_json(list: &ResourceList) -> Value {
         .collect::<serde_json::Map<_, _>>())
 }
 
-/// Recomputes the quotas of `namespace`.
-fn recalculate(state: &ApiState, namespace: &str) -> Result<Vec<Op>, StoreError> {
+/// The status writes that bring the quotas of `namespace` in line with its objects.
+pub(crate) fn recalculate(state: &ApiState, namespace: &str) -> Result<Vec<Op>, StoreError> {
     let quotas = state
         .store
         .list(&quotas_prefix(namespace), ListOptions::default())?;
