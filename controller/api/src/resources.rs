@@ -52,13 +52,14 @@ impl ResourceInfo {
 
     /// Store key prefix for every object of this resource (all namespaces), ending in `/`.
     /// The version is not part of the key: one object, whatever version serves it.
+    /// A resource stored as another's objects ([`crate::conversion`]) shares that one's keys.
     pub fn store_prefix(&self) -> String {
-        let group = if self.group.is_empty() {
-            "core"
-        } else {
-            &self.group
+        let (group, resource) = match crate::conversion::storage_for(self) {
+            Some(s) => (s.group, s.resource),
+            None => (self.group.as_str(), self.resource.as_str()),
         };
-        format!("{group}/{}/", self.resource)
+        let group = if group.is_empty() { "core" } else { group };
+        format!("{group}/{resource}/")
     }
 
     /// Store key prefix for one namespace (namespaced resources), ending in `/`.

@@ -18,6 +18,7 @@ pub mod body;
 pub mod body_util;
 pub mod bootstrap;
 pub mod controller;
+pub mod converting_store;
 pub mod crds;
 pub mod csr;
 pub mod discovery;

@@ -53,7 +53,7 @@ pub async fn serve(ctx: &Ctx<'_>) -> Result<Response, Status> {
         }
     };
     let prefix = crate::handlers::read_prefix(ctx);
-    let store = ctx.state.store.clone();
+    let store = ctx.store();
     let info = ctx.info.clone();
     let bookmark_interval = ctx.state.settings.bookmark_interval;
 

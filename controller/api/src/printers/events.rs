@@ -1,7 +1,7 @@
 //! The Event printer (upstream `printEvent`), for core/v1 Events and for events.k8s.io/v1
 //! Events (which upstream converts to the same internal type before printing).
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::descriptions as d;
 use super::duration::since;
@@ -35,39 +35,16 @@ pub(crate) const EVENT_V1: Printer = Printer {
 };
 
 /// An events.k8s.io/v1 Event in core/v1 field names (upstream's conversion to the internal
-/// type): `regarding` -> `involvedObject`, `note` -> `message`, `deprecated*` fields.
+/// type).
 fn as_core_event(ev: &Value) -> Value {
-    let mut out = Map::new();
-    let mut copy = |from: &str, to: &str| {
-        if let Some(v) = ev.get(from) {
-            out.insert(to.to_string(), v.clone());
-        }
-    };
-    for (from, to) in [
-        ("metadata", "metadata"),
-        ("regarding", "involvedObject"),
-        ("note", "message"),
-        ("type", "type"),
-        ("reason", "reason"),
-        ("eventTime", "eventTime"),
-        ("series", "series"),
-        ("reportingController", "reportingController"),
-        ("reportingInstance", "reportingInstance"),
-        ("deprecatedFirstTimestamp", "firstTimestamp"),
-        ("deprecatedLastTimestamp", "lastTimestamp"),
-        ("deprecatedCount", "count"),
-        ("deprecatedSource", "source"),
-    ] {
-        copy(from, to);
-    }
-    Value::Object(out)
+    crate::conversion::event_v1_to_core(ev.clone())
 }
 
 /// Upstream `formatEventSource`: component (or reporting controller), then `, host` (or
 /// reporting instance) when there is one.
 fn event_source(ev: &Value) -> String {
     let component = opt_str(ev, "/source/component")
-        .or_else(|| opt_str(ev, "/reportingController"))
+        .or_else(|| opt_str(ev, "/reportingComponent"))
         .unwrap_or("");
     match opt_str(ev, "/source/host").or_else(|| opt_str(ev, "/reportingInstance")) {
         Some(instance) => format!("{component}, {instance}"),

@@ -36,8 +36,7 @@ pub async fn apply(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Response, Status>
     let force = ctx.query.flag("force");
     let info = &ctx.info;
     let exists = ctx
-        .state
-        .store
+        .store()
         .get(&ctx.key())
         .map_err(|e| store_status(e, info, ctx.name()))?
         .is_some();

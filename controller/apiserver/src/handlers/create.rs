@@ -67,7 +67,8 @@ pub async fn create_object(
         return serde_json::to_vec(&obj).map_err(|e| Status::internal(e.to_string()));
     }
     let key = info.store_key(namespace, &name);
-    match state.store.txn(vec![Op::Create { key, value: obj }]).await {
+    let store = crate::converting_store::for_resource(&state.store, info);
+    match store.txn(vec![Op::Create { key, value: obj }]).await {
         Ok(mut outcomes) => match outcomes.pop() {
             Some(OpOutcome::Written(kv)) => Ok(kv.value.to_vec()),
             other => Err(Status::internal(format!(

@@ -94,7 +94,7 @@ pub async fn delete_collection(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Respo
             Err(s) => return Err(s),
         }
     }
-    let rv = ctx.state.store.current_revision().to_string();
+    let rv = ctx.store().current_revision().to_string();
     let list = bramble_api::codec::encode_list(
         &ctx.info,
         deleted.iter().map(Vec::as_slice),
@@ -149,9 +149,9 @@ pub async fn delete_object(
 ) -> Result<(u16, Vec<u8>), Status> {
     let key = info.store_key(namespace, name);
     let is_pod = info.group.is_empty() && info.resource == "pods";
+    let store = crate::converting_store::for_resource(&state.store, info);
     loop {
-        let current = state
-            .store
+        let current = store
             .get(&key)
             .map_err(|e| store_status(e, info, name))?
             .ok_or_else(|| Status::not_found(&info.qualified_resource(), &info.group, name))?;
@@ -193,7 +193,7 @@ pub async fn delete_object(
                 expected_revision: Some(current.mod_revision),
             }
         };
-        match state.store.txn(vec![op]).await {
+        match store.txn(vec![op]).await {
             Ok(mut outcomes) => {
                 return match outcomes.pop() {
                     Some(OpOutcome::Written(kv)) => Ok((200, kv.value.to_vec())),

@@ -34,8 +34,7 @@ pub async fn evict(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Response, Status>
     loop {
         attempts += 1;
         let kv = ctx
-            .state
-            .store
+            .store()
             .get(&ctx.key())
             .map_err(|e| store_status(e, info, &name))?
             .ok_or_else(|| Status::not_found(&info.qualified_resource(), &info.group, &name))?;
@@ -63,8 +62,7 @@ pub async fn evict(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Response, Status>
                             m.remove("resourceVersion");
                         }
                         match ctx
-                            .state
-                            .store
+                            .store()
                             .txn(vec![Op::Update {
                                 key,
                                 value: updated,
@@ -137,8 +135,7 @@ impl Listed {
 
 fn list_values(ctx: &Ctx<'_>, prefix: &str) -> Result<Listed, Status> {
     let listed = ctx
-        .state
-        .store
+        .store()
         .list(prefix, ListOptions::default())
         .map_err(|e| Status::internal(e.to_string()))?;
     let mut values = Vec::with_capacity(listed.items.len());

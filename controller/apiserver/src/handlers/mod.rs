@@ -49,6 +49,12 @@ impl Ctx<'_> {
     pub fn key(&self) -> String {
         self.info.store_key(self.namespace(), self.name())
     }
+
+    /// The store as this resource sees it (converting for resources stored in another
+    /// resource's form).
+    pub fn store(&self) -> std::sync::Arc<dyn bramble_store::Store> {
+        crate::converting_store::for_resource(&self.state.store, &self.info)
+    }
 }
 
 /// Serves a request for a resource path.

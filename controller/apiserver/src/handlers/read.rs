@@ -16,8 +16,7 @@ use crate::negotiate::{self, Output};
 
 pub async fn get(ctx: &Ctx<'_>) -> Result<Response, Status> {
     let kv = ctx
-        .state
-        .store
+        .store()
         .get(&ctx.key())
         .map_err(|e| store_status(e, &ctx.info, ctx.name()))?
         .ok_or_else(|| {
@@ -157,13 +156,13 @@ fn list_options_invalid(field: &str, reason: &str, message: &str) -> Status {
 async fn wait_for_revision(ctx: &Ctx<'_>) -> Result<(), Status> {
     if let ListAt::NotOlderThan(r) = list_at(ctx)? {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        while ctx.state.store.current_revision() < r {
+        while ctx.store().current_revision() < r {
             if tokio::time::Instant::now() >= deadline {
                 let mut s = Status::new(
                     Reason::Timeout,
                     format!(
                         "Too large resource version: {r}, current: {}",
-                        ctx.state.store.current_revision()
+                        ctx.store().current_revision()
                     ),
                 );
                 s.causes = vec![Cause {
@@ -208,7 +207,7 @@ pub fn list_matching(ctx: &Ctx<'_>) -> Result<ListResult, Status> {
             None
         },
     };
-    ctx.state.store.list(&prefix, opts).map_err(|e| match e {
+    ctx.store().list(&prefix, opts).map_err(|e| match e {
         StoreError::Compacted { .. } if is_continue => Status::expired(
             "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
         ),

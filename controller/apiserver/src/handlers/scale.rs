@@ -15,8 +15,7 @@ use crate::errors::store_status;
 /// `GET .../<name>/scale`.
 pub async fn get(ctx: &Ctx<'_>) -> Result<Response, Status> {
     let kv = ctx
-        .state
-        .store
+        .store()
         .get(&ctx.key())
         .map_err(|e| store_status(e, &ctx.info, ctx.name()))?
         .ok_or_else(|| {

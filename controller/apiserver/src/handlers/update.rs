@@ -107,8 +107,7 @@ pub(super) async fn guaranteed_update(
     let dry_run = ctx.query.dry_run()?;
     loop {
         let current = ctx
-            .state
-            .store
+            .store()
             .get(&key)
             .map_err(|e| store_status(e, info, &name))?
             .ok_or_else(|| Status::not_found(&info.qualified_resource(), &info.group, &name))?;
@@ -185,7 +184,7 @@ pub(super) async fn guaranteed_update(
                 expected_revision: Some(current.mod_revision),
             }
         };
-        match ctx.state.store.txn(vec![op]).await {
+        match ctx.store().txn(vec![op]).await {
             Ok(mut outcomes) => match outcomes.pop() {
                 Some(OpOutcome::Written(kv)) | Some(OpOutcome::Deleted(kv)) => {
                     return Ok(kv.value.to_vec())

@@ -430,7 +430,7 @@ fn event_rows_are_upstreams() {
     // New-style event: eventTime, series, reporting controller; count defaults to 1.
     let ev = json!({"metadata": {"name": "e2"}, "involvedObject": {"kind": "Node"},
         "type": "Warning", "reason": "R", "message": "m",
-        "eventTime": ago(TimeDelta::seconds(30)), "reportingController": "bramble/scheduler"});
+        "eventTime": ago(TimeDelta::seconds(30)), "reportingComponent": "bramble/scheduler"});
     assert_eq!(
         cells("v1", "Event", &ev),
         vec![
