@@ -5,7 +5,8 @@
 //! `etcd` (WAL fsync on, its default: the same durability as Bramble's synced commits), and
 //! measures: creates/s and p50/p99 latency of 1 KiB ConfigMaps at 1, 8 and 64 concurrent
 //! clients next to etcd puts of the same size; list of 10,000 Pods; watch delivery latency;
-//! controller RSS idle with 1,000 and 10,000 objects; bytes written to disk per create.
+//! controller RSS idle with 1,000 and 10,000 objects; bytes written to disk per create;
+//! discovery and OpenAPI documents (bytes, time, RSS added); RBAC's cost.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -19,6 +20,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+
+#[path = "api/discovery.rs"]
+mod discovery;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -466,6 +470,7 @@ async fn main() {
     ));
     drop(b);
 
+    discovery::discovery_cost(&client, &mut table).await;
     authorization_cost(&client, duration, &mut table).await;
 
     println!("{table}");
