@@ -132,11 +132,11 @@ impl FileSource {
             if let Some(pod) = &state.pod {
                 let (ns, name, uid) = pod_ids(pod);
                 if !names.insert((ns.clone(), name.clone())) {
-                    if !self
+                    let unchanged = self
                         .files
                         .get(&path)
-                        .is_some_and(|o| o.digest == state.digest)
-                    {
+                        .is_some_and(|o| o.digest == state.digest);
+                    if !unchanged {
                         warn!(path = %path.display(), %ns, %name, "static pod with the same name in another file, skipped");
                     }
                 } else {
