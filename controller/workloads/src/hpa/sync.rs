@@ -24,10 +24,12 @@ use super::status::{
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 
-/// A failed metric: the ScalingActive=False (reason, message) and the error.
+/// A failed metric: the ScalingActive=False (reason, message), the error its event
+/// reports, and the error as `computeReplicasForMetrics` wraps it.
 struct MetricFailure {
     reason: &'static str,
     message: String,
+    event: String,
     error: String,
 }
 
@@ -304,7 +306,7 @@ impl Sync<'_> {
                     }
                 }
                 Err(f) => {
-                    self.recorder.warning(hpa, f.reason, &f.error).await;
+                    self.recorder.warning(hpa, f.reason, &f.event).await;
                     invalid.push(f);
                 }
             }
@@ -452,6 +454,7 @@ fn failure(reason: &'static str, error: String, wrapped: String) -> MetricFailur
     MetricFailure {
         reason,
         message: format!("the HPA was unable to compute the replica count: {error}"),
+        event: error,
         error: wrapped,
     }
 }
