@@ -44,6 +44,7 @@ pub mod protocol;
 pub mod rootfs;
 mod runtime;
 pub mod seccomp;
+pub mod seccomp_exec;
 pub mod shim;
 pub mod spec;
 pub mod state;

@@ -538,8 +538,16 @@ fn exec_shim_main(
         (None, None, [i, o, e])
     };
     let cwd = (!cfg.working_dir.is_empty()).then(|| PathBuf::from(&cfg.working_dir));
+    let seccomp = match crate::seccomp_exec::container_seccomp(bundle) {
+        Ok(s) => s,
+        Err(err) => return fail(report, format!("exec in {id}: {err}")),
+    };
     let built = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(root)
+        .map(|b| match seccomp {
+            Some(seccomp) => b.with_executor(crate::seccomp_exec::SeccompExecutor { seccomp }),
+            None => b,
+        })
         .and_then(|b| {
             b.with_stdin(i)
                 .with_stdout(o)

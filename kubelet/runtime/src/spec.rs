@@ -157,15 +157,25 @@ pub struct HostLibs {
 /// which a node's kubelet has but some sandboxes, like this project's CI, lack).
 pub fn may_lower_oom_score() -> bool {
     const CAP_SYS_RESOURCE: u32 = 24;
+    has_effective_capability(CAP_SYS_RESOURCE)
+}
+
+/// This process's effective capability set (`CapEff` of `/proc/self/status`; empty when
+/// unreadable).
+fn effective_capabilities() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("CapEff:"))
-                .and_then(|l| u64::from_str_radix(l[7..].trim(), 16).ok())
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
-        .map(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
-        .unwrap_or(false)
+        .unwrap_or(0)
+}
+
+/// Whether this process's effective set holds capability number `bit`.
+pub fn has_effective_capability(bit: u32) -> bool {
+    effective_capabilities() & (1 << bit) != 0
 }
 
 /// The `oom_score_adj` to put in a spec: negative values need `CAP_SYS_RESOURCE`; without it
@@ -377,8 +387,10 @@ fn rootfs_propagation(mounts: &[Mount]) -> Option<&'static str> {
     }
 }
 
-/// Capability names `CAP_*` of this kernel (0 ..= `/proc/sys/kernel/cap_last_cap`).
-pub fn all_capabilities() -> Vec<String> {
+/// Capability names `CAP_*` this process holds: what privileged containers and `add: [ALL]`
+/// get, as containerd's `WithAllCurrentCapabilities` (a kubelet in a sandbox without, say,
+/// `CAP_SYS_RESOURCE` cannot hand it to a container; asking for it fails the container).
+pub fn current_capabilities() -> Vec<String> {
     const NAMES: &[&str] = &[
         "CAP_CHOWN",
         "CAP_DAC_OVERRIDE",
@@ -422,13 +434,12 @@ pub fn all_capabilities() -> Vec<String> {
         "CAP_BPF",
         "CAP_CHECKPOINT_RESTORE",
     ];
-    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<usize>().ok())
-        .unwrap_or(NAMES.len() - 1);
-    NAMES[..=last.min(NAMES.len() - 1)]
+    let held = effective_capabilities();
+    NAMES
         .iter()
-        .map(|s| s.to_string())
+        .enumerate()
+        .filter(|(bit, _)| held & (1 << bit) != 0)
+        .map(|(_, name)| name.to_string())
         .collect()
 }
 
@@ -442,11 +453,11 @@ fn cap_name(name: &str) -> String {
     }
 }
 
-/// The container's capability set as containerd computes it: the default set (all when
-/// privileged); `drop: [ALL]` empties it, `add: [ALL]` fills it, then the named additions,
-/// then the named drops.
+/// The container's capability set as containerd computes it: the default set (every held one
+/// when privileged); `drop: [ALL]` empties it, `add: [ALL]` fills it, then the named
+/// additions (those this process holds), then the named drops.
 pub fn capability_set(sec: &SecurityConfig) -> Vec<String> {
-    let all = all_capabilities();
+    let all = current_capabilities();
     if sec.privileged {
         return all;
     }
