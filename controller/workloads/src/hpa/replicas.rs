@@ -378,10 +378,12 @@ mod tests {
         )
     }
 
+    /// (replicas, request per pod, usage per pod, target %, desired, utilization %)
+    type Row = (usize, i64, &'static [i64], i32, i32, i32);
+
     #[test]
     fn utilization_table() {
-        // (replicas, request per pod, usage per pod, target %, desired, utilization %)
-        let table: &[(usize, i64, &[i64], i32, i32, i32)] = &[
+        let table: &[Row] = &[
             (1, 100, &[80], 50, 2, 80),
             (3, 100, &[90, 90, 90], 50, 6, 90),
             (3, 100, &[10, 10, 10], 50, 1, 10),
