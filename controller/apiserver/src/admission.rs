@@ -17,16 +17,8 @@ use crate::state::ApiState;
 /// levels from the namespace's `pod-security.kubernetes.io/*` labels): a 403 when its
 /// enforce level refuses the pod, else the warnings of its warn level.
 pub fn pod_security(state: &ApiState, namespace: &str, pod: &Value) -> Result<Vec<String>, Status> {
-    use bramble_auth::pod_security::{admit, NamespacePolicy};
-    let labels: std::collections::BTreeMap<String, String> = state
-        .store
-        .get(&format!("core/namespaces/{namespace}"))
-        .ok()
-        .flatten()
-        .and_then(|kv| crate::objects::decode_stored(&kv.value).ok())
-        .and_then(|ns| serde_json::from_value(ns["metadata"]["labels"].clone()).ok())
-        .unwrap_or_default();
-    let policy = NamespacePolicy::from_labels(&labels);
+    use bramble_auth::pod_security::admit;
+    let policy = crate::admission_pod_security::namespace_policy(state, namespace);
     let Ok(typed) = serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(pod.clone()) else {
         return Ok(Vec::new());
     };

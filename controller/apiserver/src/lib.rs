@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod admission_limitrange;
+pub mod admission_pod_security;
 pub mod admission_quota;
 pub mod admission_storageclass;
 pub mod audit;

@@ -46,11 +46,15 @@ pub async fn apply(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Response, Status>
         let mut obj = decoded.obj;
         check_identity(ctx, &mut obj)?;
         let dry_run = ctx.query.dry_run()?;
+        let mut warnings = decoded.warnings;
+        warnings.extend(crate::admission_pod_security::on_create(
+            ctx.state,
+            info,
+            ctx.namespace(),
+            &obj,
+        )?);
         let stored = super::create_object(ctx.state, info, ctx.namespace(), obj, dry_run).await?;
-        return Ok(with_warnings(
-            body::raw_json(201, stored),
-            &decoded.warnings,
-        ));
+        return Ok(with_warnings(body::raw_json(201, stored), &warnings));
     }
     let mut warnings = Vec::new();
     let stored = guaranteed_update(ctx, &mut |current: &Value| {
@@ -66,6 +70,7 @@ pub async fn apply(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Response, Status>
         warnings = decoded.warnings;
         let mut obj = decoded.obj;
         check_identity(ctx, &mut obj)?;
+        warnings.extend(super::update::pod_security(ctx, &obj, current)?);
         Ok(obj)
     })
     .await?;

@@ -18,11 +18,15 @@ use crate::state::ApiState;
 pub async fn create(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Response, Status> {
     let decoded = decode_body(ctx, body_bytes)?;
     let dry_run = ctx.query.dry_run()?;
+    let mut warnings = decoded.warnings;
+    warnings.extend(crate::admission_pod_security::on_create(
+        ctx.state,
+        &ctx.info,
+        ctx.namespace(),
+        &decoded.obj,
+    )?);
     let stored = create_object(ctx.state, &ctx.info, ctx.namespace(), decoded.obj, dry_run).await?;
-    Ok(with_warnings(
-        body::raw_json(201, stored),
-        &decoded.warnings,
-    ))
+    Ok(with_warnings(body::raw_json(201, stored), &warnings))
 }
 
 /// Creates one object: naming, admission, defaulting, validation, then the store.

@@ -16,11 +16,15 @@ pub async fn replace(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Response, Statu
     let decoded = decode_body(ctx, body_bytes)?;
     let mut obj = decoded.obj;
     check_identity(ctx, &mut obj)?;
-    let stored = guaranteed_update(ctx, &mut |_current: &Value| Ok(obj.clone())).await?;
-    Ok(with_warnings(
-        body::raw_json(200, stored),
-        &decoded.warnings,
-    ))
+    let mut admission_warnings = Vec::new();
+    let stored = guaranteed_update(ctx, &mut |current: &Value| {
+        admission_warnings = pod_security(ctx, &obj, current)?;
+        Ok(obj.clone())
+    })
+    .await?;
+    let mut warnings = decoded.warnings;
+    warnings.extend(admission_warnings);
+    Ok(with_warnings(body::raw_json(200, stored), &warnings))
 }
 
 pub async fn patch(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Response, Status> {
@@ -37,10 +41,27 @@ pub async fn patch(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Response, Status>
         warnings = decoded.warnings;
         let mut obj = decoded.obj;
         check_identity(ctx, &mut obj)?;
+        warnings.extend(pod_security(ctx, &obj, current)?);
         Ok(obj)
     })
     .await?;
     Ok(with_warnings(body::raw_json(200, stored), &warnings))
+}
+
+/// Pod Security Admission on an update of `current` into `new` (warnings, or 403).
+pub(super) fn pod_security(
+    ctx: &Ctx<'_>,
+    new: &Value,
+    current: &Value,
+) -> Result<Vec<String>, Status> {
+    crate::admission_pod_security::on_update(
+        ctx.state,
+        &ctx.info,
+        ctx.namespace(),
+        ctx.route.subresource.as_deref(),
+        new,
+        current,
+    )
 }
 
 pub(super) fn apply_patch(

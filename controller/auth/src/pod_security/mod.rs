@@ -6,6 +6,7 @@
 //! Every version is checked with the latest checks; the version only appears in messages.
 
 mod baseline;
+pub mod lifecycle;
 mod restricted;
 
 use std::collections::BTreeMap;
