@@ -66,12 +66,24 @@ fn env_from_secrets_configmaps_and_the_downward_api() -> Result<()> {
         ),
     );
     // envFrom with a prefix; keys that are not variable names are skipped with an event.
+    // `bad-key` is a valid name (upstream's IsEnvVarName allows `-` and `.`; the shell
+    // drops it, so the test reads the process's own environment); `1st` and `2nd` cannot
+    // start a variable name and are only valid as keys behind a prefix.
     ok(ctrl.kubectl(&[
         "create",
         "configmap",
         "settings",
         "--from-literal=mode=fast",
-        "--from-literal=bad-key=skipped",
+        "--from-literal=bad-key=kept",
+        "--from-literal=1st=prefixed",
+    ])?)?;
+    ok(ctrl.kubectl(&[
+        "create",
+        "configmap",
+        "numbered",
+        "--from-literal=2nd=skipped",
+        "--from-literal=1st=skipped",
+        "--from-literal=third=3",
     ])?)?;
     create_pod(
         &ctrl,
@@ -79,17 +91,46 @@ fn env_from_secrets_configmaps_and_the_downward_api() -> Result<()> {
             "prefixed",
             node,
             &image,
-            "echo mode=$CFG_mode url=$URL; exec sleep 3600",
+            "echo mode=$CFG_mode url=$URL first=$CFG_1st third=$third; \
+             tr '\\0' '\\n' </proc/1/environ | grep -c -e '^1st=' -e '^2nd='; \
+             tr '\\0' '\\n' </proc/1/environ | grep '^CFG_bad-key='; exec sleep 3600",
             "Always",
             json!({
                 "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CFG_"},
+                            {"configMapRef": {"name": "numbered"}},
                             {"configMapRef": {"name": "absent", "optional": true}}],
                 "env": [{"name": "URL", "value": "http://$(CFG_mode):80"}]
             }),
         ),
     )?;
-    let logs = wait_logs(&ctrl, &k, "prefixed", "mode=")?;
-    assert_eq!(logs.trim(), "mode=fast url=http://fast:80");
+    let logs = wait_logs(&ctrl, &k, "prefixed", "CFG_bad-key=")?;
+    assert_eq!(
+        logs.trim(),
+        "mode=fast url=http://fast:80 first=prefixed third=3\n0\nCFG_bad-key=kept"
+    );
+    // The skipped keys are named, sorted, in one Warning event, as upstream's kubelet.
+    let want = "Keys [1st, 2nd] from the EnvFrom configMap default/numbered were skipped since they are considered invalid environment variable names.";
+    let start = Instant::now();
+    loop {
+        let list: serde_json::Value = serde_json::from_str(&ok(ctrl.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=prefixed,reason=InvalidEnvironmentVariableNames",
+            "-o",
+            "json",
+        ])?)?)?;
+        let seen = list["items"].as_array().cloned().unwrap_or_default();
+        if let Some(e) = seen.iter().find(|e| e["message"] == want) {
+            assert_eq!(e["type"], "Warning", "{e}");
+            assert_eq!(e["involvedObject"]["kind"], "Pod", "{e}");
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("no InvalidEnvironmentVariableNames event {want:?}; seen: {seen:?}");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
     Ok(())
 }
 
