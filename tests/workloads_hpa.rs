@@ -649,5 +649,36 @@ async fn v2_behavior_statefulset_memory_and_missing_requests() -> Result<()> {
         "{events:?}"
     );
     assert_eq!(replicas_of::<Deployment>(client, "bare").await?, 1);
+
+    // A target that does not exist: AbleToScale=False, FailedGetScale.
+    create(
+        &cl,
+        "ghost",
+        &json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "ghost", "namespace": "default"},
+            "spec": {"maxReplicas": 3,
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "nothing"}},
+        }),
+    )?;
+    let not_found = r#"deployments.apps "nothing" not found"#;
+    let v = wait_for("AbleToScale=False on ghost", 60, || async {
+        let v = hpa_json(&cl, "ghost")?;
+        Ok((condition(&v, "AbleToScale")["status"] == "False").then_some(v))
+    })
+    .await?;
+    let able = condition(&v, "AbleToScale");
+    assert_eq!(able["reason"], "FailedGetScale", "{v:#}");
+    assert_eq!(
+        able["message"],
+        format!("the HPA controller was unable to get the target's current scale: {not_found}")
+    );
+    let events = hpa_events(client, "ghost").await?;
+    assert!(
+        events
+            .iter()
+            .any(|(r, m)| r == "FailedGetScale" && m == not_found),
+        "{events:?}"
+    );
     Ok(())
 }

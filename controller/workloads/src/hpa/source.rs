@@ -41,9 +41,9 @@ impl Target {
         let (resource, _caps) = kube::discovery::pinned_kind(client, &gvk)
             .await
             .map_err(|e| match e {
-                kube::Error::Discovery(_) => {
-                    format!("no matches for kind \"{}\" in group \"{group}\"", r.kind)
-                }
+                // Upstream's REST mapper: `NoKindMatchError` for an unknown group or kind.
+                kube::Error::Discovery(_) => no_match(&r.kind, group),
+                kube::Error::Api(s) if s.code == 404 => no_match(&r.kind, group),
                 other => other.to_string(),
             })?;
         Ok(Target {
@@ -64,6 +64,10 @@ impl Target {
             .replace_scale(&self.name, &PostParams::default(), &scale)
             .await
     }
+}
+
+fn no_match(kind: &str, group: &str) -> String {
+    format!("no matches for kind \"{kind}\" in group \"{group}\"")
 }
 
 /// Which part of each pod a metric looks at.
@@ -87,7 +91,8 @@ fn selected<'a>(
 pub fn sample_of(pod: &Pod, subject: Subject<'_>) -> PodSample {
     let status = pod.status.clone().unwrap_or_default();
     let phase = match status.phase.as_deref() {
-        Some("Pending") | None => Phase::Pending,
+        // As upstream, only an explicit Pending is pending.
+        Some("Pending") => Phase::Pending,
         Some("Failed") => Phase::Failed,
         _ => Phase::Running,
     };
