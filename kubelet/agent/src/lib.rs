@@ -18,6 +18,7 @@
 //! this threaded process) and outlive the kubelet; a restarted kubelet adopts them from the
 //! runtime's state and learns exit codes that happened while it was down.
 
+pub mod access_review;
 pub mod backoff;
 pub mod client;
 pub mod config;

@@ -245,6 +245,9 @@ pub async fn serve<R: ContainerRuntime + 'static>(
         }
     };
     let installed = serving.clone();
+    let authorizer = ClientAuthorizer::with_reviewer(std::sync::Arc::new(
+        crate::access_review::SubjectAccessReviewer::new(client.clone(), node_name.clone()),
+    ));
     let renewal = tokio::spawn(bramble_auth::certs::keep_serving_certificate(
         client,
         node_name.clone(),
@@ -275,13 +278,7 @@ pub async fn serve<R: ContainerRuntime + 'static>(
     };
     info!(port, "kubelet streaming server listening");
     bramble_kubelet_server::serve_with_stats(
-        listener,
-        tls,
-        pods,
-        runtime,
-        ClientAuthorizer::default(),
-        stats,
-        shutdown,
+        listener, tls, pods, runtime, authorizer, stats, shutdown,
     )
     .await;
 }

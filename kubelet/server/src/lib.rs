@@ -36,12 +36,14 @@
 //! # Authentication of the hop
 //!
 //! TLS requires a client certificate chaining to the cluster CA ([`server_config`]); the
-//! identity (CN user, O groups) must be allowed by the [`ClientAuthorizer`] (by default the
-//! controller's `kube-apiserver-kubelet-client` user and `system:masters`). The serving
+//! identity (CN user, O groups) must be allowed by the [`ClientAuthorizer`]: the
+//! controller's `kube-apiserver-kubelet-client` user and `system:masters` always, anyone
+//! else when a SubjectAccessReview on the node's `nodes/<subresource>` allows it ([`authz`]). The serving
 //! certificate is self-signed by the kubelet for now, so the controller does not verify it
 //! (only that the peer holds its key) until kubelet serving certificates are signed through
 //! CSRs.
 
+pub mod authz;
 mod containers;
 mod error;
 pub mod fdio;
@@ -63,12 +65,13 @@ use std::sync::Arc;
 use bramble_runtime::ContainerRuntime;
 use tokio::net::TcpListener;
 
+pub use authz::{AccessReviewer, ClientAuthorizer, RequestAttributes};
 pub use containers::{ContainerTarget, LookupError, LookupFuture, PodContainers, PodSandbox};
 pub use error::ServerError;
 pub use server::{route, Body, Kubelet};
 pub use tls::{
-    client_identity, self_signed_serving_cert, server_config, server_config_with, ClientAuthorizer,
-    ClientIdentity, ServingCert, APISERVER_KUBELET_CLIENT,
+    client_identity, self_signed_serving_cert, server_config, server_config_with, ClientIdentity,
+    ServingCert, APISERVER_KUBELET_CLIENT,
 };
 
 /// The kubelet's default streaming port (upstream's `--port`).

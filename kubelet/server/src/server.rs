@@ -21,11 +21,12 @@ use tracing::{debug, Instrument};
 
 use bramble_runtime::ContainerRuntime;
 
+use crate::authz::{request_attributes, ClientAuthorizer};
 use crate::containers::{LookupError, PodContainers};
 use crate::logs::{self, LogOptions};
 use crate::query::Params;
 use crate::session::{self, Chunk, StreamOptions};
-use crate::tls::{client_identity, ClientAuthorizer, ClientIdentity};
+use crate::tls::{client_identity, ClientIdentity};
 use crate::ws;
 
 /// Response body of the server.
@@ -133,13 +134,13 @@ pub async fn route<R: ContainerRuntime + 'static>(
         let Some(id) = identity else {
             return text(401, "Unauthorized");
         };
-        if !kubelet.authorizer.allows(id) {
+        let attrs = request_attributes(req.method(), &path);
+        if !kubelet.authorizer.authorize(id, &attrs).await {
             return text(
                 403,
                 format!(
-                    "Forbidden (user={}, verb={}, resource=nodes, subresource=proxy)",
-                    id.user,
-                    req.method().as_str().to_lowercase()
+                    "Forbidden (user={}, verb={}, resource=nodes, subresource={})",
+                    id.user, attrs.verb, attrs.subresource
                 ),
             );
         }

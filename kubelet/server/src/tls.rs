@@ -157,33 +157,5 @@ pub fn client_identity(der: &[u8]) -> Option<ClientIdentity> {
     Some(ClientIdentity { user, groups })
 }
 
-/// Who may use the streaming endpoints. Upstream's kubelet asks the API server
-/// (SubjectAccessReview on `nodes/proxy`); until Bramble has RBAC, the kubelet allows the
-/// controller's kubelet-client user and members of `system:masters`.
-#[derive(Debug, Clone)]
-pub struct ClientAuthorizer {
-    /// Users allowed by name.
-    pub users: Vec<String>,
-    /// Users in any of these groups are allowed.
-    pub groups: Vec<String>,
-}
-
 /// The user name of the controller's client certificate for kubelets (kubeadm's name).
 pub const APISERVER_KUBELET_CLIENT: &str = "kube-apiserver-kubelet-client";
-
-impl Default for ClientAuthorizer {
-    fn default() -> Self {
-        ClientAuthorizer {
-            users: vec![APISERVER_KUBELET_CLIENT.to_string()],
-            groups: vec!["system:masters".to_string()],
-        }
-    }
-}
-
-impl ClientAuthorizer {
-    /// Whether `id` may stream.
-    pub fn allows(&self, id: &ClientIdentity) -> bool {
-        self.users.contains(&id.user)
-            || id.groups.iter().any(|g| self.groups.iter().any(|a| a == g))
-    }
-}
