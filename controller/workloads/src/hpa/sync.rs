@@ -306,6 +306,9 @@ impl Sync<'_> {
                     }
                 }
                 Err(f) => {
+                    // An empty status keeps the statuses aligned with the specs, as upstream's
+                    // (the table prints `<unknown>` for it).
+                    statuses.push(MetricStatus::default());
                     self.recorder.warning(hpa, f.reason, &f.event).await;
                     invalid.push(f);
                 }
