@@ -109,7 +109,8 @@ fn kubelet_api_follows_rbac_on_the_node() -> Result<()> {
         metrics.body
     );
     ensure!(
-        metrics.body.trim() == "Forbidden (user=viewer, verb=get, resource=nodes, subresource=metrics)",
+        metrics.body.trim()
+            == "Forbidden (user=viewer, verb=get, resource=nodes, subresource=metrics)",
         "{}",
         metrics.body
     );
@@ -122,7 +123,8 @@ fn kubelet_api_follows_rbac_on_the_node() -> Result<()> {
     )?;
     ensure!(exec.code == 403, "exec: {} {}", exec.code, exec.body);
     ensure!(
-        exec.body.trim() == "Forbidden (user=viewer, verb=create, resource=nodes, subresource=proxy)",
+        exec.body.trim()
+            == "Forbidden (user=viewer, verb=create, resource=nodes, subresource=proxy)",
         "{}",
         exec.body
     );
@@ -139,6 +141,97 @@ fn kubelet_api_follows_rbac_on_the_node() -> Result<()> {
         "admin metrics: {} {}",
         admin.code,
         admin.body
+    );
+    Ok(())
+}
+
+/// The certificate the kubelet presents on `port` (PEM), through openssl with a client
+/// certificate the kubelet accepts.
+fn presented_cert(port: u16, cert: &std::path::Path, key: &std::path::Path) -> Result<String> {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+        ])
+        .arg(cert)
+        .arg("-key")
+        .arg(key)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running openssl s_client")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let begin = text.find("-----BEGIN CERTIFICATE-----");
+    let end = text.find("-----END CERTIFICATE-----");
+    match (begin, end) {
+        (Some(b), Some(e)) => Ok(text[b..e + "-----END CERTIFICATE-----".len()].to_string()),
+        _ => Ok(String::new()),
+    }
+}
+
+fn serving_csrs(ctrl: &TestController) -> Result<usize> {
+    let out = ok(ctrl.kubectl(&["get", "csr", "-o", "json"])?)?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    Ok(v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["spec"]["signerName"] == "kubernetes.io/kubelet-serving")
+        .count())
+}
+
+#[test]
+fn serving_certificate_is_kept_across_a_restart() -> Result<()> {
+    let ctrl = TestController::start()?;
+    let mut k = TestKubelet::start(&ctrl, "cert-node")?;
+    let stored = k.dir.path().join("kubelet/pki/kubelet-server.crt");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !stored.exists() {
+        if Instant::now() > deadline {
+            bail!("no serving certificate stored:\n{}", k.log());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let kept = std::fs::read_to_string(&stored)?;
+    let dir = tempfile::tempdir()?;
+    let pki = pki_dir(&ctrl);
+    let (cert, key) = bramble_pki::issue_client_with_ca(
+        &std::fs::read_to_string(pki.join("ca.crt"))?,
+        &std::fs::read_to_string(pki.join("ca.key"))?,
+        "admin-user",
+        &["system:masters"],
+        Duration::from_secs(3600),
+    )?;
+    let (cp, kp) = (dir.path().join("a.crt"), dir.path().join("a.key"));
+    std::fs::write(&cp, cert)?;
+    std::fs::write(&kp, key)?;
+    let norm = |s: &str| s.split_whitespace().collect::<String>();
+    // before the restart the kubelet serves the stored (CA-signed) certificate
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while norm(&presented_cert(k.port, &cp, &kp)?) != norm(&kept) {
+        if Instant::now() > deadline {
+            bail!("the kubelet does not serve its stored certificate");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let csrs = serving_csrs(&ctrl)?;
+    k.restart()?;
+    // after it, the same certificate, without a new CSR
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while norm(&presented_cert(k.port, &cp, &kp)?) != norm(&kept) {
+        if Instant::now() > deadline {
+            bail!(
+                "after a restart the kubelet serves another certificate:\n{}",
+                k.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    ensure!(
+        serving_csrs(&ctrl)? == csrs,
+        "the restarted kubelet asked for a new serving certificate"
     );
     Ok(())
 }

@@ -299,17 +299,42 @@ pub async fn request_serving_certificate(
     Ok((issued.cert_pem, key_pem))
 }
 
+/// When a certificate valid from `not_before` to `not_after`, received at `received`, is
+/// renewed (unix seconds).
+fn renewal_time(received: i64, not_before: i64, not_after: i64) -> i64 {
+    let from = received.max(not_before);
+    from + ((not_after - from) as f64 * RENEW_FRACTION) as i64
+}
+
 /// Keeps node `node_name` supplied with a serving certificate from the
 /// `kubernetes.io/kubelet-serving` signer: asks for one, hands it to `install`, and asks for
 /// the next after [`RENEW_FRACTION`] of its lifetime; failures are retried with backoff.
-/// Runs until the task is dropped.
+/// With `files`, a still-valid stored certificate is installed first (its renewal waits for
+/// its own schedule) and every new one is stored. Runs until the task is dropped.
 pub async fn keep_serving_certificate(
     client: Client,
     node_name: String,
     dns: Vec<String>,
     ips: Vec<IpAddr>,
+    files: Option<crate::serving_files::ServingCertFiles>,
     install: impl Fn(&str, &str) -> bool + Send,
 ) {
+    let now = chrono::Utc::now().timestamp();
+    if let Some((cert, key)) = files.as_ref().and_then(|f| f.load_valid(now)) {
+        if let Ok((not_before, not_after)) = bramble_pki::validity_unix(&cert) {
+            // the stored certificate's age is unknown: renew at the fraction of its lifetime
+            let at = renewal_time(not_before, not_before, not_after);
+            if install(&cert, &key) {
+                tracing::info!(
+                    renew_in = at - now,
+                    "installed the stored serving certificate"
+                );
+                if at > now {
+                    tokio::time::sleep(Duration::from_secs((at - now) as u64)).await;
+                }
+            }
+        }
+    }
     let mut retry = Duration::from_secs(2);
     loop {
         let got = request_serving_certificate(
@@ -323,11 +348,20 @@ pub async fn keep_serving_certificate(
         let wait = match got.and_then(|(cert, key)| {
             let received = chrono::Utc::now().timestamp();
             let (not_before, not_after) = bramble_pki::validity_unix(&cert)?;
-            Ok((install(&cert, &key), received.max(not_before), not_after))
+            let installed = install(&cert, &key);
+            if installed {
+                if let Some(Err(e)) = files.as_ref().map(|f| f.save(&cert, &key)) {
+                    tracing::warn!(error = %e, "serving certificate not stored");
+                }
+            }
+            Ok((
+                installed,
+                received,
+                renewal_time(received, not_before, not_after),
+            ))
         }) {
-            Ok((true, from, to)) => {
+            Ok((true, from, at)) => {
                 retry = Duration::from_secs(2);
-                let at = from + ((to - from) as f64 * RENEW_FRACTION) as i64;
                 tracing::info!(renew_in = at - from, "installed serving certificate");
                 Duration::from_secs((at - chrono::Utc::now().timestamp()).max(1) as u64)
             }

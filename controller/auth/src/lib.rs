@@ -15,6 +15,7 @@ pub mod node;
 pub mod pod_security;
 pub mod rbac;
 pub mod rotation;
+pub mod serving_files;
 pub mod token_cli;
 
 pub use attributes::{verb_for, Attributes};

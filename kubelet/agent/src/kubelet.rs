@@ -209,6 +209,7 @@ impl Kubelet {
                 self.streaming_pods(),
                 self.ctx.runtime.clone(),
                 Some(self.stats.clone() as Arc<dyn bramble_kubelet_server::stats::StatsProvider>),
+                Some(self.cfg.data_dir.join("pki")),
                 async move {
                     let _ = stop.changed().await;
                 },

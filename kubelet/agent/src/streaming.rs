@@ -222,7 +222,8 @@ impl Drop for AbortOnDrop {
 /// Serves the streaming API on `0.0.0.0:port` until `shutdown`; logs and returns when it
 /// cannot start (the node works without it). It starts with a self-signed certificate and
 /// presents one signed by the cluster CA (a `kubernetes.io/kubelet-serving` CSR sent with
-/// `client`) as soon as it is issued, renewing it before it expires.
+/// `client`) as soon as it is issued, renewing it before it expires; with `cert_dir` the
+/// signed certificate is stored there and reused after a restart while it is valid.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve<R: ContainerRuntime + 'static>(
     client: kube::Client,
@@ -233,6 +234,7 @@ pub async fn serve<R: ContainerRuntime + 'static>(
     pods: Arc<dyn PodContainers>,
     runtime: Arc<R>,
     stats: Option<Arc<dyn bramble_kubelet_server::stats::StatsProvider>>,
+    cert_dir: Option<std::path::PathBuf>,
     shutdown: impl Future<Output = ()>,
 ) {
     let serving = match bramble_kubelet_server::self_signed_serving_cert(&node_name, &[node_ip])
@@ -253,6 +255,7 @@ pub async fn serve<R: ContainerRuntime + 'static>(
         node_name.clone(),
         vec![node_name.clone()],
         vec![node_ip],
+        cert_dir.map(bramble_auth::serving_files::ServingCertFiles::new),
         move |cert, key| match installed.set(cert, key) {
             Ok(()) => true,
             Err(e) => {
