@@ -29,7 +29,7 @@ spec:
   containers:
   - name: main
     image: {image}
-    command: [sh, -c, 'echo {version} > /out/{version}; exec sleep 3600']
+    command: [sh, -c, 'echo {version}; echo {version} > /out/{version}; exec sleep 3600']
     volumeMounts: [{{name: out, mountPath: /out}}]
   volumes:
   - name: out
@@ -197,7 +197,8 @@ fn static_pod_with_mirror_pod() -> Result<()> {
     // A deleted mirror pod comes back (new uid, same hash) with the status of the pod, which
     // kept running.
     let container = running_container_id(&mirror).unwrap();
-    ok(ctrl.kubectl(&["delete", "pod", &name, "--timeout=90s"])?)?;
+    ok(ctrl.kubectl(&["delete", "pod", &name, "--timeout=90s"])?)
+        .map_err(|e| e.context(tail(&k.log(), 40)))?;
     let back = wait_for(&k, "mirror pod recreated", || {
         Ok(listed_pod(&ctrl, &name)?.filter(|p| {
             p["metadata"]["uid"] != mirror["metadata"]["uid"]
@@ -302,6 +303,77 @@ fn static_pods_run_without_the_api_server() -> Result<()> {
     std::fs::remove_file(manifests.join("web.yaml"))?;
     wait_for(&k, "the static pod removed", || {
         Ok((runtime_containers(&k) == 0).then_some(()))
+    })?;
+    Ok(())
+}
+
+#[test]
+fn mirror_pods_under_node_restriction() -> Result<()> {
+    let reg = TestRegistry::start()?;
+    let image = reg.push_busybox("busybox", "1", &[])?;
+    let ctrl = TestController::start()?;
+    let node = "kl-static-node";
+    let creds =
+        common::auth::cert_kubeconfig(&ctrl, &format!("system:node:{node}"), &["system:nodes"])?;
+    let work = tempfile::tempdir()?;
+    let manifests = work.path().join("manifests");
+    let out = work.path().join("out");
+    std::fs::create_dir_all(&manifests)?;
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(manifests.join("web.yaml"), manifest(&image, &out, "v1"))?;
+    let k = TestKubelet::start_in(
+        &creds,
+        node,
+        Vec::new(),
+        "127.0.0.1",
+        &[
+            "--pod-manifest-path".into(),
+            manifests.display().to_string(),
+        ],
+    )?;
+    let name = format!("web-{node}");
+    // The kubelet, as system:node:<node>, creates the mirror pod and writes its status.
+    let mirror = wait_for(&k, "mirror pod Running", || {
+        Ok(listed_pod(&ctrl, &name)?.filter(|p| running_container_id(p).is_some()))
+    })?;
+    let logs = ok(ctrl.kubectl(&["logs", &name])?)?;
+    assert_eq!(
+        logs.trim(),
+        "v1",
+        "kubectl logs of the mirror pod reads the static pod"
+    );
+
+    // A node may only create mirror pods bound to itself.
+    let mut other = mirror.clone();
+    for f in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "ownerReferences",
+        "managedFields",
+    ] {
+        other["metadata"].as_object_mut().unwrap().remove(f);
+    }
+    other["metadata"]["name"] = "elsewhere".into();
+    other["spec"]["nodeName"] = "another-node".into();
+    other.as_object_mut().unwrap().remove("status");
+    let err = fails(ctrl.kubectl_with(
+        common::KUBECTL,
+        &["--kubeconfig", creds.to_str().unwrap(), "create", "-f", "-"],
+        Some(&other.to_string()),
+    )?)?;
+    assert!(
+        err.contains("can only create pods with spec.nodeName set to itself"),
+        "{err}"
+    );
+
+    // The mirror pod deleted by an administrator comes back, recreated with the node's rights.
+    ok(ctrl.kubectl(&["delete", "pod", &name, "--timeout=90s"])?)
+        .map_err(|e| e.context(tail(&k.log(), 40)))?;
+    wait_for(&k, "mirror pod recreated", || {
+        Ok(listed_pod(&ctrl, &name)?.filter(|p| {
+            p["metadata"]["uid"] != mirror["metadata"]["uid"] && running_container_id(p).is_some()
+        }))
     })?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -23,6 +23,10 @@ use crate::status_manager::{StatusManager, UidTranslator};
 /// How often mirror pods are checked without a change to wake the manager (retries while
 /// the API server is unreachable).
 const RESYNC: Duration = Duration::from_secs(10);
+/// How long a mirror pod someone deleted gracefully stays before the kubelet removes it for
+/// good and creates a new one: `kubectl delete` gets the object, then lists and watches it
+/// for the deletion; a replacement made between its get and its list would keep it waiting.
+const DELETE_SETTLE: Duration = Duration::from_secs(1);
 
 /// What the API pod source saw of mirror pods.
 #[derive(Debug)]
@@ -164,6 +168,8 @@ struct Manager {
     node: String,
     node_uid: Option<String>,
     status: StatusManager,
+    /// When each mirror pod (by uid) was first seen being deleted by someone else.
+    deleting_since: HashMap<String, Instant>,
 }
 
 impl Manager {
@@ -231,8 +237,15 @@ impl Manager {
         }
     }
 
-    async fn reconcile(&mut self) {
+    /// One pass; returns how soon the next pass is due, if sooner than [`RESYNC`].
+    async fn reconcile(&mut self) -> Option<Duration> {
         let (desired, observed) = self.mirrors.snapshot();
+        let mut next: Option<Duration> = None;
+        self.deleting_since.retain(|uid, _| {
+            observed
+                .values()
+                .any(|m| m.metadata.uid.as_deref() == Some(uid))
+        });
         for pod in &desired {
             let (_, _, static_uid) = pod_ids(pod);
             match observed.get(&full_name(pod)) {
@@ -242,6 +255,15 @@ impl Manager {
                     }
                 }
                 Some(m) => {
+                    if m.metadata.deletion_timestamp.is_some() {
+                        let uid = m.metadata.uid.clone().unwrap_or_default();
+                        let since = *self.deleting_since.entry(uid).or_insert_with(Instant::now);
+                        let left = DELETE_SETTLE.saturating_sub(since.elapsed());
+                        if !left.is_zero() {
+                            next = Some(next.map_or(left, |n| n.min(left)));
+                            continue;
+                        }
+                    }
                     self.mirrors.link(&static_uid, None);
                     info!(pod = %full_name(pod), "mirror pod outdated or deleted: recreating");
                     if self.delete(m).await {
@@ -262,6 +284,7 @@ impl Manager {
                 self.delete(m).await;
             }
         }
+        next
     }
 }
 
@@ -279,12 +302,13 @@ pub async fn run(
         node,
         node_uid: None,
         status,
+        deleting_since: HashMap::new(),
     };
     loop {
-        m.reconcile().await;
+        let next = m.reconcile().await.unwrap_or(RESYNC);
         tokio::select! {
             _ = mirrors.wake.notified() => {}
-            _ = tokio::time::sleep(RESYNC) => {}
+            _ = tokio::time::sleep(next) => {}
             _ = stop.changed() => return,
         }
     }
