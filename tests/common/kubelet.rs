@@ -104,6 +104,20 @@ impl TestKubelet {
         } else {
             &["--pod-network", "loopback"]
         };
+        // Upstream's default disk thresholds (imagefs.available<15%) evict test pods on a
+        // build machine whose disk holds a large target directory; tests that study eviction
+        // bring their own --config.
+        let mut config: Vec<String> = Vec::new();
+        if !self.extra_args.iter().any(|a| a == "--config") {
+            let file = self.dir.path().join("test-kubelet-config.yaml");
+            std::fs::write(
+                &file,
+                "apiVersion: kubelet.config.k8s.io/v1beta1\n\
+                 kind: KubeletConfiguration\n\
+                 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%}\n",
+            )?;
+            config = vec!["--config".into(), file.display().to_string()];
+        }
         let child = cmd
             .arg("kubelet")
             .args(["--node-name", &self.node])
@@ -118,6 +132,7 @@ impl TestKubelet {
             .args(["--cgroup-parent", &self.cgroup_parent])
             .args(["--node-ip", &self.node_ip])
             .args(network)
+            .args(&config)
             .args(["--kubelet-port", &self.port.to_string()])
             .args(&self.extra_args)
             .env("RUST_LOG", "info,bramble_kubelet=debug")
