@@ -164,3 +164,62 @@ fn best_effort_is_evicted_before_guaranteed_under_memory_pressure() -> Result<()
     );
     Ok(())
 }
+
+/// A pod writing past its disk emptyDir's `sizeLimit` is evicted with upstream's message,
+/// without any node pressure; a pod within its limit keeps running.
+#[test]
+fn empty_dir_over_its_size_limit_evicts_the_pod() -> Result<()> {
+    let reg = TestRegistry::start()?;
+    let image = reg.push_busybox("busybox", "1", &[])?;
+    let ctrl = TestController::start()?;
+    let k = TestKubelet::start(&ctrl, "storage-node")?;
+    let with_cache = |name: &str, mib: u32| {
+        let mut p = pod_manifest(
+            name,
+            &k.node,
+            &image,
+            &format!("dd if=/dev/zero of=/cache/fill bs=1048576 count={mib}; sleep 3600"),
+            "Always",
+            json!({"volumeMounts": [{"name": "cache", "mountPath": "/cache"}]}),
+        );
+        p["spec"]["volumes"] = json!([{"name": "cache", "emptyDir": {"sizeLimit": "2Mi"}}]);
+        p
+    };
+    create_pod(&ctrl, &with_cache("over", 4))?;
+    create_pod(&ctrl, &with_cache("within", 1))?;
+    let pod = wait_pod(
+        &ctrl,
+        &k,
+        "over",
+        Duration::from_secs(120),
+        "evicted",
+        |p| p["status"]["phase"] == "Failed",
+    )?;
+    assert_eq!(pod["status"]["reason"], "Evicted", "{pod}");
+    assert_eq!(
+        pod["status"]["message"], "Usage of EmptyDir volume \"cache\" exceeds the limit \"2Mi\". ",
+        "{pod}"
+    );
+    let events = ok(ctrl.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=over,reason=Evicted",
+        "-o",
+        "name",
+    ])?)?;
+    assert!(!events.trim().is_empty(), "no Evicted event");
+    wait_pod(
+        &ctrl,
+        &k,
+        "within",
+        Duration::from_secs(60),
+        "Running",
+        |p| p["status"]["phase"] == "Running",
+    )?;
+    // a monitoring pass later it is still running
+    std::thread::sleep(Duration::from_secs(11));
+    let within = get_pod(&ctrl, "within")?;
+    assert_eq!(within["status"]["phase"], "Running", "{within}");
+    Ok(())
+}

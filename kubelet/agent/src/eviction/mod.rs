@@ -5,6 +5,7 @@
 //! period), reclaims node-level resources first (dead containers, unused images) and then
 //! evicts one pod per interval, ranked as upstream ([`ranking`]).
 
+pub mod local_storage;
 pub mod manager;
 pub mod ranking;
 pub mod signals;
