@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use futures::{stream, StreamExt};
+use futures::{stream, FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -63,8 +63,16 @@ pub async fn run(client: Client, cfg: StorageConfig) -> Result<(), Error> {
             },
             _ = tokio::time::sleep(cfg.resync) => {}
         }
-        // Batch a burst of events into one reconcile.
+        // Batch a burst of events into one reconcile: wait a little, then take every event
+        // already there.
         tokio::time::sleep(Duration::from_millis(50)).await;
+        while let Some(ev) = triggers.next().now_or_never() {
+            match ev {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(()),
+            }
+        }
     }
 }
 
@@ -85,10 +93,16 @@ pub async fn reconcile(client: &Client, cfg: &StorageConfig) -> Result<(), Error
         .list(&ListParams::default())
         .await?
         .items;
-    let pods = Api::<Pod>::all(client.clone())
-        .list(&ListParams::default())
-        .await?
-        .items;
+    // Pods matter only to claims waiting for their first consumer: no full pod list while
+    // there is none (a pod list per pod event made a 10,000-pod cluster spin).
+    let pods = if claims.iter().any(wants_volume) {
+        Api::<Pod>::all(client.clone())
+            .list(&ListParams::default())
+            .await?
+            .items
+    } else {
+        Vec::new()
+    };
     let pv_api: Api<PersistentVolume> = Api::all(client.clone());
     for pvc in &claims {
         let ns = pvc.metadata.namespace.clone().unwrap_or_default();
