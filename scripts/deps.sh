@@ -8,7 +8,7 @@ build_pkgs=(pkg-config libseccomp-dev)
 test_pkgs=(busybox-static docker-registry skopeo umoci e2fsprogs dosfstools mtools parted fdisk
            squashfs-tools erofs-utils kmod cpio xz-utils zstd qemu-system-arm iproute2 curl file
            containernetworking-plugins nftables iptables dnsutils util-linux
-           unzip python3-venv)
+           unzip python3-venv openssl)
 
 want=("${build_pkgs[@]}")
 [ "$what" = test ] && want+=("${test_pkgs[@]}")
