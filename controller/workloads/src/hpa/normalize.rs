@@ -286,19 +286,7 @@ impl History {
                 true,
             )
             .max(current);
-            let (allowed, reason, message) = if max > limit {
-                (
-                    limit,
-                    "ScaleUpLimit",
-                    "the desired replica count is increasing faster than the maximum scale rate",
-                )
-            } else {
-                (
-                    max,
-                    "TooManyReplicas",
-                    "the desired replica count is more than the maximum replica count",
-                )
-            };
+            let (allowed, reason, message) = upper_bound(max, limit);
             if desired > allowed {
                 return (allowed, reason, message);
             }
@@ -421,18 +409,12 @@ fn scale_limit(
     result
 }
 
-/// Upstream `convertDesiredReplicasWithRules`.
-pub fn clamp_with_rules(
-    current: i32,
-    desired: i32,
-    min: i32,
-    max: i32,
-) -> (i32, &'static str, &'static str) {
-    let scale_up_limit =
-        (SCALE_UP_LIMIT_FACTOR * f64::from(current)).max(SCALE_UP_LIMIT_MINIMUM) as i32;
-    let (maximum, reason, message) = if max > scale_up_limit {
+/// The highest count allowed by `max` and a scale-up rate `limit`, with the condition
+/// reason and message upstream gives when it holds the count back.
+fn upper_bound(max: i32, limit: i32) -> (i32, &'static str, &'static str) {
+    if max > limit {
         (
-            scale_up_limit,
+            limit,
             "ScaleUpLimit",
             "the desired replica count is increasing faster than the maximum scale rate",
         )
@@ -442,7 +424,19 @@ pub fn clamp_with_rules(
             "TooManyReplicas",
             "the desired replica count is more than the maximum replica count",
         )
-    };
+    }
+}
+
+/// Upstream `convertDesiredReplicasWithRules`.
+pub fn clamp_with_rules(
+    current: i32,
+    desired: i32,
+    min: i32,
+    max: i32,
+) -> (i32, &'static str, &'static str) {
+    let scale_up_limit =
+        (SCALE_UP_LIMIT_FACTOR * f64::from(current)).max(SCALE_UP_LIMIT_MINIMUM) as i32;
+    let (maximum, reason, message) = upper_bound(max, scale_up_limit);
     if desired < min {
         return (
             min,
