@@ -63,22 +63,7 @@ impl TestKubelet {
 
     /// Starts a kubelet with extra command-line arguments (e.g. `--config FILE`).
     pub fn start_with_args(ctrl: &TestController, node: &str, extra: &[String]) -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("bramble-kubelet-")
-            .tempdir()?;
-        let mut k = TestKubelet {
-            child: None,
-            cgroup_parent: format!("bramble-test-{}-{node}", std::process::id()),
-            node: node.to_string(),
-            kubeconfig: ctrl.kubeconfig.clone(),
-            port: super::free_port(),
-            extra_args: extra.to_vec(),
-            wrapper: Vec::new(),
-            node_ip: "127.0.0.1".into(),
-            dir,
-        };
-        k.spawn()?;
-        Ok(k)
+        Self::start_in(&ctrl.kubeconfig, node, Vec::new(), "127.0.0.1", extra)
     }
 
     pub fn runtime_dir(&self) -> PathBuf {
