@@ -79,13 +79,7 @@ async fn release_orphans(ctx: Arc<Ctx>) {
                 continue;
             }
             let ns = p.metadata.namespace.clone().unwrap_or_default();
-            let kept: Vec<&String> = p
-                .finalizers()
-                .iter()
-                .filter(|f| *f != TRACKING_FINALIZER)
-                .collect();
-            let patch =
-                json!({"metadata": {"finalizers": kept, "resourceVersion": p.resource_version()}});
+            let patch = release_patch(&p);
             info!(pod = %format!("{ns}/{}", p.name_any()), "releasing an orphaned job pod");
             if let Err(e) = write::merge(&ctx.api::<Pod>(&ns), &p.name_any(), patch).await {
                 tracing::debug!(error = %e, "orphaned job pod not released yet");
@@ -408,13 +402,7 @@ async fn reconcile(cached: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action> {
         write::replace_status(&ctx.api::<Job>(&ns), &upd).await?;
     }
     for p in release {
-        let kept: Vec<&String> = p
-            .finalizers()
-            .iter()
-            .filter(|f| *f != TRACKING_FINALIZER)
-            .collect();
-        let patch =
-            json!({"metadata": {"finalizers": kept, "resourceVersion": p.resource_version()}});
+        let patch = release_patch(&p);
         match write::merge(&pod_api, &p.name_any(), patch).await {
             Ok(_) | Err(crate::Error::Kube(kube::Error::Api(_))) => {}
             Err(e) => return Err(e),
@@ -603,4 +591,15 @@ pub fn job_pod(job: &Job, index: Option<i32>) -> Pod {
         }
     }
     pod
+}
+
+/// The merge patch that drops the job-tracking finalizer from `pod` (at its current
+/// resourceVersion, so a concurrent change makes it fail rather than lose a finalizer).
+fn release_patch(pod: &Pod) -> serde_json::Value {
+    let kept: Vec<&String> = pod
+        .finalizers()
+        .iter()
+        .filter(|f| *f != TRACKING_FINALIZER)
+        .collect();
+    json!({"metadata": {"finalizers": kept, "resourceVersion": pod.resource_version()}})
 }
