@@ -23,13 +23,9 @@ fn internal_ip(node: &Node) -> Option<String> {
         .map(|a| a.address.clone())
 }
 
-/// The ingress list a LoadBalancer Service should show: the InternalIPs of Ready nodes
-/// (of all nodes when none is Ready yet), sorted. `None` for other Service types.
-pub fn desired_ingress(svc: &Service, nodes: &[Arc<Node>]) -> Option<Vec<LoadBalancerIngress>> {
-    let spec = svc.spec.as_ref()?;
-    if spec.type_.as_deref() != Some("LoadBalancer") {
-        return None;
-    }
+/// The addresses load balancers publish: the InternalIPs of Ready nodes (of all nodes when
+/// none is Ready yet), sorted. The built-in Ingress controller publishes the same.
+pub fn node_ips(nodes: &[Arc<Node>]) -> Vec<String> {
     let any_ready = nodes.iter().any(|n| node_ready(n));
     let mut ips: Vec<String> = nodes
         .iter()
@@ -38,8 +34,19 @@ pub fn desired_ingress(svc: &Service, nodes: &[Arc<Node>]) -> Option<Vec<LoadBal
         .collect();
     ips.sort();
     ips.dedup();
+    ips
+}
+
+/// The ingress list a LoadBalancer Service should show: [`node_ips`]. `None` for other
+/// Service types.
+pub fn desired_ingress(svc: &Service, nodes: &[Arc<Node>]) -> Option<Vec<LoadBalancerIngress>> {
+    let spec = svc.spec.as_ref()?;
+    if spec.type_.as_deref() != Some("LoadBalancer") {
+        return None;
+    }
     Some(
-        ips.into_iter()
+        node_ips(nodes)
+            .into_iter()
             .map(|ip| LoadBalancerIngress {
                 ip: Some(ip),
                 ..Default::default()

@@ -1,0 +1,118 @@
+//! The data plane of one node: listeners first (a port in use is reported at once), then
+//! watch caches of Ingresses, IngressClasses, Services, EndpointSlices and TLS Secrets; every
+//! change rebuilds the routing and certificate tables and swaps them in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use tokio::sync::{watch, Notify};
+use tokio_rustls::TlsAcceptor;
+
+use bramble_netctl::cache::watch as cache;
+
+use crate::backends::Cluster;
+use crate::class::served;
+use crate::error::IngressError;
+use crate::proxy::Proxy;
+use crate::routes::{by_age, RouteTable};
+use crate::server::{self, IngressConfig};
+use crate::tls::{self, CertCache, CertTable, SniResolver};
+
+/// Serves Ingresses until the task is dropped; returns early only when a listener cannot be
+/// opened or the default certificate cannot be made.
+pub async fn run(client: Client, config: IngressConfig) -> Result<(), IngressError> {
+    let default_cert = tls::default_certificate()?;
+    let http = match config.http {
+        Some(a) => Some(server::bind(a).await?),
+        None => None,
+    };
+    let https = match config.https {
+        Some(a) => Some(server::bind(a).await?),
+        None => None,
+    };
+    let (routes_tx, routes_rx) = watch::channel(Arc::new(RouteTable::default()));
+    let (certs_tx, certs_rx) = watch::channel(Arc::new(CertTable::empty(default_cert.clone())));
+    let proxy = Arc::new(Proxy::new(routes_rx));
+    if let Some(l) = http {
+        tracing::info!(addr = ?l.local_addr().ok(), "ingress listening (HTTP)");
+        tokio::spawn(server::serve_http(l, proxy.clone()));
+    }
+    if let Some(l) = https {
+        tracing::info!(addr = ?l.local_addr().ok(), "ingress listening (HTTPS)");
+        let acceptor = TlsAcceptor::from(tls::server_config(SniResolver::new(certs_rx)));
+        tokio::spawn(server::serve_https(l, acceptor, proxy));
+    }
+
+    let notify = Arc::new(Notify::new());
+    let all = watcher::Config::default;
+    let ingresses = cache(Api::<Ingress>::all(client.clone()), all(), notify.clone());
+    let classes = cache(
+        Api::<IngressClass>::all(client.clone()),
+        all(),
+        notify.clone(),
+    );
+    let services = cache(Api::<Service>::all(client.clone()), all(), notify.clone());
+    let slices = cache(
+        Api::<EndpointSlice>::all(client.clone()),
+        all(),
+        notify.clone(),
+    );
+    let secrets = cache(
+        Api::<Secret>::all(client),
+        all().fields("type=kubernetes.io/tls"),
+        notify.clone(),
+    );
+    let _ = ingresses.wait_until_ready().await;
+    let _ = classes.wait_until_ready().await;
+    let _ = services.wait_until_ready().await;
+    let _ = slices.wait_until_ready().await;
+    let _ = secrets.wait_until_ready().await;
+    let mut certs = CertCache::default();
+    loop {
+        let classes = classes.state();
+        let mut ours: Vec<Arc<Ingress>> = ingresses
+            .state()
+            .into_iter()
+            .filter(|i| served(i, &classes))
+            .collect();
+        by_age(&mut ours);
+        let (services, slices) = (services.state(), slices.state());
+        let table = RouteTable::build(
+            &ours,
+            &Cluster {
+                services: &services,
+                slices: &slices,
+            },
+        );
+        let cert_table = certs.table(&ours, &secrets.state(), default_cert.clone());
+        tracing::debug!(
+            ingresses = ours.len(),
+            hosts = table.hosts(),
+            certificates = cert_table.len(),
+            "ingress tables rebuilt"
+        );
+        routes_tx.send_replace(Arc::new(table));
+        certs_tx.send_replace(Arc::new(cert_table));
+        notify.notified().await;
+        // Let a burst of events land before rebuilding.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Spawns [`run`] on the current runtime; after an error (a port in use) it is retried
+/// every 10 s.
+pub fn spawn(client: Client, config: IngressConfig) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = run(client.clone(), config.clone()).await {
+                tracing::error!(error = %e, "ingress controller stopped; retrying in 10 s");
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+    });
+}
