@@ -213,9 +213,7 @@ impl Puller {
             reference: &reference,
         };
         let client = self.client(r.domain())?;
-        let oref: Reference = reference
-            .parse()
-            .map_err(|e: oci_client::ParseError| ctx.unsupported(format!("reference: {e}")))?;
+        let oref = oci_reference(r, None);
         let mut lease = self.store.lease();
 
         let (top_bytes, header_digest) = client
@@ -325,9 +323,7 @@ impl Puller {
         ctx: &Ctx<'_>,
     ) -> Result<ImageManifest, PullError> {
         lease.add(&entry.digest);
-        let by_digest: Reference = format!("{}@{}", r.repository(), entry.digest)
-            .parse()
-            .map_err(|e: oci_client::ParseError| ctx.unsupported(format!("reference: {e}")))?;
+        let by_digest = oci_reference(r, Some(&entry.digest));
         let (bytes, _) = client
             .pull_manifest_raw(&by_digest, auth, ACCEPTED_MANIFEST_TYPES)
             .await
@@ -411,6 +407,22 @@ impl Puller {
         }
         w.commit().await.map_err(|e| ctx.store(e))?;
         Ok(())
+    }
+}
+
+/// The `oci-client` reference for `r`, pinned to `digest` when given (then without tag, as
+/// `repo@digest`), built from the parts Bramble's own parser ([`ImageRef`]) already validated and
+/// normalised. Parsing a string instead (`Reference::from_str`) compiles oci-spec's reference
+/// regex on first use, which keeps about 7 MiB of heap for the life of the kubelet.
+fn oci_reference(r: &ImageRef, digest: Option<&str>) -> Reference {
+    let (registry, repository) = (r.domain().to_string(), r.path().to_string());
+    match (digest.or(r.digest()), r.tag()) {
+        (Some(d), _) => Reference::with_digest(registry, repository, d.to_string()),
+        (None, tag) => Reference::with_tag(
+            registry,
+            repository,
+            tag.unwrap_or(crate::reference::DEFAULT_TAG).to_string(),
+        ),
     }
 }
 
@@ -518,4 +530,41 @@ pub fn install_crypto_provider() {
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oref(s: &str, digest: Option<&str>) -> String {
+        oci_reference(&ImageRef::parse_with_default_tag(s).unwrap(), digest).whole()
+    }
+
+    #[test]
+    fn references_match_what_oci_client_would_parse() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        for (image, digest) in [
+            ("busybox", None),
+            ("127.0.0.1:5000/team/app:v1", None),
+            ("127.0.0.1:5000/team/app:v1", Some(d.as_str())),
+            ("quay.io/x/y", None),
+        ] {
+            let r = ImageRef::parse_with_default_tag(image).unwrap();
+            let text = match digest {
+                Some(d) => format!("{}@{d}", r.repository()),
+                None => r.to_string(),
+            };
+            let parsed: Reference = text.parse().unwrap();
+            assert_eq!(oref(image, digest), parsed.whole(), "{image}");
+            assert_eq!(
+                oci_reference(&r, digest).resolve_registry(),
+                parsed.resolve_registry()
+            );
+        }
+        let pinned = format!("busybox@{d}");
+        assert_eq!(
+            oref(&pinned, None),
+            format!("docker.io/library/busybox@{d}")
+        );
+    }
 }
