@@ -79,6 +79,8 @@ pub struct KubeletArgs {
     pub log_level: String,
     #[command(flatten)]
     pub network: crate::cli::pod_network::NetworkArgs,
+    #[command(flatten)]
+    pub ingress: crate::cli::ingress::IngressArgs,
 }
 
 /// The kubelet configuration of these flags.
@@ -91,9 +93,11 @@ pub fn config_of(args: &KubeletArgs) -> anyhow::Result<KubeletConfig> {
     if let Some(file) = &args.config {
         bramble_kubelet::config_file::load_into(file, &mut cfg)?;
     }
-    cfg.data_dir = args.data_dir.clone();
-    cfg.image_dir = args.image_dir.clone();
-    cfg.runtime_dir = args.runtime_dir.clone();
+    // Absolute: the runtime helper and libcontainer resolve bundle paths from other working
+    // directories, so a relative `--runtime-dir` failed every container create.
+    cfg.data_dir = std::path::absolute(&args.data_dir)?;
+    cfg.image_dir = std::path::absolute(&args.image_dir)?;
+    cfg.runtime_dir = std::path::absolute(&args.runtime_dir)?;
     cfg.cgroup_root = args.cgroup_root.clone();
     if let Some(p) = &args.cgroup_parent {
         cfg.cgroup_parent = p.clone();
@@ -188,6 +192,7 @@ pub fn run_kubelet(args: KubeletArgs) -> anyhow::Result<()> {
             None => client(&access).await.context("building the API client")?,
         };
         crate::cli::pod_network::start(&args.network, &mut cfg, client.clone());
+        crate::cli::ingress::start(&args.ingress, &args.network, client.clone());
         let kubelet = Kubelet::start(cfg, client)
             .await
             .context("starting the kubelet")?;
@@ -200,6 +205,7 @@ pub fn run_kubelet(args: KubeletArgs) -> anyhow::Result<()> {
 /// its state under `data_dir` and the given in-process API client.
 pub fn spawn_in_process(data_dir: &Path, client: bramble_kubelet::Client) {
     let mut cfg = KubeletConfig::new(bramble_kubelet::node_info::hostname());
+    let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     cfg.data_dir = data_dir.join("kubelet");
     cfg.image_dir = data_dir.join("images");
     cfg.runtime_dir = data_dir.join("runtime");
@@ -207,11 +213,9 @@ pub fn spawn_in_process(data_dir: &Path, client: bramble_kubelet::Client) {
         "node-role.kubernetes.io/control-plane".into(),
         "true".into(),
     );
-    crate::cli::pod_network::start(
-        &crate::cli::pod_network::NetworkArgs::default(),
-        &mut cfg,
-        client.clone(),
-    );
+    let network = crate::cli::pod_network::NetworkArgs::default();
+    crate::cli::pod_network::start(&network, &mut cfg, client.clone());
+    crate::cli::ingress::start(&Default::default(), &network, client.clone());
     tokio::spawn(async move {
         match Kubelet::start(cfg, client).await {
             Ok(k) => {
@@ -222,4 +226,37 @@ pub fn spawn_in_process(data_dir: &Path, client: bramble_kubelet::Client) {
             Err(e) => tracing::error!(error = %e, "starting the kubelet"),
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        kubelet: KubeletArgs,
+    }
+
+    #[test]
+    fn relative_directories_become_absolute() {
+        let cli = Cli::try_parse_from([
+            "kubelet",
+            "--node-name",
+            "n1",
+            "--data-dir",
+            "state/kubelet",
+            "--image-dir",
+            "images",
+            "--runtime-dir",
+            "run",
+        ])
+        .unwrap();
+        let cfg = config_of(&cli.kubelet).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(cfg.data_dir, cwd.join("state/kubelet"));
+        assert_eq!(cfg.image_dir, cwd.join("images"));
+        assert_eq!(cfg.runtime_dir, cwd.join("run"));
+    }
 }
