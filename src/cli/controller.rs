@@ -221,6 +221,10 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         }
         // Node IPAM, EndpointSlices/Endpoints, LoadBalancer status.
         bramble_netctl::spawn(controller.in_process_client("system:kube-controller-manager"));
+        // The default `bramble` IngressClass and the status of the Ingresses it serves.
+        bramble_ingress::controller::spawn(
+            controller.in_process_client("system:kube-controller-manager"),
+        );
         // The default local-path StorageClass and its provisioner.
         bramble_storage::spawn(
             controller.in_process_client("system:kube-controller-manager"),

@@ -1,6 +1,7 @@
 //! Subcommands of the `bramble` binary that live in the root crate.
 
 pub mod controller;
+pub mod ingress;
 pub mod kubelet;
 pub mod logging;
 pub mod node;
