@@ -12,6 +12,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tracing::{debug, info_span, Instrument};
 
+use bramble_api::openapi::CachedDocument;
 use bramble_api::Status;
 use bramble_pki::{identity_from_client_cert, UserInfo};
 
@@ -224,12 +225,12 @@ async fn route_request(state: &Arc<ApiState>, route: Route, req: Request<Incomin
         Route::Health(which) => health(state, &which, req.uri().query()),
         Route::OpenApiV2 => get_only(openapi_v2(state, &req), &method),
         Route::OpenApiV3Root => get_only(
-            body::raw_json(200, state.openapi.root(&state.registry).bytes.to_vec()),
+            openapi_document(&state.openapi.root(&state.registry), &req),
             &method,
         ),
         Route::OpenApiV3GroupVersion(path) => {
             match state.openapi.group_version(&state.registry, &path) {
-                Some(doc) => get_only(body::raw_json(200, doc.bytes.to_vec()), &method),
+                Some(doc) => get_only(openapi_document(&doc, &req), &method),
                 None => body::status(&handlers::not_found()),
             }
         }
@@ -299,6 +300,36 @@ fn health(state: &Arc<ApiState>, which: &str, query: Option<&str>) -> Response {
     body::text(code, out)
 }
 
+/// A cached OpenAPI document: its gzip bytes as they are kept when the client accepts gzip (as
+/// upstream compresses large responses), else decompressed.
+fn openapi_document<B>(doc: &CachedDocument, req: &Request<B>) -> Response {
+    let accepts_gzip = req
+        .headers()
+        .get_all(http::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            parts.next().is_some_and(|c| c.eq_ignore_ascii_case("gzip"))
+                && !parts.any(|p| p.replace(' ', "") == "q=0")
+        });
+    if !accepts_gzip {
+        return body::raw_json(200, doc.bytes());
+    }
+    let mut resp = body::raw_json(200, bytes::Bytes::from_owner(doc.gzip()));
+    let headers = resp.headers_mut();
+    headers.insert(
+        http::header::CONTENT_ENCODING,
+        http::HeaderValue::from_static("gzip"),
+    );
+    headers.insert(
+        http::header::VARY,
+        http::HeaderValue::from_static("Accept-Encoding"),
+    );
+    resp
+}
+
 /// `/openapi/v2` in JSON, or in gnostic protobuf when the client's `Accept` asks for it (as
 /// kubectl 1.27 and 1.28 do before they choose server-side field validation).
 fn openapi_v2<B>(state: &ApiState, req: &Request<B>) -> Response {
@@ -312,15 +343,63 @@ fn openapi_v2<B>(state: &ApiState, req: &Request<B>) -> Response {
         .map(|t| t.split(';').next().unwrap_or_default().trim())
         .any(|t| t == MEDIA_TYPE || t == MEDIA_TYPE_DEPRECATED);
     if !wants_protobuf {
-        return body::raw_json(200, state.openapi.v2(&state.registry).bytes.to_vec());
+        return openapi_document(&state.openapi.v2(&state.registry), req);
     }
-    let mut resp = body::raw_json(
-        200,
-        state.openapi.v2_protobuf(&state.registry).bytes.to_vec(),
-    );
+    let mut resp = openapi_document(&state.openapi.v2_protobuf(&state.registry), req);
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static(MEDIA_TYPE),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::io::Read;
+
+    fn request(accept_encoding: Option<&str>) -> Request<()> {
+        let mut b = Request::builder().uri("/openapi/v3/apis/apps/v1");
+        if let Some(v) = accept_encoding {
+            b = b.header(http::header::ACCEPT_ENCODING, v);
+        }
+        b.body(()).unwrap()
+    }
+
+    async fn body_of(resp: Response) -> Vec<u8> {
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn openapi_documents_are_gzip_for_clients_that_accept_it() {
+        let registry = bramble_api::registry::Registry::builtin();
+        let cache = bramble_api::openapi::OpenApiCache::new();
+        let doc = cache.group_version(&registry, "apis/apps/v1").unwrap();
+        let plain = doc.bytes();
+        assert!(serde_json::from_slice::<serde_json::Value>(&plain).is_ok());
+
+        for accept in [None, Some("identity"), Some("gzip;q=0"), Some("br")] {
+            let resp = openapi_document(&doc, &request(accept));
+            assert!(resp.headers().get(http::header::CONTENT_ENCODING).is_none());
+            assert_eq!(body_of(resp).await, plain, "{accept:?}");
+        }
+        for accept in ["gzip", "deflate, GZIP;q=1.0", "br, gzip"] {
+            let resp = openapi_document(&doc, &request(Some(accept)));
+            assert_eq!(resp.headers()[http::header::CONTENT_ENCODING], "gzip");
+            assert_eq!(resp.headers()[http::header::VARY], "Accept-Encoding");
+            let compressed = body_of(resp).await;
+            assert!(compressed.len() * 4 < plain.len(), "{accept}: compressed");
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&compressed[..])
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, plain, "{accept}");
+        }
+    }
 }

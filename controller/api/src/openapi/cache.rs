@@ -1,19 +1,53 @@
 //! Serialized documents, generated once per registry content: the root index keeps only
-//! hashes, group-version documents and the v2 document are kept (as bytes) once requested.
+//! hashes, group-version documents and the v2 document are kept once requested, gzip-compressed
+//! (the v2 document is 1.9 MiB as JSON and about 150 KiB compressed; clients that accept gzip,
+//! as kubectl does, get the compressed bytes as they are).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
+
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
 
 use crate::registry::Registry;
 
-/// A serialized document and its upstream-style content hash (also usable as an ETag).
+/// A serialized document, kept gzip-compressed, and its upstream-style content hash (also
+/// usable as an ETag).
 #[derive(Debug, Clone)]
 pub struct CachedDocument {
-    pub bytes: Arc<[u8]>,
-    /// Upper-case hex sha512 of `bytes`.
+    gzip: Arc<[u8]>,
+    /// Upper-case hex sha512 of the uncompressed document.
     pub hash: String,
+}
+
+impl CachedDocument {
+    fn new(bytes: &[u8]) -> CachedDocument {
+        let mut enc = GzEncoder::new(Vec::with_capacity(bytes.len() / 8), Compression::default());
+        // Writing into a Vec cannot fail.
+        let _ = enc.write_all(bytes);
+        let gzip = enc.finish().unwrap_or_default().into();
+        CachedDocument {
+            gzip,
+            hash: super::document_hash(bytes),
+        }
+    }
+
+    /// The document as a gzip stream (`Content-Encoding: gzip`).
+    pub fn gzip(&self) -> Arc<[u8]> {
+        self.gzip.clone()
+    }
+
+    /// The uncompressed document.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.gzip.len() * 8);
+        // The stream was written by `new`: decoding it cannot fail.
+        let _ = GzDecoder::new(&self.gzip[..]).read_to_end(&mut out);
+        out
+    }
 }
 
 #[derive(Debug, Default)]
@@ -53,9 +87,7 @@ fn fingerprint(registry: &Registry) -> u64 {
 
 fn serialize(doc: &serde_json::Value) -> CachedDocument {
     // Serializing a `Value` cannot fail (string keys only).
-    let bytes: Arc<[u8]> = serde_json::to_vec(doc).unwrap_or_default().into();
-    let hash = super::document_hash(&bytes);
-    CachedDocument { bytes, hash }
+    CachedDocument::new(&serde_json::to_vec(doc).unwrap_or_default())
 }
 
 impl OpenApiCache {
@@ -130,9 +162,7 @@ impl OpenApiCache {
         if let Some(doc) = &state.v2_protobuf {
             return doc.clone();
         }
-        let bytes: Arc<[u8]> = super::proto_v2::encode_document(&super::v2(registry)).into();
-        let hash = super::document_hash(&bytes);
-        let doc = CachedDocument { bytes, hash };
+        let doc = CachedDocument::new(&super::proto_v2::encode_document(&super::v2(registry)));
         state.v2_protobuf = Some(doc.clone());
         doc
     }

@@ -105,11 +105,11 @@ impl Server {
             })),
             "/api" => json_body(json!({ "kind": "APIVersions", "versions": ["v1"] })),
             "/apis" => json_body(discovery_group_list(&self.registry)),
-            "/openapi/v3" => (200, self.cache.root(&self.registry).bytes.to_vec()),
+            "/openapi/v3" => (200, self.cache.root(&self.registry).bytes()),
             // kubectl asks for v2 in gnostic protobuf only (1.27/1.28 read it; later ones do not).
             "/openapi/v2" => {
                 let mut v: Value =
-                    serde_json::from_slice(&self.cache.v2(&self.registry).bytes).unwrap();
+                    serde_json::from_slice(&self.cache.v2(&self.registry).bytes()).unwrap();
                 if self.strip_field_validation {
                     strip_field_validation(&mut v);
                 }
@@ -121,9 +121,9 @@ impl Server {
                         return not_found;
                     };
                     if !self.strip_field_validation {
-                        return (200, doc.bytes.to_vec());
+                        return (200, doc.bytes());
                     }
-                    let mut v: Value = serde_json::from_slice(&doc.bytes).unwrap();
+                    let mut v: Value = serde_json::from_slice(&doc.bytes()).unwrap();
                     strip_field_validation(&mut v);
                     return json_body(v);
                 }
