@@ -1,6 +1,7 @@
 //! One proxied request: route by host and path, pick a ready endpoint, forward over
-//! HTTP/1.1 with the `X-Forwarded-*` headers, and answer 404 (no rule, no default backend),
-//! 503 (no ready endpoint) or 502 (the endpoint failed) otherwise.
+//! HTTP/1.1 with the `X-Forwarded-*` headers (and connection upgrades such as WebSocket), and
+//! answer 404 (no rule, no default backend), 503 (no ready endpoint) or 502 (the endpoint
+//! failed) otherwise.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::watch;
 
 use crate::routes::RouteTable;
@@ -81,6 +82,32 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The protocol a request asks to switch to (`Connection: upgrade` with `Upgrade`, e.g.
+/// WebSocket), forwarded to the backend as upstream proxies do.
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+/// Copies bytes both ways between the client's and the backend's upgraded connections.
+async fn splice(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade) {
+    match tokio::try_join!(client, backend) {
+        Ok((c, b)) => {
+            let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
+            if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut b).await {
+                tracing::trace!(error = %e, "upgraded connection ended");
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "connection upgrade failed"),
+    }
+}
+
 impl Proxy {
     /// A handler routing through the current table of `routes`.
     pub fn new(routes: watch::Receiver<Arc<RouteTable>>) -> Proxy {
@@ -124,8 +151,14 @@ impl Proxy {
         };
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
+        let upgrade = upgrade_protocol(req.headers());
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let headers = req.headers_mut();
         strip_hop_by_hop(headers);
+        if let Some(protocol) = &upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, protocol.clone());
+        }
         if let Ok(h) = HeaderValue::from_str(&host) {
             headers.insert(header::HOST, h.clone());
             headers.insert("x-forwarded-host", h);
@@ -147,7 +180,14 @@ impl Proxy {
         );
         headers.insert("x-forwarded-port", HeaderValue::from(inbound.port));
         match self.client.request(req).await {
-            Ok(resp) => {
+            Ok(mut resp) => {
+                if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    if let Some(client_side) = client_upgrade {
+                        tokio::spawn(splice(client_side, hyper::upgrade::on(&mut resp)));
+                        let (parts, body) = resp.into_parts();
+                        return Response::from_parts(parts, body.boxed());
+                    }
+                }
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 Response::from_parts(parts, body.boxed())

@@ -64,7 +64,10 @@ where
         let proxy = proxy.clone();
         async move { Ok::<_, std::convert::Infallible>(proxy.handle(req, inbound).await) }
     });
-    if let Err(e) = builder().serve_connection(TokioIo::new(io), service).await {
+    if let Err(e) = builder()
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .await
+    {
         tracing::trace!(peer = %inbound.peer, error = %e, "ingress connection ended");
     }
 }

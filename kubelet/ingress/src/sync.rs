@@ -1,6 +1,7 @@
 //! The data plane of one node: listeners first (a port in use is reported at once), then
-//! watch caches of Ingresses, IngressClasses, Services, EndpointSlices and TLS Secrets; every
-//! change rebuilds the routing and certificate tables and swaps them in.
+//! watch caches of Ingresses and IngressClasses, and, once an Ingress is served, of Services,
+//! EndpointSlices and TLS Secrets; every change rebuilds the routing and certificate tables
+//! and swaps them in.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio::sync::{watch, Notify};
@@ -56,22 +58,9 @@ pub async fn run(client: Client, config: IngressConfig) -> Result<(), IngressErr
         all(),
         notify.clone(),
     );
-    let services = cache(Api::<Service>::all(client.clone()), all(), notify.clone());
-    let slices = cache(
-        Api::<EndpointSlice>::all(client.clone()),
-        all(),
-        notify.clone(),
-    );
-    let secrets = cache(
-        Api::<Secret>::all(client),
-        all().fields("type=kubernetes.io/tls"),
-        notify.clone(),
-    );
     let _ = ingresses.wait_until_ready().await;
     let _ = classes.wait_until_ready().await;
-    let _ = services.wait_until_ready().await;
-    let _ = slices.wait_until_ready().await;
-    let _ = secrets.wait_until_ready().await;
+    let mut backing: Option<Backing> = None;
     let mut certs = CertCache::default();
     loop {
         let classes = classes.state();
@@ -81,7 +70,13 @@ pub async fn run(client: Client, config: IngressConfig) -> Result<(), IngressErr
             .filter(|i| served(i, &classes))
             .collect();
         by_age(&mut ours);
-        let (services, slices) = (services.state(), slices.state());
+        if backing.is_none() && !ours.is_empty() {
+            backing = Some(Backing::start(&client, &notify).await);
+        }
+        let (services, slices, secrets) = match &backing {
+            Some(b) => (b.services.state(), b.slices.state(), b.secrets.state()),
+            None => Default::default(),
+        };
         let table = RouteTable::build(
             &ours,
             &Cluster {
@@ -89,7 +84,7 @@ pub async fn run(client: Client, config: IngressConfig) -> Result<(), IngressErr
                 slices: &slices,
             },
         );
-        let cert_table = certs.table(&ours, &secrets.state(), default_cert.clone());
+        let cert_table = certs.table(&ours, &secrets, default_cert.clone());
         tracing::debug!(
             ingresses = ours.len(),
             hosts = table.hosts(),
@@ -101,6 +96,34 @@ pub async fn run(client: Client, config: IngressConfig) -> Result<(), IngressErr
         notify.notified().await;
         // Let a burst of events land before rebuilding.
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The caches backends and certificates come from, started with the first served Ingress
+/// (a node of a cluster without Ingresses keeps no second copy of the proxy's Services and
+/// EndpointSlices).
+struct Backing {
+    services: Store<Service>,
+    slices: Store<EndpointSlice>,
+    secrets: Store<Secret>,
+}
+
+impl Backing {
+    async fn start(client: &Client, notify: &Arc<Notify>) -> Backing {
+        let all = watcher::Config::default;
+        let b = Backing {
+            services: cache(Api::all(client.clone()), all(), notify.clone()),
+            slices: cache(Api::all(client.clone()), all(), notify.clone()),
+            secrets: cache(
+                Api::all(client.clone()),
+                all().fields("type=kubernetes.io/tls"),
+                notify.clone(),
+            ),
+        };
+        let _ = b.services.wait_until_ready().await;
+        let _ = b.slices.wait_until_ready().await;
+        let _ = b.secrets.wait_until_ready().await;
+        b
     }
 }
 
