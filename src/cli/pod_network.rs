@@ -105,7 +105,11 @@ pub fn start(args: &NetworkArgs, cfg: &mut KubeletConfig, client: bramble_kubele
             let mut proxy = bramble_proxy::ProxyConfig::new(cfg.node_name.clone());
             proxy.cluster_cidr = args.cluster_cidr.clone();
             bramble_proxy::spawn(client.clone(), proxy);
-            tokio::spawn(bramble_routes::run(client, cfg.node_name.clone()));
+            tokio::spawn(bramble_routes::run(
+                client,
+                cfg.node_name.clone(),
+                args.cluster_cidr.clone(),
+            ));
         }
     }
 }

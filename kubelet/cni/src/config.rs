@@ -132,7 +132,9 @@ impl NetworkConfigList {
 }
 
 /// Parameters of Bramble's default network: a bridge with host-local IPAM over the node's
-/// pod CIDR(s), masquerade for traffic leaving the pod network, and portmap for hostPorts.
+/// pod CIDR(s) and portmap for hostPorts. The bridge does not masquerade (its `ipMasq` would
+/// hide pods from pods on other nodes behind their node IPs): the kubelet masquerades only
+/// traffic leaving the cluster's pod CIDR (bramble-routes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DefaultNetwork {
     /// The node's pod CIDRs (`spec.podCIDRs`), IPv4 first.
@@ -185,7 +187,7 @@ impl DefaultNetwork {
                     "type": "bridge",
                     "bridge": self.bridge,
                     "isGateway": true,
-                    "ipMasq": true,
+                    "ipMasq": false,
                     "hairpinMode": true,
                     "ipam": ipam,
                 },

@@ -1,7 +1,10 @@
 //! Host-gateway routes between nodes on one LAN: every other node's pod CIDR is routed via
 //! that node's InternalIP (flannel host-gw style), kept in sync from the Node objects, with
 //! IP forwarding on. Routes are installed with `ip route replace ... proto 193` so the ones
-//! this node owns can be listed and pruned without any local state.
+//! this node owns can be listed and pruned without any local state. Pod traffic leaving the
+//! cluster's pod CIDR is masqueraded ([`masq`]); traffic between pods keeps its addresses.
+
+pub mod masq;
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -32,6 +35,9 @@ pub enum RouteError {
         /// Its error output.
         stderr: String,
     },
+    /// `nft` rejected the masquerade table.
+    #[error("nft -f - failed: {0}")]
+    Nft(String),
     /// Writing a sysctl failed.
     #[error("{path}: {source}")]
     Sysctl {
@@ -136,10 +142,19 @@ pub fn enable_forwarding() -> Result<(), RouteError> {
     })
 }
 
-/// Keeps the routes in sync with the Node objects until the task is dropped.
-pub async fn run(client: Client, node_name: String) {
+/// Keeps the routes in sync with the Node objects until the task is dropped, after turning
+/// forwarding on and masquerading pod traffic that leaves `cluster_cidr`.
+pub async fn run(client: Client, node_name: String, cluster_cidr: String) {
     if let Err(e) = enable_forwarding() {
         tracing::warn!(error = %e, "enabling IP forwarding");
+    }
+    let cidr = cluster_cidr.clone();
+    match tokio::task::spawn_blocking(move || masq::install_masquerade(&cidr)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, %cluster_cidr, "masquerade for traffic leaving the cluster")
+        }
+        Err(e) => tracing::warn!(error = %e, "masquerade task"),
     }
     let (reader, mut writer) = reflector::store::<Node>();
     let mut events = watcher::watcher(Api::<Node>::all(client), watcher::Config::default())
