@@ -1,15 +1,23 @@
-//! Resources served in one group but stored as another's objects, and the conversion between
+//! Resources served in one form but stored as another's objects, and the conversion between
 //! the two forms. Upstream keeps one internal type per kind and converts every served version
 //! to and from it; Bramble stores the JSON of one served version (the storage form) and
 //! converts the others at the store boundary.
 //!
-//! Today: events.k8s.io/v1 Events are stored as core/v1 Events, so both APIs see the same
-//! objects (`kubectl describe` shows what a kube-rs `Recorder` reports, and `kubectl events`
-//! shows what the kubelet reports).
+//! Today:
+//! - events.k8s.io/v1 Events are stored as core/v1 Events, so both APIs see the same
+//!   objects (`kubectl describe` shows what a kube-rs `Recorder` reports, and `kubectl events`
+//!   shows what the kubelet reports);
+//! - autoscaling/v1 HorizontalPodAutoscalers are stored as autoscaling/v2 ones ([`hpa`]),
+//!   the version upstream stores too.
+
+use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
 use crate::resources::ResourceInfo;
+
+#[path = "conversion_hpa.rs"]
+pub mod hpa;
 
 /// Where objects of a served resource live and how to convert them.
 #[derive(Debug, Clone, Copy)]
@@ -22,17 +30,30 @@ pub struct Storage {
     pub to_storage: fn(Value) -> Value,
     /// Storage form -> served form (apiVersion included).
     pub from_storage: fn(Value) -> Value,
+    /// Whether the served form has no rules of its own: its defaulting, strategies,
+    /// validation and printing are the storage form's, run on the converted object (the
+    /// storage form is another version of the same kind, shaped as upstream's internal
+    /// type). events.k8s.io Events keep their own.
+    pub rules_in_storage_form: bool,
 }
 
-/// The storage of `group`/`resource` when it is another resource's; `None` when the
+/// The storage of `group`/`version`/`resource` when it is another form's; `None` when the
 /// resource is stored as served.
-pub fn storage_of(group: &str, resource: &str) -> Option<Storage> {
-    match (group, resource) {
-        ("events.k8s.io", "events") => Some(Storage {
+pub fn storage_of(group: &str, version: &str, resource: &str) -> Option<Storage> {
+    match (group, version, resource) {
+        ("events.k8s.io", _, "events") => Some(Storage {
             group: "",
             resource: "events",
             to_storage: event_v1_to_core,
             from_storage: core_event_to_v1,
+            rules_in_storage_form: false,
+        }),
+        ("autoscaling", "v1", "horizontalpodautoscalers") => Some(Storage {
+            group: "autoscaling",
+            resource: "horizontalpodautoscalers",
+            to_storage: hpa::v1_to_v2,
+            from_storage: hpa::v2_to_v1,
+            rules_in_storage_form: true,
         }),
         _ => None,
     }
@@ -40,7 +61,36 @@ pub fn storage_of(group: &str, resource: &str) -> Option<Storage> {
 
 /// [`storage_of`] for a registry entry.
 pub fn storage_for(info: &ResourceInfo) -> Option<Storage> {
-    storage_of(&info.group, &info.resource)
+    storage_of(&info.group, &info.version, &info.resource)
+}
+
+fn rules_storage(info: &ResourceInfo) -> Option<Storage> {
+    storage_for(info).filter(|s| s.rules_in_storage_form)
+}
+
+/// `obj` (of `info`'s served form) in the form `info`'s defaulting, strategies, validation
+/// and printing are written for: converted to the storage form when the resource has no
+/// rules of its own, else `obj` itself.
+pub fn rules_form<'a>(info: &ResourceInfo, obj: &'a Value) -> Cow<'a, Value> {
+    match rules_storage(info) {
+        Some(s) => Cow::Owned((s.to_storage)(obj.clone())),
+        None => Cow::Borrowed(obj),
+    }
+}
+
+/// Runs `f` on `obj` in its [`rules_form`] and converts the result back to the served form.
+pub fn in_rules_form<R>(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    f: impl FnOnce(&mut Value) -> R,
+) -> R {
+    let Some(s) = rules_storage(info) else {
+        return f(obj);
+    };
+    let mut converted = (s.to_storage)(std::mem::take(obj));
+    let out = f(&mut converted);
+    *obj = (s.from_storage)(converted);
+    out
 }
 
 /// events.k8s.io/v1 field -> core/v1 field (upstream `pkg/apis/events/v1` conversion; the
@@ -143,10 +193,22 @@ mod tests {
     }
 
     #[test]
-    fn only_events_k8s_io_events_are_stored_elsewhere() {
-        let s = storage_of("events.k8s.io", "events").unwrap();
+    fn only_events_k8s_io_events_and_v1_hpas_are_stored_elsewhere() {
+        let s = storage_of("events.k8s.io", "v1", "events").unwrap();
         assert_eq!((s.group, s.resource), ("", "events"));
-        assert!(storage_of("", "events").is_none());
-        assert!(storage_of("apps", "deployments").is_none());
+        assert!(!s.rules_in_storage_form);
+        assert!(storage_of("", "v1", "events").is_none());
+        assert!(storage_of("apps", "v1", "deployments").is_none());
+        let hpa = storage_of("autoscaling", "v1", "horizontalpodautoscalers").unwrap();
+        assert_eq!(
+            (hpa.group, hpa.resource),
+            ("autoscaling", "horizontalpodautoscalers")
+        );
+        assert!(hpa.rules_in_storage_form);
+        assert!(storage_of("autoscaling", "v2", "horizontalpodautoscalers").is_none());
     }
 }
+
+#[cfg(test)]
+#[path = "conversion_rules_tests.rs"]
+mod rules_tests;

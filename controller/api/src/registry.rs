@@ -5,10 +5,11 @@
 use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::{
-    apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
-    certificates::v1 as certificates, coordination::v1 as coordination, core::v1 as core,
-    discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
-    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
+    apps::v1 as apps, autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling,
+    batch::v1 as batch, certificates::v1 as certificates, coordination::v1 as coordination,
+    core::v1 as core, discovery::v1 as discovery, events::v1 as events,
+    networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+    scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 
@@ -328,6 +329,19 @@ fn builtin_defs() -> Vec<Def> {
             ALL,
             STATUS,
             decode_as::<autoscaling::HorizontalPodAutoscaler>,
+        ),
+        // served too, after v2 so that v2 stays the preferred version (as upstream); stored
+        // as v2 objects (`conversion::hpa`)
+        def(
+            "autoscaling",
+            "v1",
+            "horizontalpodautoscalers",
+            "HorizontalPodAutoscaler",
+            NS,
+            &["hpa"],
+            ALL,
+            STATUS,
+            decode_as::<autoscaling_v1::HorizontalPodAutoscaler>,
         ),
         def(
             "batch",

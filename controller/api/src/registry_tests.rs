@@ -111,6 +111,7 @@ fn discovery_data_matches_upstream() {
         .filter(|r| r.categories.contains(&"all".to_string()))
         .map(|r| r.resource.clone())
         .collect();
+    // (every served version is in the category, as upstream: autoscaling/v2 and v1)
     assert_eq!(
         all,
         vec![
@@ -120,6 +121,7 @@ fn discovery_data_matches_upstream() {
             "deployments",
             "replicasets",
             "statefulsets",
+            "horizontalpodautoscalers",
             "horizontalpodautoscalers",
             "cronjobs",
             "jobs"

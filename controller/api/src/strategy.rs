@@ -69,7 +69,13 @@ fn initial_status(info: &ResourceInfo) -> Value {
 }
 
 /// Upstream `PrepareForCreate` (plus `BeforeCreate`'s clearing of deletion fields).
+/// A served version without rules of its own ([`crate::conversion`]) gets its storage
+/// version's, on the converted object (as upstream's run on the internal type).
 pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
+    crate::conversion::in_rules_form(info, obj, |obj| create_form(info, obj));
+}
+
+fn create_form(info: &ResourceInfo, obj: &mut Value) {
     let m = meta::metadata_mut(obj);
     m.remove("deletionTimestamp");
     m.remove("deletionGracePeriodSeconds");
@@ -197,6 +203,11 @@ fn record_stored_version(obj: &mut Value) {
 /// system metadata come from `old`; with a status subresource the status does too;
 /// generation is bumped when the desired state changed.
 pub fn prepare_for_update(info: &ResourceInfo, new: &mut Value, old: &Value) {
+    let old = crate::conversion::rules_form(info, old);
+    crate::conversion::in_rules_form(info, new, |new| update_form(info, new, &old));
+}
+
+fn update_form(info: &ResourceInfo, new: &mut Value, old: &Value) {
     carry_update_metadata(new, old);
     if info.has_subresource("status") {
         copy_field(new, old, "status");
@@ -239,6 +250,11 @@ fn desired_state_changed(info: &ResourceInfo, new: &Value, old: &Value) -> bool 
 /// strategy instead: spec and ownerReferences from `old`, metadata otherwise from `new`,
 /// `qosClass` and `observedGeneration` kept when the update drops them.
 pub fn prepare_for_status_update(info: &ResourceInfo, new: &mut Value, old: &Value) {
+    let old = crate::conversion::rules_form(info, old);
+    crate::conversion::in_rules_form(info, new, |new| status_update_form(info, new, &old));
+}
+
+fn status_update_form(info: &ResourceInfo, new: &mut Value, old: &Value) {
     carry_update_metadata(new, old);
     if is(info, "", "pods") {
         copy_field(new, old, "spec");
@@ -335,8 +351,10 @@ pub fn prepare_for_subresource_update(
     new: &mut Value,
     old: &Value,
 ) {
-    match subresource {
-        "status" => prepare_for_status_update(info, new, old),
+    let old = crate::conversion::rules_form(info, old);
+    let old = old.as_ref();
+    crate::conversion::in_rules_form(info, new, |new| match subresource {
+        "status" => status_update_form(info, new, old),
         "approval" if is(info, "certificates.k8s.io", "certificatesigningrequests") => {
             prepare_for_csr_approval(new, old)
         }
@@ -344,8 +362,8 @@ pub fn prepare_for_subresource_update(
         "ephemeralcontainers" | "resize" if is(info, "", "pods") => {
             prepare_for_pod_spec_subresource(subresource, new, old)
         }
-        _ => prepare_for_update(info, new, old),
-    }
+        _ => update_form(info, new, old),
+    })
 }
 
 /// `pods/<name>/ephemeralcontainers` changes only `spec.ephemeralContainers`;

@@ -20,6 +20,11 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
     if !obj.is_object() {
         return;
     }
+    // a served version without rules of its own is defaulted as its storage version
+    crate::conversion::in_rules_form(info, obj, |obj| apply_kind(info, obj));
+}
+
+fn apply_kind(info: &ResourceInfo, obj: &mut Value) {
     match (info.group.as_str(), info.kind.as_str()) {
         ("", "Pod") => pod::default_pod(obj),
         ("", "PodTemplate") => {

@@ -12,7 +12,8 @@ fn identity(v: Value) -> Result<Value, String> {
 fn info(group: &str, kind: &str) -> ResourceInfo {
     ResourceInfo {
         group: group.into(),
-        version: "v1".into(),
+        // HorizontalPodAutoscalers are defaulted as autoscaling/v2 (v1 converts to it)
+        version: if group == "autoscaling" { "v2" } else { "v1" }.into(),
         resource: format!("{}s", kind.to_lowercase()),
         singular: kind.to_lowercase(),
         kind: kind.into(),

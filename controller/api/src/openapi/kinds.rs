@@ -67,6 +67,7 @@ pub(crate) fn builtin_kinds() -> Vec<KindSchema> {
         entry::<apps::StatefulSet>(),
         entry::<events::Event>(),
         entry::<autoscaling::HorizontalPodAutoscaler>(),
+        entry::<autoscaling_v1::HorizontalPodAutoscaler>(),
         entry::<autoscaling_v1::Scale>(),
         entry::<batch::CronJob>(),
         entry::<batch::Job>(),

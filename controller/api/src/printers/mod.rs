@@ -247,7 +247,11 @@ pub fn table(info: &ResourceInfo, objects: &[Value], opts: &TableOptions) -> Val
     let printer = printer_for(&info.group, &info.kind).unwrap_or(&DEFAULT_PRINTER);
     let ctx = Ctx { now: opts.now };
     let columns = printer.columns.iter().map(|c| c.to_json()).collect();
-    let rows = objects.iter().map(|obj| ((printer.row)(obj, &ctx), obj));
+    // a served version without rules of its own prints as its storage version
+    let rows = objects.iter().map(|obj| {
+        let form = crate::conversion::rules_form(info, obj);
+        ((printer.row)(&form, &ctx), obj)
+    });
     assemble(columns, rows, opts, Some(info))
 }
 

@@ -4,10 +4,10 @@
 use super::schema::{f, m, Field, Kind, Message, ALWAYS, INLINE, MAP, NULLABLE, OMIT_EMPTY, REPEATED};
 
 /// Every field name and message name, concatenated; fields point into it.
-pub static NAMES: &str = "metadatabinaryDataimmutableConfigMapsubsetsEndpointsinvolvedObjectreasonmessagesourcefirstTimestamplastTimestampcounttypeeventTimeseriesactionrelatedreportingComponentreportingInstanceEventspecLimitRangestatusNamespaceNodePersistentVolumeClaimPodResourceQuotastringDataSecretsecretsimagePullSecretsautomountServiceAccountTokenconditionsComponentStatusrevisionControllerRevisionDaemonSetDeploymentReplicaSetStatefulSetreportingControllerregardingnotedeprecatedSourcedeprecatedFirstTimestampdeprecatedLastTimestampdeprecatedCountHorizontalPodAutoscalerCronJobCertificateSigningRequestIngressClassPodDisruptionBudgetsubjectsroleRefClusterRoleBindingrulesaggregationRuleprovisionerparametersreclaimPolicymountOptionsallowVolumeExpansionvolumeBindingModeallowedTopologiesStorageClassCustomResourceDefinitionvalueglobalDefaultdescriptionpreemptionPolicyPriorityClassLeaseendpointsportsaddressTypeEndpointSlicetargetdeleteOptionsEvictionTokenRequestTokenReviewSelfSubjectReviewSubjectAccessReviewSelfSubjectAccessReviewLocalSubjectAccessReviewSelfSubjectRulesReviewScalegracePeriodSecondspreconditionsorphanDependentspropagationPolicydryRunignoreStoreReadErrorWithClusterBreakingPotentialDeleteOptionsnamegenerateNamenamespaceselfLinkuidresourceVersiongenerationcreationTimestampdeletionTimestampdeletionGracePeriodSecondslabelsannotationsownerReferencesfinalizersmanagedFieldsObjectMetaaddressesnotReadyAddressesEndpointSubsetkindapiVersionfieldPathObjectReferencecomponenthostEventSourcelastObservedTimeEventSerieslimitsLimitRangeSpecNamespaceSpecphaseNamespaceStatuspodCIDRexternalIDproviderIDunschedulabletaintsconfigSourcepodCIDRsNodeSpeccapacityallocatabledaemonEndpointsnodeInfoimagesvolumesInUsevolumesAttachedruntimeHandlersfeaturesdeclaredFeaturesNodeStatusaccessModesresourcesvolumeNameselectorstorageClassNamevolumeModedataSourcedataSourceRefvolumeAttributesClassNamePersistentVolumeClaimSpecallocatedResourcesallocatedResourceStatusescurrentVolumeAttributesClassNamemodifyVolumeStatusPersistentVolumeClaimStatusclaimRefpersistentVolumeReclaimPolicynodeAffinityPersistentVolumeSpeclastPhaseTransitionTimePersistentVolumeStatuscontainersrestartPolicyterminationGracePeriodSecondsactiveDeadlineSecondsdnsPolicynodeSelectorserviceAccountNamenodeNamehostNetworkhostPIDhostIPCsecurityContexthostnamesubdomainaffinityschedulerNameinitContainerstolerationshostAliasespriorityClassNamednsConfigshareProcessNamespacereadinessGatesruntimeClassNameenableServiceLinksoverheadtopologySpreadConstraintsephemeralContainerssetHostnameAsFQDNhostUsersschedulingGatesresourceClaimshostnameOverrideworkloadRefPodSpecpodIPstartTimecontainerStatusesqosClassinitContainerStatusesnominatedNodeNameephemeralContainerStatusesresizeresourceClaimStatuseshostIPsobservedGenerationextendedResourceClaimStatusPodStatushardscopesscopeSelectorResourceQuotaSpecusedResourceQuotaStatusLocalObjectReferenceclusterIPexternalIPssessionAffinityloadBalancerIPloadBalancerSourceRangesexternalNameexternalTrafficPolicyhealthCheckNodePortpublishNotReadyAddressessessionAffinityConfigipFamilyPolicyclusterIPsipFamiliesallocateLoadBalancerNodePortsloadBalancerClassinternalTrafficPolicytrafficDistributionServiceSpecServiceStatuserrorComponentConditiontemplateupdateStrategyminReadySecondsrevisionHistoryLimitDaemonSetSpeccurrentNumberSchedulednumberMisscheduleddesiredNumberSchedulednumberReadyupdatedNumberSchedulednumberAvailablenumberUnavailablecollisionCountDaemonSetStatusreplicasstrategypausedprogressDeadlineSecondsDeploymentSpecupdatedReplicasavailableReplicasunavailableReplicasreadyReplicasterminatingReplicasDeploymentStatusReplicaSetSpecfullyLabeledReplicasReplicaSetStatusvolumeClaimTemplatesserviceNamepodManagementPolicypersistentVolumeClaimRetentionPolicyordinalsStatefulSetSpeccurrentReplicascurrentRevisionupdateRevisionStatefulSetStatusscaleTargetRefminReplicasmaxReplicasmetricsbehaviorHorizontalPodAutoscalerSpeclastScaleTimedesiredReplicascurrentMetricsHorizontalPodAutoscalerStatusstartingDeadlineSecondsconcurrencyPolicysuspendjobTemplatesuccessfulJobsHistoryLimitfailedJobsHistoryLimittimeZoneCronJobSpeclastScheduleTimelastSuccessfulTimeCronJobStatusparallelismcompletionsmanualSelectorbackoffLimitttlSecondsAfterFinishedcompletionModepodFailurePolicybackoffLimitPerIndexmaxFailedIndexespodReplacementPolicymanagedBysuccessPolicycompletionTimesucceededcompletedIndexesuncountedTerminatedPodsfailedIndexesrequestusernamegroupsusagesextrasignerNameexpirationSecondsCertificateSigningRequestSpeccertificateCertificateSigningRequestStatuscontrollerIngressClassSpecdefaultBackendtlsingressClassNameIngressSpecIngressStatusminAvailablemaxUnavailableunhealthyPodEvictionPolicyPodDisruptionBudgetSpecdisruptedPodsdisruptionsAllowedcurrentHealthydesiredHealthyexpectedPodsPodDisruptionBudgetStatusapiGroupRoleRefverbsapiGroupsresourceNamesnonResourceURLsPolicyRuleclusterRoleSelectorsAggregationRulematchLabelExpressionsTopologySelectorTermversionsconversionpreserveUnknownFieldsCustomResourceDefinitionSpecacceptedNamesstoredVersionsCustomResourceDefinitionStatusholderIdentityleaseDurationSecondsacquireTimerenewTimeleaseTransitionspreferredHolderLeaseSpectargetRefdeprecatedTopologyzonehintsprotocolappProtocolEndpointPortaudiencesboundObjectRefTokenRequestSpectokenexpirationTimestampTokenRequestStatusTokenReviewSpecauthenticatedTokenReviewStatususerInfoSelfSubjectReviewStatusresourceAttributesnonResourceAttributesSubjectAccessReviewSpecevaluationErrordeniedSubjectAccessReviewStatusSelfSubjectAccessReviewSpecSelfSubjectRulesReviewSpecresourceRulesnonResourceRulesincompleteSubjectRulesReviewStatusScaleSpecScaleStatusPreconditionsblockOwnerDeletionOwnerReferencemanageroperationfieldsTypefieldsV1subresourceManagedFieldsEntryEndpointAddressdefaultRequestmaxLimitRequestRatioLimitRangeItemlastTransitionTimeNamespaceConditionkeyeffecttimeAddedTaintconfigMapNodeConfigSourcelastHeartbeatTimeNodeConditionNodeAddresskubeletEndpointNodeDaemonEndpointsmachineIDsystemUUIDbootIDkernelVersionosImagecontainerRuntimeVersionkubeletVersionkubeProxyVersionoperatingSystemarchitectureswapNodeSystemInfosizeBytesContainerImagedevicePathAttachedVolumeassignedlastKnownGoodNodeConfigStatusNodeRuntimeHandlersupplementalGroupsPolicyNodeFeaturesmatchLabelsmatchExpressionsLabelSelectorrequestsVolumeResourceRequirementsTypedLocalObjectReferenceTypedObjectReferencelastProbeTimePersistentVolumeClaimConditiontargetVolumeAttributesClassNameModifyVolumeStatusgcePersistentDiskawsElasticBlockStorehostPathglusterfsnfsrbdiscsicindercephfsfcflockerflexVolumeazureFilevsphereVolumequobyteazureDiskphotonPersistentDiskportworxVolumescaleIOlocalstorageosPersistentVolumeSourcerequiredVolumeNodeAffinitycommandargsworkingDirenvvolumeMountslivenessProbereadinessProbelifecycleterminationMessagePathimagePullPolicystdinstdinOnceenvFromterminationMessagePolicyvolumeDevicesstartupProberesizePolicyrestartPolicyRulestargetContainerNameEphemeralContainerseLinuxOptionsrunAsUserrunAsNonRootfsGrouprunAsGroupsysctlswindowsOptionsfsGroupChangePolicyseccompProfileappArmorProfileseLinuxChangePolicyPodSecurityContextpodAffinitypodAntiAffinityoperatortolerationSecondsTolerationHostAliasnameserverssearchesoptionsPodDnsConfigconditionTypePodReadinessGatemaxSkewtopologyKeywhenUnsatisfiablelabelSelectorminDomainsnodeAffinityPolicynodeTaintsPolicymatchLabelKeysTopologySpreadConstraintPodOsPodSchedulingGateresourceClaimNameresourceClaimTemplateNamePodResourceClaimclaimspodGrouppodGroupReplicaKeyWorkloadReferencePodConditionHostIpPodIpstatelastStaterestartCountimageIDcontainerIDstartedallocatedResourcesStatusstopSignalPodResourceClaimStatusrequestMappingsPodExtendedResourceClaimStatusScopeSelectortargetPortnodePortServicePortclientIPSessionAffinityConfigLoadBalancerStatusPodTemplateSpecrollingUpdateDaemonSetUpdateStrategyDaemonSetConditionDeploymentStrategylastUpdateTimeDeploymentConditionReplicaSetConditionStatefulSetUpdateStrategywhenDeletedwhenScaledStatefulSetPersistentVolumeClaimRetentionPolicyStatefulSetOrdinalsStatefulSetConditionCrossVersionObjectReferenceobjectpodscontainerResourceMetricSpecscaleUpscaleDownHorizontalPodAutoscalerBehaviorMetricStatusHorizontalPodAutoscalerConditionJobTemplateSpecPodFailurePolicySuccessPolicyJobConditionUncountedTerminatedPodsCertificateSigningRequestConditionIngressClassParametersReferenceIngressBackendhostssecretNameIngressTlsIngressRuleIngressLoadBalancerStatusvaluesTopologySelectorLabelRequirementpluralsingularshortNameslistKindcategoriesCustomResourceDefinitionNamesschemasubresourcesadditionalPrinterColumnsdeprecationWarningselectableFieldsCustomResourceDefinitionVersionwebhookCustomResourceConversionCustomResourceDefinitionConditionservingEndpointConditionsforZonesforNodesEndpointHintsBoundObjectReferenceUserInfofieldSelectorpathNonResourceAttributesNonResourceRulekubeletConfigKeyConfigMapNodeConfigSourceNodeSwapStatusrecursiveReadOnlyMountsuserNamespacesNodeRuntimeHandlerFeaturesLabelSelectorRequirementpdNamefsTypepartitionreadOnlyGcePersistentDiskVolumeSourcevolumeIDAwsElasticBlockStoreVolumeSourceHostPathVolumeSourceendpointsNamespaceGlusterfsPersistentVolumeSourceNfsVolumeSourcemonitorspoolkeyringsecretRefRbdPersistentVolumeSourcetargetPortaliqnluniscsiInterfaceportalschapAuthDiscoverychapAuthSessioninitiatorNameIscsiPersistentVolumeSourceCinderPersistentVolumeSourcesecretFileCephFsPersistentVolumeSourcetargetWWNswwidsFcVolumeSourcedatasetNamedatasetUUIDFlockerVolumeSourcedriverFlexPersistentVolumeSourceshareNamesecretNamespaceAzureFilePersistentVolumeSourcevolumePathstoragePolicyNamestoragePolicyIDVsphereVirtualDiskVolumeSourceregistrytenantQuobyteVolumeSourcediskNamediskURIcachingModeAzureDiskVolumeSourcepdIDPhotonPersistentDiskVolumeSourcePortworxVolumeSourcegatewaysslEnabledprotectionDomainstoragePoolstorageModeScaleIoPersistentVolumeSourceLocalVolumeSourcevolumeNamespaceStorageOsPersistentVolumeSourcevolumeHandlecontrollerPublishSecretRefnodeStageSecretRefnodePublishSecretRefcontrollerExpandSecretRefnodeExpandSecretRefCSIPersistentVolumeSourcenodeSelectorTermsNodeSelectoremptyDirgitRepodownwardAPIprojectedhostPortcontainerPortContainerPortprefixconfigMapRefEnvFromSourcevalueFromEnvVarContainerResizePolicyexitCodesContainerRestartRulemountPathsubPathmountPropagationsubPathExprVolumeMountVolumeDeviceinitialDelaySecondstimeoutSecondsperiodSecondssuccessThresholdfailureThresholdpostStartpreStopLifecyclecapabilitiesprivilegedreadOnlyRootFilesystemallowPrivilegeEscalationprocMountEphemeralContainerCommonlevelSeLinuxOptionsgmsaCredentialSpecNamerunAsUserNamehostProcessWindowsSecurityContextOptionsSysctllocalhostProfileSeccompProfileAppArmorProfilerequiredDuringSchedulingIgnoredDuringExecutionpreferredDuringSchedulingIgnoredDuringExecutionPodAffinityPodAntiAffinityPodDnsConfigOptionwaitingrunningterminatedContainerStateVolumeMountStatuslinuxContainerUsercontainerNamerequestNameContainerExtendedResourceRequestscopeNameScopedResourceSelectorRequirementClientIpConfigipModeLoadBalancerIngressmaxSurgeRollingUpdateDaemonSetRollingUpdateDeploymentRollingUpdateStatefulSetStrategydescribedObjectObjectMetricSourcePodsMetricSourceResourceMetricSourceContainerResourceMetricSourceExternalMetricSourceselectPolicypoliciesstabilizationWindowSecondstoleranceHpaScalingRulesObjectMetricStatusPodsMetricStatusResourceMetricStatusContainerResourceMetricStatusExternalMetricStatusonExitCodesonPodConditionsPodFailurePolicyRulesucceededIndexessucceededCountSuccessPolicyRuleIngressServiceBackendhttpIngressRuleValueIngressLoadBalancerIngressopenAPIV3SchemaCustomResourceValidationCustomResourceSubresourcesformatjsonPathCustomResourceColumnDefinitionSelectableFieldclientConfigconversionReviewVersionsWebhookConversionForZoneForNoderawSelectorrequirementsFieldSelectorAttributesLabelSelectorAttributesSecretReferencematchFieldsNodeSelectorTermmediumsizeLimitEmptyDirVolumeSourcerepositorydirectoryGitRepoVolumeSourceitemsdefaultModeoptionalSecretVolumeSourceIscsiVolumeSourceGlusterfsVolumeSourceclaimNamePersistentVolumeClaimVolumeSourceRbdVolumeSourceFlexVolumeSourceCinderVolumeSourceCephFsVolumeSourceDownwardAPIVolumeSourceAzureFileVolumeSourceConfigMapVolumeSourceProjectedVolumeSourceScaleIoVolumeSourceStorageOsVolumeSourceCSIVolumeSourceEphemeralVolumeSourcereferencepullPolicyImageVolumeSourceConfigMapEnvSourceSecretEnvSourcefieldRefresourceFieldRefconfigMapKeyRefsecretKeyReffileKeyRefEnvVarSourceContainerRestartRuleOnExitCodesexechttpGettcpSocketgrpcProbeHandlersleepLifecycleHandlerdropCapabilitiesweightpreferencePreferredSchedulingTermnamespaceSelectormismatchLabelKeysPodAffinityTermpodAffinityTermWeightedPodAffinityTermContainerStateWaitingstartedAtContainerStateRunningsignalfinishedAtContainerStateTerminatedgidLinuxContainerUserresourceIDResourceHealthPortStatusaverageValueaverageUtilizationMetricTargetMetricIdentifierHpaScalingPolicyMetricValueStatusPodFailurePolicyOnExitCodesRequirementPodFailurePolicyOnPodConditionsPatternServiceBackendPortpathsHttpIngressRuleValueIngressPortStatus$schema$reftitlemaximumexclusiveMaximumminimumexclusiveMinimummaxLengthminLengthpatternmaxItemsminItemsuniqueItemsmultipleOfmaxPropertiesminPropertiesallOfoneOfanyOfpropertiesadditionalPropertiespatternPropertiesdependenciesadditionalItemsdefinitionsexternalDocsexamplenullablex-kubernetes-preserve-unknown-fieldsx-kubernetes-embedded-resourcex-kubernetes-int-or-stringx-kubernetes-list-map-keysx-kubernetes-list-typex-kubernetes-map-typex-kubernetes-validationsJsonSchemaPropsCustomResourceSubresourceStatusspecReplicasPathstatusReplicasPathlabelSelectorPathCustomResourceSubresourceScalecaBundleurlWebhookClientConfigFieldSelectorRequirementNodeSelectorRequirementmodeKeyToPathDownwardAPIVolumeFileserviceAccountTokenclusterTrustBundlepodCertificateVolumeProjectionPersistentVolumeClaimTemplateObjectFieldSelectordivisorResourceFieldSelectorConfigMapKeySelectorSecretKeySelectorFileKeySelectorExecActionschemehttpHeadersHttpGetActionTcpSocketActionGrpcActionsecondsSleepActionbackendpathTypeHttpIngressPathExternalDocumentationmessageExpressionoptionalOldSelfValidationRuleServiceReferenceSecretProjectionDownwardAPIProjectionConfigMapProjectionServiceAccountTokenProjectionClusterTrustBundleProjectionkeyTypemaxExpirationSecondscredentialBundlePathkeyPathcertificateChainPathuserAnnotationsPodCertificateProjectionHttpHeader";
+pub static NAMES: &str = "metadatabinaryDataimmutableConfigMapsubsetsEndpointsinvolvedObjectreasonmessagesourcefirstTimestamplastTimestampcounttypeeventTimeseriesactionrelatedreportingComponentreportingInstanceEventspecLimitRangestatusNamespaceNodePersistentVolumeClaimPodResourceQuotastringDataSecretsecretsimagePullSecretsautomountServiceAccountTokenconditionsComponentStatusrevisionControllerRevisionDaemonSetDeploymentReplicaSetStatefulSetreportingControllerregardingnotedeprecatedSourcedeprecatedFirstTimestampdeprecatedLastTimestampdeprecatedCountHorizontalPodAutoscalerCronJobCertificateSigningRequestIngressClassPodDisruptionBudgetsubjectsroleRefClusterRoleBindingrulesaggregationRuleprovisionerparametersreclaimPolicymountOptionsallowVolumeExpansionvolumeBindingModeallowedTopologiesStorageClassCustomResourceDefinitionvalueglobalDefaultdescriptionpreemptionPolicyPriorityClassLeaseendpointsportsaddressTypeEndpointSlicetargetdeleteOptionsEvictionTokenRequestTokenReviewSelfSubjectReviewSubjectAccessReviewSelfSubjectAccessReviewLocalSubjectAccessReviewSelfSubjectRulesReviewScalegracePeriodSecondspreconditionsorphanDependentspropagationPolicydryRunignoreStoreReadErrorWithClusterBreakingPotentialDeleteOptionsnamegenerateNamenamespaceselfLinkuidresourceVersiongenerationcreationTimestampdeletionTimestampdeletionGracePeriodSecondslabelsannotationsownerReferencesfinalizersmanagedFieldsObjectMetaaddressesnotReadyAddressesEndpointSubsetkindapiVersionfieldPathObjectReferencecomponenthostEventSourcelastObservedTimeEventSerieslimitsLimitRangeSpecNamespaceSpecphaseNamespaceStatuspodCIDRexternalIDproviderIDunschedulabletaintsconfigSourcepodCIDRsNodeSpeccapacityallocatabledaemonEndpointsnodeInfoimagesvolumesInUsevolumesAttachedruntimeHandlersfeaturesdeclaredFeaturesNodeStatusaccessModesresourcesvolumeNameselectorstorageClassNamevolumeModedataSourcedataSourceRefvolumeAttributesClassNamePersistentVolumeClaimSpecallocatedResourcesallocatedResourceStatusescurrentVolumeAttributesClassNamemodifyVolumeStatusPersistentVolumeClaimStatusclaimRefpersistentVolumeReclaimPolicynodeAffinityPersistentVolumeSpeclastPhaseTransitionTimePersistentVolumeStatuscontainersrestartPolicyterminationGracePeriodSecondsactiveDeadlineSecondsdnsPolicynodeSelectorserviceAccountNamenodeNamehostNetworkhostPIDhostIPCsecurityContexthostnamesubdomainaffinityschedulerNameinitContainerstolerationshostAliasespriorityClassNamednsConfigshareProcessNamespacereadinessGatesruntimeClassNameenableServiceLinksoverheadtopologySpreadConstraintsephemeralContainerssetHostnameAsFQDNhostUsersschedulingGatesresourceClaimshostnameOverrideworkloadRefPodSpecpodIPstartTimecontainerStatusesqosClassinitContainerStatusesnominatedNodeNameephemeralContainerStatusesresizeresourceClaimStatuseshostIPsobservedGenerationextendedResourceClaimStatusPodStatushardscopesscopeSelectorResourceQuotaSpecusedResourceQuotaStatusLocalObjectReferenceclusterIPexternalIPssessionAffinityloadBalancerIPloadBalancerSourceRangesexternalNameexternalTrafficPolicyhealthCheckNodePortpublishNotReadyAddressessessionAffinityConfigipFamilyPolicyclusterIPsipFamiliesallocateLoadBalancerNodePortsloadBalancerClassinternalTrafficPolicytrafficDistributionServiceSpecServiceStatuserrorComponentConditiontemplateupdateStrategyminReadySecondsrevisionHistoryLimitDaemonSetSpeccurrentNumberSchedulednumberMisscheduleddesiredNumberSchedulednumberReadyupdatedNumberSchedulednumberAvailablenumberUnavailablecollisionCountDaemonSetStatusreplicasstrategypausedprogressDeadlineSecondsDeploymentSpecupdatedReplicasavailableReplicasunavailableReplicasreadyReplicasterminatingReplicasDeploymentStatusReplicaSetSpecfullyLabeledReplicasReplicaSetStatusvolumeClaimTemplatesserviceNamepodManagementPolicypersistentVolumeClaimRetentionPolicyordinalsStatefulSetSpeccurrentReplicascurrentRevisionupdateRevisionStatefulSetStatusscaleTargetRefminReplicasmaxReplicasmetricsbehaviorHorizontalPodAutoscalerSpeclastScaleTimedesiredReplicascurrentMetricsHorizontalPodAutoscalerStatustargetCPUUtilizationPercentagecurrentCPUUtilizationPercentagestartingDeadlineSecondsconcurrencyPolicysuspendjobTemplatesuccessfulJobsHistoryLimitfailedJobsHistoryLimittimeZoneCronJobSpeclastScheduleTimelastSuccessfulTimeCronJobStatusparallelismcompletionsmanualSelectorbackoffLimitttlSecondsAfterFinishedcompletionModepodFailurePolicybackoffLimitPerIndexmaxFailedIndexespodReplacementPolicymanagedBysuccessPolicycompletionTimesucceededcompletedIndexesuncountedTerminatedPodsfailedIndexesrequestusernamegroupsusagesextrasignerNameexpirationSecondsCertificateSigningRequestSpeccertificateCertificateSigningRequestStatuscontrollerIngressClassSpecdefaultBackendtlsingressClassNameIngressSpecIngressStatusminAvailablemaxUnavailableunhealthyPodEvictionPolicyPodDisruptionBudgetSpecdisruptedPodsdisruptionsAllowedcurrentHealthydesiredHealthyexpectedPodsPodDisruptionBudgetStatusapiGroupRoleRefverbsapiGroupsresourceNamesnonResourceURLsPolicyRuleclusterRoleSelectorsAggregationRulematchLabelExpressionsTopologySelectorTermversionsconversionpreserveUnknownFieldsCustomResourceDefinitionSpecacceptedNamesstoredVersionsCustomResourceDefinitionStatusholderIdentityleaseDurationSecondsacquireTimerenewTimeleaseTransitionspreferredHolderLeaseSpectargetRefdeprecatedTopologyzonehintsprotocolappProtocolEndpointPortaudiencesboundObjectRefTokenRequestSpectokenexpirationTimestampTokenRequestStatusTokenReviewSpecauthenticatedTokenReviewStatususerInfoSelfSubjectReviewStatusresourceAttributesnonResourceAttributesSubjectAccessReviewSpecevaluationErrordeniedSubjectAccessReviewStatusSelfSubjectAccessReviewSpecSelfSubjectRulesReviewSpecresourceRulesnonResourceRulesincompleteSubjectRulesReviewStatusScaleSpecScaleStatusPreconditionsblockOwnerDeletionOwnerReferencemanageroperationfieldsTypefieldsV1subresourceManagedFieldsEntryEndpointAddressdefaultRequestmaxLimitRequestRatioLimitRangeItemlastTransitionTimeNamespaceConditionkeyeffecttimeAddedTaintconfigMapNodeConfigSourcelastHeartbeatTimeNodeConditionNodeAddresskubeletEndpointNodeDaemonEndpointsmachineIDsystemUUIDbootIDkernelVersionosImagecontainerRuntimeVersionkubeletVersionkubeProxyVersionoperatingSystemarchitectureswapNodeSystemInfosizeBytesContainerImagedevicePathAttachedVolumeassignedlastKnownGoodNodeConfigStatusNodeRuntimeHandlersupplementalGroupsPolicyNodeFeaturesmatchLabelsmatchExpressionsLabelSelectorrequestsVolumeResourceRequirementsTypedLocalObjectReferenceTypedObjectReferencelastProbeTimePersistentVolumeClaimConditiontargetVolumeAttributesClassNameModifyVolumeStatusgcePersistentDiskawsElasticBlockStorehostPathglusterfsnfsrbdiscsicindercephfsfcflockerflexVolumeazureFilevsphereVolumequobyteazureDiskphotonPersistentDiskportworxVolumescaleIOlocalstorageosPersistentVolumeSourcerequiredVolumeNodeAffinitycommandargsworkingDirenvvolumeMountslivenessProbereadinessProbelifecycleterminationMessagePathimagePullPolicystdinstdinOnceenvFromterminationMessagePolicyvolumeDevicesstartupProberesizePolicyrestartPolicyRulestargetContainerNameEphemeralContainerseLinuxOptionsrunAsUserrunAsNonRootfsGrouprunAsGroupsysctlswindowsOptionsfsGroupChangePolicyseccompProfileappArmorProfileseLinuxChangePolicyPodSecurityContextpodAffinitypodAntiAffinityoperatortolerationSecondsTolerationHostAliasnameserverssearchesoptionsPodDnsConfigconditionTypePodReadinessGatemaxSkewtopologyKeywhenUnsatisfiablelabelSelectorminDomainsnodeAffinityPolicynodeTaintsPolicymatchLabelKeysTopologySpreadConstraintPodOsPodSchedulingGateresourceClaimNameresourceClaimTemplateNamePodResourceClaimclaimspodGrouppodGroupReplicaKeyWorkloadReferencePodConditionHostIpPodIpstatelastStaterestartCountimageIDcontainerIDstartedallocatedResourcesStatusstopSignalPodResourceClaimStatusrequestMappingsPodExtendedResourceClaimStatusScopeSelectortargetPortnodePortServicePortclientIPSessionAffinityConfigLoadBalancerStatusPodTemplateSpecrollingUpdateDaemonSetUpdateStrategyDaemonSetConditionDeploymentStrategylastUpdateTimeDeploymentConditionReplicaSetConditionStatefulSetUpdateStrategywhenDeletedwhenScaledStatefulSetPersistentVolumeClaimRetentionPolicyStatefulSetOrdinalsStatefulSetConditionCrossVersionObjectReferenceobjectpodscontainerResourceMetricSpecscaleUpscaleDownHorizontalPodAutoscalerBehaviorMetricStatusHorizontalPodAutoscalerConditionJobTemplateSpecPodFailurePolicySuccessPolicyJobConditionUncountedTerminatedPodsCertificateSigningRequestConditionIngressClassParametersReferenceIngressBackendhostssecretNameIngressTlsIngressRuleIngressLoadBalancerStatusvaluesTopologySelectorLabelRequirementpluralsingularshortNameslistKindcategoriesCustomResourceDefinitionNamesschemasubresourcesadditionalPrinterColumnsdeprecationWarningselectableFieldsCustomResourceDefinitionVersionwebhookCustomResourceConversionCustomResourceDefinitionConditionservingEndpointConditionsforZonesforNodesEndpointHintsBoundObjectReferenceUserInfofieldSelectorpathNonResourceAttributesNonResourceRulekubeletConfigKeyConfigMapNodeConfigSourceNodeSwapStatusrecursiveReadOnlyMountsuserNamespacesNodeRuntimeHandlerFeaturesLabelSelectorRequirementpdNamefsTypepartitionreadOnlyGcePersistentDiskVolumeSourcevolumeIDAwsElasticBlockStoreVolumeSourceHostPathVolumeSourceendpointsNamespaceGlusterfsPersistentVolumeSourceNfsVolumeSourcemonitorspoolkeyringsecretRefRbdPersistentVolumeSourcetargetPortaliqnluniscsiInterfaceportalschapAuthDiscoverychapAuthSessioninitiatorNameIscsiPersistentVolumeSourceCinderPersistentVolumeSourcesecretFileCephFsPersistentVolumeSourcetargetWWNswwidsFcVolumeSourcedatasetNamedatasetUUIDFlockerVolumeSourcedriverFlexPersistentVolumeSourceshareNamesecretNamespaceAzureFilePersistentVolumeSourcevolumePathstoragePolicyNamestoragePolicyIDVsphereVirtualDiskVolumeSourceregistrytenantQuobyteVolumeSourcediskNamediskURIcachingModeAzureDiskVolumeSourcepdIDPhotonPersistentDiskVolumeSourcePortworxVolumeSourcegatewaysslEnabledprotectionDomainstoragePoolstorageModeScaleIoPersistentVolumeSourceLocalVolumeSourcevolumeNamespaceStorageOsPersistentVolumeSourcevolumeHandlecontrollerPublishSecretRefnodeStageSecretRefnodePublishSecretRefcontrollerExpandSecretRefnodeExpandSecretRefCSIPersistentVolumeSourcenodeSelectorTermsNodeSelectoremptyDirgitRepodownwardAPIprojectedhostPortcontainerPortContainerPortprefixconfigMapRefEnvFromSourcevalueFromEnvVarContainerResizePolicyexitCodesContainerRestartRulemountPathsubPathmountPropagationsubPathExprVolumeMountVolumeDeviceinitialDelaySecondstimeoutSecondsperiodSecondssuccessThresholdfailureThresholdpostStartpreStopLifecyclecapabilitiesprivilegedreadOnlyRootFilesystemallowPrivilegeEscalationprocMountEphemeralContainerCommonlevelSeLinuxOptionsgmsaCredentialSpecNamerunAsUserNamehostProcessWindowsSecurityContextOptionsSysctllocalhostProfileSeccompProfileAppArmorProfilerequiredDuringSchedulingIgnoredDuringExecutionpreferredDuringSchedulingIgnoredDuringExecutionPodAffinityPodAntiAffinityPodDnsConfigOptionwaitingrunningterminatedContainerStateVolumeMountStatuslinuxContainerUsercontainerNamerequestNameContainerExtendedResourceRequestscopeNameScopedResourceSelectorRequirementClientIpConfigipModeLoadBalancerIngressmaxSurgeRollingUpdateDaemonSetRollingUpdateDeploymentRollingUpdateStatefulSetStrategydescribedObjectObjectMetricSourcePodsMetricSourceResourceMetricSourceContainerResourceMetricSourceExternalMetricSourceselectPolicypoliciesstabilizationWindowSecondstoleranceHpaScalingRulesObjectMetricStatusPodsMetricStatusResourceMetricStatusContainerResourceMetricStatusExternalMetricStatusonExitCodesonPodConditionsPodFailurePolicyRulesucceededIndexessucceededCountSuccessPolicyRuleIngressServiceBackendhttpIngressRuleValueIngressLoadBalancerIngressopenAPIV3SchemaCustomResourceValidationCustomResourceSubresourcesformatjsonPathCustomResourceColumnDefinitionSelectableFieldclientConfigconversionReviewVersionsWebhookConversionForZoneForNoderawSelectorrequirementsFieldSelectorAttributesLabelSelectorAttributesSecretReferencematchFieldsNodeSelectorTermmediumsizeLimitEmptyDirVolumeSourcerepositorydirectoryGitRepoVolumeSourceitemsdefaultModeoptionalSecretVolumeSourceIscsiVolumeSourceGlusterfsVolumeSourceclaimNamePersistentVolumeClaimVolumeSourceRbdVolumeSourceFlexVolumeSourceCinderVolumeSourceCephFsVolumeSourceDownwardAPIVolumeSourceAzureFileVolumeSourceConfigMapVolumeSourceProjectedVolumeSourceScaleIoVolumeSourceStorageOsVolumeSourceCSIVolumeSourceEphemeralVolumeSourcereferencepullPolicyImageVolumeSourceConfigMapEnvSourceSecretEnvSourcefieldRefresourceFieldRefconfigMapKeyRefsecretKeyReffileKeyRefEnvVarSourceContainerRestartRuleOnExitCodesexechttpGettcpSocketgrpcProbeHandlersleepLifecycleHandlerdropCapabilitiesweightpreferencePreferredSchedulingTermnamespaceSelectormismatchLabelKeysPodAffinityTermpodAffinityTermWeightedPodAffinityTermContainerStateWaitingstartedAtContainerStateRunningsignalfinishedAtContainerStateTerminatedgidLinuxContainerUserresourceIDResourceHealthPortStatusaverageValueaverageUtilizationMetricTargetMetricIdentifierHpaScalingPolicyMetricValueStatusPodFailurePolicyOnExitCodesRequirementPodFailurePolicyOnPodConditionsPatternServiceBackendPortpathsHttpIngressRuleValueIngressPortStatus$schema$reftitlemaximumexclusiveMaximumminimumexclusiveMinimummaxLengthminLengthpatternmaxItemsminItemsuniqueItemsmultipleOfmaxPropertiesminPropertiesallOfoneOfanyOfpropertiesadditionalPropertiespatternPropertiesdependenciesadditionalItemsdefinitionsexternalDocsexamplenullablex-kubernetes-preserve-unknown-fieldsx-kubernetes-embedded-resourcex-kubernetes-int-or-stringx-kubernetes-list-map-keysx-kubernetes-list-typex-kubernetes-map-typex-kubernetes-validationsJsonSchemaPropsCustomResourceSubresourceStatusspecReplicasPathstatusReplicasPathlabelSelectorPathCustomResourceSubresourceScalecaBundleurlWebhookClientConfigFieldSelectorRequirementNodeSelectorRequirementmodeKeyToPathDownwardAPIVolumeFileserviceAccountTokenclusterTrustBundlepodCertificateVolumeProjectionPersistentVolumeClaimTemplateObjectFieldSelectordivisorResourceFieldSelectorConfigMapKeySelectorSecretKeySelectorFileKeySelectorExecActionschemehttpHeadersHttpGetActionTcpSocketActionGrpcActionsecondsSleepActionbackendpathTypeHttpIngressPathExternalDocumentationmessageExpressionoptionalOldSelfValidationRuleServiceReferenceSecretProjectionDownwardAPIProjectionConfigMapProjectionServiceAccountTokenProjectionClusterTrustBundleProjectionkeyTypemaxExpirationSecondscredentialBundlePathkeyPathcertificateChainPathuserAnnotationsPodCertificateProjectionHttpHeader";
 
 /// Messages reachable from the served kinds, by index.
-pub static MESSAGES: [Message; 367] = [
+pub static MESSAGES: [Message; 371] = [
     m(27, 9, 0, 4), // api/core/v1.ConfigMap
     m(43, 9, 4, 2), // api/core/v1.Endpoints
     m(184, 5, 6, 15), // api/core/v1.Event
@@ -29,523 +29,530 @@ pub static MESSAGES: [Message; 367] = [
     m(406, 11, 67, 3), // api/apps/v1.StatefulSet
     m(184, 5, 70, 15), // api/events/v1.Event
     m(527, 23, 85, 3), // api/autoscaling/v2.HorizontalPodAutoscaler
-    m(550, 7, 88, 3), // api/batch/v1.CronJob
-    m(554, 3, 91, 3), // api/batch/v1.Job
-    m(557, 25, 94, 3), // api/certificates/v1.CertificateSigningRequest
-    m(582, 12, 97, 2), // api/networking/v1.IngressClass
-    m(582, 7, 99, 3), // api/networking/v1.Ingress
-    m(594, 19, 102, 3), // api/policy/v1.PodDisruptionBudget
-    m(628, 18, 105, 3), // api/rbac/v1.ClusterRoleBinding
-    m(628, 11, 108, 3), // api/rbac/v1.ClusterRole
-    m(635, 11, 111, 3), // api/rbac/v1.RoleBinding
-    m(635, 4, 114, 2), // api/rbac/v1.Role
-    m(766, 12, 116, 8), // api/storage/v1.StorageClass
-    m(778, 24, 124, 3), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinition
-    m(847, 13, 127, 5), // api/scheduling/v1.PriorityClass
-    m(860, 5, 132, 2), // api/coordination/v1.Lease
-    m(890, 13, 134, 4), // api/discovery/v1.EndpointSlice
-    m(639, 7, 138, 2), // api/core/v1.Binding
-    m(922, 8, 140, 2), // api/policy/v1.Eviction
-    m(930, 12, 142, 3), // api/authentication/v1.TokenRequest
-    m(942, 11, 145, 3), // api/authentication/v1.TokenReview
-    m(953, 17, 148, 2), // api/authentication/v1.SelfSubjectReview
-    m(970, 19, 150, 3), // api/authorization/v1.SubjectAccessReview
-    m(989, 23, 153, 3), // api/authorization/v1.SelfSubjectAccessReview
-    m(1012, 24, 156, 3), // api/authorization/v1.LocalSubjectAccessReview
-    m(1036, 22, 159, 3), // api/authorization/v1.SelfSubjectRulesReview
-    m(1058, 5, 162, 3), // api/autoscaling/v1.Scale
-    m(1181, 13, 165, 6), // apimachinery/pkg/apis/meta/v1.DeleteOptions
-    m(1370, 10, 171, 15), // apimachinery/pkg/apis/meta/v1.ObjectMeta
-    m(1406, 14, 186, 3), // api/core/v1.EndpointSubset
-    m(1443, 15, 189, 7), // api/core/v1.ObjectReference
-    m(1471, 11, 196, 2), // api/core/v1.EventSource
-    m(1498, 11, 198, 2), // api/core/v1.EventSeries
-    m(1515, 14, 200, 1), // api/core/v1.LimitRangeSpec
-    m(1529, 13, 201, 1), // api/core/v1.NamespaceSpec
-    m(1547, 15, 202, 2), // api/core/v1.NamespaceStatus
-    m(1628, 8, 204, 7), // api/core/v1.NodeSpec
-    m(1750, 10, 211, 14), // api/core/v1.NodeStatus
-    m(1872, 25, 225, 9), // api/core/v1.PersistentVolumeClaimSpec
-    m(1990, 27, 234, 8), // api/core/v1.PersistentVolumeClaimStatus
-    m(2066, 20, 242, 10), // api/core/v1.PersistentVolumeSpec
-    m(2109, 22, 252, 4), // api/core/v1.PersistentVolumeStatus
-    m(2594, 7, 256, 42), // api/core/v1.PodSpec
-    m(2783, 9, 298, 20), // api/core/v1.PodStatus
-    m(2815, 17, 318, 3), // api/core/v1.ResourceQuotaSpec
-    m(2836, 19, 321, 2), // api/core/v1.ResourceQuotaStatus
-    m(2855, 20, 323, 1), // api/core/v1.LocalObjectReference
-    m(3165, 11, 324, 20), // api/core/v1.ServiceSpec
-    m(3176, 13, 344, 2), // api/core/v1.ServiceStatus
-    m(3194, 18, 346, 4), // api/core/v1.ComponentCondition
-    m(3269, 13, 350, 5), // api/apps/v1.DaemonSetSpec
-    m(3423, 15, 355, 10), // api/apps/v1.DaemonSetStatus
-    m(3483, 14, 365, 8), // api/apps/v1.DeploymentSpec
-    m(3580, 16, 373, 9), // api/apps/v1.DeploymentStatus
-    m(3596, 14, 382, 4), // api/apps/v1.ReplicaSetSpec
-    m(3630, 16, 386, 7), // api/apps/v1.ReplicaSetStatus
-    m(3740, 15, 393, 11), // api/apps/v1.StatefulSetSpec
-    m(3799, 17, 404, 10), // api/apps/v1.StatefulSetStatus
-    m(1498, 11, 414, 2), // api/events/v1.EventSeries
-    m(3867, 27, 416, 5), // api/autoscaling/v2.HorizontalPodAutoscalerSpec
-    m(3936, 29, 421, 6), // api/autoscaling/v2.HorizontalPodAutoscalerStatus
-    m(4079, 11, 427, 8), // api/batch/v1.CronJobSpec
-    m(4124, 13, 435, 3), // api/batch/v1.CronJobStatus
-    m(4083, 7, 438, 16), // api/batch/v1.JobSpec
-    m(4128, 9, 454, 11), // api/batch/v1.JobStatus
-    m(4450, 29, 465, 8), // api/certificates/v1.CertificateSigningRequestSpec
-    m(4490, 31, 473, 2), // api/certificates/v1.CertificateSigningRequestStatus
-    m(4531, 16, 475, 2), // api/networking/v1.IngressClassSpec
-    m(4580, 11, 477, 4), // api/networking/v1.IngressSpec
-    m(4591, 13, 481, 1), // api/networking/v1.IngressStatus
-    m(4656, 23, 482, 4), // api/policy/v1.PodDisruptionBudgetSpec
-    m(4750, 25, 486, 7), // api/policy/v1.PodDisruptionBudgetStatus
-    m(957, 7, 493, 4), // api/rbac/v1.Subject
-    m(4783, 7, 497, 3), // api/rbac/v1.RoleRef
-    m(4832, 10, 500, 5), // api/rbac/v1.PolicyRule
-    m(4862, 15, 505, 1), // api/rbac/v1.AggregationRule
-    m(4898, 20, 506, 1), // api/core/v1.TopologySelectorTerm
-    m(4957, 28, 507, 6), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionSpec
-    m(5012, 30, 513, 4), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionStatus
-    m(5127, 9, 517, 7), // api/coordination/v1.LeaseSpec
-    m(43, 8, 524, 8), // api/discovery/v1.Endpoint
-    m(5191, 12, 532, 4), // api/discovery/v1.EndpointPort
-    m(5226, 16, 536, 3), // api/authentication/v1.TokenRequestSpec
-    m(5266, 18, 539, 2), // api/authentication/v1.TokenRequestStatus
-    m(5284, 15, 541, 2), // api/authentication/v1.TokenReviewSpec
-    m(5312, 17, 543, 4), // api/authentication/v1.TokenReviewStatus
-    m(5337, 23, 547, 1), // api/authentication/v1.SelfSubjectReviewStatus
-    m(5399, 23, 548, 6), // api/authorization/v1.SubjectAccessReviewSpec
-    m(5443, 25, 554, 4), // api/authorization/v1.SubjectAccessReviewStatus
-    m(5468, 27, 558, 2), // api/authorization/v1.SelfSubjectAccessReviewSpec
-    m(5495, 26, 560, 1), // api/authorization/v1.SelfSubjectRulesReviewSpec
-    m(5560, 24, 561, 4), // api/authorization/v1.SubjectRulesReviewStatus
-    m(5584, 9, 565, 1), // api/autoscaling/v1.ScaleSpec
-    m(5593, 11, 566, 2), // api/autoscaling/v1.ScaleStatus
-    m(5604, 13, 568, 2), // apimachinery/pkg/apis/meta/v1.Preconditions
-    m(5635, 14, 570, 6), // apimachinery/pkg/apis/meta/v1.OwnerReference
-    m(5694, 18, 576, 7), // apimachinery/pkg/apis/meta/v1.ManagedFieldsEntry
-    m(5712, 15, 583, 4), // api/core/v1.EndpointAddress
-    m(5191, 12, 587, 4), // api/core/v1.EndpointPort
-    m(5761, 14, 591, 6), // api/core/v1.LimitRangeItem
-    m(5793, 18, 597, 5), // api/core/v1.NamespaceCondition
-    m(5829, 5, 602, 4), // api/core/v1.Taint
-    m(5843, 16, 606, 1), // api/core/v1.NodeConfigSource
-    m(5876, 13, 607, 6), // api/core/v1.NodeCondition
-    m(5889, 11, 613, 2), // api/core/v1.NodeAddress
-    m(5915, 19, 615, 1), // api/core/v1.NodeDaemonEndpoints
-    m(6063, 14, 616, 11), // api/core/v1.NodeSystemInfo
-    m(6086, 14, 627, 2), // api/core/v1.ContainerImage
-    m(6110, 14, 629, 2), // api/core/v1.AttachedVolume
-    m(6145, 16, 631, 4), // api/core/v1.NodeConfigStatus
-    m(6161, 18, 635, 2), // api/core/v1.NodeRuntimeHandler
-    m(6203, 12, 637, 1), // api/core/v1.NodeFeatures
-    m(6242, 13, 638, 2), // apimachinery/pkg/apis/meta/v1.LabelSelector
-    m(6263, 26, 640, 2), // api/core/v1.VolumeResourceRequirements
-    m(6289, 25, 642, 3), // api/core/v1.TypedLocalObjectReference
-    m(6314, 20, 645, 4), // api/core/v1.TypedObjectReference
-    m(6347, 30, 649, 6), // api/core/v1.PersistentVolumeClaimCondition
-    m(6408, 18, 655, 2), // api/core/v1.ModifyVolumeStatus
-    m(6615, 22, 657, 22), // api/core/v1.PersistentVolumeSource
-    m(6645, 18, 679, 1), // api/core/v1.VolumeNodeAffinity
-    m(232, 6, 680, 2), // api/core/v1.Volume
-    m(2333, 9, 682, 25), // api/core/v1.Container
-    m(6891, 18, 707, 2), // api/core/v1.EphemeralContainer
-    m(7049, 18, 709, 13), // api/core/v1.PodSecurityContext
-    m(2058, 8, 722, 3), // api/core/v1.Affinity
-    m(7118, 10, 725, 5), // api/core/v1.Toleration
-    m(7128, 9, 730, 2), // api/core/v1.HostAlias
-    m(7163, 12, 732, 3), // api/core/v1.PodDnsConfig
-    m(7188, 16, 735, 1), // api/core/v1.PodReadinessGate
-    m(7310, 24, 736, 8), // api/core/v1.TopologySpreadConstraint
-    m(7334, 5, 744, 1), // api/core/v1.PodOs
-    m(7339, 17, 745, 1), // api/core/v1.PodSchedulingGate
-    m(7398, 16, 746, 3), // api/core/v1.PodResourceClaim
-    m(6269, 20, 749, 3), // api/core/v1.ResourceRequirements
-    m(7446, 17, 752, 3), // api/core/v1.WorkloadReference
-    m(7463, 12, 755, 7), // api/core/v1.PodCondition
-    m(7475, 6, 762, 1), // api/core/v1.HostIp
-    m(7481, 5, 763, 1), // api/core/v1.PodIp
-    m(2644, 15, 764, 15), // api/core/v1.ContainerStatus
-    m(7571, 22, 779, 2), // api/core/v1.PodResourceClaimStatus
-    m(7608, 30, 781, 2), // api/core/v1.PodExtendedResourceClaimStatus
-    m(7638, 13, 783, 1), // api/core/v1.ScopeSelector
-    m(7669, 11, 784, 6), // api/core/v1.ServicePort
-    m(7688, 21, 790, 1), // api/core/v1.SessionAffinityConfig
-    m(7709, 18, 791, 1), // api/core/v1.LoadBalancerStatus
-    m(3203, 9, 792, 6), // apimachinery/pkg/apis/meta/v1.Condition
-    m(7727, 15, 798, 2), // api/core/v1.PodTemplateSpec
-    m(7755, 23, 800, 2), // api/apps/v1.DaemonSetUpdateStrategy
-    m(7778, 18, 802, 5), // api/apps/v1.DaemonSetCondition
-    m(7796, 18, 807, 2), // api/apps/v1.DeploymentStrategy
-    m(7828, 19, 809, 6), // api/apps/v1.DeploymentCondition
-    m(7847, 19, 815, 5), // api/apps/v1.ReplicaSetCondition
-    m(7866, 25, 820, 2), // api/apps/v1.StatefulSetUpdateStrategy
-    m(7912, 47, 822, 2), // api/apps/v1.StatefulSetPersistentVolumeClaimRetentionPolicy
-    m(7959, 19, 824, 1), // api/apps/v1.StatefulSetOrdinals
-    m(7978, 20, 825, 5), // api/apps/v1.StatefulSetCondition
-    m(7998, 27, 830, 3), // api/autoscaling/v2.CrossVersionObjectReference
-    m(8052, 10, 833, 6), // api/autoscaling/v2.MetricSpec
-    m(8078, 31, 839, 2), // api/autoscaling/v2.HorizontalPodAutoscalerBehavior
-    m(8109, 12, 841, 6), // api/autoscaling/v2.MetricStatus
-    m(8121, 32, 847, 5), // api/autoscaling/v2.HorizontalPodAutoscalerCondition
-    m(8153, 15, 852, 2), // api/batch/v1.JobTemplateSpec
-    m(8168, 16, 854, 1), // api/batch/v1.PodFailurePolicy
-    m(8184, 13, 855, 1), // api/batch/v1.SuccessPolicy
-    m(8197, 12, 856, 6), // api/batch/v1.JobCondition
-    m(8209, 23, 862, 2), // api/batch/v1.UncountedTerminatedPods
-    m(8232, 34, 864, 6), // api/certificates/v1.CertificateSigningRequestCondition
-    m(8266, 31, 870, 5), // api/networking/v1.IngressClassParametersReference
-    m(8297, 14, 875, 2), // api/networking/v1.IngressBackend
-    m(8326, 10, 877, 2), // api/networking/v1.IngressTls
-    m(8336, 11, 879, 2), // api/networking/v1.IngressRule
-    m(8347, 25, 881, 1), // api/networking/v1.IngressLoadBalancerStatus
-    m(8378, 32, 882, 2), // api/core/v1.TopologySelectorLabelRequirement
-    m(8452, 29, 884, 6), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionNames
-    m(8557, 31, 890, 9), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionVersion
-    m(8595, 24, 899, 2), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceConversion
-    m(8619, 33, 901, 6), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionCondition
-    m(8659, 18, 907, 3), // api/discovery/v1.EndpointConditions
-    m(8693, 13, 910, 2), // api/discovery/v1.EndpointHints
-    m(8706, 20, 912, 4), // api/authentication/v1.BoundObjectReference
-    m(8726, 8, 916, 4), // api/authentication/v1.UserInfo
-    m(5381, 18, 920, 9), // api/authorization/v1.ResourceAttributes
-    m(8751, 21, 929, 2), // api/authorization/v1.NonResourceAttributes
-    m(5537, 12, 931, 4), // api/authorization/v1.ResourceRule
-    m(8772, 15, 935, 2), // api/authorization/v1.NonResourceRule
-    m(8803, 25, 937, 5), // api/core/v1.ConfigMapNodeConfigSource
-    m(5919, 14, 942, 1), // api/core/v1.DaemonEndpoint
-    m(8828, 14, 943, 1), // api/core/v1.NodeSwapStatus
-    m(8879, 26, 944, 2), // api/core/v1.NodeRuntimeHandlerFeatures
-    m(8905, 24, 946, 3), // apimachinery/pkg/apis/meta/v1.LabelSelectorRequirement
-    m(8958, 29, 949, 4), // api/core/v1.GcePersistentDiskVolumeSource
-    m(8995, 32, 953, 4), // api/core/v1.AwsElasticBlockStoreVolumeSource
-    m(9027, 20, 957, 2), // api/core/v1.HostPathVolumeSource
-    m(9065, 31, 959, 4), // api/core/v1.GlusterfsPersistentVolumeSource
-    m(9096, 15, 963, 3), // api/core/v1.NfsVolumeSource
-    m(9139, 25, 966, 8), // api/core/v1.RbdPersistentVolumeSource
-    m(9248, 27, 974, 11), // api/core/v1.IscsiPersistentVolumeSource
-    m(9275, 28, 985, 4), // api/core/v1.CinderPersistentVolumeSource
-    m(9313, 28, 989, 6), // api/core/v1.CephFsPersistentVolumeSource
-    m(9356, 14, 995, 5), // api/core/v1.FcVolumeSource
-    m(9392, 19, 1000, 2), // api/core/v1.FlockerVolumeSource
-    m(9417, 26, 1002, 5), // api/core/v1.FlexPersistentVolumeSource
-    m(9467, 31, 1007, 4), // api/core/v1.AzureFilePersistentVolumeSource
-    m(9540, 30, 1011, 4), // api/core/v1.VsphereVirtualDiskVolumeSource
-    m(9584, 19, 1015, 6), // api/core/v1.QuobyteVolumeSource
-    m(9629, 21, 1021, 6), // api/core/v1.AzureDiskVolumeSource
-    m(9654, 32, 1027, 2), // api/core/v1.PhotonPersistentDiskVolumeSource
-    m(9686, 20, 1029, 3), // api/core/v1.PortworxVolumeSource
-    m(9761, 29, 1032, 10), // api/core/v1.ScaleIoPersistentVolumeSource
-    m(9790, 17, 1042, 2), // api/core/v1.LocalVolumeSource
-    m(9822, 31, 1044, 5), // api/core/v1.StorageOsPersistentVolumeSource
-    m(9973, 25, 1049, 10), // api/core/v1.CSIPersistentVolumeSource
-    m(10015, 12, 1059, 1), // api/core/v1.NodeSelector
-    m(6625, 12, 1060, 30), // api/core/v1.VolumeSource
-    m(10083, 13, 1090, 5), // api/core/v1.ContainerPort
-    m(10114, 13, 1095, 3), // api/core/v1.EnvFromSource
-    m(10136, 6, 1098, 3), // api/core/v1.EnvVar
-    m(10142, 21, 1101, 2), // api/core/v1.ContainerResizePolicy
-    m(10172, 20, 1103, 2), // api/core/v1.ContainerRestartRule
-    m(10235, 11, 1105, 7), // api/core/v1.VolumeMount
-    m(10246, 12, 1112, 2), // api/core/v1.VolumeDevice
-    m(6338, 5, 1114, 7), // api/core/v1.Probe
-    m(10352, 9, 1121, 3), // api/core/v1.Lifecycle
-    m(7052, 15, 1124, 12), // api/core/v1.SecurityContext
-    m(10438, 24, 1136, 25), // api/core/v1.EphemeralContainerCommon
-    m(10467, 14, 1161, 4), // api/core/v1.SeLinuxOptions
-    m(10527, 29, 1165, 4), // api/core/v1.WindowsSecurityContextOptions
-    m(10556, 6, 1169, 2), // api/core/v1.Sysctl
-    m(10578, 14, 1171, 2), // api/core/v1.SeccompProfile
-    m(10592, 15, 1173, 2), // api/core/v1.AppArmorProfile
-    m(6651, 12, 1175, 2), // api/core/v1.NodeAffinity
-    m(10700, 11, 1177, 2), // api/core/v1.PodAffinity
-    m(10711, 15, 1179, 2), // api/core/v1.PodAntiAffinity
-    m(10726, 18, 1181, 2), // api/core/v1.PodDnsConfigOption
-    m(2764, 13, 1183, 2), // api/core/v1.ResourceClaim
-    m(10768, 14, 1185, 3), // api/core/v1.ContainerState
-    m(10782, 17, 1188, 4), // api/core/v1.VolumeMountStatus
-    m(10804, 13, 1192, 1), // api/core/v1.ContainerUser
-    m(1924, 14, 1193, 2), // api/core/v1.ResourceStatus
-    m(10841, 32, 1195, 3), // api/core/v1.ContainerExtendedResourceRequest
-    m(10882, 33, 1198, 3), // api/core/v1.ScopedResourceSelectorRequirement
-    m(10915, 14, 1201, 1), // api/core/v1.ClientIpConfig
-    m(10935, 19, 1202, 4), // api/core/v1.LoadBalancerIngress
-    m(10962, 22, 1206, 2), // api/apps/v1.RollingUpdateDaemonSet
-    m(10984, 23, 1208, 2), // api/apps/v1.RollingUpdateDeployment
-    m(11007, 32, 1210, 2), // api/apps/v1.RollingUpdateStatefulSetStrategy
-    m(11054, 18, 1212, 3), // api/autoscaling/v2.ObjectMetricSource
-    m(11072, 16, 1215, 2), // api/autoscaling/v2.PodsMetricSource
-    m(11088, 20, 1217, 2), // api/autoscaling/v2.ResourceMetricSource
-    m(11108, 29, 1219, 3), // api/autoscaling/v2.ContainerResourceMetricSource
-    m(11137, 20, 1222, 2), // api/autoscaling/v2.ExternalMetricSource
-    m(11212, 15, 1224, 4), // api/autoscaling/v2.HpaScalingRules
-    m(11227, 18, 1228, 3), // api/autoscaling/v2.ObjectMetricStatus
-    m(11245, 16, 1231, 2), // api/autoscaling/v2.PodsMetricStatus
-    m(11261, 20, 1233, 2), // api/autoscaling/v2.ResourceMetricStatus
-    m(11281, 29, 1235, 3), // api/autoscaling/v2.ContainerResourceMetricStatus
-    m(11310, 20, 1238, 2), // api/autoscaling/v2.ExternalMetricStatus
-    m(11356, 20, 1240, 3), // api/batch/v1.PodFailurePolicyRule
-    m(11406, 17, 1243, 2), // api/batch/v1.SuccessPolicyRule
-    m(11423, 21, 1245, 2), // api/networking/v1.IngressServiceBackend
-    m(11448, 16, 1247, 1), // api/networking/v1.IngressRuleValue
-    m(11464, 26, 1248, 3), // api/networking/v1.IngressLoadBalancerIngress
-    m(11505, 24, 1251, 1), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceValidation
-    m(11529, 26, 1252, 2), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresources
-    m(11569, 30, 1254, 6), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceColumnDefinition
-    m(11599, 15, 1260, 1), // apiextensions_apiserver/pkg/apis/apiextensions/v1.SelectableField
-    m(11650, 17, 1261, 2), // apiextensions_apiserver/pkg/apis/apiextensions/v1.WebhookConversion
-    m(11667, 7, 1263, 1), // api/discovery/v1.ForZone
-    m(11674, 7, 1264, 1), // api/discovery/v1.ForNode
-    m(11704, 23, 1265, 2), // api/authorization/v1.FieldSelectorAttributes
-    m(11727, 23, 1267, 2), // api/authorization/v1.LabelSelectorAttributes
-    m(11750, 15, 1269, 2), // api/core/v1.SecretReference
-    m(11776, 16, 1271, 2), // api/core/v1.NodeSelectorTerm
-    m(11807, 20, 1273, 2), // api/core/v1.EmptyDirVolumeSource
-    m(11846, 19, 1275, 3), // api/core/v1.GitRepoVolumeSource
-    m(11889, 18, 1278, 4), // api/core/v1.SecretVolumeSource
-    m(11907, 17, 1282, 11), // api/core/v1.IscsiVolumeSource
-    m(11924, 21, 1293, 3), // api/core/v1.GlusterfsVolumeSource
-    m(11954, 33, 1296, 2), // api/core/v1.PersistentVolumeClaimVolumeSource
-    m(11987, 15, 1298, 8), // api/core/v1.RbdVolumeSource
-    m(12002, 16, 1306, 5), // api/core/v1.FlexVolumeSource
-    m(12018, 18, 1311, 4), // api/core/v1.CinderVolumeSource
-    m(12036, 18, 1315, 6), // api/core/v1.CephFsVolumeSource
-    m(12054, 23, 1321, 2), // api/core/v1.DownwardAPIVolumeSource
-    m(12077, 21, 1323, 3), // api/core/v1.AzureFileVolumeSource
-    m(12098, 21, 1326, 4), // api/core/v1.ConfigMapVolumeSource
-    m(12119, 21, 1330, 2), // api/core/v1.ProjectedVolumeSource
-    m(12140, 19, 1332, 10), // api/core/v1.ScaleIoVolumeSource
-    m(12159, 21, 1342, 5), // api/core/v1.StorageOsVolumeSource
-    m(12180, 15, 1347, 5), // api/core/v1.CSIVolumeSource
-    m(12195, 21, 1352, 1), // api/core/v1.EphemeralVolumeSource
-    m(12235, 17, 1353, 2), // api/core/v1.ImageVolumeSource
-    m(12252, 18, 1355, 2), // api/core/v1.ConfigMapEnvSource
-    m(12270, 15, 1357, 2), // api/core/v1.SecretEnvSource
-    m(12346, 12, 1359, 5), // api/core/v1.EnvVarSource
-    m(12358, 31, 1364, 2), // api/core/v1.ContainerRestartRuleOnExitCodes
-    m(12413, 12, 1366, 4), // api/core/v1.ProbeHandler
-    m(12430, 16, 1370, 4), // api/core/v1.LifecycleHandler
-    m(12450, 12, 1374, 2), // api/core/v1.Capabilities
-    m(12478, 23, 1376, 2), // api/core/v1.PreferredSchedulingTerm
-    m(12535, 15, 1378, 6), // api/core/v1.PodAffinityTerm
-    m(12565, 23, 1384, 2), // api/core/v1.WeightedPodAffinityTerm
-    m(12588, 21, 1386, 2), // api/core/v1.ContainerStateWaiting
-    m(12618, 21, 1388, 1), // api/core/v1.ContainerStateRunning
-    m(12655, 24, 1389, 7), // api/core/v1.ContainerStateTerminated
-    m(12682, 18, 1396, 3), // api/core/v1.LinuxContainerUser
-    m(12710, 14, 1399, 2), // api/core/v1.ResourceHealth
-    m(12724, 10, 1401, 3), // api/core/v1.PortStatus
-    m(12764, 12, 1404, 4), // api/autoscaling/v2.MetricTarget
-    m(12776, 16, 1408, 2), // api/autoscaling/v2.MetricIdentifier
-    m(12792, 16, 1410, 3), // api/autoscaling/v2.HpaScalingPolicy
-    m(12808, 17, 1413, 3), // api/autoscaling/v2.MetricValueStatus
-    m(12825, 38, 1416, 3), // api/batch/v1.PodFailurePolicyOnExitCodesRequirement
-    m(12863, 38, 1419, 2), // api/batch/v1.PodFailurePolicyOnPodConditionsPattern
-    m(12901, 18, 1421, 2), // api/networking/v1.ServiceBackendPort
-    m(12924, 20, 1423, 1), // api/networking/v1.HttpIngressRuleValue
-    m(12944, 17, 1424, 3), // api/networking/v1.IngressPortStatus
-    m(13423, 15, 1427, 44), // apiextensions_apiserver/pkg/apis/apiextensions/v1.JsonSchemaProps
-    m(13438, 31, 1471, 0), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresourceStatus
-    m(13520, 30, 1471, 3), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresourceScale
-    m(13561, 19, 1474, 3), // apiextensions_apiserver/pkg/apis/apiextensions/v1.WebhookClientConfig
-    m(13580, 24, 1477, 3), // apimachinery/pkg/apis/meta/v1.FieldSelectorRequirement
-    m(13604, 23, 1480, 3), // api/core/v1.NodeSelectorRequirement
-    m(13631, 9, 1483, 3), // api/core/v1.KeyToPath
-    m(13640, 21, 1486, 4), // api/core/v1.DownwardAPIVolumeFile
-    m(13712, 16, 1490, 6), // api/core/v1.VolumeProjection
-    m(13728, 29, 1496, 2), // api/core/v1.PersistentVolumeClaimTemplate
-    m(13757, 19, 1498, 2), // api/core/v1.ObjectFieldSelector
-    m(13783, 21, 1500, 3), // api/core/v1.ResourceFieldSelector
-    m(13804, 20, 1503, 3), // api/core/v1.ConfigMapKeySelector
-    m(13824, 17, 1506, 3), // api/core/v1.SecretKeySelector
-    m(13841, 15, 1509, 4), // api/core/v1.FileKeySelector
-    m(13856, 10, 1513, 1), // api/core/v1.ExecAction
-    m(13883, 13, 1514, 5), // api/core/v1.HttpGetAction
-    m(13896, 15, 1519, 2), // api/core/v1.TcpSocketAction
-    m(13911, 10, 1521, 2), // api/core/v1.GrpcAction
-    m(13928, 11, 1523, 1), // api/core/v1.SleepAction
-    m(13954, 15, 1524, 3), // api/networking/v1.HttpIngressPath
-    m(13969, 21, 1527, 2), // apiextensions_apiserver/pkg/apis/apiextensions/v1.ExternalDocumentation
-    m(14022, 14, 1529, 6), // apiextensions_apiserver/pkg/apis/apiextensions/v1.ValidationRule
-    m(14036, 16, 1535, 4), // apiextensions_apiserver/pkg/apis/apiextensions/v1.ServiceReference
-    m(14052, 16, 1539, 3), // api/core/v1.SecretProjection
-    m(14068, 21, 1542, 1), // api/core/v1.DownwardAPIProjection
-    m(14089, 19, 1543, 3), // api/core/v1.ConfigMapProjection
-    m(14108, 29, 1546, 3), // api/core/v1.ServiceAccountTokenProjection
-    m(14137, 28, 1549, 5), // api/core/v1.ClusterTrustBundleProjection
-    m(14254, 24, 1554, 7), // api/core/v1.PodCertificateProjection
-    m(14278, 10, 1561, 2), // api/core/v1.HttpHeader
+    m(527, 23, 88, 3), // api/autoscaling/v1.HorizontalPodAutoscaler
+    m(550, 7, 91, 3), // api/batch/v1.CronJob
+    m(554, 3, 94, 3), // api/batch/v1.Job
+    m(557, 25, 97, 3), // api/certificates/v1.CertificateSigningRequest
+    m(582, 12, 100, 2), // api/networking/v1.IngressClass
+    m(582, 7, 102, 3), // api/networking/v1.Ingress
+    m(594, 19, 105, 3), // api/policy/v1.PodDisruptionBudget
+    m(628, 18, 108, 3), // api/rbac/v1.ClusterRoleBinding
+    m(628, 11, 111, 3), // api/rbac/v1.ClusterRole
+    m(635, 11, 114, 3), // api/rbac/v1.RoleBinding
+    m(635, 4, 117, 2), // api/rbac/v1.Role
+    m(766, 12, 119, 8), // api/storage/v1.StorageClass
+    m(778, 24, 127, 3), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinition
+    m(847, 13, 130, 5), // api/scheduling/v1.PriorityClass
+    m(860, 5, 135, 2), // api/coordination/v1.Lease
+    m(890, 13, 137, 4), // api/discovery/v1.EndpointSlice
+    m(639, 7, 141, 2), // api/core/v1.Binding
+    m(922, 8, 143, 2), // api/policy/v1.Eviction
+    m(930, 12, 145, 3), // api/authentication/v1.TokenRequest
+    m(942, 11, 148, 3), // api/authentication/v1.TokenReview
+    m(953, 17, 151, 2), // api/authentication/v1.SelfSubjectReview
+    m(970, 19, 153, 3), // api/authorization/v1.SubjectAccessReview
+    m(989, 23, 156, 3), // api/authorization/v1.SelfSubjectAccessReview
+    m(1012, 24, 159, 3), // api/authorization/v1.LocalSubjectAccessReview
+    m(1036, 22, 162, 3), // api/authorization/v1.SelfSubjectRulesReview
+    m(1058, 5, 165, 3), // api/autoscaling/v1.Scale
+    m(1181, 13, 168, 6), // apimachinery/pkg/apis/meta/v1.DeleteOptions
+    m(1370, 10, 174, 15), // apimachinery/pkg/apis/meta/v1.ObjectMeta
+    m(1406, 14, 189, 3), // api/core/v1.EndpointSubset
+    m(1443, 15, 192, 7), // api/core/v1.ObjectReference
+    m(1471, 11, 199, 2), // api/core/v1.EventSource
+    m(1498, 11, 201, 2), // api/core/v1.EventSeries
+    m(1515, 14, 203, 1), // api/core/v1.LimitRangeSpec
+    m(1529, 13, 204, 1), // api/core/v1.NamespaceSpec
+    m(1547, 15, 205, 2), // api/core/v1.NamespaceStatus
+    m(1628, 8, 207, 7), // api/core/v1.NodeSpec
+    m(1750, 10, 214, 14), // api/core/v1.NodeStatus
+    m(1872, 25, 228, 9), // api/core/v1.PersistentVolumeClaimSpec
+    m(1990, 27, 237, 8), // api/core/v1.PersistentVolumeClaimStatus
+    m(2066, 20, 245, 10), // api/core/v1.PersistentVolumeSpec
+    m(2109, 22, 255, 4), // api/core/v1.PersistentVolumeStatus
+    m(2594, 7, 259, 42), // api/core/v1.PodSpec
+    m(2783, 9, 301, 20), // api/core/v1.PodStatus
+    m(2815, 17, 321, 3), // api/core/v1.ResourceQuotaSpec
+    m(2836, 19, 324, 2), // api/core/v1.ResourceQuotaStatus
+    m(2855, 20, 326, 1), // api/core/v1.LocalObjectReference
+    m(3165, 11, 327, 20), // api/core/v1.ServiceSpec
+    m(3176, 13, 347, 2), // api/core/v1.ServiceStatus
+    m(3194, 18, 349, 4), // api/core/v1.ComponentCondition
+    m(3269, 13, 353, 5), // api/apps/v1.DaemonSetSpec
+    m(3423, 15, 358, 10), // api/apps/v1.DaemonSetStatus
+    m(3483, 14, 368, 8), // api/apps/v1.DeploymentSpec
+    m(3580, 16, 376, 9), // api/apps/v1.DeploymentStatus
+    m(3596, 14, 385, 4), // api/apps/v1.ReplicaSetSpec
+    m(3630, 16, 389, 7), // api/apps/v1.ReplicaSetStatus
+    m(3740, 15, 396, 11), // api/apps/v1.StatefulSetSpec
+    m(3799, 17, 407, 10), // api/apps/v1.StatefulSetStatus
+    m(1498, 11, 417, 2), // api/events/v1.EventSeries
+    m(3867, 27, 419, 5), // api/autoscaling/v2.HorizontalPodAutoscalerSpec
+    m(3936, 29, 424, 6), // api/autoscaling/v2.HorizontalPodAutoscalerStatus
+    m(3867, 27, 430, 4), // api/autoscaling/v1.HorizontalPodAutoscalerSpec
+    m(3936, 29, 434, 5), // api/autoscaling/v1.HorizontalPodAutoscalerStatus
+    m(4140, 11, 439, 8), // api/batch/v1.CronJobSpec
+    m(4185, 13, 447, 3), // api/batch/v1.CronJobStatus
+    m(4144, 7, 450, 16), // api/batch/v1.JobSpec
+    m(4189, 9, 466, 11), // api/batch/v1.JobStatus
+    m(4511, 29, 477, 8), // api/certificates/v1.CertificateSigningRequestSpec
+    m(4551, 31, 485, 2), // api/certificates/v1.CertificateSigningRequestStatus
+    m(4592, 16, 487, 2), // api/networking/v1.IngressClassSpec
+    m(4641, 11, 489, 4), // api/networking/v1.IngressSpec
+    m(4652, 13, 493, 1), // api/networking/v1.IngressStatus
+    m(4717, 23, 494, 4), // api/policy/v1.PodDisruptionBudgetSpec
+    m(4811, 25, 498, 7), // api/policy/v1.PodDisruptionBudgetStatus
+    m(957, 7, 505, 4), // api/rbac/v1.Subject
+    m(4844, 7, 509, 3), // api/rbac/v1.RoleRef
+    m(4893, 10, 512, 5), // api/rbac/v1.PolicyRule
+    m(4923, 15, 517, 1), // api/rbac/v1.AggregationRule
+    m(4959, 20, 518, 1), // api/core/v1.TopologySelectorTerm
+    m(5018, 28, 519, 6), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionSpec
+    m(5073, 30, 525, 4), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionStatus
+    m(5188, 9, 529, 7), // api/coordination/v1.LeaseSpec
+    m(43, 8, 536, 8), // api/discovery/v1.Endpoint
+    m(5252, 12, 544, 4), // api/discovery/v1.EndpointPort
+    m(5287, 16, 548, 3), // api/authentication/v1.TokenRequestSpec
+    m(5327, 18, 551, 2), // api/authentication/v1.TokenRequestStatus
+    m(5345, 15, 553, 2), // api/authentication/v1.TokenReviewSpec
+    m(5373, 17, 555, 4), // api/authentication/v1.TokenReviewStatus
+    m(5398, 23, 559, 1), // api/authentication/v1.SelfSubjectReviewStatus
+    m(5460, 23, 560, 6), // api/authorization/v1.SubjectAccessReviewSpec
+    m(5504, 25, 566, 4), // api/authorization/v1.SubjectAccessReviewStatus
+    m(5529, 27, 570, 2), // api/authorization/v1.SelfSubjectAccessReviewSpec
+    m(5556, 26, 572, 1), // api/authorization/v1.SelfSubjectRulesReviewSpec
+    m(5621, 24, 573, 4), // api/authorization/v1.SubjectRulesReviewStatus
+    m(5645, 9, 577, 1), // api/autoscaling/v1.ScaleSpec
+    m(5654, 11, 578, 2), // api/autoscaling/v1.ScaleStatus
+    m(5665, 13, 580, 2), // apimachinery/pkg/apis/meta/v1.Preconditions
+    m(5696, 14, 582, 6), // apimachinery/pkg/apis/meta/v1.OwnerReference
+    m(5755, 18, 588, 7), // apimachinery/pkg/apis/meta/v1.ManagedFieldsEntry
+    m(5773, 15, 595, 4), // api/core/v1.EndpointAddress
+    m(5252, 12, 599, 4), // api/core/v1.EndpointPort
+    m(5822, 14, 603, 6), // api/core/v1.LimitRangeItem
+    m(5854, 18, 609, 5), // api/core/v1.NamespaceCondition
+    m(5890, 5, 614, 4), // api/core/v1.Taint
+    m(5904, 16, 618, 1), // api/core/v1.NodeConfigSource
+    m(5937, 13, 619, 6), // api/core/v1.NodeCondition
+    m(5950, 11, 625, 2), // api/core/v1.NodeAddress
+    m(5976, 19, 627, 1), // api/core/v1.NodeDaemonEndpoints
+    m(6124, 14, 628, 11), // api/core/v1.NodeSystemInfo
+    m(6147, 14, 639, 2), // api/core/v1.ContainerImage
+    m(6171, 14, 641, 2), // api/core/v1.AttachedVolume
+    m(6206, 16, 643, 4), // api/core/v1.NodeConfigStatus
+    m(6222, 18, 647, 2), // api/core/v1.NodeRuntimeHandler
+    m(6264, 12, 649, 1), // api/core/v1.NodeFeatures
+    m(6303, 13, 650, 2), // apimachinery/pkg/apis/meta/v1.LabelSelector
+    m(6324, 26, 652, 2), // api/core/v1.VolumeResourceRequirements
+    m(6350, 25, 654, 3), // api/core/v1.TypedLocalObjectReference
+    m(6375, 20, 657, 4), // api/core/v1.TypedObjectReference
+    m(6408, 30, 661, 6), // api/core/v1.PersistentVolumeClaimCondition
+    m(6469, 18, 667, 2), // api/core/v1.ModifyVolumeStatus
+    m(6676, 22, 669, 22), // api/core/v1.PersistentVolumeSource
+    m(6706, 18, 691, 1), // api/core/v1.VolumeNodeAffinity
+    m(232, 6, 692, 2), // api/core/v1.Volume
+    m(2333, 9, 694, 25), // api/core/v1.Container
+    m(6952, 18, 719, 2), // api/core/v1.EphemeralContainer
+    m(7110, 18, 721, 13), // api/core/v1.PodSecurityContext
+    m(2058, 8, 734, 3), // api/core/v1.Affinity
+    m(7179, 10, 737, 5), // api/core/v1.Toleration
+    m(7189, 9, 742, 2), // api/core/v1.HostAlias
+    m(7224, 12, 744, 3), // api/core/v1.PodDnsConfig
+    m(7249, 16, 747, 1), // api/core/v1.PodReadinessGate
+    m(7371, 24, 748, 8), // api/core/v1.TopologySpreadConstraint
+    m(7395, 5, 756, 1), // api/core/v1.PodOs
+    m(7400, 17, 757, 1), // api/core/v1.PodSchedulingGate
+    m(7459, 16, 758, 3), // api/core/v1.PodResourceClaim
+    m(6330, 20, 761, 3), // api/core/v1.ResourceRequirements
+    m(7507, 17, 764, 3), // api/core/v1.WorkloadReference
+    m(7524, 12, 767, 7), // api/core/v1.PodCondition
+    m(7536, 6, 774, 1), // api/core/v1.HostIp
+    m(7542, 5, 775, 1), // api/core/v1.PodIp
+    m(2644, 15, 776, 15), // api/core/v1.ContainerStatus
+    m(7632, 22, 791, 2), // api/core/v1.PodResourceClaimStatus
+    m(7669, 30, 793, 2), // api/core/v1.PodExtendedResourceClaimStatus
+    m(7699, 13, 795, 1), // api/core/v1.ScopeSelector
+    m(7730, 11, 796, 6), // api/core/v1.ServicePort
+    m(7749, 21, 802, 1), // api/core/v1.SessionAffinityConfig
+    m(7770, 18, 803, 1), // api/core/v1.LoadBalancerStatus
+    m(3203, 9, 804, 6), // apimachinery/pkg/apis/meta/v1.Condition
+    m(7788, 15, 810, 2), // api/core/v1.PodTemplateSpec
+    m(7816, 23, 812, 2), // api/apps/v1.DaemonSetUpdateStrategy
+    m(7839, 18, 814, 5), // api/apps/v1.DaemonSetCondition
+    m(7857, 18, 819, 2), // api/apps/v1.DeploymentStrategy
+    m(7889, 19, 821, 6), // api/apps/v1.DeploymentCondition
+    m(7908, 19, 827, 5), // api/apps/v1.ReplicaSetCondition
+    m(7927, 25, 832, 2), // api/apps/v1.StatefulSetUpdateStrategy
+    m(7973, 47, 834, 2), // api/apps/v1.StatefulSetPersistentVolumeClaimRetentionPolicy
+    m(8020, 19, 836, 1), // api/apps/v1.StatefulSetOrdinals
+    m(8039, 20, 837, 5), // api/apps/v1.StatefulSetCondition
+    m(8059, 27, 842, 3), // api/autoscaling/v2.CrossVersionObjectReference
+    m(8113, 10, 845, 6), // api/autoscaling/v2.MetricSpec
+    m(8139, 31, 851, 2), // api/autoscaling/v2.HorizontalPodAutoscalerBehavior
+    m(8170, 12, 853, 6), // api/autoscaling/v2.MetricStatus
+    m(8182, 32, 859, 5), // api/autoscaling/v2.HorizontalPodAutoscalerCondition
+    m(8059, 27, 864, 3), // api/autoscaling/v1.CrossVersionObjectReference
+    m(8214, 15, 867, 2), // api/batch/v1.JobTemplateSpec
+    m(8229, 16, 869, 1), // api/batch/v1.PodFailurePolicy
+    m(8245, 13, 870, 1), // api/batch/v1.SuccessPolicy
+    m(8258, 12, 871, 6), // api/batch/v1.JobCondition
+    m(8270, 23, 877, 2), // api/batch/v1.UncountedTerminatedPods
+    m(8293, 34, 879, 6), // api/certificates/v1.CertificateSigningRequestCondition
+    m(8327, 31, 885, 5), // api/networking/v1.IngressClassParametersReference
+    m(8358, 14, 890, 2), // api/networking/v1.IngressBackend
+    m(8387, 10, 892, 2), // api/networking/v1.IngressTls
+    m(8397, 11, 894, 2), // api/networking/v1.IngressRule
+    m(8408, 25, 896, 1), // api/networking/v1.IngressLoadBalancerStatus
+    m(8439, 32, 897, 2), // api/core/v1.TopologySelectorLabelRequirement
+    m(8513, 29, 899, 6), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionNames
+    m(8618, 31, 905, 9), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionVersion
+    m(8656, 24, 914, 2), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceConversion
+    m(8680, 33, 916, 6), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionCondition
+    m(8720, 18, 922, 3), // api/discovery/v1.EndpointConditions
+    m(8754, 13, 925, 2), // api/discovery/v1.EndpointHints
+    m(8767, 20, 927, 4), // api/authentication/v1.BoundObjectReference
+    m(8787, 8, 931, 4), // api/authentication/v1.UserInfo
+    m(5442, 18, 935, 9), // api/authorization/v1.ResourceAttributes
+    m(8812, 21, 944, 2), // api/authorization/v1.NonResourceAttributes
+    m(5598, 12, 946, 4), // api/authorization/v1.ResourceRule
+    m(8833, 15, 950, 2), // api/authorization/v1.NonResourceRule
+    m(8864, 25, 952, 5), // api/core/v1.ConfigMapNodeConfigSource
+    m(5980, 14, 957, 1), // api/core/v1.DaemonEndpoint
+    m(8889, 14, 958, 1), // api/core/v1.NodeSwapStatus
+    m(8940, 26, 959, 2), // api/core/v1.NodeRuntimeHandlerFeatures
+    m(8966, 24, 961, 3), // apimachinery/pkg/apis/meta/v1.LabelSelectorRequirement
+    m(9019, 29, 964, 4), // api/core/v1.GcePersistentDiskVolumeSource
+    m(9056, 32, 968, 4), // api/core/v1.AwsElasticBlockStoreVolumeSource
+    m(9088, 20, 972, 2), // api/core/v1.HostPathVolumeSource
+    m(9126, 31, 974, 4), // api/core/v1.GlusterfsPersistentVolumeSource
+    m(9157, 15, 978, 3), // api/core/v1.NfsVolumeSource
+    m(9200, 25, 981, 8), // api/core/v1.RbdPersistentVolumeSource
+    m(9309, 27, 989, 11), // api/core/v1.IscsiPersistentVolumeSource
+    m(9336, 28, 1000, 4), // api/core/v1.CinderPersistentVolumeSource
+    m(9374, 28, 1004, 6), // api/core/v1.CephFsPersistentVolumeSource
+    m(9417, 14, 1010, 5), // api/core/v1.FcVolumeSource
+    m(9453, 19, 1015, 2), // api/core/v1.FlockerVolumeSource
+    m(9478, 26, 1017, 5), // api/core/v1.FlexPersistentVolumeSource
+    m(9528, 31, 1022, 4), // api/core/v1.AzureFilePersistentVolumeSource
+    m(9601, 30, 1026, 4), // api/core/v1.VsphereVirtualDiskVolumeSource
+    m(9645, 19, 1030, 6), // api/core/v1.QuobyteVolumeSource
+    m(9690, 21, 1036, 6), // api/core/v1.AzureDiskVolumeSource
+    m(9715, 32, 1042, 2), // api/core/v1.PhotonPersistentDiskVolumeSource
+    m(9747, 20, 1044, 3), // api/core/v1.PortworxVolumeSource
+    m(9822, 29, 1047, 10), // api/core/v1.ScaleIoPersistentVolumeSource
+    m(9851, 17, 1057, 2), // api/core/v1.LocalVolumeSource
+    m(9883, 31, 1059, 5), // api/core/v1.StorageOsPersistentVolumeSource
+    m(10034, 25, 1064, 10), // api/core/v1.CSIPersistentVolumeSource
+    m(10076, 12, 1074, 1), // api/core/v1.NodeSelector
+    m(6686, 12, 1075, 30), // api/core/v1.VolumeSource
+    m(10144, 13, 1105, 5), // api/core/v1.ContainerPort
+    m(10175, 13, 1110, 3), // api/core/v1.EnvFromSource
+    m(10197, 6, 1113, 3), // api/core/v1.EnvVar
+    m(10203, 21, 1116, 2), // api/core/v1.ContainerResizePolicy
+    m(10233, 20, 1118, 2), // api/core/v1.ContainerRestartRule
+    m(10296, 11, 1120, 7), // api/core/v1.VolumeMount
+    m(10307, 12, 1127, 2), // api/core/v1.VolumeDevice
+    m(6399, 5, 1129, 7), // api/core/v1.Probe
+    m(10413, 9, 1136, 3), // api/core/v1.Lifecycle
+    m(7113, 15, 1139, 12), // api/core/v1.SecurityContext
+    m(10499, 24, 1151, 25), // api/core/v1.EphemeralContainerCommon
+    m(10528, 14, 1176, 4), // api/core/v1.SeLinuxOptions
+    m(10588, 29, 1180, 4), // api/core/v1.WindowsSecurityContextOptions
+    m(10617, 6, 1184, 2), // api/core/v1.Sysctl
+    m(10639, 14, 1186, 2), // api/core/v1.SeccompProfile
+    m(10653, 15, 1188, 2), // api/core/v1.AppArmorProfile
+    m(6712, 12, 1190, 2), // api/core/v1.NodeAffinity
+    m(10761, 11, 1192, 2), // api/core/v1.PodAffinity
+    m(10772, 15, 1194, 2), // api/core/v1.PodAntiAffinity
+    m(10787, 18, 1196, 2), // api/core/v1.PodDnsConfigOption
+    m(2764, 13, 1198, 2), // api/core/v1.ResourceClaim
+    m(10829, 14, 1200, 3), // api/core/v1.ContainerState
+    m(10843, 17, 1203, 4), // api/core/v1.VolumeMountStatus
+    m(10865, 13, 1207, 1), // api/core/v1.ContainerUser
+    m(1924, 14, 1208, 2), // api/core/v1.ResourceStatus
+    m(10902, 32, 1210, 3), // api/core/v1.ContainerExtendedResourceRequest
+    m(10943, 33, 1213, 3), // api/core/v1.ScopedResourceSelectorRequirement
+    m(10976, 14, 1216, 1), // api/core/v1.ClientIpConfig
+    m(10996, 19, 1217, 4), // api/core/v1.LoadBalancerIngress
+    m(11023, 22, 1221, 2), // api/apps/v1.RollingUpdateDaemonSet
+    m(11045, 23, 1223, 2), // api/apps/v1.RollingUpdateDeployment
+    m(11068, 32, 1225, 2), // api/apps/v1.RollingUpdateStatefulSetStrategy
+    m(11115, 18, 1227, 3), // api/autoscaling/v2.ObjectMetricSource
+    m(11133, 16, 1230, 2), // api/autoscaling/v2.PodsMetricSource
+    m(11149, 20, 1232, 2), // api/autoscaling/v2.ResourceMetricSource
+    m(11169, 29, 1234, 3), // api/autoscaling/v2.ContainerResourceMetricSource
+    m(11198, 20, 1237, 2), // api/autoscaling/v2.ExternalMetricSource
+    m(11273, 15, 1239, 4), // api/autoscaling/v2.HpaScalingRules
+    m(11288, 18, 1243, 3), // api/autoscaling/v2.ObjectMetricStatus
+    m(11306, 16, 1246, 2), // api/autoscaling/v2.PodsMetricStatus
+    m(11322, 20, 1248, 2), // api/autoscaling/v2.ResourceMetricStatus
+    m(11342, 29, 1250, 3), // api/autoscaling/v2.ContainerResourceMetricStatus
+    m(11371, 20, 1253, 2), // api/autoscaling/v2.ExternalMetricStatus
+    m(11417, 20, 1255, 3), // api/batch/v1.PodFailurePolicyRule
+    m(11467, 17, 1258, 2), // api/batch/v1.SuccessPolicyRule
+    m(11484, 21, 1260, 2), // api/networking/v1.IngressServiceBackend
+    m(11509, 16, 1262, 1), // api/networking/v1.IngressRuleValue
+    m(11525, 26, 1263, 3), // api/networking/v1.IngressLoadBalancerIngress
+    m(11566, 24, 1266, 1), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceValidation
+    m(11590, 26, 1267, 2), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresources
+    m(11630, 30, 1269, 6), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceColumnDefinition
+    m(11660, 15, 1275, 1), // apiextensions_apiserver/pkg/apis/apiextensions/v1.SelectableField
+    m(11711, 17, 1276, 2), // apiextensions_apiserver/pkg/apis/apiextensions/v1.WebhookConversion
+    m(11728, 7, 1278, 1), // api/discovery/v1.ForZone
+    m(11735, 7, 1279, 1), // api/discovery/v1.ForNode
+    m(11765, 23, 1280, 2), // api/authorization/v1.FieldSelectorAttributes
+    m(11788, 23, 1282, 2), // api/authorization/v1.LabelSelectorAttributes
+    m(11811, 15, 1284, 2), // api/core/v1.SecretReference
+    m(11837, 16, 1286, 2), // api/core/v1.NodeSelectorTerm
+    m(11868, 20, 1288, 2), // api/core/v1.EmptyDirVolumeSource
+    m(11907, 19, 1290, 3), // api/core/v1.GitRepoVolumeSource
+    m(11950, 18, 1293, 4), // api/core/v1.SecretVolumeSource
+    m(11968, 17, 1297, 11), // api/core/v1.IscsiVolumeSource
+    m(11985, 21, 1308, 3), // api/core/v1.GlusterfsVolumeSource
+    m(12015, 33, 1311, 2), // api/core/v1.PersistentVolumeClaimVolumeSource
+    m(12048, 15, 1313, 8), // api/core/v1.RbdVolumeSource
+    m(12063, 16, 1321, 5), // api/core/v1.FlexVolumeSource
+    m(12079, 18, 1326, 4), // api/core/v1.CinderVolumeSource
+    m(12097, 18, 1330, 6), // api/core/v1.CephFsVolumeSource
+    m(12115, 23, 1336, 2), // api/core/v1.DownwardAPIVolumeSource
+    m(12138, 21, 1338, 3), // api/core/v1.AzureFileVolumeSource
+    m(12159, 21, 1341, 4), // api/core/v1.ConfigMapVolumeSource
+    m(12180, 21, 1345, 2), // api/core/v1.ProjectedVolumeSource
+    m(12201, 19, 1347, 10), // api/core/v1.ScaleIoVolumeSource
+    m(12220, 21, 1357, 5), // api/core/v1.StorageOsVolumeSource
+    m(12241, 15, 1362, 5), // api/core/v1.CSIVolumeSource
+    m(12256, 21, 1367, 1), // api/core/v1.EphemeralVolumeSource
+    m(12296, 17, 1368, 2), // api/core/v1.ImageVolumeSource
+    m(12313, 18, 1370, 2), // api/core/v1.ConfigMapEnvSource
+    m(12331, 15, 1372, 2), // api/core/v1.SecretEnvSource
+    m(12407, 12, 1374, 5), // api/core/v1.EnvVarSource
+    m(12419, 31, 1379, 2), // api/core/v1.ContainerRestartRuleOnExitCodes
+    m(12474, 12, 1381, 4), // api/core/v1.ProbeHandler
+    m(12491, 16, 1385, 4), // api/core/v1.LifecycleHandler
+    m(12511, 12, 1389, 2), // api/core/v1.Capabilities
+    m(12539, 23, 1391, 2), // api/core/v1.PreferredSchedulingTerm
+    m(12596, 15, 1393, 6), // api/core/v1.PodAffinityTerm
+    m(12626, 23, 1399, 2), // api/core/v1.WeightedPodAffinityTerm
+    m(12649, 21, 1401, 2), // api/core/v1.ContainerStateWaiting
+    m(12679, 21, 1403, 1), // api/core/v1.ContainerStateRunning
+    m(12716, 24, 1404, 7), // api/core/v1.ContainerStateTerminated
+    m(12743, 18, 1411, 3), // api/core/v1.LinuxContainerUser
+    m(12771, 14, 1414, 2), // api/core/v1.ResourceHealth
+    m(12785, 10, 1416, 3), // api/core/v1.PortStatus
+    m(12825, 12, 1419, 4), // api/autoscaling/v2.MetricTarget
+    m(12837, 16, 1423, 2), // api/autoscaling/v2.MetricIdentifier
+    m(12853, 16, 1425, 3), // api/autoscaling/v2.HpaScalingPolicy
+    m(12869, 17, 1428, 3), // api/autoscaling/v2.MetricValueStatus
+    m(12886, 38, 1431, 3), // api/batch/v1.PodFailurePolicyOnExitCodesRequirement
+    m(12924, 38, 1434, 2), // api/batch/v1.PodFailurePolicyOnPodConditionsPattern
+    m(12962, 18, 1436, 2), // api/networking/v1.ServiceBackendPort
+    m(12985, 20, 1438, 1), // api/networking/v1.HttpIngressRuleValue
+    m(13005, 17, 1439, 3), // api/networking/v1.IngressPortStatus
+    m(13484, 15, 1442, 44), // apiextensions_apiserver/pkg/apis/apiextensions/v1.JsonSchemaProps
+    m(13499, 31, 1486, 0), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresourceStatus
+    m(13581, 30, 1486, 3), // apiextensions_apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresourceScale
+    m(13622, 19, 1489, 3), // apiextensions_apiserver/pkg/apis/apiextensions/v1.WebhookClientConfig
+    m(13641, 24, 1492, 3), // apimachinery/pkg/apis/meta/v1.FieldSelectorRequirement
+    m(13665, 23, 1495, 3), // api/core/v1.NodeSelectorRequirement
+    m(13692, 9, 1498, 3), // api/core/v1.KeyToPath
+    m(13701, 21, 1501, 4), // api/core/v1.DownwardAPIVolumeFile
+    m(13773, 16, 1505, 6), // api/core/v1.VolumeProjection
+    m(13789, 29, 1511, 2), // api/core/v1.PersistentVolumeClaimTemplate
+    m(13818, 19, 1513, 2), // api/core/v1.ObjectFieldSelector
+    m(13844, 21, 1515, 3), // api/core/v1.ResourceFieldSelector
+    m(13865, 20, 1518, 3), // api/core/v1.ConfigMapKeySelector
+    m(13885, 17, 1521, 3), // api/core/v1.SecretKeySelector
+    m(13902, 15, 1524, 4), // api/core/v1.FileKeySelector
+    m(13917, 10, 1528, 1), // api/core/v1.ExecAction
+    m(13944, 13, 1529, 5), // api/core/v1.HttpGetAction
+    m(13957, 15, 1534, 2), // api/core/v1.TcpSocketAction
+    m(13972, 10, 1536, 2), // api/core/v1.GrpcAction
+    m(13989, 11, 1538, 1), // api/core/v1.SleepAction
+    m(14015, 15, 1539, 3), // api/networking/v1.HttpIngressPath
+    m(14030, 21, 1542, 2), // apiextensions_apiserver/pkg/apis/apiextensions/v1.ExternalDocumentation
+    m(14083, 14, 1544, 6), // apiextensions_apiserver/pkg/apis/apiextensions/v1.ValidationRule
+    m(14097, 16, 1550, 4), // apiextensions_apiserver/pkg/apis/apiextensions/v1.ServiceReference
+    m(14113, 16, 1554, 3), // api/core/v1.SecretProjection
+    m(14129, 21, 1557, 1), // api/core/v1.DownwardAPIProjection
+    m(14150, 19, 1558, 3), // api/core/v1.ConfigMapProjection
+    m(14169, 29, 1561, 3), // api/core/v1.ServiceAccountTokenProjection
+    m(14198, 28, 1564, 5), // api/core/v1.ClusterTrustBundleProjection
+    m(14315, 24, 1569, 7), // api/core/v1.PodCertificateProjection
+    m(14339, 10, 1576, 2), // api/core/v1.HttpHeader
 ];
 
 /// Fields of all messages, each message's sorted by number.
-pub static FIELDS: [Field; 1563] = [
-    f(1, 0, 8, Kind::Message, 47, 0),
+pub static FIELDS: [Field; 1578] = [
+    f(1, 0, 8, Kind::Message, 48, 0),
     f(2, 4, 4, Kind::String, 0, MAP|OMIT_EMPTY),
     f(3, 8, 10, Kind::Bytes, 0, MAP|OMIT_EMPTY),
     f(4, 18, 9, Kind::Bool, 0, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 36, 7, Kind::Message, 48, REPEATED|OMIT_EMPTY),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 52, 14, Kind::Message, 49, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 36, 7, Kind::Message, 49, REPEATED|OMIT_EMPTY),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 52, 14, Kind::Message, 50, 0),
     f(3, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(4, 72, 7, Kind::String, 0, OMIT_EMPTY),
-    f(5, 79, 6, Kind::Message, 50, 0),
+    f(5, 79, 6, Kind::Message, 51, 0),
     f(6, 85, 14, Kind::Time, 0, 0),
     f(7, 99, 13, Kind::Time, 0, 0),
     f(8, 112, 5, Kind::Int32, 0, OMIT_EMPTY),
     f(9, 117, 4, Kind::String, 0, OMIT_EMPTY),
     f(10, 121, 9, Kind::MicroTime, 0, 0),
-    f(11, 130, 6, Kind::Message, 51, 0),
+    f(11, 130, 6, Kind::Message, 52, 0),
     f(12, 136, 6, Kind::String, 0, OMIT_EMPTY),
-    f(13, 142, 7, Kind::Message, 49, 0),
+    f(13, 142, 7, Kind::Message, 50, 0),
     f(14, 149, 18, Kind::String, 0, ALWAYS),
     f(15, 167, 17, Kind::String, 0, ALWAYS),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 52, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
     f(2, 189, 4, Kind::Message, 53, 0),
-    f(3, 203, 6, Kind::Message, 54, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 55, 0),
-    f(3, 203, 6, Kind::Message, 56, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 57, 0),
-    f(3, 203, 6, Kind::Message, 58, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 59, 0),
-    f(3, 203, 6, Kind::Message, 60, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 61, 0),
-    f(3, 203, 6, Kind::Message, 62, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 63, 0),
-    f(3, 203, 6, Kind::Message, 64, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 54, 0),
+    f(3, 203, 6, Kind::Message, 55, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 56, 0),
+    f(3, 203, 6, Kind::Message, 57, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 58, 0),
+    f(3, 203, 6, Kind::Message, 59, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 60, 0),
+    f(3, 203, 6, Kind::Message, 61, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 62, 0),
+    f(3, 203, 6, Kind::Message, 63, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 64, 0),
+    f(3, 203, 6, Kind::Message, 65, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
     f(2, 4, 4, Kind::Bytes, 0, MAP|OMIT_EMPTY),
     f(3, 117, 4, Kind::String, 0, OMIT_EMPTY),
     f(4, 259, 10, Kind::String, 0, MAP|OMIT_EMPTY),
     f(5, 18, 9, Kind::Bool, 0, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 275, 7, Kind::Message, 49, REPEATED|OMIT_EMPTY),
-    f(3, 282, 16, Kind::Message, 65, REPEATED|OMIT_EMPTY),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 275, 7, Kind::Message, 50, REPEATED|OMIT_EMPTY),
+    f(3, 282, 16, Kind::Message, 66, REPEATED|OMIT_EMPTY),
     f(4, 298, 28, Kind::Bool, 0, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 66, 0),
-    f(3, 203, 6, Kind::Message, 67, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 326, 10, Kind::Message, 68, REPEATED|OMIT_EMPTY),
-    f(1, 0, 8, Kind::Message, 47, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 67, 0),
+    f(3, 203, 6, Kind::Message, 68, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 326, 10, Kind::Message, 69, REPEATED|OMIT_EMPTY),
+    f(1, 0, 8, Kind::Message, 48, 0),
     f(2, 4, 4, Kind::RawJson, 0, 0),
     f(3, 351, 8, Kind::Int64, 0, ALWAYS),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 69, 0),
-    f(3, 203, 6, Kind::Message, 70, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 71, 0),
-    f(3, 203, 6, Kind::Message, 72, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 73, 0),
-    f(3, 203, 6, Kind::Message, 74, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 75, 0),
-    f(3, 203, 6, Kind::Message, 76, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 70, 0),
+    f(3, 203, 6, Kind::Message, 71, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 72, 0),
+    f(3, 203, 6, Kind::Message, 73, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 74, 0),
+    f(3, 203, 6, Kind::Message, 75, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 76, 0),
+    f(3, 203, 6, Kind::Message, 77, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
     f(2, 121, 9, Kind::MicroTime, 0, 0),
-    f(3, 130, 6, Kind::Message, 77, 0),
+    f(3, 130, 6, Kind::Message, 78, 0),
     f(4, 417, 19, Kind::String, 0, OMIT_EMPTY),
     f(5, 167, 17, Kind::String, 0, OMIT_EMPTY),
     f(6, 136, 6, Kind::String, 0, OMIT_EMPTY),
     f(7, 66, 6, Kind::String, 0, OMIT_EMPTY),
-    f(8, 436, 9, Kind::Message, 49, 0),
-    f(9, 142, 7, Kind::Message, 49, 0),
+    f(8, 436, 9, Kind::Message, 50, 0),
+    f(9, 142, 7, Kind::Message, 50, 0),
     f(10, 445, 4, Kind::String, 0, OMIT_EMPTY),
     f(11, 117, 4, Kind::String, 0, OMIT_EMPTY),
-    f(12, 449, 16, Kind::Message, 50, 0),
+    f(12, 449, 16, Kind::Message, 51, 0),
     f(13, 465, 24, Kind::Time, 0, 0),
     f(14, 489, 23, Kind::Time, 0, 0),
     f(15, 512, 15, Kind::Int32, 0, OMIT_EMPTY),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 78, 0),
-    f(3, 203, 6, Kind::Message, 79, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 80, 0),
-    f(3, 203, 6, Kind::Message, 81, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 82, 0),
-    f(3, 203, 6, Kind::Message, 83, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 84, 0),
-    f(3, 203, 6, Kind::Message, 85, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 86, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 79, 0),
+    f(3, 203, 6, Kind::Message, 80, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 81, 0),
+    f(3, 203, 6, Kind::Message, 82, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 83, 0),
+    f(3, 203, 6, Kind::Message, 84, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 85, 0),
+    f(3, 203, 6, Kind::Message, 86, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
     f(2, 189, 4, Kind::Message, 87, 0),
     f(3, 203, 6, Kind::Message, 88, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
     f(2, 189, 4, Kind::Message, 89, 0),
-    f(3, 203, 6, Kind::Message, 90, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 613, 8, Kind::Message, 91, REPEATED|OMIT_EMPTY),
-    f(3, 621, 7, Kind::Message, 92, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 646, 5, Kind::Message, 93, REPEATED|ALWAYS),
-    f(3, 651, 15, Kind::Message, 94, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 613, 8, Kind::Message, 91, REPEATED|OMIT_EMPTY),
-    f(3, 621, 7, Kind::Message, 92, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 646, 5, Kind::Message, 93, REPEATED|ALWAYS),
-    f(1, 0, 8, Kind::Message, 47, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 90, 0),
+    f(3, 203, 6, Kind::Message, 91, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 92, 0),
+    f(3, 203, 6, Kind::Message, 93, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 613, 8, Kind::Message, 94, REPEATED|OMIT_EMPTY),
+    f(3, 621, 7, Kind::Message, 95, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 646, 5, Kind::Message, 96, REPEATED|ALWAYS),
+    f(3, 651, 15, Kind::Message, 97, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 613, 8, Kind::Message, 94, REPEATED|OMIT_EMPTY),
+    f(3, 621, 7, Kind::Message, 95, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 646, 5, Kind::Message, 96, REPEATED|ALWAYS),
+    f(1, 0, 8, Kind::Message, 48, 0),
     f(2, 666, 11, Kind::String, 0, ALWAYS),
     f(3, 677, 10, Kind::String, 0, MAP|OMIT_EMPTY),
     f(4, 687, 13, Kind::String, 0, 0),
     f(5, 700, 12, Kind::String, 0, REPEATED|OMIT_EMPTY),
     f(6, 712, 20, Kind::Bool, 0, 0),
     f(7, 732, 17, Kind::String, 0, 0),
-    f(8, 749, 17, Kind::Message, 95, REPEATED|OMIT_EMPTY),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 96, 0),
-    f(3, 203, 6, Kind::Message, 97, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
+    f(8, 749, 17, Kind::Message, 98, REPEATED|OMIT_EMPTY),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 99, 0),
+    f(3, 203, 6, Kind::Message, 100, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
     f(2, 802, 5, Kind::Int32, 0, ALWAYS),
     f(3, 807, 13, Kind::Bool, 0, OMIT_EMPTY),
     f(4, 820, 11, Kind::String, 0, OMIT_EMPTY),
     f(5, 831, 16, Kind::String, 0, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 98, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 865, 9, Kind::Message, 99, REPEATED|ALWAYS),
-    f(3, 874, 5, Kind::Message, 100, REPEATED|ALWAYS),
-    f(4, 879, 11, Kind::String, 0, ALWAYS),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 903, 6, Kind::Message, 49, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 909, 13, Kind::Message, 46, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
     f(2, 189, 4, Kind::Message, 101, 0),
-    f(3, 203, 6, Kind::Message, 102, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 103, 0),
-    f(3, 203, 6, Kind::Message, 104, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 203, 6, Kind::Message, 105, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 865, 9, Kind::Message, 102, REPEATED|ALWAYS),
+    f(3, 874, 5, Kind::Message, 103, REPEATED|ALWAYS),
+    f(4, 879, 11, Kind::String, 0, ALWAYS),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 903, 6, Kind::Message, 50, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 909, 13, Kind::Message, 47, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 104, 0),
+    f(3, 203, 6, Kind::Message, 105, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
     f(2, 189, 4, Kind::Message, 106, 0),
     f(3, 203, 6, Kind::Message, 107, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 108, 0),
-    f(3, 203, 6, Kind::Message, 107, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 106, 0),
-    f(3, 203, 6, Kind::Message, 107, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 203, 6, Kind::Message, 108, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
     f(2, 189, 4, Kind::Message, 109, 0),
     f(3, 203, 6, Kind::Message, 110, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
     f(2, 189, 4, Kind::Message, 111, 0),
-    f(3, 203, 6, Kind::Message, 112, 0),
+    f(3, 203, 6, Kind::Message, 110, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 109, 0),
+    f(3, 203, 6, Kind::Message, 110, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 112, 0),
+    f(3, 203, 6, Kind::Message, 113, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 114, 0),
+    f(3, 203, 6, Kind::Message, 115, 0),
     f(1, 1063, 18, Kind::Int64, 0, 0),
-    f(2, 1081, 13, Kind::Message, 113, 0),
+    f(2, 1081, 13, Kind::Message, 116, 0),
     f(3, 1094, 16, Kind::Bool, 0, 0),
     f(4, 1110, 17, Kind::String, 0, 0),
     f(5, 1127, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
@@ -562,12 +569,12 @@ pub static FIELDS: [Field; 1563] = [
     f(10, 1289, 26, Kind::Int64, 0, 0),
     f(11, 1315, 6, Kind::String, 0, MAP|OMIT_EMPTY),
     f(12, 1321, 11, Kind::String, 0, MAP|OMIT_EMPTY),
-    f(13, 1332, 15, Kind::Message, 114, REPEATED|OMIT_EMPTY),
+    f(13, 1332, 15, Kind::Message, 117, REPEATED|OMIT_EMPTY),
     f(14, 1347, 10, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(17, 1357, 13, Kind::Message, 115, REPEATED|OMIT_EMPTY),
-    f(1, 1380, 9, Kind::Message, 116, REPEATED|OMIT_EMPTY),
-    f(2, 1389, 17, Kind::Message, 116, REPEATED|OMIT_EMPTY),
-    f(3, 874, 5, Kind::Message, 117, REPEATED|OMIT_EMPTY),
+    f(17, 1357, 13, Kind::Message, 118, REPEATED|OMIT_EMPTY),
+    f(1, 1380, 9, Kind::Message, 119, REPEATED|OMIT_EMPTY),
+    f(2, 1389, 17, Kind::Message, 119, REPEATED|OMIT_EMPTY),
+    f(3, 874, 5, Kind::Message, 120, REPEATED|OMIT_EMPTY),
     f(1, 1420, 4, Kind::String, 0, OMIT_EMPTY),
     f(2, 1210, 9, Kind::String, 0, OMIT_EMPTY),
     f(3, 1194, 4, Kind::String, 0, OMIT_EMPTY),
@@ -579,64 +586,64 @@ pub static FIELDS: [Field; 1563] = [
     f(2, 1467, 4, Kind::String, 0, OMIT_EMPTY),
     f(1, 112, 5, Kind::Int32, 0, OMIT_EMPTY),
     f(2, 1482, 16, Kind::MicroTime, 0, 0),
-    f(1, 1509, 6, Kind::Message, 118, REPEATED|ALWAYS),
+    f(1, 1509, 6, Kind::Message, 121, REPEATED|ALWAYS),
     f(1, 1347, 10, Kind::String, 0, REPEATED|OMIT_EMPTY),
     f(1, 1542, 5, Kind::String, 0, OMIT_EMPTY),
-    f(2, 326, 10, Kind::Message, 119, REPEATED|OMIT_EMPTY),
+    f(2, 326, 10, Kind::Message, 122, REPEATED|OMIT_EMPTY),
     f(1, 1562, 7, Kind::String, 0, OMIT_EMPTY),
     f(2, 1569, 10, Kind::String, 0, OMIT_EMPTY),
     f(3, 1579, 10, Kind::String, 0, OMIT_EMPTY),
     f(4, 1589, 13, Kind::Bool, 0, OMIT_EMPTY),
-    f(5, 1602, 6, Kind::Message, 120, REPEATED|OMIT_EMPTY),
-    f(6, 1608, 12, Kind::Message, 121, 0),
+    f(5, 1602, 6, Kind::Message, 123, REPEATED|OMIT_EMPTY),
+    f(6, 1608, 12, Kind::Message, 124, 0),
     f(7, 1620, 8, Kind::String, 0, REPEATED|OMIT_EMPTY),
     f(1, 1636, 8, Kind::Quantity, 0, MAP|OMIT_EMPTY),
     f(2, 1644, 11, Kind::Quantity, 0, MAP|OMIT_EMPTY),
     f(3, 1542, 5, Kind::String, 0, OMIT_EMPTY),
-    f(4, 326, 10, Kind::Message, 122, REPEATED|OMIT_EMPTY),
-    f(5, 1380, 9, Kind::Message, 123, REPEATED|OMIT_EMPTY),
-    f(6, 1655, 15, Kind::Message, 124, 0),
-    f(7, 1670, 8, Kind::Message, 125, 0),
-    f(8, 1678, 6, Kind::Message, 126, REPEATED|OMIT_EMPTY),
+    f(4, 326, 10, Kind::Message, 125, REPEATED|OMIT_EMPTY),
+    f(5, 1380, 9, Kind::Message, 126, REPEATED|OMIT_EMPTY),
+    f(6, 1655, 15, Kind::Message, 127, 0),
+    f(7, 1670, 8, Kind::Message, 128, 0),
+    f(8, 1678, 6, Kind::Message, 129, REPEATED|OMIT_EMPTY),
     f(9, 1684, 12, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(10, 1696, 15, Kind::Message, 127, REPEATED|OMIT_EMPTY),
-    f(11, 1608, 6, Kind::Message, 128, 0),
-    f(12, 1711, 15, Kind::Message, 129, REPEATED|OMIT_EMPTY),
-    f(13, 1726, 8, Kind::Message, 130, 0),
+    f(10, 1696, 15, Kind::Message, 130, REPEATED|OMIT_EMPTY),
+    f(11, 1608, 6, Kind::Message, 131, 0),
+    f(12, 1711, 15, Kind::Message, 132, REPEATED|OMIT_EMPTY),
+    f(13, 1726, 8, Kind::Message, 133, 0),
     f(14, 1734, 16, Kind::String, 0, REPEATED|OMIT_EMPTY),
     f(1, 1760, 11, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(2, 1771, 9, Kind::Message, 132, 0),
+    f(2, 1771, 9, Kind::Message, 135, 0),
     f(3, 1780, 10, Kind::String, 0, OMIT_EMPTY),
-    f(4, 1790, 8, Kind::Message, 131, 0),
+    f(4, 1790, 8, Kind::Message, 134, 0),
     f(5, 1798, 16, Kind::String, 0, 0),
     f(6, 1814, 10, Kind::String, 0, 0),
-    f(7, 1824, 10, Kind::Message, 133, 0),
-    f(8, 1834, 13, Kind::Message, 134, 0),
+    f(7, 1824, 10, Kind::Message, 136, 0),
+    f(8, 1834, 13, Kind::Message, 137, 0),
     f(9, 1847, 25, Kind::String, 0, 0),
     f(1, 1542, 5, Kind::String, 0, OMIT_EMPTY),
     f(2, 1760, 11, Kind::String, 0, REPEATED|OMIT_EMPTY),
     f(3, 1636, 8, Kind::Quantity, 0, MAP|OMIT_EMPTY),
-    f(4, 326, 10, Kind::Message, 135, REPEATED|OMIT_EMPTY),
+    f(4, 326, 10, Kind::Message, 138, REPEATED|OMIT_EMPTY),
     f(5, 1897, 18, Kind::Quantity, 0, MAP|OMIT_EMPTY),
     f(7, 1915, 25, Kind::String, 0, MAP|OMIT_EMPTY),
     f(8, 1940, 32, Kind::String, 0, 0),
-    f(9, 1972, 18, Kind::Message, 136, 0),
+    f(9, 1972, 18, Kind::Message, 139, 0),
     f(1, 1636, 8, Kind::Quantity, 0, MAP|OMIT_EMPTY),
-    f(2, 0, 0, Kind::Message, 137, INLINE),
+    f(2, 0, 0, Kind::Message, 140, INLINE),
     f(3, 1760, 11, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(4, 2017, 8, Kind::Message, 49, 0),
+    f(4, 2017, 8, Kind::Message, 50, 0),
     f(5, 2025, 29, Kind::String, 0, OMIT_EMPTY),
     f(6, 1798, 16, Kind::String, 0, OMIT_EMPTY),
     f(7, 700, 12, Kind::String, 0, REPEATED|OMIT_EMPTY),
     f(8, 1814, 10, Kind::String, 0, 0),
-    f(9, 2054, 12, Kind::Message, 138, 0),
+    f(9, 2054, 12, Kind::Message, 141, 0),
     f(10, 1847, 25, Kind::String, 0, 0),
     f(1, 1542, 5, Kind::String, 0, OMIT_EMPTY),
     f(2, 72, 7, Kind::String, 0, OMIT_EMPTY),
     f(3, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(4, 2086, 23, Kind::Time, 0, 0),
-    f(1, 1684, 7, Kind::Message, 139, REPEATED|OMIT_EMPTY),
-    f(2, 2131, 10, Kind::Message, 140, REPEATED|ALWAYS),
+    f(1, 1684, 7, Kind::Message, 142, REPEATED|OMIT_EMPTY),
+    f(2, 2131, 10, Kind::Message, 143, REPEATED|ALWAYS),
     f(3, 2141, 13, Kind::String, 0, OMIT_EMPTY),
     f(4, 2154, 29, Kind::Int64, 0, 0),
     f(5, 2183, 21, Kind::Int64, 0, 0),
@@ -648,62 +655,62 @@ pub static FIELDS: [Field; 1563] = [
     f(11, 2251, 11, Kind::Bool, 0, OMIT_EMPTY),
     f(12, 2262, 7, Kind::Bool, 0, OMIT_EMPTY),
     f(13, 2269, 7, Kind::Bool, 0, OMIT_EMPTY),
-    f(14, 2276, 15, Kind::Message, 142, 0),
-    f(15, 282, 16, Kind::Message, 65, REPEATED|OMIT_EMPTY),
+    f(14, 2276, 15, Kind::Message, 145, 0),
+    f(15, 282, 16, Kind::Message, 66, REPEATED|OMIT_EMPTY),
     f(16, 2291, 8, Kind::String, 0, OMIT_EMPTY),
     f(17, 2299, 9, Kind::String, 0, OMIT_EMPTY),
-    f(18, 2308, 8, Kind::Message, 143, 0),
+    f(18, 2308, 8, Kind::Message, 146, 0),
     f(19, 2316, 13, Kind::String, 0, OMIT_EMPTY),
-    f(20, 2329, 14, Kind::Message, 140, REPEATED|OMIT_EMPTY),
+    f(20, 2329, 14, Kind::Message, 143, REPEATED|OMIT_EMPTY),
     f(21, 298, 28, Kind::Bool, 0, 0),
-    f(22, 2343, 11, Kind::Message, 144, REPEATED|OMIT_EMPTY),
-    f(23, 2354, 11, Kind::Message, 145, REPEATED|OMIT_EMPTY),
+    f(22, 2343, 11, Kind::Message, 147, REPEATED|OMIT_EMPTY),
+    f(23, 2354, 11, Kind::Message, 148, REPEATED|OMIT_EMPTY),
     f(24, 2365, 17, Kind::String, 0, OMIT_EMPTY),
     f(25, 2365, 8, Kind::Int32, 0, 0),
-    f(26, 2382, 9, Kind::Message, 146, 0),
+    f(26, 2382, 9, Kind::Message, 149, 0),
     f(27, 2391, 21, Kind::Bool, 0, 0),
-    f(28, 2412, 14, Kind::Message, 147, REPEATED|OMIT_EMPTY),
+    f(28, 2412, 14, Kind::Message, 150, REPEATED|OMIT_EMPTY),
     f(29, 2426, 16, Kind::String, 0, 0),
     f(30, 2442, 18, Kind::Bool, 0, 0),
     f(31, 831, 16, Kind::String, 0, 0),
     f(32, 2460, 8, Kind::Quantity, 0, MAP|OMIT_EMPTY),
-    f(33, 2468, 25, Kind::Message, 148, REPEATED|OMIT_EMPTY),
-    f(34, 2493, 19, Kind::Message, 141, REPEATED|OMIT_EMPTY),
+    f(33, 2468, 25, Kind::Message, 151, REPEATED|OMIT_EMPTY),
+    f(34, 2493, 19, Kind::Message, 144, REPEATED|OMIT_EMPTY),
     f(35, 2512, 17, Kind::Bool, 0, 0),
-    f(36, 543, 2, Kind::Message, 149, 0),
+    f(36, 543, 2, Kind::Message, 152, 0),
     f(37, 2529, 9, Kind::Bool, 0, 0),
-    f(38, 2538, 15, Kind::Message, 150, REPEATED|OMIT_EMPTY),
-    f(39, 2553, 14, Kind::Message, 151, REPEATED|OMIT_EMPTY),
-    f(40, 1771, 9, Kind::Message, 152, 0),
+    f(38, 2538, 15, Kind::Message, 153, REPEATED|OMIT_EMPTY),
+    f(39, 2553, 14, Kind::Message, 154, REPEATED|OMIT_EMPTY),
+    f(40, 1771, 9, Kind::Message, 155, 0),
     f(41, 2567, 16, Kind::String, 0, 0),
-    f(42, 2583, 11, Kind::Message, 153, 0),
+    f(42, 2583, 11, Kind::Message, 156, 0),
     f(1, 1542, 5, Kind::String, 0, OMIT_EMPTY),
-    f(2, 326, 10, Kind::Message, 154, REPEATED|OMIT_EMPTY),
+    f(2, 326, 10, Kind::Message, 157, REPEATED|OMIT_EMPTY),
     f(3, 72, 7, Kind::String, 0, OMIT_EMPTY),
     f(4, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(5, 2269, 6, Kind::String, 0, OMIT_EMPTY),
     f(6, 2601, 5, Kind::String, 0, OMIT_EMPTY),
     f(7, 2606, 9, Kind::Time, 0, 0),
-    f(8, 2615, 17, Kind::Message, 157, REPEATED|OMIT_EMPTY),
+    f(8, 2615, 17, Kind::Message, 160, REPEATED|OMIT_EMPTY),
     f(9, 2632, 8, Kind::String, 0, OMIT_EMPTY),
-    f(10, 2640, 21, Kind::Message, 157, REPEATED|OMIT_EMPTY),
+    f(10, 2640, 21, Kind::Message, 160, REPEATED|OMIT_EMPTY),
     f(11, 2661, 17, Kind::String, 0, OMIT_EMPTY),
-    f(12, 2601, 6, Kind::Message, 156, REPEATED|OMIT_EMPTY),
-    f(13, 2678, 26, Kind::Message, 157, REPEATED|OMIT_EMPTY),
+    f(12, 2601, 6, Kind::Message, 159, REPEATED|OMIT_EMPTY),
+    f(13, 2678, 26, Kind::Message, 160, REPEATED|OMIT_EMPTY),
     f(14, 2704, 6, Kind::String, 0, OMIT_EMPTY),
-    f(15, 2710, 21, Kind::Message, 158, REPEATED|OMIT_EMPTY),
-    f(16, 2731, 7, Kind::Message, 155, REPEATED|OMIT_EMPTY),
+    f(15, 2710, 21, Kind::Message, 161, REPEATED|OMIT_EMPTY),
+    f(16, 2731, 7, Kind::Message, 158, REPEATED|OMIT_EMPTY),
     f(17, 2738, 18, Kind::Int64, 0, OMIT_EMPTY),
-    f(18, 2756, 27, Kind::Message, 159, 0),
+    f(18, 2756, 27, Kind::Message, 162, 0),
     f(19, 1897, 18, Kind::Quantity, 0, MAP|OMIT_EMPTY),
-    f(20, 1771, 9, Kind::Message, 152, 0),
+    f(20, 1771, 9, Kind::Message, 155, 0),
     f(1, 2792, 4, Kind::Quantity, 0, MAP|OMIT_EMPTY),
     f(2, 2796, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(3, 2802, 13, Kind::Message, 160, 0),
+    f(3, 2802, 13, Kind::Message, 163, 0),
     f(1, 2792, 4, Kind::Quantity, 0, MAP|OMIT_EMPTY),
     f(2, 2832, 4, Kind::Quantity, 0, MAP|OMIT_EMPTY),
     f(1, 1194, 4, Kind::String, 0, OMIT_EMPTY),
-    f(1, 874, 5, Kind::Message, 161, REPEATED|OMIT_EMPTY),
+    f(1, 874, 5, Kind::Message, 164, REPEATED|OMIT_EMPTY),
     f(2, 1790, 8, Kind::String, 0, MAP|OMIT_EMPTY),
     f(3, 2875, 9, Kind::String, 0, OMIT_EMPTY),
     f(4, 117, 4, Kind::String, 0, OMIT_EMPTY),
@@ -715,7 +722,7 @@ pub static FIELDS: [Field; 1563] = [
     f(11, 2960, 21, Kind::String, 0, OMIT_EMPTY),
     f(12, 2981, 19, Kind::Int32, 0, OMIT_EMPTY),
     f(13, 3000, 24, Kind::Bool, 0, OMIT_EMPTY),
-    f(14, 3024, 21, Kind::Message, 162, 0),
+    f(14, 3024, 21, Kind::Message, 165, 0),
     f(17, 3045, 14, Kind::String, 0, 0),
     f(18, 3059, 10, Kind::String, 0, REPEATED|OMIT_EMPTY),
     f(19, 3069, 10, Kind::String, 0, REPEATED|OMIT_EMPTY),
@@ -723,15 +730,15 @@ pub static FIELDS: [Field; 1563] = [
     f(21, 3108, 17, Kind::String, 0, 0),
     f(22, 3125, 21, Kind::String, 0, 0),
     f(23, 3146, 19, Kind::String, 0, 0),
-    f(1, 2910, 12, Kind::Message, 163, 0),
-    f(2, 326, 10, Kind::Message, 164, REPEATED|OMIT_EMPTY),
+    f(1, 2910, 12, Kind::Message, 166, 0),
+    f(2, 326, 10, Kind::Message, 167, REPEATED|OMIT_EMPTY),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
     f(3, 72, 7, Kind::String, 0, OMIT_EMPTY),
     f(4, 3189, 5, Kind::String, 0, OMIT_EMPTY),
-    f(1, 1790, 8, Kind::Message, 131, NULLABLE),
-    f(2, 3212, 8, Kind::Message, 165, 0),
-    f(3, 3220, 14, Kind::Message, 166, 0),
+    f(1, 1790, 8, Kind::Message, 134, NULLABLE),
+    f(2, 3212, 8, Kind::Message, 168, 0),
+    f(3, 3220, 14, Kind::Message, 169, 0),
     f(4, 3234, 15, Kind::Int32, 0, OMIT_EMPTY),
     f(6, 3249, 20, Kind::Int32, 0, 0),
     f(1, 3282, 22, Kind::Int32, 0, ALWAYS),
@@ -743,11 +750,11 @@ pub static FIELDS: [Field; 1563] = [
     f(7, 3377, 15, Kind::Int32, 0, OMIT_EMPTY),
     f(8, 3392, 17, Kind::Int32, 0, OMIT_EMPTY),
     f(9, 3409, 14, Kind::Int32, 0, 0),
-    f(10, 326, 10, Kind::Message, 167, REPEATED|OMIT_EMPTY),
+    f(10, 326, 10, Kind::Message, 170, REPEATED|OMIT_EMPTY),
     f(1, 3438, 8, Kind::Int32, 0, 0),
-    f(2, 1790, 8, Kind::Message, 131, NULLABLE),
-    f(3, 3212, 8, Kind::Message, 165, 0),
-    f(4, 3446, 8, Kind::Message, 168, 0),
+    f(2, 1790, 8, Kind::Message, 134, NULLABLE),
+    f(3, 3212, 8, Kind::Message, 168, 0),
+    f(4, 3446, 8, Kind::Message, 171, 0),
     f(5, 3234, 15, Kind::Int32, 0, OMIT_EMPTY),
     f(6, 3249, 20, Kind::Int32, 0, 0),
     f(7, 3454, 6, Kind::Bool, 0, OMIT_EMPTY),
@@ -757,32 +764,32 @@ pub static FIELDS: [Field; 1563] = [
     f(3, 3497, 15, Kind::Int32, 0, OMIT_EMPTY),
     f(4, 3512, 17, Kind::Int32, 0, OMIT_EMPTY),
     f(5, 3529, 19, Kind::Int32, 0, OMIT_EMPTY),
-    f(6, 326, 10, Kind::Message, 169, REPEATED|OMIT_EMPTY),
+    f(6, 326, 10, Kind::Message, 172, REPEATED|OMIT_EMPTY),
     f(7, 3548, 13, Kind::Int32, 0, OMIT_EMPTY),
     f(8, 3409, 14, Kind::Int32, 0, 0),
     f(9, 3561, 19, Kind::Int32, 0, 0),
     f(1, 3438, 8, Kind::Int32, 0, 0),
-    f(2, 1790, 8, Kind::Message, 131, NULLABLE),
-    f(3, 3212, 8, Kind::Message, 165, 0),
+    f(2, 1790, 8, Kind::Message, 134, NULLABLE),
+    f(3, 3212, 8, Kind::Message, 168, 0),
     f(4, 3234, 15, Kind::Int32, 0, OMIT_EMPTY),
     f(1, 3438, 8, Kind::Int32, 0, ALWAYS),
     f(2, 3610, 20, Kind::Int32, 0, OMIT_EMPTY),
     f(3, 2738, 18, Kind::Int64, 0, OMIT_EMPTY),
     f(4, 3548, 13, Kind::Int32, 0, OMIT_EMPTY),
     f(5, 3512, 17, Kind::Int32, 0, OMIT_EMPTY),
-    f(6, 326, 10, Kind::Message, 170, REPEATED|OMIT_EMPTY),
+    f(6, 326, 10, Kind::Message, 173, REPEATED|OMIT_EMPTY),
     f(7, 3561, 19, Kind::Int32, 0, 0),
     f(1, 3438, 8, Kind::Int32, 0, 0),
-    f(2, 1790, 8, Kind::Message, 131, NULLABLE),
-    f(3, 3212, 8, Kind::Message, 165, 0),
+    f(2, 1790, 8, Kind::Message, 134, NULLABLE),
+    f(3, 3212, 8, Kind::Message, 168, 0),
     f(4, 3646, 20, Kind::Message, 6, REPEATED|OMIT_EMPTY),
     f(5, 3666, 11, Kind::String, 0, ALWAYS),
     f(6, 3677, 19, Kind::String, 0, OMIT_EMPTY),
-    f(7, 3220, 14, Kind::Message, 171, 0),
+    f(7, 3220, 14, Kind::Message, 174, 0),
     f(8, 3249, 20, Kind::Int32, 0, 0),
     f(9, 3234, 15, Kind::Int32, 0, OMIT_EMPTY),
-    f(10, 3696, 36, Kind::Message, 172, 0),
-    f(11, 3732, 8, Kind::Message, 173, 0),
+    f(10, 3696, 36, Kind::Message, 175, 0),
+    f(11, 3732, 8, Kind::Message, 176, 0),
     f(1, 2738, 18, Kind::Int64, 0, OMIT_EMPTY),
     f(2, 3438, 8, Kind::Int32, 0, ALWAYS),
     f(3, 3548, 13, Kind::Int32, 0, OMIT_EMPTY),
@@ -791,159 +798,168 @@ pub static FIELDS: [Field; 1563] = [
     f(6, 3770, 15, Kind::String, 0, OMIT_EMPTY),
     f(7, 3785, 14, Kind::String, 0, OMIT_EMPTY),
     f(9, 3409, 14, Kind::Int32, 0, 0),
-    f(10, 326, 10, Kind::Message, 174, REPEATED|OMIT_EMPTY),
+    f(10, 326, 10, Kind::Message, 177, REPEATED|OMIT_EMPTY),
     f(11, 3512, 17, Kind::Int32, 0, ALWAYS),
     f(1, 112, 5, Kind::Int32, 0, ALWAYS),
     f(2, 1482, 16, Kind::MicroTime, 0, 0),
-    f(1, 3816, 14, Kind::Message, 175, 0),
+    f(1, 3816, 14, Kind::Message, 178, 0),
     f(2, 3830, 11, Kind::Int32, 0, 0),
     f(3, 3841, 11, Kind::Int32, 0, ALWAYS),
-    f(4, 3852, 7, Kind::Message, 176, REPEATED|OMIT_EMPTY),
-    f(5, 3859, 8, Kind::Message, 177, 0),
+    f(4, 3852, 7, Kind::Message, 179, REPEATED|OMIT_EMPTY),
+    f(5, 3859, 8, Kind::Message, 180, 0),
     f(1, 2738, 18, Kind::Int64, 0, 0),
     f(2, 3894, 13, Kind::Time, 0, 0),
     f(3, 3755, 15, Kind::Int32, 0, OMIT_EMPTY),
     f(4, 3907, 15, Kind::Int32, 0, ALWAYS),
-    f(5, 3922, 14, Kind::Message, 178, REPEATED|ALWAYS),
-    f(6, 326, 10, Kind::Message, 179, REPEATED|OMIT_EMPTY),
+    f(5, 3922, 14, Kind::Message, 181, REPEATED|ALWAYS),
+    f(6, 326, 10, Kind::Message, 182, REPEATED|OMIT_EMPTY),
+    f(1, 3816, 14, Kind::Message, 183, 0),
+    f(2, 3830, 11, Kind::Int32, 0, 0),
+    f(3, 3841, 11, Kind::Int32, 0, ALWAYS),
+    f(4, 3965, 30, Kind::Int32, 0, 0),
+    f(1, 2738, 18, Kind::Int64, 0, 0),
+    f(2, 3894, 13, Kind::Time, 0, 0),
+    f(3, 3755, 15, Kind::Int32, 0, ALWAYS),
+    f(4, 3907, 15, Kind::Int32, 0, ALWAYS),
+    f(5, 3995, 31, Kind::Int32, 0, 0),
     f(1, 2316, 8, Kind::String, 0, ALWAYS),
-    f(2, 3965, 23, Kind::Int64, 0, 0),
-    f(3, 3988, 17, Kind::String, 0, OMIT_EMPTY),
-    f(4, 4005, 7, Kind::Bool, 0, 0),
-    f(5, 4012, 11, Kind::Message, 180, 0),
-    f(6, 4023, 26, Kind::Int32, 0, 0),
-    f(7, 4049, 22, Kind::Int32, 0, 0),
-    f(8, 4071, 8, Kind::String, 0, 0),
-    f(1, 2183, 6, Kind::Message, 49, REPEATED|OMIT_EMPTY),
-    f(4, 4090, 16, Kind::Time, 0, 0),
-    f(5, 4106, 18, Kind::Time, 0, 0),
-    f(1, 4137, 11, Kind::Int32, 0, 0),
-    f(2, 4148, 11, Kind::Int32, 0, 0),
+    f(2, 4026, 23, Kind::Int64, 0, 0),
+    f(3, 4049, 17, Kind::String, 0, OMIT_EMPTY),
+    f(4, 4066, 7, Kind::Bool, 0, 0),
+    f(5, 4073, 11, Kind::Message, 184, 0),
+    f(6, 4084, 26, Kind::Int32, 0, 0),
+    f(7, 4110, 22, Kind::Int32, 0, 0),
+    f(8, 4132, 8, Kind::String, 0, 0),
+    f(1, 2183, 6, Kind::Message, 50, REPEATED|OMIT_EMPTY),
+    f(4, 4151, 16, Kind::Time, 0, 0),
+    f(5, 4167, 18, Kind::Time, 0, 0),
+    f(1, 4198, 11, Kind::Int32, 0, 0),
+    f(2, 4209, 11, Kind::Int32, 0, 0),
     f(3, 2183, 21, Kind::Int64, 0, 0),
-    f(4, 1790, 8, Kind::Message, 131, 0),
-    f(5, 4159, 14, Kind::Bool, 0, 0),
-    f(6, 3212, 8, Kind::Message, 165, 0),
-    f(7, 4173, 12, Kind::Int32, 0, 0),
-    f(8, 4185, 23, Kind::Int32, 0, 0),
-    f(9, 4208, 14, Kind::String, 0, 0),
-    f(10, 4005, 7, Kind::Bool, 0, 0),
-    f(11, 4222, 16, Kind::Message, 181, 0),
-    f(12, 4238, 20, Kind::Int32, 0, 0),
-    f(13, 4258, 16, Kind::Int32, 0, 0),
-    f(14, 4274, 20, Kind::String, 0, 0),
-    f(15, 4294, 9, Kind::String, 0, 0),
-    f(16, 4303, 13, Kind::Message, 182, 0),
-    f(1, 326, 10, Kind::Message, 183, REPEATED|OMIT_EMPTY),
+    f(4, 1790, 8, Kind::Message, 134, 0),
+    f(5, 4220, 14, Kind::Bool, 0, 0),
+    f(6, 3212, 8, Kind::Message, 168, 0),
+    f(7, 4234, 12, Kind::Int32, 0, 0),
+    f(8, 4246, 23, Kind::Int32, 0, 0),
+    f(9, 4269, 14, Kind::String, 0, 0),
+    f(10, 4066, 7, Kind::Bool, 0, 0),
+    f(11, 4283, 16, Kind::Message, 185, 0),
+    f(12, 4299, 20, Kind::Int32, 0, 0),
+    f(13, 4319, 16, Kind::Int32, 0, 0),
+    f(14, 4335, 20, Kind::String, 0, 0),
+    f(15, 4355, 9, Kind::String, 0, 0),
+    f(16, 4364, 13, Kind::Message, 186, 0),
+    f(1, 326, 10, Kind::Message, 187, REPEATED|OMIT_EMPTY),
     f(2, 2606, 9, Kind::Time, 0, 0),
-    f(3, 4316, 14, Kind::Time, 0, 0),
+    f(3, 4377, 14, Kind::Time, 0, 0),
     f(4, 2183, 6, Kind::Int32, 0, OMIT_EMPTY),
-    f(5, 4330, 9, Kind::Int32, 0, OMIT_EMPTY),
-    f(6, 4049, 6, Kind::Int32, 0, OMIT_EMPTY),
-    f(7, 4339, 16, Kind::String, 0, OMIT_EMPTY),
-    f(8, 4355, 23, Kind::Message, 184, 0),
+    f(5, 4391, 9, Kind::Int32, 0, OMIT_EMPTY),
+    f(6, 4110, 6, Kind::Int32, 0, OMIT_EMPTY),
+    f(7, 4400, 16, Kind::String, 0, OMIT_EMPTY),
+    f(8, 4416, 23, Kind::Message, 188, 0),
     f(9, 3548, 5, Kind::Int32, 0, 0),
-    f(10, 4378, 13, Kind::String, 0, 0),
+    f(10, 4439, 13, Kind::String, 0, 0),
     f(11, 3561, 11, Kind::Int32, 0, 0),
-    f(1, 4391, 7, Kind::Bytes, 0, ALWAYS),
-    f(2, 4398, 8, Kind::String, 0, OMIT_EMPTY),
+    f(1, 4452, 7, Kind::Bytes, 0, ALWAYS),
+    f(2, 4459, 8, Kind::String, 0, OMIT_EMPTY),
     f(3, 1227, 3, Kind::String, 0, OMIT_EMPTY),
-    f(4, 4406, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(5, 4412, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(6, 4418, 5, Kind::StringList, 0, MAP|OMIT_EMPTY),
-    f(7, 4423, 10, Kind::String, 0, ALWAYS),
-    f(8, 4433, 17, Kind::Int32, 0, 0),
-    f(1, 326, 10, Kind::Message, 185, REPEATED|OMIT_EMPTY),
-    f(2, 4479, 11, Kind::Bytes, 0, OMIT_EMPTY),
-    f(1, 4521, 10, Kind::String, 0, OMIT_EMPTY),
-    f(2, 677, 10, Kind::Message, 186, 0),
-    f(1, 4547, 14, Kind::Message, 187, 0),
-    f(2, 4561, 3, Kind::Message, 188, REPEATED|OMIT_EMPTY),
-    f(3, 646, 5, Kind::Message, 189, REPEATED|OMIT_EMPTY),
-    f(4, 4564, 16, Kind::String, 0, 0),
-    f(1, 2910, 12, Kind::Message, 190, 0),
-    f(1, 4604, 12, Kind::IntOrString, 0, 0),
-    f(2, 1790, 8, Kind::Message, 131, 0),
-    f(3, 4616, 14, Kind::IntOrString, 0, 0),
-    f(4, 4630, 26, Kind::String, 0, 0),
+    f(4, 4467, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(5, 4473, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(6, 4479, 5, Kind::StringList, 0, MAP|OMIT_EMPTY),
+    f(7, 4484, 10, Kind::String, 0, ALWAYS),
+    f(8, 4494, 17, Kind::Int32, 0, 0),
+    f(1, 326, 10, Kind::Message, 189, REPEATED|OMIT_EMPTY),
+    f(2, 4540, 11, Kind::Bytes, 0, OMIT_EMPTY),
+    f(1, 4582, 10, Kind::String, 0, OMIT_EMPTY),
+    f(2, 677, 10, Kind::Message, 190, 0),
+    f(1, 4608, 14, Kind::Message, 191, 0),
+    f(2, 4622, 3, Kind::Message, 192, REPEATED|OMIT_EMPTY),
+    f(3, 646, 5, Kind::Message, 193, REPEATED|OMIT_EMPTY),
+    f(4, 4625, 16, Kind::String, 0, 0),
+    f(1, 2910, 12, Kind::Message, 194, 0),
+    f(1, 4665, 12, Kind::IntOrString, 0, 0),
+    f(2, 1790, 8, Kind::Message, 134, 0),
+    f(3, 4677, 14, Kind::IntOrString, 0, 0),
+    f(4, 4691, 26, Kind::String, 0, 0),
     f(1, 2738, 18, Kind::Int64, 0, OMIT_EMPTY),
-    f(2, 4679, 13, Kind::Time, 0, MAP|OMIT_EMPTY),
-    f(3, 4692, 18, Kind::Int32, 0, ALWAYS),
-    f(4, 4710, 14, Kind::Int32, 0, ALWAYS),
-    f(5, 4724, 14, Kind::Int32, 0, ALWAYS),
-    f(6, 4738, 12, Kind::Int32, 0, ALWAYS),
-    f(7, 326, 10, Kind::Message, 164, REPEATED|OMIT_EMPTY),
+    f(2, 4740, 13, Kind::Time, 0, MAP|OMIT_EMPTY),
+    f(3, 4753, 18, Kind::Int32, 0, ALWAYS),
+    f(4, 4771, 14, Kind::Int32, 0, ALWAYS),
+    f(5, 4785, 14, Kind::Int32, 0, ALWAYS),
+    f(6, 4799, 12, Kind::Int32, 0, ALWAYS),
+    f(7, 326, 10, Kind::Message, 167, REPEATED|OMIT_EMPTY),
     f(1, 1420, 4, Kind::String, 0, ALWAYS),
-    f(2, 4775, 8, Kind::String, 0, OMIT_EMPTY),
+    f(2, 4836, 8, Kind::String, 0, OMIT_EMPTY),
     f(3, 1194, 4, Kind::String, 0, ALWAYS),
     f(4, 1210, 9, Kind::String, 0, OMIT_EMPTY),
-    f(1, 4775, 8, Kind::String, 0, ALWAYS),
+    f(1, 4836, 8, Kind::String, 0, ALWAYS),
     f(2, 1420, 4, Kind::String, 0, ALWAYS),
     f(3, 1194, 4, Kind::String, 0, ALWAYS),
-    f(1, 4790, 5, Kind::String, 0, REPEATED|ALWAYS),
-    f(2, 4795, 9, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 4851, 5, Kind::String, 0, REPEATED|ALWAYS),
+    f(2, 4856, 9, Kind::String, 0, REPEATED|OMIT_EMPTY),
     f(3, 1771, 9, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(4, 4804, 13, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(5, 4817, 15, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(1, 4842, 20, Kind::Message, 131, REPEATED|OMIT_EMPTY),
-    f(1, 4877, 21, Kind::Message, 191, REPEATED|OMIT_EMPTY),
-    f(1, 4406, 5, Kind::String, 0, ALWAYS),
-    f(3, 1210, 5, Kind::Message, 192, 0),
+    f(4, 4865, 13, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(5, 4878, 15, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 4903, 20, Kind::Message, 134, REPEATED|OMIT_EMPTY),
+    f(1, 4938, 21, Kind::Message, 195, REPEATED|OMIT_EMPTY),
+    f(1, 4467, 5, Kind::String, 0, ALWAYS),
+    f(3, 1210, 5, Kind::Message, 196, 0),
     f(4, 2796, 5, Kind::String, 0, ALWAYS),
-    f(7, 4918, 8, Kind::Message, 193, REPEATED|ALWAYS),
-    f(9, 4926, 10, Kind::Message, 194, 0),
-    f(10, 4936, 21, Kind::Bool, 0, OMIT_EMPTY),
-    f(1, 326, 10, Kind::Message, 195, REPEATED|ALWAYS),
-    f(2, 4985, 13, Kind::Message, 192, 0),
-    f(3, 4998, 14, Kind::String, 0, REPEATED|ALWAYS),
+    f(7, 4979, 8, Kind::Message, 197, REPEATED|ALWAYS),
+    f(9, 4987, 10, Kind::Message, 198, 0),
+    f(10, 4997, 21, Kind::Bool, 0, OMIT_EMPTY),
+    f(1, 326, 10, Kind::Message, 199, REPEATED|ALWAYS),
+    f(2, 5046, 13, Kind::Message, 196, 0),
+    f(3, 5059, 14, Kind::String, 0, REPEATED|ALWAYS),
     f(4, 2738, 18, Kind::Int64, 0, OMIT_EMPTY),
-    f(1, 5042, 14, Kind::String, 0, 0),
-    f(2, 5056, 20, Kind::Int32, 0, 0),
-    f(3, 5076, 11, Kind::MicroTime, 0, 0),
-    f(4, 5087, 9, Kind::MicroTime, 0, 0),
-    f(5, 5096, 16, Kind::Int32, 0, 0),
+    f(1, 5103, 14, Kind::String, 0, 0),
+    f(2, 5117, 20, Kind::Int32, 0, 0),
+    f(3, 5137, 11, Kind::MicroTime, 0, 0),
+    f(4, 5148, 9, Kind::MicroTime, 0, 0),
+    f(5, 5157, 16, Kind::Int32, 0, 0),
     f(6, 3446, 8, Kind::String, 0, 0),
-    f(7, 5112, 15, Kind::String, 0, 0),
+    f(7, 5173, 15, Kind::String, 0, 0),
     f(1, 1380, 9, Kind::String, 0, REPEATED|ALWAYS),
-    f(2, 326, 10, Kind::Message, 196, 0),
+    f(2, 326, 10, Kind::Message, 200, 0),
     f(3, 2291, 8, Kind::String, 0, 0),
-    f(4, 5136, 9, Kind::Message, 49, 0),
-    f(5, 5145, 18, Kind::String, 0, MAP|OMIT_EMPTY),
+    f(4, 5197, 9, Kind::Message, 50, 0),
+    f(5, 5206, 18, Kind::String, 0, MAP|OMIT_EMPTY),
     f(6, 2243, 8, Kind::String, 0, 0),
-    f(7, 5163, 4, Kind::String, 0, 0),
-    f(8, 5167, 5, Kind::Message, 197, 0),
+    f(7, 5224, 4, Kind::String, 0, 0),
+    f(8, 5228, 5, Kind::Message, 201, 0),
     f(1, 1194, 4, Kind::String, 0, 0),
-    f(2, 5172, 8, Kind::String, 0, 0),
+    f(2, 5233, 8, Kind::String, 0, 0),
     f(3, 151, 4, Kind::Int32, 0, 0),
-    f(4, 5180, 11, Kind::String, 0, 0),
-    f(1, 5203, 9, Kind::String, 0, REPEATED|ALWAYS),
-    f(3, 5212, 14, Kind::Message, 198, NULLABLE),
-    f(4, 4433, 17, Kind::Int64, 0, NULLABLE),
-    f(1, 5242, 5, Kind::String, 0, ALWAYS),
-    f(2, 5247, 19, Kind::Time, 0, 0),
-    f(1, 5242, 5, Kind::String, 0, OMIT_EMPTY),
-    f(2, 5203, 9, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(1, 5299, 13, Kind::Bool, 0, OMIT_EMPTY),
-    f(2, 3187, 4, Kind::Message, 199, 0),
+    f(4, 5241, 11, Kind::String, 0, 0),
+    f(1, 5264, 9, Kind::String, 0, REPEATED|ALWAYS),
+    f(3, 5273, 14, Kind::Message, 202, NULLABLE),
+    f(4, 4494, 17, Kind::Int64, 0, NULLABLE),
+    f(1, 5303, 5, Kind::String, 0, ALWAYS),
+    f(2, 5308, 19, Kind::Time, 0, 0),
+    f(1, 5303, 5, Kind::String, 0, OMIT_EMPTY),
+    f(2, 5264, 9, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 5360, 13, Kind::Bool, 0, OMIT_EMPTY),
+    f(2, 3187, 4, Kind::Message, 203, 0),
     f(3, 3189, 5, Kind::String, 0, OMIT_EMPTY),
-    f(4, 5203, 9, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(1, 5329, 8, Kind::Message, 199, 0),
-    f(1, 5360, 18, Kind::Message, 200, 0),
-    f(2, 5378, 21, Kind::Message, 201, 0),
+    f(4, 5264, 9, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 5390, 8, Kind::Message, 203, 0),
+    f(1, 5421, 18, Kind::Message, 204, 0),
+    f(2, 5439, 21, Kind::Message, 205, 0),
     f(3, 3187, 4, Kind::String, 0, OMIT_EMPTY),
-    f(4, 4406, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(5, 4418, 5, Kind::StringList, 0, MAP|OMIT_EMPTY),
+    f(4, 4467, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(5, 4479, 5, Kind::StringList, 0, MAP|OMIT_EMPTY),
     f(6, 1227, 3, Kind::String, 0, OMIT_EMPTY),
     f(1, 749, 7, Kind::Bool, 0, ALWAYS),
     f(2, 66, 6, Kind::String, 0, OMIT_EMPTY),
-    f(3, 5422, 15, Kind::String, 0, OMIT_EMPTY),
-    f(4, 5437, 6, Kind::Bool, 0, OMIT_EMPTY),
-    f(1, 5360, 18, Kind::Message, 200, 0),
-    f(2, 5378, 21, Kind::Message, 201, 0),
+    f(3, 5483, 15, Kind::String, 0, OMIT_EMPTY),
+    f(4, 5498, 6, Kind::Bool, 0, OMIT_EMPTY),
+    f(1, 5421, 18, Kind::Message, 204, 0),
+    f(2, 5439, 21, Kind::Message, 205, 0),
     f(1, 1210, 9, Kind::String, 0, OMIT_EMPTY),
-    f(1, 5521, 13, Kind::Message, 202, REPEATED|ALWAYS),
-    f(2, 5534, 16, Kind::Message, 203, REPEATED|ALWAYS),
-    f(3, 5550, 10, Kind::Bool, 0, ALWAYS),
-    f(4, 5422, 15, Kind::String, 0, OMIT_EMPTY),
+    f(1, 5582, 13, Kind::Message, 206, REPEATED|ALWAYS),
+    f(2, 5595, 16, Kind::Message, 207, REPEATED|ALWAYS),
+    f(3, 5611, 10, Kind::Bool, 0, ALWAYS),
+    f(4, 5483, 15, Kind::String, 0, OMIT_EMPTY),
     f(1, 3438, 8, Kind::Int32, 0, OMIT_EMPTY),
     f(1, 3438, 8, Kind::Int32, 0, ALWAYS),
     f(2, 1790, 8, Kind::String, 0, OMIT_EMPTY),
@@ -953,999 +969,1002 @@ pub static FIELDS: [Field; 1563] = [
     f(3, 1194, 4, Kind::String, 0, ALWAYS),
     f(4, 1227, 3, Kind::String, 0, ALWAYS),
     f(5, 1424, 10, Kind::String, 0, ALWAYS),
-    f(6, 4521, 10, Kind::Bool, 0, 0),
-    f(7, 5617, 18, Kind::Bool, 0, 0),
-    f(1, 5649, 7, Kind::String, 0, OMIT_EMPTY),
-    f(2, 5656, 9, Kind::String, 0, OMIT_EMPTY),
+    f(6, 4582, 10, Kind::Bool, 0, 0),
+    f(7, 5678, 18, Kind::Bool, 0, 0),
+    f(1, 5710, 7, Kind::String, 0, OMIT_EMPTY),
+    f(2, 5717, 9, Kind::String, 0, OMIT_EMPTY),
     f(3, 1424, 10, Kind::String, 0, OMIT_EMPTY),
     f(4, 1714, 4, Kind::Time, 0, 0),
-    f(6, 5665, 10, Kind::String, 0, OMIT_EMPTY),
-    f(7, 5675, 8, Kind::RawJson, 0, 0),
-    f(8, 5683, 11, Kind::String, 0, OMIT_EMPTY),
+    f(6, 5726, 10, Kind::String, 0, OMIT_EMPTY),
+    f(7, 5736, 8, Kind::RawJson, 0, 0),
+    f(8, 5744, 11, Kind::String, 0, OMIT_EMPTY),
     f(1, 825, 2, Kind::String, 0, ALWAYS),
-    f(2, 5136, 9, Kind::Message, 49, 0),
+    f(2, 5197, 9, Kind::Message, 50, 0),
     f(3, 2291, 8, Kind::String, 0, OMIT_EMPTY),
     f(4, 2243, 8, Kind::String, 0, 0),
     f(1, 1194, 4, Kind::String, 0, OMIT_EMPTY),
     f(2, 151, 4, Kind::Int32, 0, ALWAYS),
-    f(3, 5172, 8, Kind::String, 0, OMIT_EMPTY),
-    f(4, 5180, 11, Kind::String, 0, 0),
+    f(3, 5233, 8, Kind::String, 0, OMIT_EMPTY),
+    f(4, 5241, 11, Kind::String, 0, 0),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 3841, 3, Kind::Quantity, 0, MAP|OMIT_EMPTY),
     f(3, 2157, 3, Kind::Quantity, 0, MAP|OMIT_EMPTY),
-    f(4, 4547, 7, Kind::Quantity, 0, MAP|OMIT_EMPTY),
-    f(5, 5727, 14, Kind::Quantity, 0, MAP|OMIT_EMPTY),
-    f(6, 5741, 20, Kind::Quantity, 0, MAP|OMIT_EMPTY),
+    f(4, 4608, 7, Kind::Quantity, 0, MAP|OMIT_EMPTY),
+    f(5, 5788, 14, Kind::Quantity, 0, MAP|OMIT_EMPTY),
+    f(6, 5802, 20, Kind::Quantity, 0, MAP|OMIT_EMPTY),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
-    f(4, 5775, 18, Kind::Time, 0, 0),
+    f(4, 5836, 18, Kind::Time, 0, 0),
     f(5, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(6, 72, 7, Kind::String, 0, OMIT_EMPTY),
-    f(1, 5811, 3, Kind::String, 0, ALWAYS),
+    f(1, 5872, 3, Kind::String, 0, ALWAYS),
     f(2, 802, 5, Kind::String, 0, OMIT_EMPTY),
-    f(3, 5814, 6, Kind::String, 0, ALWAYS),
-    f(4, 5820, 9, Kind::Time, 0, 0),
-    f(2, 5834, 9, Kind::Message, 204, 0),
+    f(3, 5875, 6, Kind::String, 0, ALWAYS),
+    f(4, 5881, 9, Kind::Time, 0, 0),
+    f(2, 5895, 9, Kind::Message, 208, 0),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
-    f(3, 5859, 17, Kind::Time, 0, 0),
-    f(4, 5775, 18, Kind::Time, 0, 0),
+    f(3, 5920, 17, Kind::Time, 0, 0),
+    f(4, 5836, 18, Kind::Time, 0, 0),
     f(5, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(6, 72, 7, Kind::String, 0, OMIT_EMPTY),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 879, 7, Kind::String, 0, ALWAYS),
-    f(1, 5900, 15, Kind::Message, 205, 0),
-    f(1, 5934, 9, Kind::String, 0, ALWAYS),
-    f(2, 5943, 10, Kind::String, 0, ALWAYS),
-    f(3, 5953, 6, Kind::String, 0, ALWAYS),
-    f(4, 5959, 13, Kind::String, 0, ALWAYS),
-    f(5, 5972, 7, Kind::String, 0, ALWAYS),
-    f(6, 5979, 23, Kind::String, 0, ALWAYS),
-    f(7, 6002, 14, Kind::String, 0, ALWAYS),
-    f(8, 6016, 16, Kind::String, 0, ALWAYS),
-    f(9, 6032, 15, Kind::String, 0, ALWAYS),
-    f(10, 6047, 12, Kind::String, 0, ALWAYS),
-    f(11, 6059, 4, Kind::Message, 206, 0),
+    f(1, 5961, 15, Kind::Message, 209, 0),
+    f(1, 5995, 9, Kind::String, 0, ALWAYS),
+    f(2, 6004, 10, Kind::String, 0, ALWAYS),
+    f(3, 6014, 6, Kind::String, 0, ALWAYS),
+    f(4, 6020, 13, Kind::String, 0, ALWAYS),
+    f(5, 6033, 7, Kind::String, 0, ALWAYS),
+    f(6, 6040, 23, Kind::String, 0, ALWAYS),
+    f(7, 6063, 14, Kind::String, 0, ALWAYS),
+    f(8, 6077, 16, Kind::String, 0, ALWAYS),
+    f(9, 6093, 15, Kind::String, 0, ALWAYS),
+    f(10, 6108, 12, Kind::String, 0, ALWAYS),
+    f(11, 6120, 4, Kind::Message, 210, 0),
     f(1, 1210, 5, Kind::String, 0, REPEATED|ALWAYS),
-    f(2, 6077, 9, Kind::Int64, 0, OMIT_EMPTY),
+    f(2, 6138, 9, Kind::Int64, 0, OMIT_EMPTY),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 6100, 10, Kind::String, 0, ALWAYS),
-    f(1, 6124, 8, Kind::Message, 121, 0),
-    f(2, 2183, 6, Kind::Message, 121, 0),
-    f(3, 6132, 13, Kind::Message, 121, 0),
+    f(2, 6161, 10, Kind::String, 0, ALWAYS),
+    f(1, 6185, 8, Kind::Message, 124, 0),
+    f(2, 2183, 6, Kind::Message, 124, 0),
+    f(3, 6193, 13, Kind::Message, 124, 0),
     f(4, 3189, 5, Kind::String, 0, OMIT_EMPTY),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 1726, 8, Kind::Message, 207, 0),
-    f(1, 6179, 24, Kind::Bool, 0, 0),
-    f(1, 6215, 11, Kind::String, 0, MAP|OMIT_EMPTY),
-    f(2, 6226, 16, Kind::Message, 208, REPEATED|OMIT_EMPTY),
+    f(2, 1726, 8, Kind::Message, 211, 0),
+    f(1, 6240, 24, Kind::Bool, 0, 0),
+    f(1, 6276, 11, Kind::String, 0, MAP|OMIT_EMPTY),
+    f(2, 6287, 16, Kind::Message, 212, REPEATED|OMIT_EMPTY),
     f(1, 1509, 6, Kind::Quantity, 0, MAP|OMIT_EMPTY),
-    f(2, 6255, 8, Kind::Quantity, 0, MAP|OMIT_EMPTY),
-    f(1, 4775, 8, Kind::String, 0, NULLABLE),
+    f(2, 6316, 8, Kind::Quantity, 0, MAP|OMIT_EMPTY),
+    f(1, 4836, 8, Kind::String, 0, NULLABLE),
     f(2, 1420, 4, Kind::String, 0, ALWAYS),
     f(3, 1194, 4, Kind::String, 0, ALWAYS),
-    f(1, 4775, 8, Kind::String, 0, NULLABLE),
+    f(1, 4836, 8, Kind::String, 0, NULLABLE),
     f(2, 1420, 4, Kind::String, 0, ALWAYS),
     f(3, 1194, 4, Kind::String, 0, ALWAYS),
     f(4, 1210, 9, Kind::String, 0, 0),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
-    f(3, 6334, 13, Kind::Time, 0, 0),
-    f(4, 5775, 18, Kind::Time, 0, 0),
+    f(3, 6395, 13, Kind::Time, 0, 0),
+    f(4, 5836, 18, Kind::Time, 0, 0),
     f(5, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(6, 72, 7, Kind::String, 0, OMIT_EMPTY),
-    f(1, 6377, 31, Kind::String, 0, OMIT_EMPTY),
+    f(1, 6438, 31, Kind::String, 0, OMIT_EMPTY),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
-    f(1, 6426, 17, Kind::Message, 209, 0),
-    f(2, 6443, 20, Kind::Message, 210, 0),
-    f(3, 6463, 8, Kind::Message, 211, 0),
-    f(4, 6471, 9, Kind::Message, 212, 0),
-    f(5, 6480, 3, Kind::Message, 213, 0),
-    f(6, 6483, 3, Kind::Message, 214, 0),
-    f(7, 6486, 5, Kind::Message, 215, 0),
-    f(8, 6491, 6, Kind::Message, 216, 0),
-    f(9, 6497, 6, Kind::Message, 217, 0),
-    f(10, 6503, 2, Kind::Message, 218, 0),
-    f(11, 6505, 7, Kind::Message, 219, 0),
-    f(12, 6512, 10, Kind::Message, 220, 0),
-    f(13, 6522, 9, Kind::Message, 221, 0),
-    f(14, 6531, 13, Kind::Message, 222, 0),
-    f(15, 6544, 7, Kind::Message, 223, 0),
-    f(16, 6551, 9, Kind::Message, 224, 0),
-    f(17, 6560, 20, Kind::Message, 225, 0),
-    f(18, 6580, 14, Kind::Message, 226, 0),
-    f(19, 6594, 7, Kind::Message, 227, 0),
-    f(20, 6601, 5, Kind::Message, 228, 0),
-    f(21, 6606, 9, Kind::Message, 229, 0),
-    f(22, 6488, 3, Kind::Message, 230, 0),
-    f(1, 6637, 8, Kind::Message, 231, 0),
+    f(1, 6487, 17, Kind::Message, 213, 0),
+    f(2, 6504, 20, Kind::Message, 214, 0),
+    f(3, 6524, 8, Kind::Message, 215, 0),
+    f(4, 6532, 9, Kind::Message, 216, 0),
+    f(5, 6541, 3, Kind::Message, 217, 0),
+    f(6, 6544, 3, Kind::Message, 218, 0),
+    f(7, 6547, 5, Kind::Message, 219, 0),
+    f(8, 6552, 6, Kind::Message, 220, 0),
+    f(9, 6558, 6, Kind::Message, 221, 0),
+    f(10, 6564, 2, Kind::Message, 222, 0),
+    f(11, 6566, 7, Kind::Message, 223, 0),
+    f(12, 6573, 10, Kind::Message, 224, 0),
+    f(13, 6583, 9, Kind::Message, 225, 0),
+    f(14, 6592, 13, Kind::Message, 226, 0),
+    f(15, 6605, 7, Kind::Message, 227, 0),
+    f(16, 6612, 9, Kind::Message, 228, 0),
+    f(17, 6621, 20, Kind::Message, 229, 0),
+    f(18, 6641, 14, Kind::Message, 230, 0),
+    f(19, 6655, 7, Kind::Message, 231, 0),
+    f(20, 6662, 5, Kind::Message, 232, 0),
+    f(21, 6667, 9, Kind::Message, 233, 0),
+    f(22, 6549, 3, Kind::Message, 234, 0),
+    f(1, 6698, 8, Kind::Message, 235, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 0, 0, Kind::Message, 232, INLINE),
+    f(2, 0, 0, Kind::Message, 236, INLINE),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
     f(2, 282, 5, Kind::String, 0, OMIT_EMPTY),
-    f(3, 6663, 7, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(4, 6670, 4, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(5, 6674, 10, Kind::String, 0, OMIT_EMPTY),
-    f(6, 874, 5, Kind::Message, 233, REPEATED|OMIT_EMPTY),
-    f(7, 6684, 3, Kind::Message, 235, REPEATED|OMIT_EMPTY),
-    f(8, 1771, 9, Kind::Message, 152, 0),
-    f(9, 6687, 12, Kind::Message, 238, REPEATED|OMIT_EMPTY),
-    f(10, 6699, 13, Kind::Message, 240, 0),
-    f(11, 6712, 14, Kind::Message, 240, 0),
-    f(12, 6726, 9, Kind::Message, 241, 0),
-    f(13, 6735, 22, Kind::String, 0, OMIT_EMPTY),
-    f(14, 6757, 15, Kind::String, 0, OMIT_EMPTY),
-    f(15, 2276, 15, Kind::Message, 242, 0),
-    f(16, 6772, 5, Kind::Bool, 0, OMIT_EMPTY),
-    f(17, 6777, 9, Kind::Bool, 0, OMIT_EMPTY),
+    f(3, 6724, 7, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(4, 6731, 4, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(5, 6735, 10, Kind::String, 0, OMIT_EMPTY),
+    f(6, 874, 5, Kind::Message, 237, REPEATED|OMIT_EMPTY),
+    f(7, 6745, 3, Kind::Message, 239, REPEATED|OMIT_EMPTY),
+    f(8, 1771, 9, Kind::Message, 155, 0),
+    f(9, 6748, 12, Kind::Message, 242, REPEATED|OMIT_EMPTY),
+    f(10, 6760, 13, Kind::Message, 244, 0),
+    f(11, 6773, 14, Kind::Message, 244, 0),
+    f(12, 6787, 9, Kind::Message, 245, 0),
+    f(13, 6796, 22, Kind::String, 0, OMIT_EMPTY),
+    f(14, 6818, 15, Kind::String, 0, OMIT_EMPTY),
+    f(15, 2276, 15, Kind::Message, 246, 0),
+    f(16, 6833, 5, Kind::Bool, 0, OMIT_EMPTY),
+    f(17, 6838, 9, Kind::Bool, 0, OMIT_EMPTY),
     f(18, 116, 3, Kind::Bool, 0, OMIT_EMPTY),
-    f(19, 6786, 7, Kind::Message, 234, REPEATED|OMIT_EMPTY),
-    f(20, 6793, 24, Kind::String, 0, OMIT_EMPTY),
-    f(21, 6817, 13, Kind::Message, 239, REPEATED|OMIT_EMPTY),
-    f(22, 6830, 12, Kind::Message, 240, 0),
-    f(23, 6842, 12, Kind::Message, 236, REPEATED|OMIT_EMPTY),
+    f(19, 6847, 7, Kind::Message, 238, REPEATED|OMIT_EMPTY),
+    f(20, 6854, 24, Kind::String, 0, OMIT_EMPTY),
+    f(21, 6878, 13, Kind::Message, 243, REPEATED|OMIT_EMPTY),
+    f(22, 6891, 12, Kind::Message, 244, 0),
+    f(23, 6903, 12, Kind::Message, 240, REPEATED|OMIT_EMPTY),
     f(24, 2141, 13, Kind::String, 0, 0),
-    f(25, 6854, 18, Kind::Message, 237, REPEATED|OMIT_EMPTY),
-    f(1, 0, 0, Kind::Message, 243, INLINE),
-    f(2, 6872, 19, Kind::String, 0, OMIT_EMPTY),
-    f(1, 6909, 14, Kind::Message, 244, 0),
-    f(2, 6923, 9, Kind::Int64, 0, 0),
-    f(3, 6932, 12, Kind::Bool, 0, 0),
-    f(4, 6179, 18, Kind::Int64, 0, REPEATED|OMIT_EMPTY),
-    f(5, 6944, 7, Kind::Int64, 0, 0),
-    f(6, 6951, 10, Kind::Int64, 0, 0),
-    f(7, 6961, 7, Kind::Message, 246, REPEATED|OMIT_EMPTY),
-    f(8, 6968, 14, Kind::Message, 245, 0),
-    f(9, 6982, 19, Kind::String, 0, 0),
-    f(10, 7001, 14, Kind::Message, 247, 0),
-    f(11, 7015, 15, Kind::Message, 248, 0),
-    f(12, 6179, 24, Kind::String, 0, 0),
-    f(13, 7030, 19, Kind::String, 0, 0),
-    f(1, 2054, 12, Kind::Message, 249, 0),
-    f(2, 7067, 11, Kind::Message, 250, 0),
-    f(3, 7078, 15, Kind::Message, 251, 0),
-    f(1, 5811, 3, Kind::String, 0, OMIT_EMPTY),
-    f(2, 7093, 8, Kind::String, 0, OMIT_EMPTY),
+    f(25, 6915, 18, Kind::Message, 241, REPEATED|OMIT_EMPTY),
+    f(1, 0, 0, Kind::Message, 247, INLINE),
+    f(2, 6933, 19, Kind::String, 0, OMIT_EMPTY),
+    f(1, 6970, 14, Kind::Message, 248, 0),
+    f(2, 6984, 9, Kind::Int64, 0, 0),
+    f(3, 6993, 12, Kind::Bool, 0, 0),
+    f(4, 6240, 18, Kind::Int64, 0, REPEATED|OMIT_EMPTY),
+    f(5, 7005, 7, Kind::Int64, 0, 0),
+    f(6, 7012, 10, Kind::Int64, 0, 0),
+    f(7, 7022, 7, Kind::Message, 250, REPEATED|OMIT_EMPTY),
+    f(8, 7029, 14, Kind::Message, 249, 0),
+    f(9, 7043, 19, Kind::String, 0, 0),
+    f(10, 7062, 14, Kind::Message, 251, 0),
+    f(11, 7076, 15, Kind::Message, 252, 0),
+    f(12, 6240, 24, Kind::String, 0, 0),
+    f(13, 7091, 19, Kind::String, 0, 0),
+    f(1, 2054, 12, Kind::Message, 253, 0),
+    f(2, 7128, 11, Kind::Message, 254, 0),
+    f(3, 7139, 15, Kind::Message, 255, 0),
+    f(1, 5872, 3, Kind::String, 0, OMIT_EMPTY),
+    f(2, 7154, 8, Kind::String, 0, OMIT_EMPTY),
     f(3, 802, 5, Kind::String, 0, OMIT_EMPTY),
-    f(4, 5814, 6, Kind::String, 0, OMIT_EMPTY),
-    f(5, 7101, 17, Kind::Int64, 0, 0),
+    f(4, 5875, 6, Kind::String, 0, OMIT_EMPTY),
+    f(5, 7162, 17, Kind::Int64, 0, 0),
     f(1, 825, 2, Kind::String, 0, ALWAYS),
     f(2, 2291, 9, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(1, 7137, 11, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(2, 7148, 8, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(3, 7156, 7, Kind::Message, 252, REPEATED|OMIT_EMPTY),
-    f(1, 7175, 13, Kind::String, 0, ALWAYS),
-    f(1, 7204, 7, Kind::Int32, 0, ALWAYS),
-    f(2, 7211, 11, Kind::String, 0, ALWAYS),
-    f(3, 7222, 17, Kind::String, 0, ALWAYS),
-    f(4, 7239, 13, Kind::Message, 131, 0),
-    f(5, 7252, 10, Kind::Int32, 0, 0),
-    f(6, 7262, 18, Kind::String, 0, 0),
-    f(7, 7280, 16, Kind::String, 0, 0),
-    f(8, 7296, 14, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 7198, 11, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(2, 7209, 8, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(3, 7217, 7, Kind::Message, 256, REPEATED|OMIT_EMPTY),
+    f(1, 7236, 13, Kind::String, 0, ALWAYS),
+    f(1, 7265, 7, Kind::Int32, 0, ALWAYS),
+    f(2, 7272, 11, Kind::String, 0, ALWAYS),
+    f(3, 7283, 17, Kind::String, 0, ALWAYS),
+    f(4, 7300, 13, Kind::Message, 134, 0),
+    f(5, 7313, 10, Kind::Int32, 0, 0),
+    f(6, 7323, 18, Kind::String, 0, 0),
+    f(7, 7341, 16, Kind::String, 0, 0),
+    f(8, 7357, 14, Kind::String, 0, REPEATED|OMIT_EMPTY),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(3, 7356, 17, Kind::String, 0, 0),
-    f(4, 7373, 25, Kind::String, 0, 0),
+    f(3, 7417, 17, Kind::String, 0, 0),
+    f(4, 7434, 25, Kind::String, 0, 0),
     f(1, 1509, 6, Kind::Quantity, 0, MAP|OMIT_EMPTY),
-    f(2, 6255, 8, Kind::Quantity, 0, MAP|OMIT_EMPTY),
-    f(3, 7414, 6, Kind::Message, 253, REPEATED|OMIT_EMPTY),
+    f(2, 6316, 8, Kind::Quantity, 0, MAP|OMIT_EMPTY),
+    f(3, 7475, 6, Kind::Message, 257, REPEATED|OMIT_EMPTY),
     f(1, 1194, 4, Kind::String, 0, 0),
-    f(2, 7420, 8, Kind::String, 0, 0),
-    f(3, 7428, 18, Kind::String, 0, 0),
+    f(2, 7481, 8, Kind::String, 0, 0),
+    f(3, 7489, 18, Kind::String, 0, 0),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
-    f(3, 6334, 13, Kind::Time, 0, 0),
-    f(4, 5775, 18, Kind::Time, 0, 0),
+    f(3, 6395, 13, Kind::Time, 0, 0),
+    f(4, 5836, 18, Kind::Time, 0, 0),
     f(5, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(6, 72, 7, Kind::String, 0, OMIT_EMPTY),
     f(7, 2738, 18, Kind::Int64, 0, OMIT_EMPTY),
     f(1, 825, 2, Kind::String, 0, ALWAYS),
     f(1, 825, 2, Kind::String, 0, ALWAYS),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 7486, 5, Kind::Message, 254, 0),
-    f(3, 7491, 9, Kind::Message, 254, 0),
+    f(2, 7547, 5, Kind::Message, 258, 0),
+    f(3, 7552, 9, Kind::Message, 258, 0),
     f(4, 3548, 5, Kind::Bool, 0, ALWAYS),
-    f(5, 7500, 12, Kind::Int32, 0, ALWAYS),
+    f(5, 7561, 12, Kind::Int32, 0, ALWAYS),
     f(6, 282, 5, Kind::String, 0, ALWAYS),
-    f(7, 7512, 7, Kind::String, 0, ALWAYS),
-    f(8, 7519, 11, Kind::String, 0, OMIT_EMPTY),
-    f(9, 7530, 7, Kind::Bool, 0, 0),
+    f(7, 7573, 7, Kind::String, 0, ALWAYS),
+    f(8, 7580, 11, Kind::String, 0, OMIT_EMPTY),
+    f(9, 7591, 7, Kind::Bool, 0, 0),
     f(10, 1897, 18, Kind::Quantity, 0, MAP|OMIT_EMPTY),
-    f(11, 1771, 9, Kind::Message, 152, 0),
-    f(12, 6687, 12, Kind::Message, 255, REPEATED|OMIT_EMPTY),
-    f(13, 3187, 4, Kind::Message, 256, 0),
-    f(14, 7537, 24, Kind::Message, 257, REPEATED|OMIT_EMPTY),
-    f(15, 7561, 10, Kind::String, 0, 0),
+    f(11, 1771, 9, Kind::Message, 155, 0),
+    f(12, 6748, 12, Kind::Message, 259, REPEATED|OMIT_EMPTY),
+    f(13, 3187, 4, Kind::Message, 260, 0),
+    f(14, 7598, 24, Kind::Message, 261, REPEATED|OMIT_EMPTY),
+    f(15, 7622, 10, Kind::String, 0, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 7356, 17, Kind::String, 0, 0),
-    f(1, 7593, 15, Kind::Message, 258, REPEATED|ALWAYS),
-    f(2, 7356, 17, Kind::String, 0, ALWAYS),
-    f(1, 6226, 16, Kind::Message, 259, REPEATED|OMIT_EMPTY),
+    f(2, 7417, 17, Kind::String, 0, 0),
+    f(1, 7654, 15, Kind::Message, 262, REPEATED|ALWAYS),
+    f(2, 7417, 17, Kind::String, 0, ALWAYS),
+    f(1, 6287, 16, Kind::Message, 263, REPEATED|OMIT_EMPTY),
     f(1, 1194, 4, Kind::String, 0, OMIT_EMPTY),
-    f(2, 5172, 8, Kind::String, 0, OMIT_EMPTY),
+    f(2, 5233, 8, Kind::String, 0, OMIT_EMPTY),
     f(3, 151, 4, Kind::Int32, 0, ALWAYS),
-    f(4, 7651, 10, Kind::IntOrString, 0, 0),
-    f(5, 7661, 8, Kind::Int32, 0, OMIT_EMPTY),
-    f(6, 5180, 11, Kind::String, 0, 0),
-    f(1, 7680, 8, Kind::Message, 260, 0),
-    f(1, 4564, 7, Kind::Message, 261, REPEATED|OMIT_EMPTY),
+    f(4, 7712, 10, Kind::IntOrString, 0, 0),
+    f(5, 7722, 8, Kind::Int32, 0, OMIT_EMPTY),
+    f(6, 5241, 11, Kind::String, 0, 0),
+    f(1, 7741, 8, Kind::Message, 264, 0),
+    f(1, 4625, 7, Kind::Message, 265, REPEATED|OMIT_EMPTY),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
     f(3, 2738, 18, Kind::Int64, 0, OMIT_EMPTY),
-    f(4, 5775, 18, Kind::Time, 0, 0),
+    f(4, 5836, 18, Kind::Time, 0, 0),
     f(5, 66, 6, Kind::String, 0, ALWAYS),
     f(6, 72, 7, Kind::String, 0, ALWAYS),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 61, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 62, 0),
     f(1, 117, 4, Kind::String, 0, OMIT_EMPTY),
-    f(2, 7742, 13, Kind::Message, 262, 0),
+    f(2, 7803, 13, Kind::Message, 266, 0),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
-    f(3, 5775, 18, Kind::Time, 0, 0),
+    f(3, 5836, 18, Kind::Time, 0, 0),
     f(4, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(5, 72, 7, Kind::String, 0, OMIT_EMPTY),
     f(1, 117, 4, Kind::String, 0, OMIT_EMPTY),
-    f(2, 7742, 13, Kind::Message, 263, 0),
+    f(2, 7803, 13, Kind::Message, 267, 0),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
     f(4, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(5, 72, 7, Kind::String, 0, OMIT_EMPTY),
-    f(6, 7814, 14, Kind::Time, 0, 0),
-    f(7, 5775, 18, Kind::Time, 0, 0),
+    f(6, 7875, 14, Kind::Time, 0, 0),
+    f(7, 5836, 18, Kind::Time, 0, 0),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
-    f(3, 5775, 18, Kind::Time, 0, 0),
+    f(3, 5836, 18, Kind::Time, 0, 0),
     f(4, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(5, 72, 7, Kind::String, 0, OMIT_EMPTY),
     f(1, 117, 4, Kind::String, 0, OMIT_EMPTY),
-    f(2, 7742, 13, Kind::Message, 264, 0),
-    f(1, 7891, 11, Kind::String, 0, OMIT_EMPTY),
-    f(2, 7902, 10, Kind::String, 0, OMIT_EMPTY),
+    f(2, 7803, 13, Kind::Message, 268, 0),
+    f(1, 7952, 11, Kind::String, 0, OMIT_EMPTY),
+    f(2, 7963, 10, Kind::String, 0, OMIT_EMPTY),
     f(1, 2143, 5, Kind::Int32, 0, ALWAYS),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
-    f(3, 5775, 18, Kind::Time, 0, 0),
+    f(3, 5836, 18, Kind::Time, 0, 0),
     f(4, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(5, 72, 7, Kind::String, 0, OMIT_EMPTY),
     f(1, 1420, 4, Kind::String, 0, ALWAYS),
     f(2, 1194, 4, Kind::String, 0, ALWAYS),
     f(3, 1424, 10, Kind::String, 0, OMIT_EMPTY),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
-    f(2, 8025, 6, Kind::Message, 265, 0),
-    f(3, 8031, 4, Kind::Message, 266, 0),
-    f(4, 1230, 8, Kind::Message, 267, 0),
-    f(5, 1569, 8, Kind::Message, 269, 0),
-    f(7, 8035, 17, Kind::Message, 268, 0),
-    f(1, 8062, 7, Kind::Message, 270, 0),
-    f(2, 8069, 9, Kind::Message, 270, 0),
+    f(2, 8086, 6, Kind::Message, 269, 0),
+    f(3, 8092, 4, Kind::Message, 270, 0),
+    f(4, 1230, 8, Kind::Message, 271, 0),
+    f(5, 1569, 8, Kind::Message, 273, 0),
+    f(7, 8096, 17, Kind::Message, 272, 0),
+    f(1, 8123, 7, Kind::Message, 274, 0),
+    f(2, 8130, 9, Kind::Message, 274, 0),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
-    f(2, 8025, 6, Kind::Message, 271, 0),
-    f(3, 8031, 4, Kind::Message, 272, 0),
-    f(4, 1230, 8, Kind::Message, 273, 0),
-    f(5, 1569, 8, Kind::Message, 275, 0),
-    f(7, 8035, 17, Kind::Message, 274, 0),
+    f(2, 8086, 6, Kind::Message, 275, 0),
+    f(3, 8092, 4, Kind::Message, 276, 0),
+    f(4, 1230, 8, Kind::Message, 277, 0),
+    f(5, 1569, 8, Kind::Message, 279, 0),
+    f(7, 8096, 17, Kind::Message, 278, 0),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
-    f(3, 5775, 18, Kind::Time, 0, 0),
+    f(3, 5836, 18, Kind::Time, 0, 0),
     f(4, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(5, 72, 7, Kind::String, 0, OMIT_EMPTY),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 82, 0),
-    f(1, 646, 5, Kind::Message, 276, REPEATED|ALWAYS),
-    f(1, 646, 5, Kind::Message, 277, REPEATED|ALWAYS),
+    f(1, 1420, 4, Kind::String, 0, ALWAYS),
+    f(2, 1194, 4, Kind::String, 0, ALWAYS),
+    f(3, 1424, 10, Kind::String, 0, OMIT_EMPTY),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 85, 0),
+    f(1, 646, 5, Kind::Message, 280, REPEATED|ALWAYS),
+    f(1, 646, 5, Kind::Message, 281, REPEATED|ALWAYS),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
-    f(3, 6334, 13, Kind::Time, 0, 0),
-    f(4, 5775, 18, Kind::Time, 0, 0),
+    f(3, 6395, 13, Kind::Time, 0, 0),
+    f(4, 5836, 18, Kind::Time, 0, 0),
     f(5, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(6, 72, 7, Kind::String, 0, OMIT_EMPTY),
-    f(1, 4330, 9, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(2, 4049, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 4391, 9, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(2, 4110, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(3, 72, 7, Kind::String, 0, OMIT_EMPTY),
-    f(4, 7814, 14, Kind::Time, 0, 0),
-    f(5, 5775, 18, Kind::Time, 0, 0),
+    f(4, 7875, 14, Kind::Time, 0, 0),
+    f(5, 5836, 18, Kind::Time, 0, 0),
     f(6, 203, 6, Kind::String, 0, ALWAYS),
-    f(1, 4775, 8, Kind::String, 0, 0),
+    f(1, 4836, 8, Kind::String, 0, 0),
     f(2, 1420, 4, Kind::String, 0, ALWAYS),
     f(3, 1194, 4, Kind::String, 0, ALWAYS),
     f(4, 2796, 5, Kind::String, 0, NULLABLE),
     f(5, 1210, 9, Kind::String, 0, 0),
-    f(3, 1230, 8, Kind::Message, 133, 0),
-    f(4, 2225, 7, Kind::Message, 278, 0),
-    f(1, 8311, 5, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(2, 8316, 10, Kind::String, 0, OMIT_EMPTY),
+    f(3, 1230, 8, Kind::Message, 136, 0),
+    f(4, 2225, 7, Kind::Message, 282, 0),
+    f(1, 8372, 5, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(2, 8377, 10, Kind::String, 0, OMIT_EMPTY),
     f(1, 1467, 4, Kind::String, 0, OMIT_EMPTY),
-    f(2, 0, 0, Kind::Message, 279, INLINE),
-    f(1, 4564, 7, Kind::Message, 280, REPEATED|OMIT_EMPTY),
-    f(1, 5811, 3, Kind::String, 0, ALWAYS),
-    f(2, 8372, 6, Kind::String, 0, REPEATED|ALWAYS),
-    f(1, 8410, 6, Kind::String, 0, ALWAYS),
-    f(2, 8416, 8, Kind::String, 0, OMIT_EMPTY),
-    f(3, 8424, 10, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(2, 0, 0, Kind::Message, 283, INLINE),
+    f(1, 4625, 7, Kind::Message, 284, REPEATED|OMIT_EMPTY),
+    f(1, 5872, 3, Kind::String, 0, ALWAYS),
+    f(2, 8433, 6, Kind::String, 0, REPEATED|ALWAYS),
+    f(1, 8471, 6, Kind::String, 0, ALWAYS),
+    f(2, 8477, 8, Kind::String, 0, OMIT_EMPTY),
+    f(3, 8485, 10, Kind::String, 0, REPEATED|OMIT_EMPTY),
     f(4, 1420, 4, Kind::String, 0, ALWAYS),
-    f(5, 8434, 8, Kind::String, 0, OMIT_EMPTY),
-    f(6, 8442, 10, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(5, 8495, 8, Kind::String, 0, OMIT_EMPTY),
+    f(6, 8503, 10, Kind::String, 0, REPEATED|OMIT_EMPTY),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
     f(2, 1488, 6, Kind::Bool, 0, ALWAYS),
     f(3, 1798, 7, Kind::Bool, 0, ALWAYS),
-    f(4, 8481, 6, Kind::Message, 281, 0),
-    f(5, 8487, 12, Kind::Message, 282, 0),
-    f(6, 8499, 24, Kind::Message, 283, REPEATED|OMIT_EMPTY),
+    f(4, 8542, 6, Kind::Message, 285, 0),
+    f(5, 8548, 12, Kind::Message, 286, 0),
+    f(6, 8560, 24, Kind::Message, 287, REPEATED|OMIT_EMPTY),
     f(7, 449, 10, Kind::Bool, 0, OMIT_EMPTY),
-    f(8, 8523, 18, Kind::String, 0, 0),
-    f(9, 8541, 16, Kind::Message, 284, REPEATED|OMIT_EMPTY),
+    f(8, 8584, 18, Kind::String, 0, 0),
+    f(9, 8602, 16, Kind::Message, 288, REPEATED|OMIT_EMPTY),
     f(1, 3446, 8, Kind::String, 0, ALWAYS),
-    f(2, 8588, 7, Kind::Message, 285, 0),
+    f(2, 8649, 7, Kind::Message, 289, 0),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
-    f(3, 5775, 18, Kind::Time, 0, 0),
+    f(3, 5836, 18, Kind::Time, 0, 0),
     f(4, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(5, 72, 7, Kind::String, 0, OMIT_EMPTY),
     f(6, 2738, 18, Kind::Int64, 0, OMIT_EMPTY),
     f(1, 3548, 5, Kind::Bool, 0, 0),
-    f(2, 8652, 7, Kind::Bool, 0, 0),
+    f(2, 8713, 7, Kind::Bool, 0, 0),
     f(3, 3561, 11, Kind::Bool, 0, 0),
-    f(1, 8677, 8, Kind::Message, 286, REPEATED|OMIT_EMPTY),
-    f(2, 8685, 8, Kind::Message, 287, REPEATED|OMIT_EMPTY),
+    f(1, 8738, 8, Kind::Message, 290, REPEATED|OMIT_EMPTY),
+    f(2, 8746, 8, Kind::Message, 291, REPEATED|OMIT_EMPTY),
     f(1, 1420, 4, Kind::String, 0, OMIT_EMPTY),
     f(2, 1424, 10, Kind::String, 0, OMIT_EMPTY),
     f(3, 1194, 4, Kind::String, 0, OMIT_EMPTY),
     f(4, 1227, 3, Kind::String, 0, OMIT_EMPTY),
-    f(1, 4398, 8, Kind::String, 0, OMIT_EMPTY),
+    f(1, 4459, 8, Kind::String, 0, OMIT_EMPTY),
     f(2, 1227, 3, Kind::String, 0, OMIT_EMPTY),
-    f(3, 4406, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(4, 4418, 5, Kind::StringList, 0, MAP|OMIT_EMPTY),
+    f(3, 4467, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(4, 4479, 5, Kind::StringList, 0, MAP|OMIT_EMPTY),
     f(1, 1210, 9, Kind::String, 0, OMIT_EMPTY),
-    f(2, 4790, 4, Kind::String, 0, OMIT_EMPTY),
-    f(3, 4406, 5, Kind::String, 0, OMIT_EMPTY),
-    f(4, 4918, 7, Kind::String, 0, OMIT_EMPTY),
+    f(2, 4851, 4, Kind::String, 0, OMIT_EMPTY),
+    f(3, 4467, 5, Kind::String, 0, OMIT_EMPTY),
+    f(4, 4979, 7, Kind::String, 0, OMIT_EMPTY),
     f(5, 1230, 8, Kind::String, 0, OMIT_EMPTY),
-    f(6, 5683, 11, Kind::String, 0, OMIT_EMPTY),
+    f(6, 5744, 11, Kind::String, 0, OMIT_EMPTY),
     f(7, 1194, 4, Kind::String, 0, OMIT_EMPTY),
-    f(8, 8734, 13, Kind::Message, 288, 0),
-    f(9, 7239, 13, Kind::Message, 289, 0),
-    f(1, 8747, 4, Kind::String, 0, OMIT_EMPTY),
-    f(2, 4790, 4, Kind::String, 0, OMIT_EMPTY),
-    f(1, 4790, 5, Kind::String, 0, REPEATED|ALWAYS),
-    f(2, 4795, 9, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(8, 8795, 13, Kind::Message, 292, 0),
+    f(9, 7300, 13, Kind::Message, 293, 0),
+    f(1, 8808, 4, Kind::String, 0, OMIT_EMPTY),
+    f(2, 4851, 4, Kind::String, 0, OMIT_EMPTY),
+    f(1, 4851, 5, Kind::String, 0, REPEATED|ALWAYS),
+    f(2, 4856, 9, Kind::String, 0, REPEATED|OMIT_EMPTY),
     f(3, 1771, 9, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(4, 4804, 13, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(1, 4790, 5, Kind::String, 0, REPEATED|ALWAYS),
-    f(2, 4817, 15, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(4, 4865, 13, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 4851, 5, Kind::String, 0, REPEATED|ALWAYS),
+    f(2, 4878, 15, Kind::String, 0, REPEATED|OMIT_EMPTY),
     f(1, 1210, 9, Kind::String, 0, ALWAYS),
     f(2, 1194, 4, Kind::String, 0, ALWAYS),
     f(3, 1227, 3, Kind::String, 0, OMIT_EMPTY),
     f(4, 1230, 15, Kind::String, 0, OMIT_EMPTY),
-    f(5, 8787, 16, Kind::String, 0, ALWAYS),
+    f(5, 8848, 16, Kind::String, 0, ALWAYS),
     f(1, 2996, 4, Kind::Int32, 0, ALWAYS),
     f(1, 1636, 8, Kind::Int64, 0, 0),
-    f(1, 8842, 23, Kind::Bool, 0, 0),
-    f(2, 8865, 14, Kind::Bool, 0, 0),
-    f(1, 5811, 3, Kind::String, 0, ALWAYS),
-    f(2, 7093, 8, Kind::String, 0, ALWAYS),
-    f(3, 8372, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(1, 8929, 6, Kind::String, 0, ALWAYS),
-    f(2, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(3, 8941, 9, Kind::Int32, 0, OMIT_EMPTY),
-    f(4, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(1, 8987, 8, Kind::String, 0, ALWAYS),
-    f(2, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(3, 8941, 9, Kind::Int32, 0, OMIT_EMPTY),
-    f(4, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(1, 8747, 4, Kind::String, 0, ALWAYS),
+    f(1, 8903, 23, Kind::Bool, 0, 0),
+    f(2, 8926, 14, Kind::Bool, 0, 0),
+    f(1, 5872, 3, Kind::String, 0, ALWAYS),
+    f(2, 7154, 8, Kind::String, 0, ALWAYS),
+    f(3, 8433, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 8990, 6, Kind::String, 0, ALWAYS),
+    f(2, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(3, 9002, 9, Kind::Int32, 0, OMIT_EMPTY),
+    f(4, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(1, 9048, 8, Kind::String, 0, ALWAYS),
+    f(2, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(3, 9002, 9, Kind::Int32, 0, OMIT_EMPTY),
+    f(4, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(1, 8808, 4, Kind::String, 0, ALWAYS),
     f(2, 117, 4, Kind::String, 0, 0),
     f(1, 865, 9, Kind::String, 0, ALWAYS),
-    f(2, 8747, 4, Kind::String, 0, ALWAYS),
-    f(3, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(4, 9047, 18, Kind::String, 0, 0),
-    f(1, 7141, 6, Kind::String, 0, ALWAYS),
-    f(2, 8747, 4, Kind::String, 0, ALWAYS),
-    f(3, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(1, 9111, 8, Kind::String, 0, REPEATED|ALWAYS),
+    f(2, 8808, 4, Kind::String, 0, ALWAYS),
+    f(3, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(4, 9108, 18, Kind::String, 0, 0),
+    f(1, 7202, 6, Kind::String, 0, ALWAYS),
+    f(2, 8808, 4, Kind::String, 0, ALWAYS),
+    f(3, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(1, 9172, 8, Kind::String, 0, REPEATED|ALWAYS),
     f(2, 282, 5, Kind::String, 0, ALWAYS),
-    f(3, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(4, 9119, 4, Kind::String, 0, OMIT_EMPTY),
+    f(3, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(4, 9180, 4, Kind::String, 0, OMIT_EMPTY),
     f(5, 3187, 4, Kind::String, 0, OMIT_EMPTY),
-    f(6, 9123, 7, Kind::String, 0, OMIT_EMPTY),
-    f(7, 9130, 9, Kind::Message, 290, 0),
-    f(8, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(1, 9164, 12, Kind::String, 0, ALWAYS),
-    f(2, 9176, 3, Kind::String, 0, ALWAYS),
-    f(3, 9179, 3, Kind::Int32, 0, ALWAYS),
-    f(4, 9182, 14, Kind::String, 0, OMIT_EMPTY),
-    f(5, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(6, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(7, 9196, 7, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(8, 9203, 17, Kind::Bool, 0, OMIT_EMPTY),
-    f(10, 9130, 9, Kind::Message, 290, 0),
-    f(11, 9220, 15, Kind::Bool, 0, OMIT_EMPTY),
-    f(12, 9235, 13, Kind::String, 0, 0),
-    f(1, 8987, 8, Kind::String, 0, ALWAYS),
-    f(2, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(3, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(4, 9130, 9, Kind::Message, 290, 0),
-    f(1, 9111, 8, Kind::String, 0, REPEATED|ALWAYS),
-    f(2, 8747, 4, Kind::String, 0, OMIT_EMPTY),
+    f(6, 9184, 7, Kind::String, 0, OMIT_EMPTY),
+    f(7, 9191, 9, Kind::Message, 294, 0),
+    f(8, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(1, 9225, 12, Kind::String, 0, ALWAYS),
+    f(2, 9237, 3, Kind::String, 0, ALWAYS),
+    f(3, 9240, 3, Kind::Int32, 0, ALWAYS),
+    f(4, 9243, 14, Kind::String, 0, OMIT_EMPTY),
+    f(5, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(6, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(7, 9257, 7, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(8, 9264, 17, Kind::Bool, 0, OMIT_EMPTY),
+    f(10, 9191, 9, Kind::Message, 294, 0),
+    f(11, 9281, 15, Kind::Bool, 0, OMIT_EMPTY),
+    f(12, 9296, 13, Kind::String, 0, 0),
+    f(1, 9048, 8, Kind::String, 0, ALWAYS),
+    f(2, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(3, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(4, 9191, 9, Kind::Message, 294, 0),
+    f(1, 9172, 8, Kind::String, 0, REPEATED|ALWAYS),
+    f(2, 8808, 4, Kind::String, 0, OMIT_EMPTY),
     f(3, 3187, 4, Kind::String, 0, OMIT_EMPTY),
-    f(4, 9303, 10, Kind::String, 0, OMIT_EMPTY),
-    f(5, 9130, 9, Kind::Message, 290, 0),
-    f(6, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(1, 9341, 10, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(2, 9179, 3, Kind::Int32, 0, 0),
-    f(3, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(4, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(5, 9351, 5, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(1, 9370, 11, Kind::String, 0, OMIT_EMPTY),
-    f(2, 9381, 11, Kind::String, 0, OMIT_EMPTY),
-    f(1, 9411, 6, Kind::String, 0, ALWAYS),
-    f(2, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(3, 9130, 9, Kind::Message, 290, 0),
-    f(4, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(5, 7156, 7, Kind::String, 0, MAP|OMIT_EMPTY),
-    f(1, 8316, 10, Kind::String, 0, ALWAYS),
-    f(2, 9443, 9, Kind::String, 0, ALWAYS),
-    f(3, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(4, 9452, 15, Kind::String, 0, NULLABLE),
-    f(1, 9498, 10, Kind::String, 0, ALWAYS),
-    f(2, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(3, 9508, 17, Kind::String, 0, OMIT_EMPTY),
-    f(4, 9525, 15, Kind::String, 0, OMIT_EMPTY),
-    f(1, 9570, 8, Kind::String, 0, ALWAYS),
+    f(4, 9364, 10, Kind::String, 0, OMIT_EMPTY),
+    f(5, 9191, 9, Kind::Message, 294, 0),
+    f(6, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(1, 9402, 10, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(2, 9240, 3, Kind::Int32, 0, 0),
+    f(3, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(4, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(5, 9412, 5, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 9431, 11, Kind::String, 0, OMIT_EMPTY),
+    f(2, 9442, 11, Kind::String, 0, OMIT_EMPTY),
+    f(1, 9472, 6, Kind::String, 0, ALWAYS),
+    f(2, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(3, 9191, 9, Kind::Message, 294, 0),
+    f(4, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(5, 7217, 7, Kind::String, 0, MAP|OMIT_EMPTY),
+    f(1, 8377, 10, Kind::String, 0, ALWAYS),
+    f(2, 9504, 9, Kind::String, 0, ALWAYS),
+    f(3, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(4, 9513, 15, Kind::String, 0, NULLABLE),
+    f(1, 9559, 10, Kind::String, 0, ALWAYS),
+    f(2, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(3, 9569, 17, Kind::String, 0, OMIT_EMPTY),
+    f(4, 9586, 15, Kind::String, 0, OMIT_EMPTY),
+    f(1, 9631, 8, Kind::String, 0, ALWAYS),
     f(2, 732, 6, Kind::String, 0, ALWAYS),
-    f(3, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(3, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
     f(4, 3187, 4, Kind::String, 0, OMIT_EMPTY),
-    f(5, 4406, 5, Kind::String, 0, OMIT_EMPTY),
-    f(6, 9578, 6, Kind::String, 0, OMIT_EMPTY),
-    f(1, 9603, 8, Kind::String, 0, ALWAYS),
-    f(2, 9611, 7, Kind::String, 0, ALWAYS),
-    f(3, 9618, 11, Kind::String, 0, 0),
-    f(4, 8935, 6, Kind::String, 0, 0),
-    f(5, 8950, 8, Kind::Bool, 0, 0),
+    f(5, 4467, 5, Kind::String, 0, OMIT_EMPTY),
+    f(6, 9639, 6, Kind::String, 0, OMIT_EMPTY),
+    f(1, 9664, 8, Kind::String, 0, ALWAYS),
+    f(2, 9672, 7, Kind::String, 0, ALWAYS),
+    f(3, 9679, 11, Kind::String, 0, 0),
+    f(4, 8996, 6, Kind::String, 0, 0),
+    f(5, 9011, 8, Kind::Bool, 0, 0),
     f(6, 1420, 4, Kind::String, 0, 0),
-    f(1, 9650, 4, Kind::String, 0, ALWAYS),
-    f(2, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(1, 8987, 8, Kind::String, 0, ALWAYS),
-    f(2, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(3, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(1, 9706, 7, Kind::String, 0, ALWAYS),
-    f(2, 5943, 6, Kind::String, 0, ALWAYS),
-    f(3, 9130, 9, Kind::Message, 290, NULLABLE),
-    f(4, 9713, 10, Kind::Bool, 0, OMIT_EMPTY),
-    f(5, 9723, 16, Kind::String, 0, OMIT_EMPTY),
-    f(6, 9739, 11, Kind::String, 0, OMIT_EMPTY),
-    f(7, 9750, 11, Kind::String, 0, OMIT_EMPTY),
+    f(1, 9711, 4, Kind::String, 0, ALWAYS),
+    f(2, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(1, 9048, 8, Kind::String, 0, ALWAYS),
+    f(2, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(3, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(1, 9767, 7, Kind::String, 0, ALWAYS),
+    f(2, 6004, 6, Kind::String, 0, ALWAYS),
+    f(3, 9191, 9, Kind::Message, 294, NULLABLE),
+    f(4, 9774, 10, Kind::Bool, 0, OMIT_EMPTY),
+    f(5, 9784, 16, Kind::String, 0, OMIT_EMPTY),
+    f(6, 9800, 11, Kind::String, 0, OMIT_EMPTY),
+    f(7, 9811, 11, Kind::String, 0, OMIT_EMPTY),
     f(8, 1780, 10, Kind::String, 0, OMIT_EMPTY),
-    f(9, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(10, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(1, 8747, 4, Kind::String, 0, ALWAYS),
-    f(2, 8935, 6, Kind::String, 0, 0),
+    f(9, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(10, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(1, 8808, 4, Kind::String, 0, ALWAYS),
+    f(2, 8996, 6, Kind::String, 0, 0),
     f(1, 1780, 10, Kind::String, 0, OMIT_EMPTY),
-    f(2, 9807, 15, Kind::String, 0, OMIT_EMPTY),
-    f(3, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(4, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(5, 9130, 9, Kind::Message, 49, 0),
-    f(1, 9411, 6, Kind::String, 0, ALWAYS),
-    f(2, 9853, 12, Kind::String, 0, ALWAYS),
-    f(3, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(4, 8935, 6, Kind::String, 0, OMIT_EMPTY),
+    f(2, 9868, 15, Kind::String, 0, OMIT_EMPTY),
+    f(3, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(4, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(5, 9191, 9, Kind::Message, 50, 0),
+    f(1, 9472, 6, Kind::String, 0, ALWAYS),
+    f(2, 9914, 12, Kind::String, 0, ALWAYS),
+    f(3, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(4, 8996, 6, Kind::String, 0, OMIT_EMPTY),
     f(5, 1847, 16, Kind::String, 0, MAP|OMIT_EMPTY),
-    f(6, 9865, 26, Kind::Message, 290, 0),
-    f(7, 9891, 18, Kind::Message, 290, 0),
-    f(8, 9909, 20, Kind::Message, 290, 0),
-    f(9, 9929, 25, Kind::Message, 290, 0),
-    f(10, 9954, 19, Kind::Message, 290, 0),
-    f(1, 9998, 17, Kind::Message, 291, REPEATED|ALWAYS),
-    f(1, 6463, 8, Kind::Message, 211, 0),
-    f(2, 10027, 8, Kind::Message, 292, 0),
-    f(3, 6426, 17, Kind::Message, 209, 0),
-    f(4, 6443, 20, Kind::Message, 210, 0),
-    f(5, 10035, 7, Kind::Message, 293, 0),
-    f(6, 275, 6, Kind::Message, 294, 0),
-    f(7, 6480, 3, Kind::Message, 213, 0),
-    f(8, 6486, 5, Kind::Message, 295, 0),
-    f(9, 6471, 9, Kind::Message, 296, 0),
-    f(10, 3696, 21, Kind::Message, 297, 0),
-    f(11, 6483, 3, Kind::Message, 298, 0),
-    f(12, 6512, 10, Kind::Message, 299, 0),
-    f(13, 6491, 6, Kind::Message, 300, 0),
-    f(14, 6497, 6, Kind::Message, 301, 0),
-    f(15, 6505, 7, Kind::Message, 219, 0),
-    f(16, 10042, 11, Kind::Message, 302, 0),
-    f(17, 6503, 2, Kind::Message, 218, 0),
-    f(18, 6522, 9, Kind::Message, 303, 0),
-    f(19, 5834, 9, Kind::Message, 304, 0),
-    f(20, 6531, 13, Kind::Message, 222, 0),
-    f(21, 6544, 7, Kind::Message, 223, 0),
-    f(22, 6551, 9, Kind::Message, 224, 0),
-    f(23, 6560, 20, Kind::Message, 225, 0),
-    f(24, 6580, 14, Kind::Message, 226, 0),
-    f(25, 6594, 7, Kind::Message, 306, 0),
-    f(26, 10053, 9, Kind::Message, 305, 0),
-    f(27, 6606, 9, Kind::Message, 307, 0),
-    f(28, 6488, 3, Kind::Message, 308, 0),
-    f(29, 2493, 9, Kind::Message, 309, 0),
-    f(30, 282, 5, Kind::Message, 310, 0),
+    f(6, 9926, 26, Kind::Message, 294, 0),
+    f(7, 9952, 18, Kind::Message, 294, 0),
+    f(8, 9970, 20, Kind::Message, 294, 0),
+    f(9, 9990, 25, Kind::Message, 294, 0),
+    f(10, 10015, 19, Kind::Message, 294, 0),
+    f(1, 10059, 17, Kind::Message, 295, REPEATED|ALWAYS),
+    f(1, 6524, 8, Kind::Message, 215, 0),
+    f(2, 10088, 8, Kind::Message, 296, 0),
+    f(3, 6487, 17, Kind::Message, 213, 0),
+    f(4, 6504, 20, Kind::Message, 214, 0),
+    f(5, 10096, 7, Kind::Message, 297, 0),
+    f(6, 275, 6, Kind::Message, 298, 0),
+    f(7, 6541, 3, Kind::Message, 217, 0),
+    f(8, 6547, 5, Kind::Message, 299, 0),
+    f(9, 6532, 9, Kind::Message, 300, 0),
+    f(10, 3696, 21, Kind::Message, 301, 0),
+    f(11, 6544, 3, Kind::Message, 302, 0),
+    f(12, 6573, 10, Kind::Message, 303, 0),
+    f(13, 6552, 6, Kind::Message, 304, 0),
+    f(14, 6558, 6, Kind::Message, 305, 0),
+    f(15, 6566, 7, Kind::Message, 223, 0),
+    f(16, 10103, 11, Kind::Message, 306, 0),
+    f(17, 6564, 2, Kind::Message, 222, 0),
+    f(18, 6583, 9, Kind::Message, 307, 0),
+    f(19, 5895, 9, Kind::Message, 308, 0),
+    f(20, 6592, 13, Kind::Message, 226, 0),
+    f(21, 6605, 7, Kind::Message, 227, 0),
+    f(22, 6612, 9, Kind::Message, 228, 0),
+    f(23, 6621, 20, Kind::Message, 229, 0),
+    f(24, 6641, 14, Kind::Message, 230, 0),
+    f(25, 6655, 7, Kind::Message, 310, 0),
+    f(26, 10114, 9, Kind::Message, 309, 0),
+    f(27, 6667, 9, Kind::Message, 311, 0),
+    f(28, 6549, 3, Kind::Message, 312, 0),
+    f(29, 2493, 9, Kind::Message, 313, 0),
+    f(30, 282, 5, Kind::Message, 314, 0),
     f(1, 1194, 4, Kind::String, 0, OMIT_EMPTY),
-    f(2, 10062, 8, Kind::Int32, 0, OMIT_EMPTY),
-    f(3, 10070, 13, Kind::Int32, 0, ALWAYS),
-    f(4, 5172, 8, Kind::String, 0, OMIT_EMPTY),
+    f(2, 10123, 8, Kind::Int32, 0, OMIT_EMPTY),
+    f(3, 10131, 13, Kind::Int32, 0, ALWAYS),
+    f(4, 5233, 8, Kind::String, 0, OMIT_EMPTY),
     f(5, 2269, 6, Kind::String, 0, OMIT_EMPTY),
-    f(1, 10096, 6, Kind::String, 0, OMIT_EMPTY),
-    f(2, 10102, 12, Kind::Message, 311, 0),
-    f(3, 9130, 9, Kind::Message, 312, 0),
+    f(1, 10157, 6, Kind::String, 0, OMIT_EMPTY),
+    f(2, 10163, 12, Kind::Message, 315, 0),
+    f(3, 9191, 9, Kind::Message, 316, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
     f(2, 802, 5, Kind::String, 0, OMIT_EMPTY),
-    f(3, 10127, 9, Kind::Message, 313, 0),
-    f(1, 4804, 12, Kind::String, 0, ALWAYS),
+    f(3, 10188, 9, Kind::Message, 317, 0),
+    f(1, 4865, 12, Kind::String, 0, ALWAYS),
     f(2, 2141, 13, Kind::String, 0, ALWAYS),
     f(1, 136, 6, Kind::String, 0, OMIT_EMPTY),
-    f(2, 10163, 9, Kind::Message, 314, 0),
+    f(2, 10224, 9, Kind::Message, 318, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(3, 10192, 9, Kind::String, 0, ALWAYS),
-    f(4, 10201, 7, Kind::String, 0, OMIT_EMPTY),
-    f(5, 10208, 16, Kind::String, 0, 0),
-    f(6, 10224, 11, Kind::String, 0, OMIT_EMPTY),
-    f(7, 8842, 17, Kind::String, 0, 0),
+    f(2, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(3, 10253, 9, Kind::String, 0, ALWAYS),
+    f(4, 10262, 7, Kind::String, 0, OMIT_EMPTY),
+    f(5, 10269, 16, Kind::String, 0, 0),
+    f(6, 10285, 11, Kind::String, 0, OMIT_EMPTY),
+    f(7, 8903, 17, Kind::String, 0, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 6100, 10, Kind::String, 0, ALWAYS),
-    f(1, 0, 0, Kind::Message, 315, INLINE),
-    f(2, 10258, 19, Kind::Int32, 0, OMIT_EMPTY),
-    f(3, 10277, 14, Kind::Int32, 0, OMIT_EMPTY),
-    f(4, 10291, 13, Kind::Int32, 0, OMIT_EMPTY),
-    f(5, 10304, 16, Kind::Int32, 0, OMIT_EMPTY),
-    f(6, 10320, 16, Kind::Int32, 0, OMIT_EMPTY),
+    f(2, 6161, 10, Kind::String, 0, ALWAYS),
+    f(1, 0, 0, Kind::Message, 319, INLINE),
+    f(2, 10319, 19, Kind::Int32, 0, OMIT_EMPTY),
+    f(3, 10338, 14, Kind::Int32, 0, OMIT_EMPTY),
+    f(4, 10352, 13, Kind::Int32, 0, OMIT_EMPTY),
+    f(5, 10365, 16, Kind::Int32, 0, OMIT_EMPTY),
+    f(6, 10381, 16, Kind::Int32, 0, OMIT_EMPTY),
     f(7, 2154, 29, Kind::Int64, 0, 0),
-    f(1, 10336, 9, Kind::Message, 316, 0),
-    f(2, 10345, 7, Kind::Message, 316, 0),
-    f(3, 7561, 10, Kind::String, 0, 0),
-    f(1, 10361, 12, Kind::Message, 317, 0),
-    f(2, 10373, 10, Kind::Bool, 0, 0),
-    f(3, 6909, 14, Kind::Message, 244, 0),
-    f(4, 6923, 9, Kind::Int64, 0, 0),
-    f(5, 6932, 12, Kind::Bool, 0, 0),
-    f(6, 10383, 22, Kind::Bool, 0, 0),
-    f(7, 10405, 24, Kind::Bool, 0, 0),
-    f(8, 6951, 10, Kind::Int64, 0, 0),
-    f(9, 10429, 9, Kind::String, 0, 0),
-    f(10, 6968, 14, Kind::Message, 245, 0),
-    f(11, 7001, 14, Kind::Message, 247, 0),
-    f(12, 7015, 15, Kind::Message, 248, 0),
+    f(1, 10397, 9, Kind::Message, 320, 0),
+    f(2, 10406, 7, Kind::Message, 320, 0),
+    f(3, 7622, 10, Kind::String, 0, 0),
+    f(1, 10422, 12, Kind::Message, 321, 0),
+    f(2, 10434, 10, Kind::Bool, 0, 0),
+    f(3, 6970, 14, Kind::Message, 248, 0),
+    f(4, 6984, 9, Kind::Int64, 0, 0),
+    f(5, 6993, 12, Kind::Bool, 0, 0),
+    f(6, 10444, 22, Kind::Bool, 0, 0),
+    f(7, 10466, 24, Kind::Bool, 0, 0),
+    f(8, 7012, 10, Kind::Int64, 0, 0),
+    f(9, 10490, 9, Kind::String, 0, 0),
+    f(10, 7029, 14, Kind::Message, 249, 0),
+    f(11, 7062, 14, Kind::Message, 251, 0),
+    f(12, 7076, 15, Kind::Message, 252, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
     f(2, 282, 5, Kind::String, 0, OMIT_EMPTY),
-    f(3, 6663, 7, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(4, 6670, 4, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(5, 6674, 10, Kind::String, 0, OMIT_EMPTY),
-    f(6, 874, 5, Kind::Message, 233, REPEATED|OMIT_EMPTY),
-    f(7, 6684, 3, Kind::Message, 235, REPEATED|OMIT_EMPTY),
-    f(8, 1771, 9, Kind::Message, 152, 0),
-    f(9, 6687, 12, Kind::Message, 238, REPEATED|OMIT_EMPTY),
-    f(10, 6699, 13, Kind::Message, 240, 0),
-    f(11, 6712, 14, Kind::Message, 240, 0),
-    f(12, 6726, 9, Kind::Message, 241, 0),
-    f(13, 6735, 22, Kind::String, 0, OMIT_EMPTY),
-    f(14, 6757, 15, Kind::String, 0, OMIT_EMPTY),
-    f(15, 2276, 15, Kind::Message, 242, 0),
-    f(16, 6772, 5, Kind::Bool, 0, OMIT_EMPTY),
-    f(17, 6777, 9, Kind::Bool, 0, OMIT_EMPTY),
+    f(3, 6724, 7, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(4, 6731, 4, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(5, 6735, 10, Kind::String, 0, OMIT_EMPTY),
+    f(6, 874, 5, Kind::Message, 237, REPEATED|OMIT_EMPTY),
+    f(7, 6745, 3, Kind::Message, 239, REPEATED|OMIT_EMPTY),
+    f(8, 1771, 9, Kind::Message, 155, 0),
+    f(9, 6748, 12, Kind::Message, 242, REPEATED|OMIT_EMPTY),
+    f(10, 6760, 13, Kind::Message, 244, 0),
+    f(11, 6773, 14, Kind::Message, 244, 0),
+    f(12, 6787, 9, Kind::Message, 245, 0),
+    f(13, 6796, 22, Kind::String, 0, OMIT_EMPTY),
+    f(14, 6818, 15, Kind::String, 0, OMIT_EMPTY),
+    f(15, 2276, 15, Kind::Message, 246, 0),
+    f(16, 6833, 5, Kind::Bool, 0, OMIT_EMPTY),
+    f(17, 6838, 9, Kind::Bool, 0, OMIT_EMPTY),
     f(18, 116, 3, Kind::Bool, 0, OMIT_EMPTY),
-    f(19, 6786, 7, Kind::Message, 234, REPEATED|OMIT_EMPTY),
-    f(20, 6793, 24, Kind::String, 0, OMIT_EMPTY),
-    f(21, 6817, 13, Kind::Message, 239, REPEATED|OMIT_EMPTY),
-    f(22, 6830, 12, Kind::Message, 240, 0),
-    f(23, 6842, 12, Kind::Message, 236, REPEATED|OMIT_EMPTY),
+    f(19, 6847, 7, Kind::Message, 238, REPEATED|OMIT_EMPTY),
+    f(20, 6854, 24, Kind::String, 0, OMIT_EMPTY),
+    f(21, 6878, 13, Kind::Message, 243, REPEATED|OMIT_EMPTY),
+    f(22, 6891, 12, Kind::Message, 244, 0),
+    f(23, 6903, 12, Kind::Message, 240, REPEATED|OMIT_EMPTY),
     f(24, 2141, 13, Kind::String, 0, 0),
-    f(25, 6854, 18, Kind::Message, 237, REPEATED|OMIT_EMPTY),
+    f(25, 6915, 18, Kind::Message, 241, REPEATED|OMIT_EMPTY),
     f(1, 3187, 4, Kind::String, 0, OMIT_EMPTY),
     f(2, 621, 4, Kind::String, 0, OMIT_EMPTY),
     f(3, 117, 4, Kind::String, 0, OMIT_EMPTY),
-    f(4, 10462, 5, Kind::String, 0, OMIT_EMPTY),
-    f(1, 10481, 22, Kind::String, 0, 0),
-    f(2, 10481, 18, Kind::String, 0, 0),
-    f(3, 10503, 13, Kind::String, 0, 0),
-    f(4, 10516, 11, Kind::Bool, 0, 0),
+    f(4, 10523, 5, Kind::String, 0, OMIT_EMPTY),
+    f(1, 10542, 22, Kind::String, 0, 0),
+    f(2, 10542, 18, Kind::String, 0, 0),
+    f(3, 10564, 13, Kind::String, 0, 0),
+    f(4, 10577, 11, Kind::Bool, 0, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
     f(2, 802, 5, Kind::String, 0, ALWAYS),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
-    f(2, 10562, 16, Kind::String, 0, 0),
+    f(2, 10623, 16, Kind::String, 0, 0),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
-    f(2, 10562, 16, Kind::String, 0, 0),
-    f(1, 10607, 46, Kind::Message, 231, 0),
-    f(2, 10653, 47, Kind::Message, 318, REPEATED|OMIT_EMPTY),
-    f(1, 10607, 46, Kind::Message, 319, REPEATED|OMIT_EMPTY),
-    f(2, 10653, 47, Kind::Message, 320, REPEATED|OMIT_EMPTY),
-    f(1, 10607, 46, Kind::Message, 319, REPEATED|OMIT_EMPTY),
-    f(2, 10653, 47, Kind::Message, 320, REPEATED|OMIT_EMPTY),
+    f(2, 10623, 16, Kind::String, 0, 0),
+    f(1, 10668, 46, Kind::Message, 235, 0),
+    f(2, 10714, 47, Kind::Message, 322, REPEATED|OMIT_EMPTY),
+    f(1, 10668, 46, Kind::Message, 323, REPEATED|OMIT_EMPTY),
+    f(2, 10714, 47, Kind::Message, 324, REPEATED|OMIT_EMPTY),
+    f(1, 10668, 46, Kind::Message, 323, REPEATED|OMIT_EMPTY),
+    f(2, 10714, 47, Kind::Message, 324, REPEATED|OMIT_EMPTY),
     f(1, 1194, 4, Kind::String, 0, OMIT_EMPTY),
     f(2, 802, 5, Kind::String, 0, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 4391, 7, Kind::String, 0, OMIT_EMPTY),
-    f(1, 10744, 7, Kind::Message, 321, 0),
-    f(2, 10751, 7, Kind::Message, 322, 0),
-    f(3, 10758, 10, Kind::Message, 323, 0),
+    f(2, 4452, 7, Kind::String, 0, OMIT_EMPTY),
+    f(1, 10805, 7, Kind::Message, 325, 0),
+    f(2, 10812, 7, Kind::Message, 326, 0),
+    f(3, 10819, 10, Kind::Message, 327, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 10192, 9, Kind::String, 0, ALWAYS),
-    f(3, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(4, 8842, 17, Kind::String, 0, 0),
-    f(1, 10799, 5, Kind::Message, 324, 0),
+    f(2, 10253, 9, Kind::String, 0, ALWAYS),
+    f(3, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(4, 8903, 17, Kind::String, 0, 0),
+    f(1, 10860, 5, Kind::Message, 328, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 1771, 9, Kind::Message, 325, REPEATED|OMIT_EMPTY),
-    f(1, 10817, 13, Kind::String, 0, ALWAYS),
-    f(2, 4804, 12, Kind::String, 0, ALWAYS),
-    f(3, 10830, 11, Kind::String, 0, ALWAYS),
-    f(1, 10873, 9, Kind::String, 0, ALWAYS),
-    f(2, 7093, 8, Kind::String, 0, ALWAYS),
-    f(3, 8372, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(1, 10277, 14, Kind::Int32, 0, 0),
+    f(2, 1771, 9, Kind::Message, 329, REPEATED|OMIT_EMPTY),
+    f(1, 10878, 13, Kind::String, 0, ALWAYS),
+    f(2, 4865, 12, Kind::String, 0, ALWAYS),
+    f(3, 10891, 11, Kind::String, 0, ALWAYS),
+    f(1, 10934, 9, Kind::String, 0, ALWAYS),
+    f(2, 7154, 8, Kind::String, 0, ALWAYS),
+    f(3, 8433, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 10338, 14, Kind::Int32, 0, 0),
     f(1, 825, 2, Kind::String, 0, OMIT_EMPTY),
     f(2, 2291, 8, Kind::String, 0, OMIT_EMPTY),
-    f(3, 10929, 6, Kind::String, 0, 0),
-    f(4, 874, 5, Kind::Message, 326, REPEATED|OMIT_EMPTY),
-    f(1, 4616, 14, Kind::IntOrString, 0, 0),
-    f(2, 10954, 8, Kind::IntOrString, 0, 0),
-    f(1, 4616, 14, Kind::IntOrString, 0, 0),
-    f(2, 10954, 8, Kind::IntOrString, 0, 0),
-    f(1, 8941, 9, Kind::Int32, 0, 0),
-    f(2, 4616, 14, Kind::IntOrString, 0, 0),
-    f(1, 11039, 15, Kind::Message, 175, 0),
-    f(2, 903, 6, Kind::Message, 327, 0),
-    f(3, 3852, 6, Kind::Message, 328, 0),
-    f(1, 3852, 6, Kind::Message, 328, 0),
-    f(2, 903, 6, Kind::Message, 327, 0),
+    f(3, 10990, 6, Kind::String, 0, 0),
+    f(4, 874, 5, Kind::Message, 330, REPEATED|OMIT_EMPTY),
+    f(1, 4677, 14, Kind::IntOrString, 0, 0),
+    f(2, 11015, 8, Kind::IntOrString, 0, 0),
+    f(1, 4677, 14, Kind::IntOrString, 0, 0),
+    f(2, 11015, 8, Kind::IntOrString, 0, 0),
+    f(1, 9002, 9, Kind::Int32, 0, 0),
+    f(2, 4677, 14, Kind::IntOrString, 0, 0),
+    f(1, 11100, 15, Kind::Message, 178, 0),
+    f(2, 903, 6, Kind::Message, 331, 0),
+    f(3, 3852, 6, Kind::Message, 332, 0),
+    f(1, 3852, 6, Kind::Message, 332, 0),
+    f(2, 903, 6, Kind::Message, 331, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 903, 6, Kind::Message, 327, 0),
+    f(2, 903, 6, Kind::Message, 331, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 903, 6, Kind::Message, 327, 0),
+    f(2, 903, 6, Kind::Message, 331, 0),
     f(3, 2131, 9, Kind::String, 0, ALWAYS),
-    f(1, 3852, 6, Kind::Message, 328, 0),
-    f(2, 903, 6, Kind::Message, 327, 0),
-    f(1, 11157, 12, Kind::String, 0, 0),
-    f(2, 11169, 8, Kind::Message, 329, REPEATED|OMIT_EMPTY),
-    f(3, 11177, 26, Kind::Int32, 0, 0),
-    f(4, 11203, 9, Kind::Quantity, 0, 0),
-    f(1, 3852, 6, Kind::Message, 328, 0),
-    f(2, 1940, 7, Kind::Message, 330, 0),
-    f(3, 11039, 15, Kind::Message, 175, 0),
-    f(1, 3852, 6, Kind::Message, 328, 0),
-    f(2, 1940, 7, Kind::Message, 330, 0),
+    f(1, 3852, 6, Kind::Message, 332, 0),
+    f(2, 903, 6, Kind::Message, 331, 0),
+    f(1, 11218, 12, Kind::String, 0, 0),
+    f(2, 11230, 8, Kind::Message, 333, REPEATED|OMIT_EMPTY),
+    f(3, 11238, 26, Kind::Int32, 0, 0),
+    f(4, 11264, 9, Kind::Quantity, 0, 0),
+    f(1, 3852, 6, Kind::Message, 332, 0),
+    f(2, 1940, 7, Kind::Message, 334, 0),
+    f(3, 11100, 15, Kind::Message, 178, 0),
+    f(1, 3852, 6, Kind::Message, 332, 0),
+    f(2, 1940, 7, Kind::Message, 334, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 1940, 7, Kind::Message, 330, 0),
+    f(2, 1940, 7, Kind::Message, 334, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 1940, 7, Kind::Message, 330, 0),
+    f(2, 1940, 7, Kind::Message, 334, 0),
     f(3, 2131, 9, Kind::String, 0, ALWAYS),
-    f(1, 3852, 6, Kind::Message, 328, 0),
-    f(2, 1940, 7, Kind::Message, 330, 0),
+    f(1, 3852, 6, Kind::Message, 332, 0),
+    f(2, 1940, 7, Kind::Message, 334, 0),
     f(1, 136, 6, Kind::String, 0, ALWAYS),
-    f(2, 11330, 11, Kind::Message, 331, 0),
-    f(3, 11341, 15, Kind::Message, 332, REPEATED|OMIT_EMPTY),
-    f(1, 11376, 16, Kind::String, 0, 0),
-    f(2, 11392, 14, Kind::Int32, 0, 0),
+    f(2, 11391, 11, Kind::Message, 335, 0),
+    f(3, 11402, 15, Kind::Message, 336, REPEATED|OMIT_EMPTY),
+    f(1, 11437, 16, Kind::String, 0, 0),
+    f(2, 11453, 14, Kind::Int32, 0, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 151, 4, Kind::Message, 333, 0),
-    f(1, 11444, 4, Kind::Message, 334, 0),
+    f(2, 151, 4, Kind::Message, 337, 0),
+    f(1, 11505, 4, Kind::Message, 338, 0),
     f(1, 825, 2, Kind::String, 0, OMIT_EMPTY),
     f(2, 2291, 8, Kind::String, 0, OMIT_EMPTY),
-    f(4, 874, 5, Kind::Message, 335, REPEATED|OMIT_EMPTY),
-    f(1, 11490, 15, Kind::Message, 336, 0),
-    f(1, 203, 6, Kind::Message, 337, 0),
-    f(2, 544, 5, Kind::Message, 338, 0),
+    f(4, 874, 5, Kind::Message, 339, REPEATED|OMIT_EMPTY),
+    f(1, 11551, 15, Kind::Message, 340, 0),
+    f(1, 203, 6, Kind::Message, 341, 0),
+    f(2, 544, 5, Kind::Message, 342, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
     f(2, 117, 4, Kind::String, 0, ALWAYS),
-    f(3, 11555, 6, Kind::String, 0, OMIT_EMPTY),
+    f(3, 11616, 6, Kind::String, 0, OMIT_EMPTY),
     f(4, 820, 11, Kind::String, 0, OMIT_EMPTY),
     f(5, 2365, 8, Kind::Int32, 0, OMIT_EMPTY),
-    f(6, 11561, 8, Kind::String, 0, ALWAYS),
-    f(1, 11561, 8, Kind::String, 0, ALWAYS),
-    f(2, 11614, 12, Kind::Message, 339, 0),
-    f(3, 11626, 24, Kind::String, 0, REPEATED|ALWAYS),
+    f(6, 11622, 8, Kind::String, 0, ALWAYS),
+    f(1, 11622, 8, Kind::String, 0, ALWAYS),
+    f(2, 11675, 12, Kind::Message, 343, 0),
+    f(3, 11687, 24, Kind::String, 0, REPEATED|ALWAYS),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(1, 11681, 11, Kind::String, 0, OMIT_EMPTY),
-    f(2, 11692, 12, Kind::Message, 340, REPEATED|OMIT_EMPTY),
-    f(1, 11681, 11, Kind::String, 0, OMIT_EMPTY),
-    f(2, 11692, 12, Kind::Message, 208, REPEATED|OMIT_EMPTY),
+    f(1, 11742, 11, Kind::String, 0, OMIT_EMPTY),
+    f(2, 11753, 12, Kind::Message, 344, REPEATED|OMIT_EMPTY),
+    f(1, 11742, 11, Kind::String, 0, OMIT_EMPTY),
+    f(2, 11753, 12, Kind::Message, 212, REPEATED|OMIT_EMPTY),
     f(1, 1194, 4, Kind::String, 0, OMIT_EMPTY),
     f(2, 1210, 9, Kind::String, 0, OMIT_EMPTY),
-    f(1, 6226, 16, Kind::Message, 341, REPEATED|OMIT_EMPTY),
-    f(2, 11765, 11, Kind::Message, 341, REPEATED|OMIT_EMPTY),
-    f(1, 11792, 6, Kind::String, 0, OMIT_EMPTY),
-    f(2, 11798, 9, Kind::Quantity, 0, 0),
-    f(1, 11827, 10, Kind::String, 0, ALWAYS),
+    f(1, 6287, 16, Kind::Message, 345, REPEATED|OMIT_EMPTY),
+    f(2, 11826, 11, Kind::Message, 345, REPEATED|OMIT_EMPTY),
+    f(1, 11853, 6, Kind::String, 0, OMIT_EMPTY),
+    f(2, 11859, 9, Kind::Quantity, 0, 0),
+    f(1, 11888, 10, Kind::String, 0, ALWAYS),
     f(2, 351, 8, Kind::String, 0, OMIT_EMPTY),
-    f(3, 11837, 9, Kind::String, 0, OMIT_EMPTY),
-    f(1, 8316, 10, Kind::String, 0, OMIT_EMPTY),
-    f(2, 11865, 5, Kind::Message, 342, REPEATED|OMIT_EMPTY),
-    f(3, 11870, 11, Kind::Int32, 0, 0),
-    f(4, 11881, 8, Kind::Bool, 0, 0),
-    f(1, 9164, 12, Kind::String, 0, ALWAYS),
-    f(2, 9176, 3, Kind::String, 0, ALWAYS),
-    f(3, 9179, 3, Kind::Int32, 0, ALWAYS),
-    f(4, 9182, 14, Kind::String, 0, OMIT_EMPTY),
-    f(5, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(6, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(7, 9196, 7, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(8, 9203, 17, Kind::Bool, 0, OMIT_EMPTY),
-    f(10, 9130, 9, Kind::Message, 65, 0),
-    f(11, 9220, 15, Kind::Bool, 0, OMIT_EMPTY),
-    f(12, 9235, 13, Kind::String, 0, 0),
+    f(3, 11898, 9, Kind::String, 0, OMIT_EMPTY),
+    f(1, 8377, 10, Kind::String, 0, OMIT_EMPTY),
+    f(2, 11926, 5, Kind::Message, 346, REPEATED|OMIT_EMPTY),
+    f(3, 11931, 11, Kind::Int32, 0, 0),
+    f(4, 11942, 8, Kind::Bool, 0, 0),
+    f(1, 9225, 12, Kind::String, 0, ALWAYS),
+    f(2, 9237, 3, Kind::String, 0, ALWAYS),
+    f(3, 9240, 3, Kind::Int32, 0, ALWAYS),
+    f(4, 9243, 14, Kind::String, 0, OMIT_EMPTY),
+    f(5, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(6, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(7, 9257, 7, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(8, 9264, 17, Kind::Bool, 0, OMIT_EMPTY),
+    f(10, 9191, 9, Kind::Message, 66, 0),
+    f(11, 9281, 15, Kind::Bool, 0, OMIT_EMPTY),
+    f(12, 9296, 13, Kind::String, 0, 0),
     f(1, 865, 9, Kind::String, 0, ALWAYS),
-    f(2, 8747, 4, Kind::String, 0, ALWAYS),
-    f(3, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(1, 11945, 9, Kind::String, 0, ALWAYS),
-    f(2, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(1, 9111, 8, Kind::String, 0, REPEATED|ALWAYS),
+    f(2, 8808, 4, Kind::String, 0, ALWAYS),
+    f(3, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(1, 12006, 9, Kind::String, 0, ALWAYS),
+    f(2, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(1, 9172, 8, Kind::String, 0, REPEATED|ALWAYS),
     f(2, 282, 5, Kind::String, 0, ALWAYS),
-    f(3, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(4, 9119, 4, Kind::String, 0, OMIT_EMPTY),
+    f(3, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(4, 9180, 4, Kind::String, 0, OMIT_EMPTY),
     f(5, 3187, 4, Kind::String, 0, OMIT_EMPTY),
-    f(6, 9123, 7, Kind::String, 0, OMIT_EMPTY),
-    f(7, 9130, 9, Kind::Message, 65, 0),
-    f(8, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(1, 9411, 6, Kind::String, 0, ALWAYS),
-    f(2, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(3, 9130, 9, Kind::Message, 65, 0),
-    f(4, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(5, 7156, 7, Kind::String, 0, MAP|OMIT_EMPTY),
-    f(1, 8987, 8, Kind::String, 0, ALWAYS),
-    f(2, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(3, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(4, 9130, 9, Kind::Message, 65, 0),
-    f(1, 9111, 8, Kind::String, 0, REPEATED|ALWAYS),
-    f(2, 8747, 4, Kind::String, 0, OMIT_EMPTY),
+    f(6, 9184, 7, Kind::String, 0, OMIT_EMPTY),
+    f(7, 9191, 9, Kind::Message, 66, 0),
+    f(8, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(1, 9472, 6, Kind::String, 0, ALWAYS),
+    f(2, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(3, 9191, 9, Kind::Message, 66, 0),
+    f(4, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(5, 7217, 7, Kind::String, 0, MAP|OMIT_EMPTY),
+    f(1, 9048, 8, Kind::String, 0, ALWAYS),
+    f(2, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(3, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(4, 9191, 9, Kind::Message, 66, 0),
+    f(1, 9172, 8, Kind::String, 0, REPEATED|ALWAYS),
+    f(2, 8808, 4, Kind::String, 0, OMIT_EMPTY),
     f(3, 3187, 4, Kind::String, 0, OMIT_EMPTY),
-    f(4, 9303, 10, Kind::String, 0, OMIT_EMPTY),
-    f(5, 9130, 9, Kind::Message, 65, 0),
-    f(6, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(1, 11865, 5, Kind::Message, 343, REPEATED|OMIT_EMPTY),
-    f(2, 11870, 11, Kind::Int32, 0, 0),
-    f(1, 8316, 10, Kind::String, 0, ALWAYS),
-    f(2, 9443, 9, Kind::String, 0, ALWAYS),
-    f(3, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(1, 0, 0, Kind::Message, 65, INLINE),
-    f(2, 11865, 5, Kind::Message, 342, REPEATED|OMIT_EMPTY),
-    f(3, 11870, 11, Kind::Int32, 0, 0),
-    f(4, 11881, 8, Kind::Bool, 0, 0),
-    f(1, 1773, 7, Kind::Message, 344, REPEATED|ALWAYS),
-    f(2, 11870, 11, Kind::Int32, 0, 0),
-    f(1, 9706, 7, Kind::String, 0, ALWAYS),
-    f(2, 5943, 6, Kind::String, 0, ALWAYS),
-    f(3, 9130, 9, Kind::Message, 65, NULLABLE),
-    f(4, 9713, 10, Kind::Bool, 0, OMIT_EMPTY),
-    f(5, 9723, 16, Kind::String, 0, OMIT_EMPTY),
-    f(6, 9739, 11, Kind::String, 0, OMIT_EMPTY),
-    f(7, 9750, 11, Kind::String, 0, OMIT_EMPTY),
+    f(4, 9364, 10, Kind::String, 0, OMIT_EMPTY),
+    f(5, 9191, 9, Kind::Message, 66, 0),
+    f(6, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(1, 11926, 5, Kind::Message, 347, REPEATED|OMIT_EMPTY),
+    f(2, 11931, 11, Kind::Int32, 0, 0),
+    f(1, 8377, 10, Kind::String, 0, ALWAYS),
+    f(2, 9504, 9, Kind::String, 0, ALWAYS),
+    f(3, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(1, 0, 0, Kind::Message, 66, INLINE),
+    f(2, 11926, 5, Kind::Message, 346, REPEATED|OMIT_EMPTY),
+    f(3, 11931, 11, Kind::Int32, 0, 0),
+    f(4, 11942, 8, Kind::Bool, 0, 0),
+    f(1, 1773, 7, Kind::Message, 348, REPEATED|ALWAYS),
+    f(2, 11931, 11, Kind::Int32, 0, 0),
+    f(1, 9767, 7, Kind::String, 0, ALWAYS),
+    f(2, 6004, 6, Kind::String, 0, ALWAYS),
+    f(3, 9191, 9, Kind::Message, 66, NULLABLE),
+    f(4, 9774, 10, Kind::Bool, 0, OMIT_EMPTY),
+    f(5, 9784, 16, Kind::String, 0, OMIT_EMPTY),
+    f(6, 9800, 11, Kind::String, 0, OMIT_EMPTY),
+    f(7, 9811, 11, Kind::String, 0, OMIT_EMPTY),
     f(8, 1780, 10, Kind::String, 0, OMIT_EMPTY),
-    f(9, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(10, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(9, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(10, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
     f(1, 1780, 10, Kind::String, 0, OMIT_EMPTY),
-    f(2, 9807, 15, Kind::String, 0, OMIT_EMPTY),
-    f(3, 8935, 6, Kind::String, 0, OMIT_EMPTY),
-    f(4, 8950, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(5, 9130, 9, Kind::Message, 65, 0),
-    f(1, 9411, 6, Kind::String, 0, ALWAYS),
-    f(2, 8950, 8, Kind::Bool, 0, 0),
-    f(3, 8935, 6, Kind::String, 0, 0),
+    f(2, 9868, 15, Kind::String, 0, OMIT_EMPTY),
+    f(3, 8996, 6, Kind::String, 0, OMIT_EMPTY),
+    f(4, 9011, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(5, 9191, 9, Kind::Message, 66, 0),
+    f(1, 9472, 6, Kind::String, 0, ALWAYS),
+    f(2, 9011, 8, Kind::Bool, 0, 0),
+    f(3, 8996, 6, Kind::String, 0, 0),
     f(4, 1847, 16, Kind::String, 0, MAP|OMIT_EMPTY),
-    f(5, 9909, 20, Kind::Message, 65, 0),
-    f(1, 3646, 19, Kind::Message, 345, 0),
-    f(1, 12216, 9, Kind::String, 0, OMIT_EMPTY),
-    f(2, 12225, 10, Kind::String, 0, OMIT_EMPTY),
-    f(1, 0, 0, Kind::Message, 65, INLINE),
-    f(2, 11881, 8, Kind::Bool, 0, 0),
-    f(1, 0, 0, Kind::Message, 65, INLINE),
-    f(2, 11881, 8, Kind::Bool, 0, 0),
-    f(1, 12285, 8, Kind::Message, 346, 0),
-    f(2, 12293, 16, Kind::Message, 347, 0),
-    f(3, 12309, 15, Kind::Message, 348, 0),
-    f(4, 12324, 12, Kind::Message, 349, 0),
-    f(5, 12336, 10, Kind::Message, 350, 0),
-    f(1, 7093, 8, Kind::String, 0, OMIT_EMPTY),
-    f(2, 8372, 6, Kind::Int32, 0, REPEATED|OMIT_EMPTY),
-    f(1, 12389, 4, Kind::Message, 351, 0),
-    f(2, 12393, 7, Kind::Message, 352, 0),
-    f(3, 12400, 9, Kind::Message, 353, 0),
-    f(4, 12409, 4, Kind::Message, 354, 0),
-    f(1, 12389, 4, Kind::Message, 351, 0),
-    f(2, 12393, 7, Kind::Message, 352, 0),
-    f(3, 12400, 9, Kind::Message, 353, 0),
-    f(4, 12425, 5, Kind::Message, 355, 0),
+    f(5, 9970, 20, Kind::Message, 66, 0),
+    f(1, 3646, 19, Kind::Message, 349, 0),
+    f(1, 12277, 9, Kind::String, 0, OMIT_EMPTY),
+    f(2, 12286, 10, Kind::String, 0, OMIT_EMPTY),
+    f(1, 0, 0, Kind::Message, 66, INLINE),
+    f(2, 11942, 8, Kind::Bool, 0, 0),
+    f(1, 0, 0, Kind::Message, 66, INLINE),
+    f(2, 11942, 8, Kind::Bool, 0, 0),
+    f(1, 12346, 8, Kind::Message, 350, 0),
+    f(2, 12354, 16, Kind::Message, 351, 0),
+    f(3, 12370, 15, Kind::Message, 352, 0),
+    f(4, 12385, 12, Kind::Message, 353, 0),
+    f(5, 12397, 10, Kind::Message, 354, 0),
+    f(1, 7154, 8, Kind::String, 0, OMIT_EMPTY),
+    f(2, 8433, 6, Kind::Int32, 0, REPEATED|OMIT_EMPTY),
+    f(1, 12450, 4, Kind::Message, 355, 0),
+    f(2, 12454, 7, Kind::Message, 356, 0),
+    f(3, 12461, 9, Kind::Message, 357, 0),
+    f(4, 12470, 4, Kind::Message, 358, 0),
+    f(1, 12450, 4, Kind::Message, 355, 0),
+    f(2, 12454, 7, Kind::Message, 356, 0),
+    f(3, 12461, 9, Kind::Message, 357, 0),
+    f(4, 12486, 5, Kind::Message, 359, 0),
     f(1, 879, 3, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(2, 12446, 4, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(1, 12462, 6, Kind::Int32, 0, ALWAYS),
-    f(2, 12468, 10, Kind::Message, 291, 0),
-    f(1, 7239, 13, Kind::Message, 131, 0),
+    f(2, 12507, 4, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 12523, 6, Kind::Int32, 0, ALWAYS),
+    f(2, 12529, 10, Kind::Message, 295, 0),
+    f(1, 7300, 13, Kind::Message, 134, 0),
     f(2, 1210, 10, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(3, 7211, 11, Kind::String, 0, ALWAYS),
-    f(4, 12501, 17, Kind::Message, 131, 0),
-    f(5, 7296, 14, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(6, 12518, 17, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(1, 12462, 6, Kind::Int32, 0, ALWAYS),
-    f(2, 12550, 15, Kind::Message, 319, 0),
+    f(3, 7272, 11, Kind::String, 0, ALWAYS),
+    f(4, 12562, 17, Kind::Message, 134, 0),
+    f(5, 7357, 14, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(6, 12579, 17, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 12523, 6, Kind::Int32, 0, ALWAYS),
+    f(2, 12611, 15, Kind::Message, 323, 0),
     f(1, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(2, 72, 7, Kind::String, 0, OMIT_EMPTY),
-    f(1, 12609, 9, Kind::Time, 0, 0),
-    f(1, 10163, 8, Kind::Int32, 0, ALWAYS),
-    f(2, 12639, 6, Kind::Int32, 0, OMIT_EMPTY),
+    f(1, 12670, 9, Kind::Time, 0, 0),
+    f(1, 10224, 8, Kind::Int32, 0, ALWAYS),
+    f(2, 12700, 6, Kind::Int32, 0, OMIT_EMPTY),
     f(3, 66, 6, Kind::String, 0, OMIT_EMPTY),
     f(4, 72, 7, Kind::String, 0, OMIT_EMPTY),
-    f(5, 12609, 9, Kind::Time, 0, 0),
-    f(6, 12645, 10, Kind::Time, 0, 0),
-    f(7, 7519, 11, Kind::String, 0, OMIT_EMPTY),
+    f(5, 12670, 9, Kind::Time, 0, 0),
+    f(6, 12706, 10, Kind::Time, 0, 0),
+    f(7, 7580, 11, Kind::String, 0, OMIT_EMPTY),
     f(1, 1227, 3, Kind::Int64, 0, ALWAYS),
-    f(2, 12679, 3, Kind::Int64, 0, ALWAYS),
-    f(3, 6179, 18, Kind::Int64, 0, REPEATED|OMIT_EMPTY),
-    f(1, 12700, 10, Kind::String, 0, ALWAYS),
+    f(2, 12740, 3, Kind::Int64, 0, ALWAYS),
+    f(3, 6240, 18, Kind::Int64, 0, REPEATED|OMIT_EMPTY),
+    f(1, 12761, 10, Kind::String, 0, ALWAYS),
     f(2, 2981, 6, Kind::String, 0, OMIT_EMPTY),
     f(1, 151, 4, Kind::Int32, 0, ALWAYS),
-    f(2, 5172, 8, Kind::String, 0, ALWAYS),
+    f(2, 5233, 8, Kind::String, 0, ALWAYS),
     f(3, 3189, 5, Kind::String, 0, 0),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 802, 5, Kind::Quantity, 0, 0),
-    f(3, 12734, 12, Kind::Quantity, 0, 0),
-    f(4, 12746, 18, Kind::Int32, 0, 0),
+    f(3, 12795, 12, Kind::Quantity, 0, 0),
+    f(4, 12807, 18, Kind::Int32, 0, 0),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
-    f(2, 1790, 8, Kind::Message, 131, 0),
+    f(2, 1790, 8, Kind::Message, 134, 0),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 802, 5, Kind::Int32, 0, ALWAYS),
-    f(3, 10291, 13, Kind::Int32, 0, ALWAYS),
+    f(3, 10352, 13, Kind::Int32, 0, ALWAYS),
     f(1, 802, 5, Kind::Quantity, 0, 0),
-    f(2, 12734, 12, Kind::Quantity, 0, 0),
-    f(3, 12746, 18, Kind::Int32, 0, 0),
-    f(1, 10817, 13, Kind::String, 0, 0),
-    f(2, 7093, 8, Kind::String, 0, ALWAYS),
-    f(3, 8372, 6, Kind::Int32, 0, REPEATED|ALWAYS),
+    f(2, 12795, 12, Kind::Quantity, 0, 0),
+    f(3, 12807, 18, Kind::Int32, 0, 0),
+    f(1, 10878, 13, Kind::String, 0, 0),
+    f(2, 7154, 8, Kind::String, 0, ALWAYS),
+    f(3, 8433, 6, Kind::Int32, 0, REPEATED|ALWAYS),
     f(1, 117, 4, Kind::String, 0, ALWAYS),
     f(2, 203, 6, Kind::String, 0, ALWAYS),
     f(1, 1194, 4, Kind::String, 0, OMIT_EMPTY),
     f(2, 3304, 6, Kind::Int32, 0, OMIT_EMPTY),
-    f(1, 12919, 5, Kind::Message, 356, REPEATED|ALWAYS),
+    f(1, 12980, 5, Kind::Message, 360, REPEATED|ALWAYS),
     f(1, 151, 4, Kind::Int32, 0, ALWAYS),
-    f(2, 5172, 8, Kind::String, 0, ALWAYS),
+    f(2, 5233, 8, Kind::String, 0, ALWAYS),
     f(3, 3189, 5, Kind::String, 0, 0),
     f(1, 1228, 2, Kind::String, 0, OMIT_EMPTY),
-    f(2, 12961, 7, Kind::String, 0, OMIT_EMPTY),
-    f(3, 12968, 4, Kind::String, 0, 0),
+    f(2, 13022, 7, Kind::String, 0, OMIT_EMPTY),
+    f(3, 13029, 4, Kind::String, 0, 0),
     f(4, 820, 11, Kind::String, 0, OMIT_EMPTY),
     f(5, 117, 4, Kind::String, 0, OMIT_EMPTY),
-    f(6, 11555, 6, Kind::String, 0, OMIT_EMPTY),
-    f(7, 12972, 5, Kind::String, 0, OMIT_EMPTY),
-    f(8, 4547, 7, Kind::RawJson, 0, 0),
-    f(9, 12977, 7, Kind::Double, 0, 0),
-    f(10, 12984, 16, Kind::Bool, 0, OMIT_EMPTY),
-    f(11, 13000, 7, Kind::Double, 0, 0),
-    f(12, 13007, 16, Kind::Bool, 0, OMIT_EMPTY),
-    f(13, 13023, 9, Kind::Int64, 0, 0),
-    f(14, 13032, 9, Kind::Int64, 0, 0),
-    f(15, 13041, 7, Kind::String, 0, OMIT_EMPTY),
-    f(16, 13048, 8, Kind::Int64, 0, 0),
-    f(17, 13056, 8, Kind::Int64, 0, 0),
-    f(18, 13064, 11, Kind::Bool, 0, OMIT_EMPTY),
-    f(19, 13075, 10, Kind::Double, 0, 0),
+    f(6, 11616, 6, Kind::String, 0, OMIT_EMPTY),
+    f(7, 13033, 5, Kind::String, 0, OMIT_EMPTY),
+    f(8, 4608, 7, Kind::RawJson, 0, 0),
+    f(9, 13038, 7, Kind::Double, 0, 0),
+    f(10, 13045, 16, Kind::Bool, 0, OMIT_EMPTY),
+    f(11, 13061, 7, Kind::Double, 0, 0),
+    f(12, 13068, 16, Kind::Bool, 0, OMIT_EMPTY),
+    f(13, 13084, 9, Kind::Int64, 0, 0),
+    f(14, 13093, 9, Kind::Int64, 0, 0),
+    f(15, 13102, 7, Kind::String, 0, OMIT_EMPTY),
+    f(16, 13109, 8, Kind::Int64, 0, 0),
+    f(17, 13117, 8, Kind::Int64, 0, 0),
+    f(18, 13125, 11, Kind::Bool, 0, OMIT_EMPTY),
+    f(19, 13136, 10, Kind::Double, 0, 0),
     f(20, 3391, 4, Kind::RawJson, 0, REPEATED|OMIT_EMPTY),
-    f(21, 13085, 13, Kind::Int64, 0, 0),
-    f(22, 13098, 13, Kind::Int64, 0, 0),
-    f(23, 6637, 8, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(24, 11865, 5, Kind::SchemaOrArray, 336, 0),
-    f(25, 13111, 5, Kind::Message, 336, REPEATED|OMIT_EMPTY),
-    f(26, 13116, 5, Kind::Message, 336, REPEATED|OMIT_EMPTY),
-    f(27, 13121, 5, Kind::Message, 336, REPEATED|OMIT_EMPTY),
-    f(28, 445, 3, Kind::Message, 336, 0),
-    f(29, 13126, 10, Kind::Message, 336, MAP|OMIT_EMPTY),
-    f(30, 13136, 20, Kind::SchemaOrBool, 336, 0),
-    f(31, 13156, 17, Kind::Message, 336, MAP|OMIT_EMPTY),
-    f(32, 13173, 12, Kind::SchemaOrStringArray, 336, MAP|OMIT_EMPTY),
-    f(33, 13185, 15, Kind::SchemaOrBool, 336, 0),
-    f(34, 13200, 11, Kind::Message, 336, MAP|OMIT_EMPTY),
-    f(35, 13211, 12, Kind::Message, 357, 0),
-    f(36, 13223, 7, Kind::RawJson, 0, 0),
-    f(37, 13230, 8, Kind::Bool, 0, OMIT_EMPTY),
-    f(38, 13238, 36, Kind::Bool, 0, 0),
-    f(39, 13274, 30, Kind::Bool, 0, OMIT_EMPTY),
-    f(40, 13304, 26, Kind::Bool, 0, OMIT_EMPTY),
-    f(41, 13330, 26, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(42, 13356, 22, Kind::String, 0, 0),
-    f(43, 13378, 21, Kind::String, 0, 0),
-    f(44, 13399, 24, Kind::Message, 358, REPEATED|OMIT_EMPTY),
-    f(1, 13469, 16, Kind::String, 0, ALWAYS),
-    f(2, 13485, 18, Kind::String, 0, ALWAYS),
-    f(3, 13503, 17, Kind::String, 0, 0),
-    f(1, 2225, 7, Kind::Message, 359, 0),
-    f(2, 13550, 8, Kind::Bytes, 0, OMIT_EMPTY),
-    f(3, 13558, 3, Kind::String, 0, 0),
-    f(1, 5811, 3, Kind::String, 0, ALWAYS),
-    f(2, 7093, 8, Kind::String, 0, ALWAYS),
-    f(3, 8372, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(1, 5811, 3, Kind::String, 0, ALWAYS),
-    f(2, 7093, 8, Kind::String, 0, ALWAYS),
-    f(3, 8372, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(1, 5811, 3, Kind::String, 0, ALWAYS),
-    f(2, 8747, 4, Kind::String, 0, ALWAYS),
-    f(3, 13627, 4, Kind::Int32, 0, 0),
-    f(1, 8747, 4, Kind::String, 0, ALWAYS),
-    f(2, 12285, 8, Kind::Message, 346, 0),
-    f(3, 12293, 16, Kind::Message, 347, 0),
-    f(4, 13627, 4, Kind::Int32, 0, 0),
-    f(1, 275, 6, Kind::Message, 360, 0),
-    f(2, 10042, 11, Kind::Message, 361, 0),
-    f(3, 5834, 9, Kind::Message, 362, 0),
-    f(4, 13661, 19, Kind::Message, 363, 0),
-    f(5, 13680, 18, Kind::Message, 364, 0),
-    f(6, 13698, 14, Kind::Message, 365, 0),
-    f(1, 0, 8, Kind::Message, 47, 0),
-    f(2, 189, 4, Kind::Message, 57, 0),
+    f(21, 13146, 13, Kind::Int64, 0, 0),
+    f(22, 13159, 13, Kind::Int64, 0, 0),
+    f(23, 6698, 8, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(24, 11926, 5, Kind::SchemaOrArray, 340, 0),
+    f(25, 13172, 5, Kind::Message, 340, REPEATED|OMIT_EMPTY),
+    f(26, 13177, 5, Kind::Message, 340, REPEATED|OMIT_EMPTY),
+    f(27, 13182, 5, Kind::Message, 340, REPEATED|OMIT_EMPTY),
+    f(28, 445, 3, Kind::Message, 340, 0),
+    f(29, 13187, 10, Kind::Message, 340, MAP|OMIT_EMPTY),
+    f(30, 13197, 20, Kind::SchemaOrBool, 340, 0),
+    f(31, 13217, 17, Kind::Message, 340, MAP|OMIT_EMPTY),
+    f(32, 13234, 12, Kind::SchemaOrStringArray, 340, MAP|OMIT_EMPTY),
+    f(33, 13246, 15, Kind::SchemaOrBool, 340, 0),
+    f(34, 13261, 11, Kind::Message, 340, MAP|OMIT_EMPTY),
+    f(35, 13272, 12, Kind::Message, 361, 0),
+    f(36, 13284, 7, Kind::RawJson, 0, 0),
+    f(37, 13291, 8, Kind::Bool, 0, OMIT_EMPTY),
+    f(38, 13299, 36, Kind::Bool, 0, 0),
+    f(39, 13335, 30, Kind::Bool, 0, OMIT_EMPTY),
+    f(40, 13365, 26, Kind::Bool, 0, OMIT_EMPTY),
+    f(41, 13391, 26, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(42, 13417, 22, Kind::String, 0, 0),
+    f(43, 13439, 21, Kind::String, 0, 0),
+    f(44, 13460, 24, Kind::Message, 362, REPEATED|OMIT_EMPTY),
+    f(1, 13530, 16, Kind::String, 0, ALWAYS),
+    f(2, 13546, 18, Kind::String, 0, ALWAYS),
+    f(3, 13564, 17, Kind::String, 0, 0),
+    f(1, 2225, 7, Kind::Message, 363, 0),
+    f(2, 13611, 8, Kind::Bytes, 0, OMIT_EMPTY),
+    f(3, 13619, 3, Kind::String, 0, 0),
+    f(1, 5872, 3, Kind::String, 0, ALWAYS),
+    f(2, 7154, 8, Kind::String, 0, ALWAYS),
+    f(3, 8433, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 5872, 3, Kind::String, 0, ALWAYS),
+    f(2, 7154, 8, Kind::String, 0, ALWAYS),
+    f(3, 8433, 6, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 5872, 3, Kind::String, 0, ALWAYS),
+    f(2, 8808, 4, Kind::String, 0, ALWAYS),
+    f(3, 13688, 4, Kind::Int32, 0, 0),
+    f(1, 8808, 4, Kind::String, 0, ALWAYS),
+    f(2, 12346, 8, Kind::Message, 350, 0),
+    f(3, 12354, 16, Kind::Message, 351, 0),
+    f(4, 13688, 4, Kind::Int32, 0, 0),
+    f(1, 275, 6, Kind::Message, 364, 0),
+    f(2, 10103, 11, Kind::Message, 365, 0),
+    f(3, 5895, 9, Kind::Message, 366, 0),
+    f(4, 13722, 19, Kind::Message, 367, 0),
+    f(5, 13741, 18, Kind::Message, 368, 0),
+    f(6, 13759, 14, Kind::Message, 369, 0),
+    f(1, 0, 8, Kind::Message, 48, 0),
+    f(2, 189, 4, Kind::Message, 58, 0),
     f(1, 1424, 10, Kind::String, 0, OMIT_EMPTY),
     f(2, 1434, 9, Kind::String, 0, ALWAYS),
-    f(1, 10817, 13, Kind::String, 0, OMIT_EMPTY),
+    f(1, 10878, 13, Kind::String, 0, OMIT_EMPTY),
     f(2, 1230, 8, Kind::String, 0, ALWAYS),
-    f(3, 13776, 7, Kind::Quantity, 0, 0),
-    f(1, 0, 0, Kind::Message, 65, INLINE),
-    f(2, 5811, 3, Kind::String, 0, ALWAYS),
-    f(3, 11881, 8, Kind::Bool, 0, 0),
-    f(1, 0, 0, Kind::Message, 65, INLINE),
-    f(2, 5811, 3, Kind::String, 0, ALWAYS),
-    f(3, 11881, 8, Kind::Bool, 0, 0),
+    f(3, 13837, 7, Kind::Quantity, 0, 0),
+    f(1, 0, 0, Kind::Message, 66, INLINE),
+    f(2, 5872, 3, Kind::String, 0, ALWAYS),
+    f(3, 11942, 8, Kind::Bool, 0, 0),
+    f(1, 0, 0, Kind::Message, 66, INLINE),
+    f(2, 5872, 3, Kind::String, 0, ALWAYS),
+    f(3, 11942, 8, Kind::Bool, 0, 0),
     f(1, 1780, 10, Kind::String, 0, ALWAYS),
-    f(2, 8747, 4, Kind::String, 0, ALWAYS),
-    f(3, 5811, 3, Kind::String, 0, ALWAYS),
-    f(4, 11881, 8, Kind::Bool, 0, 0),
-    f(1, 6663, 7, Kind::String, 0, REPEATED|OMIT_EMPTY),
-    f(1, 8747, 4, Kind::String, 0, OMIT_EMPTY),
+    f(2, 8808, 4, Kind::String, 0, ALWAYS),
+    f(3, 5872, 3, Kind::String, 0, ALWAYS),
+    f(4, 11942, 8, Kind::Bool, 0, 0),
+    f(1, 6724, 7, Kind::String, 0, REPEATED|OMIT_EMPTY),
+    f(1, 8808, 4, Kind::String, 0, OMIT_EMPTY),
     f(2, 151, 4, Kind::IntOrString, 0, 0),
     f(3, 1467, 4, Kind::String, 0, OMIT_EMPTY),
-    f(4, 13866, 6, Kind::String, 0, OMIT_EMPTY),
-    f(5, 13872, 11, Kind::Message, 366, REPEATED|OMIT_EMPTY),
+    f(4, 13927, 6, Kind::String, 0, OMIT_EMPTY),
+    f(5, 13933, 11, Kind::Message, 370, REPEATED|OMIT_EMPTY),
     f(1, 151, 4, Kind::IntOrString, 0, 0),
     f(2, 1467, 4, Kind::String, 0, OMIT_EMPTY),
     f(1, 151, 4, Kind::Int32, 0, ALWAYS),
     f(2, 2225, 7, Kind::String, 0, NULLABLE),
-    f(1, 13921, 7, Kind::Int64, 0, ALWAYS),
-    f(1, 8747, 4, Kind::String, 0, OMIT_EMPTY),
-    f(2, 13939, 7, Kind::Message, 187, 0),
-    f(3, 13946, 8, Kind::String, 0, NULLABLE),
+    f(1, 13982, 7, Kind::Int64, 0, ALWAYS),
+    f(1, 8808, 4, Kind::String, 0, OMIT_EMPTY),
+    f(2, 14000, 7, Kind::Message, 191, 0),
+    f(3, 14007, 8, Kind::String, 0, NULLABLE),
     f(1, 820, 11, Kind::String, 0, OMIT_EMPTY),
-    f(2, 13558, 3, Kind::String, 0, OMIT_EMPTY),
+    f(2, 13619, 3, Kind::String, 0, OMIT_EMPTY),
     f(1, 646, 4, Kind::String, 0, ALWAYS),
     f(2, 72, 7, Kind::String, 0, OMIT_EMPTY),
-    f(3, 13990, 17, Kind::String, 0, OMIT_EMPTY),
+    f(3, 14051, 17, Kind::String, 0, OMIT_EMPTY),
     f(4, 66, 6, Kind::String, 0, 0),
     f(5, 1434, 9, Kind::String, 0, OMIT_EMPTY),
-    f(6, 14007, 15, Kind::Bool, 0, 0),
+    f(6, 14068, 15, Kind::Bool, 0, 0),
     f(1, 1210, 9, Kind::String, 0, ALWAYS),
     f(2, 1194, 4, Kind::String, 0, ALWAYS),
-    f(3, 8747, 4, Kind::String, 0, 0),
+    f(3, 8808, 4, Kind::String, 0, 0),
     f(4, 151, 4, Kind::Int32, 0, 0),
-    f(1, 0, 0, Kind::Message, 65, INLINE),
-    f(2, 11865, 5, Kind::Message, 342, REPEATED|OMIT_EMPTY),
-    f(4, 11881, 8, Kind::Bool, 0, 0),
-    f(1, 11865, 5, Kind::Message, 343, REPEATED|OMIT_EMPTY),
-    f(1, 0, 0, Kind::Message, 65, INLINE),
-    f(2, 11865, 5, Kind::Message, 342, REPEATED|OMIT_EMPTY),
-    f(4, 11881, 8, Kind::Bool, 0, 0),
-    f(1, 5203, 8, Kind::String, 0, OMIT_EMPTY),
-    f(2, 4433, 17, Kind::Int64, 0, 0),
-    f(3, 8747, 4, Kind::String, 0, ALWAYS),
+    f(1, 0, 0, Kind::Message, 66, INLINE),
+    f(2, 11926, 5, Kind::Message, 346, REPEATED|OMIT_EMPTY),
+    f(4, 11942, 8, Kind::Bool, 0, 0),
+    f(1, 11926, 5, Kind::Message, 347, REPEATED|OMIT_EMPTY),
+    f(1, 0, 0, Kind::Message, 66, INLINE),
+    f(2, 11926, 5, Kind::Message, 346, REPEATED|OMIT_EMPTY),
+    f(4, 11942, 8, Kind::Bool, 0, 0),
+    f(1, 5264, 8, Kind::String, 0, OMIT_EMPTY),
+    f(2, 4494, 17, Kind::Int64, 0, 0),
+    f(3, 8808, 4, Kind::String, 0, ALWAYS),
     f(1, 1194, 4, Kind::String, 0, 0),
-    f(2, 4423, 10, Kind::String, 0, 0),
-    f(3, 7239, 13, Kind::Message, 131, 0),
-    f(4, 8747, 4, Kind::String, 0, ALWAYS),
-    f(5, 11881, 8, Kind::Bool, 0, 0),
-    f(1, 4423, 10, Kind::String, 0, OMIT_EMPTY),
-    f(2, 14165, 7, Kind::String, 0, OMIT_EMPTY),
-    f(3, 14172, 20, Kind::Int32, 0, 0),
-    f(4, 14192, 20, Kind::String, 0, OMIT_EMPTY),
-    f(5, 14212, 7, Kind::String, 0, OMIT_EMPTY),
-    f(6, 14219, 20, Kind::String, 0, OMIT_EMPTY),
-    f(7, 14239, 15, Kind::String, 0, MAP|OMIT_EMPTY),
+    f(2, 4484, 10, Kind::String, 0, 0),
+    f(3, 7300, 13, Kind::Message, 134, 0),
+    f(4, 8808, 4, Kind::String, 0, ALWAYS),
+    f(5, 11942, 8, Kind::Bool, 0, 0),
+    f(1, 4484, 10, Kind::String, 0, OMIT_EMPTY),
+    f(2, 14226, 7, Kind::String, 0, OMIT_EMPTY),
+    f(3, 14233, 20, Kind::Int32, 0, 0),
+    f(4, 14253, 20, Kind::String, 0, OMIT_EMPTY),
+    f(5, 14273, 7, Kind::String, 0, OMIT_EMPTY),
+    f(6, 14280, 20, Kind::String, 0, OMIT_EMPTY),
+    f(7, 14300, 15, Kind::String, 0, MAP|OMIT_EMPTY),
     f(1, 1194, 4, Kind::String, 0, ALWAYS),
     f(2, 802, 5, Kind::String, 0, ALWAYS),
 ];
 
 /// `(apiVersion, kind, message)` of each top-level kind.
-pub static KINDS: [(&str, &str, u16); 47] = [
+pub static KINDS: [(&str, &str, u16); 48] = [
     ("v1", "ConfigMap", 0),
     ("v1", "Endpoints", 1),
     ("v1", "Event", 2),
@@ -1967,30 +1986,31 @@ pub static KINDS: [(&str, &str, u16); 47] = [
     ("apps/v1", "StatefulSet", 18),
     ("events.k8s.io/v1", "Event", 19),
     ("autoscaling/v2", "HorizontalPodAutoscaler", 20),
-    ("batch/v1", "CronJob", 21),
-    ("batch/v1", "Job", 22),
-    ("certificates.k8s.io/v1", "CertificateSigningRequest", 23),
-    ("networking.k8s.io/v1", "IngressClass", 24),
-    ("networking.k8s.io/v1", "Ingress", 25),
-    ("policy/v1", "PodDisruptionBudget", 26),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 27),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole", 28),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", 29),
-    ("rbac.authorization.k8s.io/v1", "Role", 30),
-    ("storage.k8s.io/v1", "StorageClass", 31),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 32),
-    ("scheduling.k8s.io/v1", "PriorityClass", 33),
-    ("coordination.k8s.io/v1", "Lease", 34),
-    ("discovery.k8s.io/v1", "EndpointSlice", 35),
-    ("v1", "Binding", 36),
-    ("policy/v1", "Eviction", 37),
-    ("authentication.k8s.io/v1", "TokenRequest", 38),
-    ("authentication.k8s.io/v1", "TokenReview", 39),
-    ("authentication.k8s.io/v1", "SelfSubjectReview", 40),
-    ("authorization.k8s.io/v1", "SubjectAccessReview", 41),
-    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", 42),
-    ("authorization.k8s.io/v1", "LocalSubjectAccessReview", 43),
-    ("authorization.k8s.io/v1", "SelfSubjectRulesReview", 44),
-    ("autoscaling/v1", "Scale", 45),
-    ("meta.k8s.io/v1", "DeleteOptions", 46),
+    ("autoscaling/v1", "HorizontalPodAutoscaler", 21),
+    ("batch/v1", "CronJob", 22),
+    ("batch/v1", "Job", 23),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest", 24),
+    ("networking.k8s.io/v1", "IngressClass", 25),
+    ("networking.k8s.io/v1", "Ingress", 26),
+    ("policy/v1", "PodDisruptionBudget", 27),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 28),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", 29),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", 30),
+    ("rbac.authorization.k8s.io/v1", "Role", 31),
+    ("storage.k8s.io/v1", "StorageClass", 32),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 33),
+    ("scheduling.k8s.io/v1", "PriorityClass", 34),
+    ("coordination.k8s.io/v1", "Lease", 35),
+    ("discovery.k8s.io/v1", "EndpointSlice", 36),
+    ("v1", "Binding", 37),
+    ("policy/v1", "Eviction", 38),
+    ("authentication.k8s.io/v1", "TokenRequest", 39),
+    ("authentication.k8s.io/v1", "TokenReview", 40),
+    ("authentication.k8s.io/v1", "SelfSubjectReview", 41),
+    ("authorization.k8s.io/v1", "SubjectAccessReview", 42),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", 43),
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview", 44),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview", 45),
+    ("autoscaling/v1", "Scale", 46),
+    ("meta.k8s.io/v1", "DeleteOptions", 47),
 ];

@@ -41,6 +41,10 @@ use names::{name_rule, NameRule};
 /// Returns upstream's causes; empty means valid.
 pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     let _span = tracing::trace_span!("validate", kind = %info.kind, group = %info.group).entered();
+    // a served version without rules of its own is validated as its storage version
+    let obj = crate::conversion::rules_form(info, obj);
+    let old = old.map(|o| crate::conversion::rules_form(info, o));
+    let (obj, old) = (obj.as_ref(), old.as_deref());
     let mut errs = ErrorList::new();
     let builtin = info.decode.is_some();
     let rules = MetaRules {
@@ -71,7 +75,18 @@ pub fn validate_subresource(
     old: &Value,
 ) -> Vec<Cause> {
     let builtin = info.decode.is_some();
-    match subresource::rules(&info.group, &info.kind, subresource, obj, old, builtin) {
+    let (new_form, old_form) = (
+        crate::conversion::rules_form(info, obj),
+        crate::conversion::rules_form(info, old),
+    );
+    match subresource::rules(
+        &info.group,
+        &info.kind,
+        subresource,
+        &new_form,
+        &old_form,
+        builtin,
+    ) {
         Some(errs) => dedup(errs)
             .into_iter()
             .map(field::FieldError::into_cause)
