@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use bramble_cgroups::qos::{container_cgroup_resources, oom_score_adj};
 use bramble_cgroups::QosClass;
-use bramble_runtime::{ContainerConfig, ContainerResources};
+use bramble_runtime::{ContainerConfig, ContainerResources, StdioConfig};
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::env::expand_command;
@@ -153,6 +153,11 @@ pub fn build(input: &BuildInput<'_>) -> Result<ContainerConfig, String> {
         resources,
         log_path: log_path(&input.node.data_dir, input.pod, &c.name, input.attempt),
         labels,
+        stdio: StdioConfig {
+            stdin: c.stdin.unwrap_or(false),
+            stdin_once: c.stdin_once.unwrap_or(false),
+            tty: c.tty.unwrap_or(false),
+        },
         // Mounts and security settings are added by the volume manager and securityContext.
         ..Default::default()
     })
@@ -231,5 +236,31 @@ mod tests {
         assert_eq!(cfg.resources.oom_score_adj, Some(985));
         assert_eq!(cfg.log_path, PathBuf::from("/d/pods/ns_web_u1/c/2.log"));
         assert_eq!(cfg.labels[LABEL_ATTEMPT], "2");
+        assert_eq!(cfg.stdio, StdioConfig::default());
+        let mut interactive = container.clone();
+        interactive.stdin = Some(true);
+        interactive.stdin_once = Some(true);
+        interactive.tty = Some(true);
+        let cfg = build(&BuildInput {
+            pod: &pod,
+            container: &interactive,
+            init: false,
+            image: &image,
+            image_id: "reg/busybox@sha256:abc",
+            layers: vec![],
+            attempt: 0,
+            qos: QosClass::Burstable,
+            env: &env,
+            node: &node,
+        })
+        .unwrap();
+        assert_eq!(
+            cfg.stdio,
+            StdioConfig {
+                stdin: true,
+                stdin_once: true,
+                tty: true
+            }
+        );
     }
 }

@@ -209,6 +209,17 @@ impl Helper {
                 )?;
                 Ok((Response::ExecStarted { pid }, vec![result]))
             }
+            Request::Attach { id } => {
+                let st = self.state_of(&id)?;
+                if st.status != ContainerStatusKind::Running {
+                    return Err(HelperError::Invalid(format!(
+                        "container {id} is not running"
+                    )));
+                }
+                let sock = crate::attach::connect(&self.state.bundle(&id))
+                    .map_err(|e| HelperError::Invalid(e.to_string()))?;
+                Ok((Response::Attached, vec![OwnedFd::from(sock)]))
+            }
             Request::ReopenLog { id } => {
                 let st = self.state_of(&id)?;
                 let shim = st.shim_pid.ok_or_else(|| {
@@ -334,6 +345,10 @@ impl Helper {
                 log_path,
                 cgroup_root: self.cfg.cgroup_root.clone(),
                 cgroup_path,
+                stdio: match &kind {
+                    ContainerKind::App { config, .. } => config.stdio,
+                    ContainerKind::Sandbox { .. } => Default::default(),
+                },
             };
             Ok::<_, HelperError>(launch_container(&shim)?)
         })();

@@ -18,7 +18,9 @@
 //! 3. For each container the helper double-forks a **shim** ([`shim`]) that calls
 //!    libcontainer's `build`, so the container's init is the shim's child. The shim writes
 //!    the container's output to a CRI-format log file ([`logs`]) and, when it exits, its exit
-//!    code and OOM kill into `exit.json`. The shim is `setsid` and orphaned at birth, so
+//!    code and OOM kill into `exit.json`. It also holds the container's stdin (a pipe, or a
+//!    pseudo-terminal's master with `tty`) and serves `kubectl attach` on a Unix socket in
+//!    the bundle ([`attach`]). The shim is `setsid` and orphaned at birth, so
 //!    containers outlive the helper and the kubelet; a restarted kubelet spawns a new helper
 //!    that reads everything back from the [`state`] directory.
 //!
@@ -32,6 +34,7 @@
 //! an overlayfs rootfs over their image layers, join the pause container's network, IPC and
 //! UTS namespaces by `/proc/<pid>/ns/*` and have their own mount and PID namespaces.
 
+pub mod attach;
 pub mod client;
 pub mod console;
 mod error;
@@ -46,6 +49,7 @@ mod runtime;
 pub mod seccomp;
 pub mod seccomp_exec;
 pub mod shim;
+mod shim_io;
 pub mod spec;
 pub mod state;
 
@@ -56,6 +60,6 @@ pub use multicall::{dispatch, fork_helper};
 pub use protocol::{
     ContainerConfig, ContainerKind, ContainerMeta, ContainerResources, ContainerState,
     ContainerStatusKind, ExecConfig, ExitInfo, Mount, Propagation, SandboxConfig, SeccompProfile,
-    SecurityConfig,
+    SecurityConfig, StdioConfig,
 };
 pub use runtime::{ContainerRuntime, ExecOutput, ExecProcess, SandboxStatus};

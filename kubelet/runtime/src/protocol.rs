@@ -71,6 +71,24 @@ pub struct ContainerConfig {
     /// User, capabilities, seccomp and the other security settings.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// Standard input and terminal (`stdin`, `stdinOnce`, `tty` of the container spec).
+    #[serde(default)]
+    pub stdio: StdioConfig,
+}
+
+/// How a container's standard input and terminal are set up (CRI `stdin`, `stdin_once`,
+/// `tty`); see [`crate::attach`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StdioConfig {
+    /// The container reads a stdin stream its shim keeps open; without it, `/dev/null`.
+    pub stdin: bool,
+    /// Stdin closes (the process reads end of file) when the first attach session that
+    /// sent input ends.
+    pub stdin_once: bool,
+    /// The process runs on a pseudo-terminal (OCI `process.terminal`) whose master the shim
+    /// holds.
+    pub tty: bool,
 }
 
 /// How mounts made below a volume mount propagate (CRI `MountPropagation`).
@@ -293,6 +311,12 @@ pub enum Request {
         /// Container id.
         id: String,
     },
+    /// Connect to a running container's attach socket ([`crate::attach`]); the answer
+    /// carries the connected socket.
+    Attach {
+        /// Container id.
+        id: String,
+    },
 }
 
 /// Error classes the client maps to its own error type.
@@ -332,6 +356,8 @@ pub enum Response {
         /// Their states.
         states: Vec<ContainerState>,
     },
+    /// Connected to the container's shim; the socket comes as the one descriptor.
+    Attached,
     /// The exec process runs.
     ExecStarted {
         /// Its host pid.

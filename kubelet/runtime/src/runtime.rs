@@ -137,6 +137,9 @@ pub trait ContainerRuntime: Send + Sync {
         config: &ExecConfig,
         timeout: Duration,
     ) -> impl Future<Output = Result<ExecOutput, RuntimeError>> + Send;
+    /// Connects to a running container's shim to attach to its standard streams
+    /// ([`crate::attach`]): the connected socket, before the client's hello.
+    fn attach(&self, id: &str) -> impl Future<Output = Result<OwnedFd, RuntimeError>> + Send;
     /// Makes the container's log writer reopen its file after the kubelet rotated it.
     fn reopen_container_log(
         &self,
@@ -424,6 +427,16 @@ impl ContainerRuntime for RuntimeClient {
                 );
                 Err(RuntimeError::Timeout)
             }
+        }
+    }
+
+    async fn attach(&self, id: &str) -> Result<OwnedFd, RuntimeError> {
+        let (resp, mut fds) = self
+            .call(&Request::Attach { id: id.to_string() }, &[])
+            .await?;
+        match resp {
+            Response::Attached if fds.len() == 1 => Ok(fds.remove(0)),
+            r => Err(unexpected(r)),
         }
     }
 

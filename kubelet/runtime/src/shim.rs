@@ -2,7 +2,9 @@
 //!
 //! A container shim is the parent of one container's init process for its whole life: it calls
 //! libcontainer's `build` (so the init, cloned with `CLONE_PARENT`, is its child), turns the
-//! container's stdout/stderr pipes into CRI log lines, and when the process exits writes
+//! container's stdout/stderr pipes (or its terminal's master) into CRI log lines, holds its
+//! stdin, serves attach sessions on the bundle's attach socket ([`crate::attach`]), and when
+//! the process exits writes
 //! `exit.json` (exit code, signal, OOM kill) into the bundle. It is double-forked and `setsid`,
 //! so neither the helper nor the kubelet is its parent: containers and their exit codes outlive
 //! both. It never execs: it is a copy-on-write image of the helper that touches little memory.
@@ -12,23 +14,24 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::fcntl::OFlag;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe2, setsid, ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
+use crate::attach::{Hub, Input};
 use crate::console::{send_fd, ConsoleSocket};
 use crate::logs::{CriLogWriter, Stream};
-use crate::protocol::{ExecConfig, ExecResult, ExitInfo};
+use crate::protocol::{ExecConfig, ExecResult, ExitInfo, StdioConfig};
+use crate::shim_io::{pump_until_exit, ContainerStdio};
 use crate::state::{now_rfc3339, write_json, write_text};
 
 /// Errors of launching a shim.
@@ -70,6 +73,8 @@ pub struct ContainerShim {
     pub cgroup_root: PathBuf,
     /// The container's cgroup relative to the root.
     pub cgroup_path: PathBuf,
+    /// Standard input and terminal ([`crate::attach`]).
+    pub stdio: StdioConfig,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -232,14 +237,9 @@ fn container_shim_main(shim: &ContainerShim, report: OwnedFd) -> i32 {
         Ok(l) => l,
         Err(e) => return fail(report, format!("open log {}: {e}", shim.log_path.display())),
     };
-    let pipes = (pipe2(OFlag::O_CLOEXEC), pipe2(OFlag::O_CLOEXEC));
-    let ((out_r, out_w), (err_r, err_w)) = match pipes {
-        (Ok(o), Ok(e)) => (o, e),
-        _ => return fail(report, "pipe2 failed".into()),
-    };
-    let devnull = match std::fs::File::open("/dev/null") {
-        Ok(f) => f,
-        Err(e) => return fail(report, format!("open /dev/null: {e}")),
+    let stdio = match ContainerStdio::new(shim.stdio) {
+        Ok(s) => s,
+        Err(e) => return fail(report, format!("container {} stdio: {e}", shim.id)),
     };
     let parent_cgroup = shim
         .cgroup_path
@@ -247,12 +247,20 @@ fn container_shim_main(shim: &ContainerShim, report: OwnedFd) -> i32 {
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let parent_ooms_before = oom_kills(&shim.cgroup_root, &parent_cgroup).unwrap_or(0);
+    let ContainerStdio {
+        child,
+        console,
+        outputs,
+        input,
+    } = stdio;
+    let [i, o, e] = child;
     let built = ContainerBuilder::new(shim.id.clone(), SyscallType::default())
         .with_root_path(&shim.libcontainer_root)
         .and_then(|b| {
-            b.with_stdin(OwnedFd::from(devnull))
-                .with_stdout(out_w)
-                .with_stderr(err_w)
+            b.with_stdin(i)
+                .with_stdout(o)
+                .with_stderr(e)
+                .with_console_socket(console.as_ref().map(|c| c.path().to_path_buf()))
                 .as_init(&shim.bundle)
                 .with_systemd(false)
                 .with_detach(true)
@@ -268,6 +276,33 @@ fn container_shim_main(shim: &ContainerShim, report: OwnedFd) -> i32 {
             )
         }
     };
+    let kill = || {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    };
+    // A terminal's master arrives on the console socket; it is both output and input.
+    let (outputs, input) = match console {
+        Some(console) => match console.receive_master(TERMINAL_WAIT) {
+            Ok(master) => {
+                let master = Rc::new(master);
+                (
+                    vec![(master.clone(), Stream::Stdout)],
+                    Some(Input::Tty(master)),
+                )
+            }
+            Err(err) => {
+                kill();
+                return fail(report, format!("container {} terminal: {err}", shim.id));
+            }
+        },
+        None => (outputs, input.map(Input::Pipe)),
+    };
+    let mut hub = match Hub::bind(&shim.bundle, input, shim.stdio) {
+        Ok(h) => h,
+        Err(err) => {
+            kill();
+            return fail(report, format!("container {}: {err}", shim.id));
+        }
+    };
     let pidfd = pidfd_open(pid);
     send_report(
         report,
@@ -277,7 +312,8 @@ fn container_shim_main(shim: &ContainerShim, report: OwnedFd) -> i32 {
         },
     );
 
-    let status = pump_until_exit(&mut log, out_r, err_r, pid, pidfd);
+    let status = pump_until_exit(&mut log, outputs, &mut hub, pid, pidfd);
+    hub.finish(Instant::now() + FLUSH_AFTER_EXIT);
     let own_ooms = oom_kills(&shim.cgroup_root, &shim.cgroup_path).unwrap_or(0);
     let parent_ooms = oom_kills(&shim.cgroup_root, &parent_cgroup).unwrap_or(0);
     let (exit_code, signal) = match status {
@@ -307,120 +343,10 @@ fn container_shim_main(shim: &ContainerShim, report: OwnedFd) -> i32 {
     0
 }
 
-/// Copies output to the log until the init exits and the pipes drain; returns its status.
-fn pump_until_exit(
-    log: &mut CriLogWriter,
-    out_r: OwnedFd,
-    err_r: OwnedFd,
-    pid: i32,
-    pidfd: Option<OwnedFd>,
-) -> WaitStatus {
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGUSR1);
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None);
-    let mut sigfd =
-        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok();
-    let mut open = [Some(out_r), Some(err_r)];
-    let mut status: Option<WaitStatus> = None;
-    let mut drain_deadline: Option<Instant> = None;
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        if status.is_none() {
-            status = reap(pid);
-            if status.is_some() {
-                drain_deadline = Some(Instant::now() + Duration::from_millis(500));
-            }
-        }
-        let done_reading = open.iter().all(Option::is_none);
-        match (status, drain_deadline) {
-            (Some(s), _) if done_reading => return finish(log, s),
-            (Some(s), Some(d)) if Instant::now() >= d => return finish(log, s),
-            _ => {}
-        }
-        let mut fds: Vec<PollFd> = Vec::new();
-        let mut which: Vec<usize> = Vec::new();
-        for (i, p) in open.iter().enumerate() {
-            if let Some(fd) = p {
-                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-                which.push(i);
-            }
-        }
-        if status.is_none() {
-            if let Some(p) = &pidfd {
-                fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
-                which.push(2);
-            }
-        }
-        if let Some(s) = &sigfd {
-            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
-            which.push(3);
-        }
-        // Without a pidfd (old kernel) poll with a timeout and check waitpid.
-        let timeout = if pidfd.is_some() && status.is_none() {
-            1000u16
-        } else {
-            100u16
-        };
-        let ready: Vec<(usize, PollFlags)> = match poll(&mut fds, PollTimeout::from(timeout)) {
-            Ok(_) => fds
-                .iter()
-                .zip(which.iter())
-                .filter_map(|(f, w)| f.revents().filter(|r| !r.is_empty()).map(|r| (*w, r)))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        drop(fds);
-        for (w, _) in ready {
-            match w {
-                0 | 1 => {
-                    let stream = if w == 0 {
-                        Stream::Stdout
-                    } else {
-                        Stream::Stderr
-                    };
-                    let fd = open[w].as_ref().expect("open").as_raw_fd();
-                    // SAFETY: reading into our buffer from a descriptor we own.
-                    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-                    if n > 0 {
-                        let _ = log.write_chunk(stream, &buf[..n as usize]);
-                    } else if n == 0 {
-                        let _ = log.finish(stream);
-                        open[w] = None;
-                    }
-                }
-                3 => {
-                    if let Some(s) = sigfd.as_mut() {
-                        while let Ok(Some(_)) = s.read_signal() {}
-                    }
-                    let _ = log.reopen();
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-fn finish(log: &mut CriLogWriter, s: WaitStatus) -> WaitStatus {
-    let _ = log.finish(Stream::Stdout);
-    let _ = log.finish(Stream::Stderr);
-    s
-}
-
-/// Reaps children without blocking (the shim is a subreaper); returns `pid`'s status once it
-/// has exited.
-fn reap(pid: i32) -> Option<WaitStatus> {
-    let mut found = None;
-    loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) | Err(_) => return found,
-            Ok(s) => {
-                if s.pid() == Some(Pid::from_raw(pid)) {
-                    found = Some(s);
-                }
-            }
-        }
-    }
-}
+/// How long a terminal's master may take to arrive on the console socket.
+const TERMINAL_WAIT: Duration = Duration::from_secs(10);
+/// How long attached clients get to take the last output after the container exited.
+const FLUSH_AFTER_EXIT: Duration = Duration::from_secs(2);
 
 /// Starts an exec shim running `cfg` in container `id` with the given stdio. Returns the
 /// process's host pid and the read end of its result pipe.

@@ -267,6 +267,10 @@ pub fn app_spec(
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, DEFAULT_PATH.to_string());
     }
+    // containerd's WithTTY.
+    if cfg.stdio.tty {
+        env.push("TERM=xterm".to_string());
+    }
     let cwd = if cfg.working_dir.is_empty() {
         "/"
     } else {
@@ -281,7 +285,7 @@ pub fn app_spec(
     let sec = &cfg.security;
     let cap_list = capability_set(sec);
     let mut process = json!({
-        "terminal": false,
+        "terminal": cfg.stdio.tty,
         "user": {"uid": sec.uid, "gid": sec.gid},
         "args": cfg.command,
         "env": env,

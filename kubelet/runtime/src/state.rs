@@ -6,6 +6,7 @@
 //! <root>/containers/<id>/        bundle: config.json, rootfs/ (overlay mount), upper/, work/
 //!                      meta.json creation metadata     started_at  start time
 //!                      shim.pid  the shim's pid        exit.json   written by the shim on exit
+//!                      attach.sock  the shim's attach socket while it runs (crate::attach)
 //! <root>/pause-rootfs/           the pause image: just the `bramble` binary
 //! ```
 

@@ -133,13 +133,9 @@ impl Formatter {
         self.opts.limit_bytes.is_some_and(|l| self.written >= l)
     }
 
-    /// Appends the output for one raw file line to `out`; `stream` filters to one stream
-    /// (`attach`), `None` keeps both.
-    pub fn push(&mut self, raw: &[u8], stream: Option<&str>, out: &mut Vec<u8>) {
+    /// Appends the output for one raw file line to `out`.
+    pub fn push(&mut self, raw: &[u8], out: &mut Vec<u8>) {
         let Some(line) = parse_line(raw) else { return };
-        if stream.is_some_and(|s| s != line.stream) {
-            return;
-        }
         if let Some(since) = self.opts.since {
             match DateTime::parse_from_rfc3339(line.timestamp) {
                 Ok(t) if t.with_timezone(&Utc) < since => return,
@@ -263,7 +259,6 @@ pub async fn stream<R: ContainerRuntime + 'static>(
     path: PathBuf,
     opts: LogOptions,
     follow_container: Option<(Arc<R>, String)>,
-    stream_filter: Option<&'static str>,
     tx: tokio::sync::mpsc::Sender<Bytes>,
 ) -> std::io::Result<()> {
     let (mut reader, first) = {
@@ -280,7 +275,7 @@ pub async fn stream<R: ContainerRuntime + 'static>(
             if fmt.exhausted() {
                 break;
             }
-            fmt.push(&l, stream_filter, &mut out);
+            fmt.push(&l, &mut out);
         }
         out
     };
@@ -341,7 +336,7 @@ mod tests {
         let mut f = Formatter::new(opts);
         let mut out = Vec::new();
         for l in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            f.push(l, None, &mut out);
+            f.push(l, &mut out);
         }
         String::from_utf8(out).unwrap()
     }

@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, Instrument};
 
-use bramble_runtime::ContainerRuntime;
+use bramble_runtime::{ContainerRuntime, ContainerStatusKind};
 
 use crate::authz::{request_attributes, ClientAuthorizer};
 use crate::containers::{LookupError, PodContainers};
@@ -211,7 +211,7 @@ async fn container_logs<R: ContainerRuntime + 'static>(
     let follow = (!opts.previous).then(|| (kubelet.runtime.clone(), target.container_id.clone()));
     let path = target.log_path.clone();
     tokio::spawn(async move {
-        if let Err(e) = logs::stream(path.clone(), opts, follow, None, tx).await {
+        if let Err(e) = logs::stream(path.clone(), opts, follow, tx).await {
             debug!(path = %path.display(), error = %e, "log stream failed");
         }
     });
@@ -226,6 +226,16 @@ async fn container_logs<R: ContainerRuntime + 'static>(
         http::HeaderValue::from_static("text/plain"),
     );
     resp
+}
+
+/// CRI's name of a container state (containerd's `criContainerStateToString`).
+fn cri_state(s: ContainerStatusKind) -> &'static str {
+    match s {
+        ContainerStatusKind::Created => "CONTAINER_CREATED",
+        ContainerStatusKind::Running => "CONTAINER_RUNNING",
+        ContainerStatusKind::Exited => "CONTAINER_EXITED",
+        ContainerStatusKind::Unknown => "CONTAINER_UNKNOWN",
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,16 +273,23 @@ async fn remote_command<R: ContainerRuntime + 'static>(
     if !(opts.stdin || opts.stdout || opts.stderr) {
         return text(400, "you must specify at least 1 of stdin, stdout, stderr");
     }
-    if which == Command::Attach && opts.stdin {
-        return text(
-            400,
-            "attaching to standard input is not supported: Bramble containers read /dev/null",
-        );
-    }
     let target = match kubelet.containers.container(ns, pod, Some(container)).await {
         Ok(t) => t,
         Err(e) => return lookup_error(&e),
     };
+    if which == Command::Attach {
+        // containerd's Attach: only a running container.
+        match kubelet.runtime.container_status(&target.container_id).await {
+            Ok(st) if st.status == ContainerStatusKind::Running => {}
+            Ok(st) => {
+                return text(
+                    500,
+                    format!("container is in {} state", cri_state(st.status)),
+                )
+            }
+            Err(e) => return text(500, e.to_string()),
+        }
+    }
     if !ws::is_websocket(req.headers()) {
         return spdy_remote_command(kubelet, which, target, command, opts, req);
     }
@@ -306,15 +323,7 @@ async fn remote_command<R: ContainerRuntime + 'static>(
                 session::exec(runtime, target.container_id, command, opts, out_tx, in_rx).await
             }
             Command::Attach => {
-                session::attach(
-                    runtime,
-                    target.container_id,
-                    target.log_path,
-                    opts,
-                    out_tx,
-                    in_rx,
-                )
-                .await
+                session::attach(runtime, target.container_id, opts, out_tx, in_rx).await
             }
         }
         let _ = pump.await;
@@ -395,15 +404,7 @@ fn spdy_remote_command<R: ContainerRuntime + 'static>(
                 session::exec(runtime, target.container_id, command, opts, out_tx, in_rx).await
             }
             Command::Attach => {
-                session::attach(
-                    runtime,
-                    target.container_id,
-                    target.log_path,
-                    opts,
-                    out_tx,
-                    in_rx,
-                )
-                .await
+                session::attach(runtime, target.container_id, opts, out_tx, in_rx).await
             }
         }
         let _ = bridge.await;

@@ -9,10 +9,10 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use bramble_runtime::{ContainerRuntime, ExecConfig};
+use bramble_runtime::{attach, ContainerRuntime, ExecConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fdio::{self, AsyncFdIo};
-use crate::logs::{self, LogOptions};
 use crate::ws::channel;
 
 /// A `(stream id, data)` pair crossing the transport.
@@ -101,16 +101,15 @@ struct TerminalSize {
     height: u16,
 }
 
-/// Feeds client input: stdin data into `stdin`, resizes to the terminal, CLOSE of stdin
-/// closes it. Ends when the client goes away.
+/// Feeds client input: stdin data into `stdin`, CLOSE of stdin closes it. Ends when the
+/// client goes away.
 fn pump_in(
     mut inbound: mpsc::Receiver<Chunk>,
     stdin: Option<OwnedFd>,
-    tty: Option<Arc<AsyncFdIo>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut stdin = match stdin {
-            Some(fd) => AsyncFdIo::new(fd).ok().map(Arc::new),
+            Some(fd) => AsyncFdIo::new(fd).ok(),
             None => None,
         };
         while let Some((stream, data)) = inbound.recv().await {
@@ -122,24 +121,7 @@ fn pump_in(
                         }
                     }
                 }
-                channel::RESIZE => {
-                    if let (Some(t), Ok(size)) =
-                        (&tty, serde_json::from_slice::<TerminalSize>(&data))
-                    {
-                        let _ = fdio::set_window_size(t.raw(), size.width, size.height);
-                    }
-                }
-                channel::CLOSE if data.first() == Some(&channel::STDIN) => {
-                    // With a tty the process reads the terminal: send it an end-of-file
-                    // character instead of closing the master.
-                    if tty.is_some() {
-                        if let Some(w) = &stdin {
-                            let _ = w.write_all(&[4]).await;
-                        }
-                    } else {
-                        stdin = None;
-                    }
-                }
+                channel::CLOSE if data.first() == Some(&channel::STDIN) => stdin = None,
                 _ => {}
             }
         }
@@ -270,7 +252,7 @@ pub async fn exec<R: ContainerRuntime + 'static>(
         if let Some(fd) = err_r {
             v.push(pump_out(fd, channel::STDERR, out.clone()));
         }
-        (v, pump_in(inbound, stdin_w, None))
+        (v, pump_in(inbound, stdin_w))
     };
     let code = process.wait().await;
     let drain = async {
@@ -312,78 +294,99 @@ fn tty_input(
     })
 }
 
-/// Attaches to a running container's output: what it writes from now on, stdout and stderr
-/// on their streams (both on stdout with a tty), until it exits.
-///
-/// Bramble's runtime gives containers `/dev/null` as standard input and sends their output
-/// to the log file through the shim, so attach follows the log; attaching standard input is
-/// refused by the caller.
+/// Attaches to a running container's standard streams through its shim
+/// ([`bramble_runtime::attach`]): its output from now on (stdout and stderr on their streams;
+/// a terminal's output on stdout), the client's input into its stdin when it has one, terminal
+/// resizes. Ends with a Success status when the shim closes the session (the container exited,
+/// or the client's input ended without `stdinOnce`), or silently when the client goes away.
 pub async fn attach<R: ContainerRuntime + 'static>(
     runtime: Arc<R>,
     container_id: String,
-    log_path: std::path::PathBuf,
     opts: StreamOptions,
     out: mpsc::Sender<Chunk>,
-    inbound: mpsc::Receiver<Chunk>,
+    mut inbound: mpsc::Receiver<Chunk>,
 ) {
-    let follow = LogOptions {
-        follow: true,
-        tail_lines: Some(0),
-        ..Default::default()
-    };
-    let input = pump_in(inbound, None, None);
-    let mut tasks = Vec::new();
-    for (wanted, filter, target) in [
-        (opts.stdout, "stdout", channel::STDOUT),
-        (
-            opts.stderr || opts.tty,
-            "stderr",
-            if opts.tty {
-                channel::STDOUT
-            } else {
-                channel::STDERR
-            },
-        ),
-    ] {
-        if !wanted {
-            continue;
+    let sock = match runtime.attach(&container_id).await.and_then(|fd| {
+        let std = std::os::unix::net::UnixStream::from(fd);
+        std.set_nonblocking(true)
+            .and_then(|_| tokio::net::UnixStream::from_std(std))
+            .map_err(|e| bramble_runtime::RuntimeError::Io("attach socket", e))
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            send_status(&out, failure_status(&e.to_string())).await;
+            return;
         }
-        let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    };
+    let (mut rd, mut wr) = sock.into_split();
+    let mut hello = 0;
+    for (on, f) in [
+        (opts.stdin, attach::flags::STDIN),
+        (opts.stdout, attach::flags::STDOUT),
+        (opts.stderr, attach::flags::STDERR),
+    ] {
+        if on {
+            hello |= f;
+        }
+    }
+    if wr
+        .write_all(&attach::frame(attach::kind::HELLO, &[hello]))
+        .await
+        .is_err()
+    {
+        send_status(&out, failure_status("the container's shim went away")).await;
+        return;
+    }
+    let mut output = {
         let out = out.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Some(b) = rx.recv().await {
-                if out.send((target, b)).await.is_err() {
-                    return;
+        tokio::spawn(async move {
+            let mut dec = attach::Decoder::default();
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => dec.feed(&buf[..n]),
+                }
+                while let Ok(Some((k, data))) = dec.next_frame() {
+                    let ch = match k {
+                        attach::kind::STDOUT => channel::STDOUT,
+                        attach::kind::STDERR => channel::STDERR,
+                        _ => continue,
+                    };
+                    if out.send((ch, Bytes::from(data))).await.is_err() {
+                        return;
+                    }
                 }
             }
-        }));
-        tasks.push(
-            tokio::spawn(logs::stream(
-                log_path.clone(),
-                follow.clone(),
-                Some((runtime.clone(), container_id.clone())),
-                Some(filter),
-                tx,
-            ))
-            .map_unit(),
-        );
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    input.abort();
-    send_status(&out, json!({"metadata": {}, "status": "Success"})).await;
-}
-
-trait MapUnit {
-    fn map_unit(self) -> tokio::task::JoinHandle<()>;
-}
-
-impl<T: Send + 'static> MapUnit for tokio::task::JoinHandle<T> {
-    fn map_unit(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let _ = self.await;
         })
+    };
+    let input = async move {
+        while let Some((stream, data)) = inbound.recv().await {
+            let frame = match stream {
+                channel::STDIN => attach::frame(attach::kind::STDIN, &data),
+                channel::RESIZE => match serde_json::from_slice::<TerminalSize>(&data) {
+                    Ok(size) => attach::frame(
+                        attach::kind::RESIZE,
+                        &attach::resize_payload(size.width, size.height),
+                    ),
+                    Err(_) => continue,
+                },
+                channel::CLOSE if data.first() == Some(&channel::STDIN) => {
+                    attach::frame(attach::kind::CLOSE_STDIN, &[])
+                }
+                _ => continue,
+            };
+            if wr.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+        // The client went away: dropping the socket tells the shim.
+    };
+    tokio::select! {
+        _ = &mut output => {
+            send_status(&out, json!({"metadata": {}, "status": "Success"})).await;
+        }
+        _ = input => output.abort(),
     }
 }
 
