@@ -17,6 +17,8 @@ pub struct TestRegistry {
     child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// HTTP basic credentials the registry requires (`start_with_auth`).
+    creds: Option<(String, String)>,
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
@@ -63,19 +65,38 @@ pub fn busybox_rootfs(dir: &Path) -> Result<()> {
 
 impl TestRegistry {
     pub fn start() -> Result<Self> {
+        Self::start_inner(None)
+    }
+
+    /// A registry that refuses every request without HTTP basic auth for `user`/`password`
+    /// (htpasswd with bcrypt, the only hash distribution accepts).
+    pub fn start_with_auth(user: &str, password: &str) -> Result<Self> {
+        Self::start_inner(Some((user.to_string(), password.to_string())))
+    }
+
+    fn start_inner(creds: Option<(String, String)>) -> Result<Self> {
         if !Path::new(REGISTRY_BIN).exists() {
             bail!("{REGISTRY_BIN} missing: apt-get install -y docker-registry");
         }
         let dir = tempfile::tempdir()?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let cfg = dir.path().join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )?;
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, password)) = &creds {
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(
+                &htpasswd,
+                format!("{user}:{}\n", bcrypt::hash(password, 5)?),
+            )?;
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: bramble-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&cfg, yaml)?;
         let child = Command::new(REGISTRY_BIN)
             .arg("serve")
             .arg(&cfg)
@@ -83,7 +104,12 @@ impl TestRegistry {
             .stderr(Stdio::null())
             .spawn()
             .context("starting docker-registry")?;
-        let reg = TestRegistry { child, port, dir };
+        let reg = TestRegistry {
+            child,
+            port,
+            dir,
+            creds,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
@@ -157,13 +183,17 @@ impl TestRegistry {
             r#"{"imageLayoutVersion":"1.0.0"}"#,
         )?;
         let reference = format!("{}/{name}:{tag}", self.host());
-        let out = Command::new(SKOPEO)
-            .args([
-                "copy",
-                "--quiet",
-                "--dest-tls-verify=false",
-                "--insecure-policy",
-            ])
+        let mut skopeo = Command::new(SKOPEO);
+        skopeo.args([
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            "--insecure-policy",
+        ]);
+        if let Some((user, password)) = &self.creds {
+            skopeo.arg(format!("--dest-creds={user}:{password}"));
+        }
+        let out = skopeo
             .arg(format!("oci:{}:{tag}", layout.display()))
             .arg(format!("docker://{reference}"))
             .output()
