@@ -1,6 +1,7 @@
-//! The store as a resource served in another resource's storage form sees it
-//! ([`bramble_api::conversion`]): every value read is converted to the served form, every
-//! value written to the storage form. The handlers then serve such a resource exactly like
+//! The store as a resource served in another form sees it ([`bramble_api::conversion`]:
+//! events.k8s.io/v1 Events stored as core/v1 ones, autoscaling/v1 HorizontalPodAutoscalers
+//! as autoscaling/v2 ones): every value read is converted to the served form, every value
+//! written to the storage form. The handlers then serve such a resource exactly like
 //! any other, and list filters (field and label selectors) see the served form.
 
 use std::sync::Arc;
@@ -156,8 +157,12 @@ mod tests {
     use super::*;
 
     fn registry_info(group: &str, resource: &str) -> ResourceInfo {
+        registry_info_in(group, "v1", resource)
+    }
+
+    fn registry_info_in(group: &str, version: &str, resource: &str) -> ResourceInfo {
         bramble_api::registry::Registry::builtin()
-            .find(group, "v1", resource)
+            .find(group, version, resource)
             .expect("registered")
             .as_ref()
             .clone()
@@ -214,5 +219,91 @@ mod tests {
         let e = w.next().await.unwrap().unwrap();
         let seen: Value = serde_json::from_slice(&e.value).unwrap();
         assert_eq!(seen["regarding"]["name"], "web");
+    }
+
+    #[tokio::test]
+    async fn hpas_written_through_v1_are_stored_and_watched_as_v2() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            bramble_store::lmdb::LmdbStore::open(dir.path(), Default::default()).unwrap();
+        let v1_info = registry_info_in("autoscaling", "v1", "horizontalpodautoscalers");
+        let v2_info = registry_info_in("autoscaling", "v2", "horizontalpodautoscalers");
+        let (v1, v2) = (
+            for_resource(&store, &v1_info),
+            for_resource(&store, &v2_info),
+        );
+        let key = v1_info.store_key(Some("default"), "web");
+        assert_eq!(key, v2_info.store_key(Some("default"), "web"));
+        let mut w = v1.watch(&v1_info.store_prefix(), 0).unwrap();
+        v1.txn(vec![Op::Create {
+            key: key.clone(),
+            value: json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"},
+                    "maxReplicas": 3, "targetCPUUtilizationPercentage": 50}}),
+        }])
+        .await
+        .unwrap();
+        // stored as v2: what the HPA controller and v2 clients read
+        let raw = store.get(&key).unwrap().unwrap();
+        let stored: Value = serde_json::from_slice(&raw.value).unwrap();
+        assert_eq!(stored["apiVersion"], "autoscaling/v2");
+        assert_eq!(
+            stored["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+            50
+        );
+        assert!(stored["spec"]
+            .get("targetCPUUtilizationPercentage")
+            .is_none());
+        let through_v2: Value =
+            serde_json::from_slice(&v2.get(&key).unwrap().unwrap().value).unwrap();
+        assert_eq!(through_v2, stored);
+        // a v2 write with a memory metric reads back through v1 with the metrics annotation
+        let mut memory = stored.clone();
+        memory["spec"]["metrics"] = json!([{"type": "Resource", "resource": {"name": "memory",
+            "target": {"type": "AverageValue", "averageValue": "100Mi"}}}]);
+        v2.txn(vec![Op::Update {
+            key: key.clone(),
+            value: memory.clone(),
+            expected_revision: Some(raw.mod_revision),
+        }])
+        .await
+        .unwrap();
+        let seen: Value = serde_json::from_slice(&v1.get(&key).unwrap().unwrap().value).unwrap();
+        assert_eq!(seen["apiVersion"], "autoscaling/v1");
+        assert!(seen["spec"].get("targetCPUUtilizationPercentage").is_none());
+        assert_eq!(
+            seen["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/metrics"],
+            r#"[{"type":"Resource","resource":{"name":"memory","targetAverageValue":"100Mi"}}]"#
+        );
+        // the v1 watch saw both writes in v1's form
+        for want in [json!(50), Value::Null] {
+            let e = w.next().await.unwrap().unwrap();
+            let obj: Value = serde_json::from_slice(&e.value).unwrap();
+            assert_eq!(obj["apiVersion"], "autoscaling/v1");
+            assert_eq!(
+                obj["spec"]
+                    .get("targetCPUUtilizationPercentage")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+                want
+            );
+        }
+        // and the v1 form written back stores the same v2 object
+        let rev = store.get(&key).unwrap().unwrap().mod_revision;
+        v1.txn(vec![Op::Update {
+            key: key.clone(),
+            value: seen,
+            expected_revision: Some(rev),
+        }])
+        .await
+        .unwrap();
+        let mut again: Value =
+            serde_json::from_slice(&store.get(&key).unwrap().unwrap().value).unwrap();
+        // (the store stamps the resourceVersion)
+        for obj in [&mut again, &mut memory] {
+            obj["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+        }
+        assert_eq!(again, memory);
     }
 }
