@@ -128,6 +128,27 @@ impl TestRegistry {
     /// Builds a busybox image (Cmd `sh`, plus `extra` files as `(path, contents)`) and
     /// pushes it as `<host>/<name>:<tag>`; returns that reference.
     pub fn push_busybox(&self, name: &str, tag: &str, extra: &[(&str, &[u8])]) -> Result<String> {
+        self.push_busybox_layer(name, tag, extra, false)
+    }
+
+    /// [`TestRegistry::push_busybox`] with the layer gzip-compressed (`tar+gzip`), as registries
+    /// usually serve images.
+    pub fn push_busybox_gzip(
+        &self,
+        name: &str,
+        tag: &str,
+        extra: &[(&str, &[u8])],
+    ) -> Result<String> {
+        self.push_busybox_layer(name, tag, extra, true)
+    }
+
+    fn push_busybox_layer(
+        &self,
+        name: &str,
+        tag: &str,
+        extra: &[(&str, &[u8])],
+        gzip: bool,
+    ) -> Result<String> {
         let work = tempfile::tempdir()?;
         let rootfs = work.path().join("rootfs");
         busybox_rootfs(&rootfs)?;
@@ -149,7 +170,21 @@ impl TestRegistry {
         if !st.success() {
             bail!("tar failed");
         }
-        let (layer_digest, layer_size) = put_blob(&layout, &std::fs::read(&tar)?)?;
+        let (diff_id, tar_size) = put_blob(&layout, &std::fs::read(&tar)?)?;
+        let (layer_digest, layer_size, layer_type) = if gzip {
+            let out = Command::new("gzip").arg("-c").arg(&tar).output()?;
+            if !out.status.success() {
+                bail!("gzip failed");
+            }
+            let (d, n) = put_blob(&layout, &out.stdout)?;
+            (d, n, "application/vnd.oci.image.layer.v1.tar+gzip")
+        } else {
+            (
+                diff_id.clone(),
+                tar_size,
+                "application/vnd.oci.image.layer.v1.tar",
+            )
+        };
         let arch = match std::env::consts::ARCH {
             "aarch64" => "arm64",
             "x86_64" => "amd64",
@@ -159,14 +194,14 @@ impl TestRegistry {
             "architecture": arch,
             "os": "linux",
             "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "WorkingDir": "/"},
-            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         }))?;
         let (config_digest, config_size) = put_blob(&layout, &config)?;
         let manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}],
+            "layers": [{"mediaType": layer_type, "digest": layer_digest, "size": layer_size}],
         }))?;
         let (manifest_digest, manifest_size) = put_blob(&layout, &manifest)?;
         std::fs::write(
