@@ -191,9 +191,17 @@ fn ingress_routes_hosts_and_paths_terminates_tls_and_follows_changes() -> Result
     let mut net = TestNet::new(1)?;
     let gw = net.gateway.clone();
     let ctrl = TestController::start_with(&["--advertise-address", &gw, "--tls-san", &gw])?;
-    let kubeconfig = net.expose_controller(&ctrl)?;
+    net.expose_controller(&ctrl)?;
     net.forward(reg.port)?;
     let image = image.replace("127.0.0.1", &gw);
+    // The kubelet (and so its ingress) with a node's credentials: it reads Ingresses and TLS
+    // Secrets through the RBAC the controller creates for the system:nodes group.
+    let node_kubeconfig = common::auth::cert_kubeconfig(
+        &ctrl,
+        &format!("system:node:{}", net.node_name(0)),
+        &["system:nodes"],
+    )?;
+    let kubeconfig = net.host_kubeconfig(&ctrl, &node_kubeconfig)?;
     let k = net.start_kubelet_with(
         &kubeconfig,
         0,

@@ -168,14 +168,25 @@ impl TestNet {
     /// Forwards the controller's port (see [`TestNet::forward`]); returns a kubeconfig for
     /// the hosts, a copy of `ctrl`'s with the gateway as server.
     pub fn expose_controller(&mut self, ctrl: &TestController) -> Result<PathBuf> {
+        self.forward(ctrl.port)?;
+        self.host_kubeconfig(ctrl, &ctrl.kubeconfig)
+    }
+
+    /// A copy of `kubeconfig` (one of `ctrl`'s users, e.g. a node's from
+    /// `common::auth::cert_kubeconfig`) with the gateway as server, for the hosts (after
+    /// [`TestNet::expose_controller`]).
+    pub fn host_kubeconfig(&self, ctrl: &TestController, kubeconfig: &Path) -> Result<PathBuf> {
         let port = ctrl.port;
-        self.forward(port)?;
-        let text = std::fs::read_to_string(&ctrl.kubeconfig)?;
+        let text = std::fs::read_to_string(kubeconfig)?;
         let text = text.replace(
             &format!("127.0.0.1:{port}"),
             &format!("{}:{port}", self.gateway),
         );
-        let path = ctrl.data_dir().join(format!("kubeconfig-{}", self.tag));
+        let file = kubeconfig
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or("kubeconfig");
+        let path = ctrl.data_dir().join(format!("{file}-{}", self.tag));
         std::fs::write(&path, text)?;
         Ok(path)
     }
