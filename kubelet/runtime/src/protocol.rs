@@ -184,6 +184,7 @@ pub struct ExecConfig {
 /// Whether a container is a pod's pause container or an app container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // one per container, mostly App; boxing buys nothing
 pub enum ContainerKind {
     /// The pause container owning the pod's namespaces.
     Sandbox {
