@@ -112,14 +112,15 @@ pub fn v2_to_v1(obj: Value) -> Value {
                 "desiredReplicas",
             ],
         );
+        // the last CPU utilization, as upstream's loop leaves it
         let cpu = current
             .iter()
+            .rev()
             .filter(|m| {
                 str_at(m, &["type"]) == Some("Resource")
                     && str_at(m, &["resource", "name"]) == Some("cpu")
             })
-            .filter_map(|m| at(m, &["resource", "current", "averageUtilization"]))
-            .last();
+            .find_map(|m| at(m, &["resource", "current", "averageUtilization"]));
         if let Some(u) = cpu {
             out.insert("currentCPUUtilizationPercentage".into(), u.clone());
         }
