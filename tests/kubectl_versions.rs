@@ -213,6 +213,24 @@ fn session(c: &TestController, bin: &str, ns: &str, dir: &Path) -> Result<()> {
         expect_out(c, bin, &full, &format!("{what}/{} created", args[1]))?;
     }
 
+    // `kubectl autoscale`: 1.27-1.29 post autoscaling/v1, newer ones autoscaling/v2.
+    expect_out(
+        c,
+        bin,
+        &n(&[
+            "autoscale",
+            "deployment",
+            "web",
+            "--min=1",
+            "--max=3",
+            "--cpu-percent=50",
+        ])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+        "horizontalpodautoscaler.autoscaling/web autoscaled",
+    )?;
+
     // Tables: upstream's columns for the usual kinds.
     let cols = |args: &[&str]| {
         header(
@@ -221,6 +239,18 @@ fn session(c: &TestController, bin: &str, ns: &str, dir: &Path) -> Result<()> {
             &n(args).iter().map(String::as_str).collect::<Vec<_>>(),
         )
     };
+    ensure!(
+        cols(&["get", "hpa"])?
+            == [
+                "NAME",
+                "REFERENCE",
+                "TARGETS",
+                "MINPODS",
+                "MAXPODS",
+                "REPLICAS",
+                "AGE"
+            ]
+    );
     ensure!(cols(&["get", "configmaps"])? == ["NAME", "DATA", "AGE"]);
     ensure!(cols(&["get", "secrets"])? == ["NAME", "TYPE", "DATA", "AGE"]);
     ensure!(cols(&["get", "deployments"])? == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
