@@ -29,6 +29,9 @@
 //!   and `/attach/...`: WebSocket upgrade with `v5.channel.k8s.io` or `v4.channel.k8s.io`
 //!   ([`ws`], [`session`]), or SPDY/3.1 with `v4.channel.k8s.io` ([`spdy_command`]) for
 //!   kubectl before 1.30.
+//!   Attach sessions go to the container's shim through its attach socket
+//!   ([`bramble_runtime::attach`]): live output, stdin for `stdin: true` containers, the
+//!   terminal of `tty: true` ones.
 //! - `GET|POST /portForward/{namespace}/{pod}`: SPDY/3.1 (`portforward.k8s.io`), directly
 //!   or tunnelled in a WebSocket (`SPDY/3.1+portforward.k8s.io`, kubectl 1.31+)
 //!   ([`portforward`], [`spdy`]).
