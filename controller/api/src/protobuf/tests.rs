@@ -270,3 +270,37 @@ fn kubectl_create_token_request() {
             "status": {"token": "", "expirationTimestamp": null}})
     );
 }
+
+#[test]
+fn autoscaling_v1_horizontal_pod_autoscaler() {
+    // what a typed client-go `AutoscalingV1()` client sends for `kubectl autoscale`'s object
+    let mut target = Vec::new();
+    put_bytes(&mut target, 1, b"Deployment");
+    put_bytes(&mut target, 2, b"web");
+    put_bytes(&mut target, 3, b"apps/v1");
+    let mut spec = Vec::new();
+    put_bytes(&mut spec, 1, &target);
+    put_int(&mut spec, 2, 1); // minReplicas
+    put_int(&mut spec, 3, 3); // maxReplicas
+    put_int(&mut spec, 4, 50); // targetCPUUtilizationPercentage
+    let mut status = Vec::new();
+    put_int(&mut status, 3, 0); // currentReplicas
+    put_int(&mut status, 4, 0); // desiredReplicas
+    let mut meta = Vec::new();
+    put_bytes(&mut meta, 1, b"web");
+    let mut hpa = Vec::new();
+    put_bytes(&mut hpa, 1, &meta);
+    put_bytes(&mut hpa, 2, &spec);
+    put_bytes(&mut hpa, 3, &status);
+    let v = decode_to_json(&body("autoscaling/v1", "HorizontalPodAutoscaler", &hpa)).unwrap();
+    assert_eq!(v["apiVersion"], "autoscaling/v1");
+    assert_eq!(
+        v["spec"],
+        json!({"scaleTargetRef": {"kind": "Deployment", "name": "web", "apiVersion": "apps/v1"},
+            "minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 50})
+    );
+    assert_eq!(
+        v["status"],
+        json!({"currentReplicas": 0, "desiredReplicas": 0})
+    );
+}
