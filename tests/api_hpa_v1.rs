@@ -126,6 +126,11 @@ async fn kubectl_autoscale_of_every_version_makes_one_autoscaler_seen_through_bo
                 "{bin} get {resource}: {table}"
             );
         }
+        let described = ok(tc.kubectl_with(bin, &["describe", "hpa", &name], None)?)?;
+        ensure!(
+            described.contains("Deployment/web") && described.contains("Max replicas:"),
+            "{bin} describe: {described}"
+        );
         // one object, both versions
         let v2 = v2s.get(&name).await?;
         let spec = v2.spec.context("no spec")?;
