@@ -308,7 +308,13 @@ fn attach_i_sessions_tty_and_a_container_without_stdin() -> Result<()> {
         .spawn()?;
     std::thread::sleep(Duration::from_secs(3));
     let mut stdin = child.stdin.take().context("stdin")?;
-    for line in ["stty size; echo $((6*7))\n", "echo tty=$(tty)\n", "exit\n"] {
+    // A first line gives kubectl's resizes time to land before `stty size`.
+    for line in [
+        "echo attached\n",
+        "stty size; echo $((6*7))\n",
+        "echo tty=$(tty)\n",
+        "exit\n",
+    ] {
         stdin.write_all(line.as_bytes())?;
         stdin.flush()?;
         std::thread::sleep(Duration::from_millis(700));
