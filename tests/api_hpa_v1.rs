@@ -406,17 +406,30 @@ async fn v2_only_fields_survive_a_trip_through_v1() -> Result<()> {
         "{behavior}"
     );
 
-    // a v1 client's read-modify-write keeps everything v1 cannot express
-    let mut edited = v1.clone();
-    edited["metadata"]["labels"] = json!({"edited": "through-v1"});
-    send(
-        &http,
-        Method::PUT,
-        &format!("{HPAS_V1}/mem"),
-        "application/json",
-        &edited,
-    )
-    .await?;
+    // a v1 client's read-modify-write keeps everything v1 cannot express (retried on 409:
+    // the autoscaler controller writes the status meanwhile)
+    let mut written = false;
+    for _ in 0..20 {
+        let mut edited = get(&http, &format!("{HPAS_V1}/mem")).await?;
+        edited["metadata"]["labels"] = json!({"edited": "through-v1"});
+        let (code, out) = http
+            .json(
+                Method::PUT,
+                &format!("{HPAS_V1}/mem"),
+                "application/json",
+                &edited,
+            )
+            .await?;
+        match code {
+            200 => {
+                written = true;
+                break;
+            }
+            409 => continue,
+            _ => return Err(anyhow!("PUT through v1: {code} {out}")),
+        }
+    }
+    ensure!(written, "PUT through v1 kept conflicting");
     let after = get(&http, &format!("{HPAS_V2}/mem")).await?;
     ensure!(
         after["spec"] == before["spec"],
