@@ -313,7 +313,6 @@ fn container_shim_main(shim: &ContainerShim, report: OwnedFd) -> i32 {
     );
 
     let status = pump_until_exit(&mut log, outputs, &mut hub, pid, pidfd);
-    hub.finish(Instant::now() + FLUSH_AFTER_EXIT);
     let own_ooms = oom_kills(&shim.cgroup_root, &shim.cgroup_path).unwrap_or(0);
     let parent_ooms = oom_kills(&shim.cgroup_root, &parent_cgroup).unwrap_or(0);
     let (exit_code, signal) = match status {
@@ -340,6 +339,8 @@ fn container_shim_main(shim: &ContainerShim, report: OwnedFd) -> i32 {
         reason: reason.to_string(),
     };
     let _ = write_json(&shim.bundle.join("exit.json"), &info);
+    // After exit.json: a client slow to take the last output does not delay the exit report.
+    hub.finish(Instant::now() + FLUSH_AFTER_EXIT);
     0
 }
 
