@@ -140,6 +140,34 @@ fn running(ctrl: &TestController, k: &TestKubelet, name: &str) -> Result<Value> 
     })
 }
 
+/// Runs `kubectl ARGS` in a 27x99 pseudo-terminal (`script`), types `lines` (after it had
+/// time to attach), and returns what the terminal showed once kubectl ended.
+fn in_terminal(ctrl: &TestController, args: &str, lines: &[&str]) -> Result<std::process::Output> {
+    let cmd = format!(
+        "stty rows 27 cols 99; {KUBECTL} --kubeconfig {} {args}",
+        ctrl.kubeconfig.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(Duration::from_secs(3));
+    let mut stdin = child.stdin.take().context("stdin")?;
+    for line in lines {
+        stdin.write_all(line.as_bytes())?;
+        stdin.flush()?;
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let done = Instant::now() + Duration::from_secs(60);
+    while child.try_wait()?.is_none() && Instant::now() < done {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    Ok(child.wait_with_output()?)
+}
+
 #[test]
 fn kubectl_run_i_and_stdin_once() -> Result<()> {
     let reg = TestRegistry::start()?;
@@ -180,6 +208,28 @@ fn kubectl_run_i_and_stdin_once() -> Result<()> {
     assert!(
         String::from_utf8_lossy(&gone.stderr).contains("NotFound"),
         "--rm deletes the pod"
+    );
+
+    // kubectl run -it --rm: stdin, stdinOnce and tty; the shell on the container's terminal
+    // runs what is typed, and its exit ends the session and deletes the pod.
+    let out = in_terminal(
+        &ctrl,
+        &format!(
+            "run shell -it --rm --restart=Never --image {image} --overrides '{overrides}' -- sh"
+        ),
+        &["echo ready\n", "echo $((6*7)) $(stty size)\n", "exit\n"],
+    )?;
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("42 27 99"),
+        "{shown}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        tail(&k.log(), 30)
+    );
+    let gone = ctrl.kubectl(&["get", "pod", "shell"])?;
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("NotFound"),
+        "--rm deletes the pod: {shown}"
     );
 
     // stdinOnce through SPDY (kubectl 1.29): the first session's end of input closes the
@@ -296,35 +346,17 @@ fn attach_i_sessions_tty_and_a_container_without_stdin() -> Result<()> {
     assert!(!logs.contains("read secret"), "{logs}");
 
     // -it: the shell's terminal is the container's own pty, sized as the client's.
-    let cmd = format!(
-        "stty rows 27 cols 99; {KUBECTL} --kubeconfig {} attach -it term",
-        ctrl.kubeconfig.display()
-    );
-    let mut child = Command::new("script")
-        .args(["-qfec", &cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    std::thread::sleep(Duration::from_secs(3));
-    let mut stdin = child.stdin.take().context("stdin")?;
     // A first line gives kubectl's resizes time to land before `stty size`.
-    for line in [
-        "echo attached\n",
-        "stty size; echo $((6*7))\n",
-        "echo tty=$(tty)\n",
-        "exit\n",
-    ] {
-        stdin.write_all(line.as_bytes())?;
-        stdin.flush()?;
-        std::thread::sleep(Duration::from_millis(700));
-    }
-    let done = Instant::now() + Duration::from_secs(30);
-    while child.try_wait()?.is_none() && Instant::now() < done {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output()?;
+    let out = in_terminal(
+        &ctrl,
+        "attach -it term",
+        &[
+            "echo attached\n",
+            "stty size; echo $((6*7))\n",
+            "echo tty=$(tty)\n",
+            "exit\n",
+        ],
+    )?;
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(
         shown.contains("27 99") && shown.contains("42"),
