@@ -106,8 +106,21 @@ async fn kubectl_autoscale_of_every_version_makes_one_autoscaler_seen_through_bo
             out.trim_end() == format!("horizontalpodautoscaler.autoscaling/{name} autoscaled"),
             "{bin}: {out}"
         );
-        // `get hpa` (the preferred v2) and `get hpa.v1.autoscaling` print the same columns
-        for resource in ["hpa", "hpa.v1.autoscaling"] {
+        // `get hpa` (the preferred v2) and a get through v1 print the same columns (newer
+        // kubectls expand `hpa.v1.autoscaling` to the preferred version: the full name)
+        let through_v1 = ok(tc.kubectl_with(
+            bin,
+            &[
+                "get",
+                "horizontalpodautoscalers.v1.autoscaling",
+                &name,
+                "-o",
+                "jsonpath={.apiVersion} {.spec.targetCPUUtilizationPercentage}",
+            ],
+            None,
+        )?)?;
+        ensure!(through_v1 == "autoscaling/v1 50", "{bin}: {through_v1}");
+        for resource in ["hpa", "horizontalpodautoscalers.v1.autoscaling"] {
             let table = ok(tc.kubectl_with(bin, &["get", resource, &name], None)?)?;
             let mut lines = table.lines();
             let header: Vec<&str> = lines
@@ -293,6 +306,28 @@ async fn v1_creates_patches_applies_and_writes_status() -> Result<()> {
         r#"{"spec":{"minReplicas":1}}"#,
     ])?)?;
     ensure!(get(&http, &v2_path).await?["spec"]["minReplicas"] == 1);
+
+    // client-side `kubectl apply` of a v1 manifest, twice, then `kubectl diff` sees nothing
+    let manifest = |cpu: u32| {
+        r#"apiVersion: autoscaling/v1
+kind: HorizontalPodAutoscaler
+metadata: {name: applied}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: absent}
+  maxReplicas: 4
+  targetCPUUtilizationPercentage: {cpu}
+"#
+        .replace("{cpu}", &cpu.to_string())
+    };
+    for cpu in [55, 65] {
+        ok(tc.kubectl_with(KUBECTL, &["apply", "-f", "-"], Some(&manifest(cpu)))?)?;
+    }
+    let applied = get(&http, &format!("{HPAS_V2}/applied")).await?;
+    ensure!(
+        applied["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 65,
+        "{applied}"
+    );
+    ok(tc.kubectl_with(KUBECTL, &["diff", "-f", "-"], Some(&manifest(65)))?)?;
 
     // the status subresource through v1: the CPU utilization and the conditions annotation
     // become v2 status; the spec cannot change there
