@@ -187,6 +187,7 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         let lifecycle_client =
             controller.in_process_client("system:serviceaccount:kube-system:node-controller");
         let workloads_client = controller.in_process_client("system:kube-controller-manager");
+        let netctl_informers = informers.clone();
         let start_controllers = move || {
             // Scheduler and node lifecycle controller (upstream intervals unless BRAMBLE_* env).
             bramble_scheduler::spawn(
@@ -220,7 +221,7 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             start_controllers();
         }
         // Node IPAM, EndpointSlices/Endpoints, LoadBalancer status.
-        bramble_netctl::spawn(controller.in_process_client("system:kube-controller-manager"));
+        bramble_netctl::spawn(netctl_informers);
         // The default `bramble` IngressClass and the status of the Ingresses it serves.
         bramble_ingress::controller::spawn(
             controller.in_process_client("system:kube-controller-manager"),

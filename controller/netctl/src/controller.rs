@@ -5,16 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bramble_informer::{Informer, SharedInformers};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::cache::{json_of, watch};
+use crate::cache::json_of;
 use crate::cidr::CidrAllocator;
 use crate::endpoints_logic::{
     desired_endpoints, desired_slices, manages, LABEL_MANAGED_BY, LABEL_SERVICE_NAME, MANAGED_BY,
@@ -44,41 +43,48 @@ impl Default for NetctlConfig {
 }
 
 struct Caches {
-    nodes: Store<Node>,
-    services: Store<Service>,
-    pods: Store<Pod>,
-    slices: Store<EndpointSlice>,
-    endpoints: Store<Endpoints>,
+    nodes: Informer<Node>,
+    services: Informer<Service>,
+    pods: Informer<Pod>,
+    slices: Informer<EndpointSlice>,
+    endpoints: Informer<Endpoints>,
 }
 
-/// Runs the controllers until an unrecoverable error.
+/// Runs the controllers on informers of their own (one process's other controllers should
+/// share theirs: [`run_with`]).
 pub async fn run(client: Client, config: NetctlConfig) -> Result<(), Error> {
+    run_with(&SharedInformers::new(client), config).await
+}
+
+/// Runs the controllers over the process's shared informers (the Pod cache is the largest
+/// thing a controller holds: one copy for every controller) until an unrecoverable error.
+pub async fn run_with(informers: &SharedInformers, config: NetctlConfig) -> Result<(), Error> {
     let notify = Arc::new(Notify::new());
-    let all = watcher::Config::default;
     let caches = Caches {
-        nodes: watch(Api::all(client.clone()), all(), notify.clone()),
-        services: watch(Api::all(client.clone()), all(), notify.clone()),
-        pods: watch(Api::all(client.clone()), all(), notify.clone()),
-        slices: watch(
-            Api::all(client.clone()),
-            all().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}")),
-            notify.clone(),
-        ),
-        endpoints: watch(Api::all(client.clone()), all(), notify.clone()),
+        nodes: informers.get(),
+        services: informers.get(),
+        pods: informers.get(),
+        slices: informers.get(),
+        endpoints: informers.get(),
     };
+    wake_on_change(&caches.nodes, &notify);
+    wake_on_change(&caches.services, &notify);
+    wake_on_change(&caches.pods, &notify);
+    wake_on_change(&caches.slices, &notify);
+    wake_on_change(&caches.endpoints, &notify);
     for ready in [
-        caches.nodes.wait_until_ready().await.is_ok(),
-        caches.services.wait_until_ready().await.is_ok(),
-        caches.pods.wait_until_ready().await.is_ok(),
-        caches.slices.wait_until_ready().await.is_ok(),
-        caches.endpoints.wait_until_ready().await.is_ok(),
+        caches.nodes.ready().await.is_ok(),
+        caches.services.ready().await.is_ok(),
+        caches.pods.ready().await.is_ok(),
+        caches.slices.ready().await.is_ok(),
+        caches.endpoints.ready().await.is_ok(),
     ] {
         if !ready {
             tracing::warn!("a network controller cache closed before it was filled");
         }
     }
     let mut state = State {
-        client,
+        client: informers.client().clone(),
         allocator: CidrAllocator::new(&config.cluster_cidr, config.node_cidr_mask)?,
         pending: BTreeMap::new(),
         managed: BTreeSet::new(),
@@ -92,6 +98,19 @@ pub async fn run(client: Client, config: NetctlConfig) -> Result<(), Error> {
     }
 }
 
+/// Every change in `informer`'s cache wakes the reconcile loop; the handler goes away with
+/// the loop (when it holds the last reference to `notify`).
+fn wake_on_change<K>(informer: &Informer<K>, notify: &Arc<Notify>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    let notify = notify.clone();
+    informer.add_handler(move |_| {
+        notify.notify_one();
+        Arc::strong_count(&notify) > 1
+    });
+}
+
 struct State {
     client: Client,
     allocator: CidrAllocator,
@@ -103,12 +122,12 @@ struct State {
 
 impl State {
     async fn reconcile(&mut self, c: &Caches) {
-        let nodes = c.nodes.state();
+        let nodes = c.nodes.list();
         if let Err(e) = self.allocate_pod_cidrs(&nodes).await {
             tracing::warn!(error = %e, "node IPAM");
         }
-        let pods = c.pods.state();
-        let services = c.services.state();
+        let pods = c.pods.list();
+        let services = c.services.list();
         let mut pods_by_ns: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
         for p in pods {
             pods_by_ns
@@ -118,7 +137,14 @@ impl State {
         }
         let mut slices_by_svc: BTreeMap<(String, String), Vec<Arc<EndpointSlice>>> =
             BTreeMap::new();
-        for s in c.slices.state() {
+        // Only the slices this controller manages (the informer holds every slice).
+        for s in c.slices.list().into_iter().filter(|s| {
+            s.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_MANAGED_BY))
+                .is_some_and(|m| m == MANAGED_BY)
+        }) {
             let svc = s
                 .metadata
                 .labels
@@ -156,9 +182,7 @@ impl State {
             {
                 tracing::warn!(service = ?key, error = %e, "EndpointSlices");
             }
-            let current = c
-                .endpoints
-                .get(&kube::runtime::reflector::ObjectRef::new(&key.1).within(&key.0));
+            let current = c.endpoints.get(Some(&key.0), &key.1);
             if let Err(e) = self
                 .sync_endpoints(desired_endpoints(svc, pods), current)
                 .await

@@ -4,7 +4,7 @@
 //! addresses (the way k3s's service load balancer publishes them).
 //!
 //! The decisions are pure functions over k8s-openapi objects ([`cidr`], [`endpoints_logic`],
-//! [`lb`]); [`run`] drives them from watch caches over a `kube::Client`.
+//! [`lb`]); [`run_with`] drives them from the process's shared informers.
 
 pub mod cache;
 pub mod cidr;
@@ -14,18 +14,18 @@ pub mod error;
 pub mod lb;
 
 pub use cidr::CidrAllocator;
-pub use controller::{run, NetctlConfig};
+pub use controller::{run, run_with, NetctlConfig};
 pub use error::Error;
 
 /// The default cluster (pod) CIDR, as k3s's.
 pub const DEFAULT_CLUSTER_CIDR: &str = "10.42.0.0/16";
 
-/// Spawns the network controllers on the current tokio runtime; they log and restart after
-/// an error.
-pub fn spawn(client: kube::Client) {
+/// Spawns the network controllers on the current tokio runtime, over the process's shared
+/// informers; they log and restart after an error.
+pub fn spawn(informers: bramble_informer::SharedInformers) {
     tokio::spawn(async move {
         loop {
-            if let Err(e) = run(client.clone(), NetctlConfig::default()).await {
+            if let Err(e) = run_with(&informers, NetctlConfig::default()).await {
                 tracing::error!(error = %e, "network controllers stopped; restarting");
             }
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
