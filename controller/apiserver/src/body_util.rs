@@ -47,6 +47,24 @@ pub async fn decode_request(
     Ok(Decoded { obj, warnings })
 }
 
+/// [`decode_request`] for a create: the decoded object also carries the creator's
+/// `managedFields` entry ([`crate::handlers::record_creation`]), its manager named by the
+/// `fieldManager` parameter or the User-Agent.
+pub async fn decode_created(
+    req: Request<Incoming>,
+    info: &ResourceInfo,
+) -> Result<Decoded, Status> {
+    let manager = bramble_api::apply::manager_of(
+        Query::parse(req.uri().query()).get("fieldManager"),
+        req.headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let mut decoded = decode_request(req, info).await?;
+    crate::handlers::record_creation(info, &mut decoded.obj, &manager);
+    Ok(decoded)
+}
+
 /// Reads the body as plain JSON (review and token request bodies, which are not stored).
 pub async fn json_request(req: Request<Incoming>) -> Result<Value, Status> {
     let content_type = req

@@ -23,7 +23,7 @@ use bramble_store::{ListOptions, Op, StoreError};
 
 use crate::auth::Authenticator;
 use crate::body::{self, Response};
-use crate::body_util::{decode_request, json_request, with_warnings};
+use crate::body_util::{decode_created, json_request, with_warnings};
 use crate::handlers::{create_object, not_found};
 use crate::objects::{decode_stored, now_rfc3339};
 use crate::query::Query;
@@ -51,7 +51,7 @@ pub async fn create(state: &Arc<ApiState>, user: &UserInfo, req: Request<Incomin
         Ok(d) => d,
         Err(s) => return body::status(&s),
     };
-    let mut decoded = match decode_request(req, &info).await {
+    let mut decoded = match decode_created(req, &info).await {
         Ok(d) => d,
         Err(s) => return body::status(&s),
     };

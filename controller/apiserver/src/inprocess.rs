@@ -72,6 +72,11 @@ impl InProcessService {
         req: Request<kube::client::Body>,
     ) -> Result<Response<Incoming>, InProcessError> {
         let (mut parts, body) = req.into_parts();
+        if !parts.headers.contains_key(http::header::USER_AGENT) {
+            if let Ok(ua) = http::HeaderValue::from_str(&user_agent(&self.user.name)) {
+                parts.headers.insert(http::header::USER_AGENT, ua);
+            }
+        }
         let path = parts
             .uri
             .path_and_query()
@@ -113,6 +118,35 @@ impl tower::Service<Request<kube::client::Body>> for InProcessService {
     }
 }
 
+/// The User-Agent upstream's component of `user` sends (`kube-scheduler/v1.33.0 (linux/arm64)
+/// bramble/0.1.0`), so the field manager of its writes reads as upstream's: the scheduler, the
+/// kubelet of a node, the controller manager (also for its per-controller service accounts).
+pub fn user_agent(user: &str) -> String {
+    let component = match user {
+        "system:kube-scheduler" => "kube-scheduler",
+        u if u.starts_with("system:node:") => "kubelet",
+        "system:kube-controller-manager" => "kube-controller-manager",
+        u if u.starts_with("system:serviceaccount:kube-system:") => "kube-controller-manager",
+        u => u.strip_prefix("system:").unwrap_or("bramble"),
+    };
+    format!(
+        "{component}/v1.33.0 ({}/{}) bramble/{}",
+        std::env::consts::OS,
+        upstream_arch(),
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Go's name of this machine's architecture, as upstream's User-Agents carry it.
+fn upstream_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        other => other,
+    }
+}
+
 /// A `kube::Client` acting as `user` (name and groups as an authenticated client certificate
 /// would give them), whose default namespace is `default`.
 pub fn client(state: Arc<ApiState>, authn: Arc<Authenticator>, user: UserInfo) -> kube::Client {
@@ -123,4 +157,27 @@ pub fn client(state: Arc<ApiState>, authn: Arc<Authenticator>, user: UserInfo) -
         sender: Arc::new(Mutex::new(None)),
     };
     kube::Client::new(service, "default")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::user_agent;
+
+    #[test]
+    fn components_send_upstream_user_agents() {
+        let prefix = |u: &str| user_agent(u).split('/').next().unwrap().to_string();
+        assert_eq!(prefix("system:kube-scheduler"), "kube-scheduler");
+        assert_eq!(
+            prefix("system:kube-controller-manager"),
+            "kube-controller-manager"
+        );
+        assert_eq!(
+            prefix("system:serviceaccount:kube-system:node-controller"),
+            "kube-controller-manager"
+        );
+        assert_eq!(prefix("system:node:pi-1"), "kubelet");
+        assert_eq!(prefix("system:bramble-dns"), "bramble-dns");
+        assert_eq!(prefix("test-admin"), "bramble");
+        assert!(user_agent("system:kube-scheduler").starts_with("kube-scheduler/v1.33.0 (linux/"));
+    }
 }

@@ -12,7 +12,7 @@ use bramble_auth::node::restrict;
 use bramble_auth::Attributes;
 
 use crate::body::{self, Response};
-use crate::body_util::{decode_request, with_warnings};
+use crate::body_util::{decode_created, with_warnings};
 use crate::handlers::{create_object, not_found};
 use crate::objects::{decode_stored, meta_str};
 use crate::query::Query;
@@ -77,7 +77,7 @@ async fn create(
         Ok(d) => d,
         Err(s) => return body::status(&s),
     };
-    let decoded = match decode_request(req, &info).await {
+    let decoded = match decode_created(req, &info).await {
         Ok(d) => d,
         Err(s) => return body::status(&s),
     };

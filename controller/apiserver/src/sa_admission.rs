@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use bramble_api::{Reason, Status};
 
 use crate::body::{self, Response};
-use crate::body_util::{decode_request, with_warnings};
+use crate::body_util::{decode_created, with_warnings};
 use crate::handlers::{create_object, not_found};
 use crate::objects::{decode_stored, generate_name_suffix, meta_str};
 use crate::query::Query;
@@ -39,7 +39,7 @@ pub async fn create_pod(
         Ok(d) => d,
         Err(s) => return body::status(&s),
     };
-    let decoded = match decode_request(req, &info).await {
+    let decoded = match decode_created(req, &info).await {
         Ok(d) => d,
         Err(s) => return body::status(&s),
     };

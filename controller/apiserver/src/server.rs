@@ -251,6 +251,11 @@ async fn route_request(state: &Arc<ApiState>, route: Route, req: Request<Incomin
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
+            let user_agent = req
+                .headers()
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let output = crate::negotiate::output_for(
                 req.headers()
                     .get(http::header::ACCEPT)
@@ -267,6 +272,7 @@ async fn route_request(state: &Arc<ApiState>, route: Route, req: Request<Incomin
                 query,
                 content_type,
                 output,
+                user_agent,
             };
             handlers::serve(ctx, &method, bytes).await
         }

@@ -48,6 +48,15 @@ pub async fn client(access: &ApiAccess) -> Result<Client, KubeletError> {
             c
         }
     };
+    let mut config = config;
+    // upstream's kubelet User-Agent: its writes' field manager is `kubelet`
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(concat!(
+            "kubelet/v1.33.0 bramble/",
+            env!("CARGO_PKG_VERSION")
+        )),
+    ));
     Client::try_from(config).map_err(KubeletError::Api)
 }
 

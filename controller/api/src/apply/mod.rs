@@ -18,7 +18,7 @@ use crate::resources::ResourceInfo;
 use crate::status::{Cause, Reason, Status};
 
 pub use entries::{read_entries, write_entries, ManagedEntry};
-pub use update::record_update;
+pub use update::{manager_of, record_create, record_update};
 
 /// Applies `applied` for `manager` to `live` (`None`: the object does not exist yet and is
 /// created from the configuration). `now` is the RFC 3339 time recorded in the entry.
@@ -59,7 +59,7 @@ pub fn apply(
             })
             .collect();
         if !differing.is_empty() {
-            conflicts.push((e.manager.clone(), e.api_version.clone(), differing));
+            conflicts.push((manager_label(e), e.api_version.clone(), differing));
         }
     }
     if !conflicts.is_empty() && !force {
@@ -67,7 +67,7 @@ pub fn apply(
     }
     // force: the conflicting fields change hands
     for (mgr, _, paths_) in &conflicts {
-        for e in entries.iter_mut().filter(|e| &e.manager == mgr) {
+        for e in entries.iter_mut().filter(|e| &manager_label(e) == mgr) {
             for p in paths_ {
                 e.fields = e.fields.difference(&paths::single(&p.path));
             }
@@ -108,6 +108,15 @@ pub fn apply(
     Ok(merged)
 }
 
+/// How upstream names an entry's manager in conflicts: `"m"`, or
+/// `"m" with subresource "scale"` for an entry written through a subresource.
+fn manager_label(e: &ManagedEntry) -> String {
+    match &e.subresource {
+        Some(sub) => format!("{:?} with subresource {sub:?}", e.manager),
+        None => format!("{:?}", e.manager),
+    }
+}
+
 struct PathConflict {
     path: Vec<crate::managed_fields::PathElement>,
     dotted: String,
@@ -137,19 +146,19 @@ fn conflict_status(
         for p in paths_ {
             causes.push(Cause {
                 reason: "FieldManagerConflict".into(),
-                message: format!("conflict with \"{mgr}\" using {version}"),
+                message: format!("conflict with {mgr} using {version}"),
                 field: p.dotted.clone(),
             });
         }
         if paths_.len() == 1 {
             parts.push(format!(
-                "conflict with \"{mgr}\" using {version}: {}",
+                "conflict with {mgr} using {version}: {}",
                 paths_[0].dotted
             ));
         } else {
             let list: Vec<String> = paths_.iter().map(|p| format!("- {}", p.dotted)).collect();
             parts.push(format!(
-                "conflicts with \"{mgr}\" using {version}:\n{}",
+                "conflicts with {mgr} using {version}:\n{}",
                 list.join("\n")
             ));
         }

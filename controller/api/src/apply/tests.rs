@@ -127,7 +127,14 @@ fn updates_take_changed_fields_and_conflict_with_apply() {
     let obj = apply(&info, None, &config(2, "nginx"), "alice", false, NOW).unwrap();
     let mut edited = obj.clone();
     edited["spec"]["replicas"] = json!(4);
-    record_update(&info, &obj, &mut edited, "kubectl-client-side-apply", NOW);
+    record_update(
+        &info,
+        &obj,
+        &mut edited,
+        "kubectl-client-side-apply",
+        None,
+        NOW,
+    );
     let entries = read_entries(&edited);
     let csa = entries
         .iter()
@@ -154,4 +161,144 @@ fn updates_take_changed_fields_and_conflict_with_apply() {
         .code(),
         409
     );
+}
+
+fn entry<'a>(entries: &'a [ManagedEntry], manager: &str, sub: Option<&str>) -> &'a ManagedEntry {
+    entries
+        .iter()
+        .find(|e| e.manager == manager && e.subresource.as_deref() == sub)
+        .unwrap_or_else(|| panic!("no entry of {manager} ({sub:?}) in {entries:?}"))
+}
+
+#[test]
+fn manager_is_the_parameter_else_the_user_agent_prefix() {
+    assert_eq!(
+        manager_of(Some("kubectl-create"), Some("kubectl/v1.33.0")),
+        "kubectl-create"
+    );
+    assert_eq!(
+        manager_of(
+            None,
+            Some("kube-controller-manager/v1.33.0 (linux/arm64) bramble")
+        ),
+        "kube-controller-manager"
+    );
+    assert_eq!(manager_of(Some(""), Some("curl/8.0")), "curl");
+    assert_eq!(manager_of(None, Some("Go-http-client")), "Go-http-client");
+    assert_eq!(manager_of(None, None), "unknown");
+    assert_eq!(manager_of(None, Some("/x")), "unknown");
+}
+
+#[test]
+fn create_records_every_set_field_but_reset_ones() {
+    let info = deployments();
+    let mut obj = config(1, "nginx");
+    obj["metadata"]["uid"] = json!("u-1");
+    obj["spec"]["strategy"] = json!({"type": "RollingUpdate"});
+    obj["status"] = json!({"replicas": 0});
+    record_create(&info, &mut obj, "kubectl-create", NOW);
+    let entries = read_entries(&obj);
+    assert_eq!(entries.len(), 1);
+    let e = entry(&entries, "kubectl-create", None);
+    assert_eq!(e.operation, "Update");
+    assert_eq!(e.api_version, "apps/v1");
+    let paths = e.fields.leaf_paths();
+    assert!(paths.contains(&".spec.replicas".to_string()), "{paths:?}");
+    assert!(
+        paths.contains(&".spec.strategy.type".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&".metadata.labels.app".to_string()),
+        "{paths:?}"
+    );
+    // status belongs to the status subresource, server-set metadata to nobody
+    assert!(paths.iter().all(|p| !p.starts_with(".status")), "{paths:?}");
+    assert!(paths.iter().all(|p| !p.contains("uid")), "{paths:?}");
+
+    // entries the client sends are kept
+    let mut sent = config(1, "nginx");
+    write_entries(&mut sent, &entries[..]);
+    sent["metadata"]["managedFields"][0]["manager"] = json!("migrated");
+    record_create(&info, &mut sent, "kubectl-create", NOW);
+    let kept = read_entries(&sent);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].manager, "migrated");
+}
+
+#[test]
+fn subresource_writes_record_their_own_entry() {
+    let info = deployments();
+    let mut obj = config(1, "nginx");
+    record_create(&info, &mut obj, "kubectl-create", NOW);
+
+    // scale: the parent's spec.replicas, taken from the creator
+    let mut scaled = obj.clone();
+    scaled["spec"]["replicas"] = json!(3);
+    record_update(&info, &obj, &mut scaled, "hpa", Some("scale"), NOW);
+    let entries = read_entries(&scaled);
+    let hpa = entry(&entries, "hpa", Some("scale"));
+    assert_eq!(hpa.operation, "Update");
+    assert_eq!(hpa.fields.leaf_paths(), vec![".spec.replicas"]);
+    assert!(!entry(&entries, "kubectl-create", None)
+        .fields
+        .leaf_paths()
+        .contains(&".spec.replicas".to_string()));
+    assert_eq!(
+        scaled["metadata"]["managedFields"][1]["subresource"],
+        "scale"
+    );
+
+    // status: only status fields, and the same manager's entry is updated in place
+    let mut st = scaled.clone();
+    st["status"] = json!({"replicas": 3});
+    record_update(
+        &info,
+        &scaled,
+        &mut st,
+        "kcm",
+        Some("status"),
+        "2026-01-02T00:00:00Z",
+    );
+    let mut st2 = st.clone();
+    st2["status"]["readyReplicas"] = json!(2);
+    // a status write cannot rewrite the entries: the stored ones are carried
+    st2["metadata"]["managedFields"] = json!([]);
+    record_update(
+        &info,
+        &st,
+        &mut st2,
+        "kcm",
+        Some("status"),
+        "2026-01-03T00:00:00Z",
+    );
+    let entries = read_entries(&st2);
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    let kcm = entry(&entries, "kcm", Some("status"));
+    assert_eq!(
+        kcm.fields.leaf_paths(),
+        vec![".status.readyReplicas", ".status.replicas"]
+    );
+    assert_eq!(kcm.time, "2026-01-03T00:00:00Z");
+
+    // an applier that sets replicas now conflicts with the scaler, naming its subresource
+    let err = apply(
+        &info,
+        Some(&st2),
+        &config(5, "nginx"),
+        "kubectl",
+        false,
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), 409);
+    assert!(
+        err.message.contains(
+            "conflict with \"hpa\" with subresource \"scale\" using apps/v1: .spec.replicas"
+        ),
+        "{}",
+        err.message
+    );
+    let forced = apply(&info, Some(&st2), &config(5, "nginx"), "kubectl", true, NOW).unwrap();
+    assert!(read_entries(&forced).iter().all(|e| e.manager != "hpa"));
 }

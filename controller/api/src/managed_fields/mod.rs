@@ -6,8 +6,8 @@
 //! key (the strategic-merge-patch tag table) are maps keyed `k:{"<key>":...}`, merge lists
 //! of scalars are sets keyed `v:<value>`, every other list is atomic (a leaf).
 //!
-//! Not yet wired to the API server: apply, conflict detection and `Update` entries are the
-//! next step (see the helper report).
+//! [`crate::apply`] records the entries: `Apply` for server-side apply, `Update` for
+//! creates, updates, patches and subresource writes.
 
 mod fieldset;
 

@@ -16,7 +16,8 @@ use crate::objects::{self, meta_str};
 use crate::state::ApiState;
 
 pub async fn create(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Response, Status> {
-    let decoded = decode_body(ctx, body_bytes)?;
+    let mut decoded = decode_body(ctx, body_bytes)?;
+    record_creation(&ctx.info, &mut decoded.obj, &ctx.manager());
     let dry_run = ctx.query.dry_run()?;
     let mut warnings = decoded.warnings;
     warnings.extend(crate::admission_pod_security::on_create(
@@ -27,6 +28,24 @@ pub async fn create(ctx: &Ctx<'_>, body_bytes: &[u8]) -> Result<Response, Status
     )?);
     let stored = create_object(ctx.state, &ctx.info, ctx.namespace(), decoded.obj, dry_run).await?;
     Ok(with_warnings(body::raw_json(201, stored), &warnings))
+}
+
+/// Records the creation of `obj` by `manager` in its `managedFields`, as upstream's field
+/// manager does on create: the fields of the decoded, defaulted object, before admission
+/// and the strategy add theirs (a Job's generated selector, a pod's token volume).
+pub fn record_creation(info: &ResourceInfo, obj: &mut Value, manager: &str) {
+    let mut defaulted = obj.clone();
+    defaults::apply(info, &mut defaulted);
+    bramble_api::apply::record_create(info, &mut defaulted, manager, &objects::now_rfc3339());
+    let meta = objects::meta_mut(obj);
+    match defaulted.pointer("/metadata/managedFields") {
+        Some(entries) => {
+            meta.insert("managedFields".into(), entries.clone());
+        }
+        None => {
+            meta.remove("managedFields");
+        }
+    }
 }
 
 /// Creates one object: naming, admission, defaulting, validation, then the store.

@@ -21,7 +21,7 @@ use crate::query::Query;
 use crate::state::ApiState;
 use crate::watch;
 
-pub use create::create_object;
+pub use create::{create_object, record_creation};
 pub use delete::delete_object;
 pub use read::prefix as read_prefix;
 
@@ -34,6 +34,8 @@ pub struct Ctx<'a> {
     pub content_type: Option<String>,
     /// The response form `Accept` asked for.
     pub output: crate::negotiate::Output,
+    /// The `User-Agent` header (names the field manager of writes without `fieldManager`).
+    pub user_agent: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -44,6 +46,11 @@ impl Ctx<'_> {
     /// The object name of the path, or a 404-ish error for collection paths.
     pub fn name(&self) -> &str {
         self.route.name.as_deref().unwrap_or("")
+    }
+
+    /// The field manager of a non-apply write ([`bramble_api::apply::manager_of`]).
+    pub fn manager(&self) -> String {
+        bramble_api::apply::manager_of(self.query.get("fieldManager"), self.user_agent.as_deref())
     }
 
     pub fn key(&self) -> String {

@@ -143,20 +143,8 @@ pub(super) async fn guaranteed_update(
             ));
         }
         objects::carry_system_fields(&mut new, &old);
-        if ctx.route.subresource.is_none() && !super::apply::is_apply(ctx) {
-            let manager = ctx.query.get("fieldManager").unwrap_or("unknown");
-            bramble_api::apply::record_update(
-                info,
-                &old,
-                &mut new,
-                manager,
-                &objects::now_rfc3339(),
-            );
-        }
-        if ctx.route.subresource.is_some() {
-            keep_managed_fields(&mut new, &old);
-        }
-        match ctx.route.subresource.as_deref() {
+        let sub = ctx.route.subresource.as_deref();
+        match sub {
             // the binding is built from the stored pod by the server itself
             Some("binding") => {}
             Some(sub) => strategy::prepare_for_subresource_update(info, sub, &mut new, &old),
@@ -164,6 +152,18 @@ pub(super) async fn guaranteed_update(
                 defaults::apply(info, &mut new);
                 strategy::prepare_for_update(info, &mut new, &old);
             }
+        }
+        // upstream's field manager records every write but apply's own and the binding
+        // (whose object is the Binding, not the pod)
+        if sub != Some("binding") && !super::apply::is_apply(ctx) {
+            bramble_api::apply::record_update(
+                info,
+                &old,
+                &mut new,
+                &ctx.manager(),
+                sub,
+                &objects::now_rfc3339(),
+            );
         }
         meta_mut(&mut new).insert("resourceVersion".into(), json!(current_rv));
         let causes = match ctx.route.subresource.as_deref() {
@@ -279,22 +279,5 @@ fn set_scheduled_condition(pod: &mut Value) {
     if let Some(list) = conditions.as_array_mut() {
         list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
         list.push(cond);
-    }
-}
-
-/// A subresource write that sends no `managedFields` (controllers writing status from a
-/// cache that drops them) keeps the stored ones, as upstream's field manager does.
-fn keep_managed_fields(new: &mut Value, old: &Value) {
-    let sent = new
-        .pointer("/metadata/managedFields")
-        .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()));
-    if sent {
-        return;
-    }
-    if let (Some(kept), Some(meta)) = (
-        old.pointer("/metadata/managedFields").cloned(),
-        new.get_mut("metadata").and_then(Value::as_object_mut),
-    ) {
-        meta.insert("managedFields".into(), kept);
     }
 }
