@@ -29,6 +29,7 @@ pub mod filter;
 pub mod handlers;
 pub mod inprocess;
 pub mod leader_election;
+pub mod memory;
 pub mod metrics;
 pub mod namespaces;
 pub mod negotiate;

@@ -223,16 +223,26 @@ async fn route_request(state: &Arc<ApiState>, route: Route, req: Request<Incomin
         }
         Route::Version => get_only(body::json(200, &discovery::version()), &method),
         Route::Health(which) => health(state, &which, req.uri().query()),
-        Route::OpenApiV2 => get_only(openapi_v2(state, &req), &method),
-        Route::OpenApiV3Root => get_only(
-            openapi_document(&state.openapi.root(&state.registry), &req),
-            &method,
-        ),
-        Route::OpenApiV3GroupVersion(path) => {
-            match state.openapi.group_version(&state.registry, &path) {
-                Some(doc) => get_only(openapi_document(&doc, &req), &method),
-                None => body::status(&handlers::not_found()),
+        Route::OpenApiV2 | Route::OpenApiV3Root | Route::OpenApiV3GroupVersion(_) => {
+            let builds = state.openapi.builds();
+            let resp = match route {
+                Route::OpenApiV2 => get_only(openapi_v2(state, &req), &method),
+                Route::OpenApiV3GroupVersion(path) => {
+                    match state.openapi.group_version(&state.registry, &path) {
+                        Some(doc) => get_only(openapi_document(&doc, &req), &method),
+                        None => body::status(&handlers::not_found()),
+                    }
+                }
+                _ => get_only(
+                    openapi_document(&state.openapi.root(&state.registry), &req),
+                    &method,
+                ),
+            };
+            // Generating a document allocates tens of MiB of temporaries.
+            if state.openapi.builds() != builds {
+                crate::memory::release_freed_soon();
             }
+            resp
         }
         Route::NotFound => body::status(&handlers::not_found()),
         Route::Resource(rr) => {
@@ -321,7 +331,12 @@ fn openapi_document<B>(doc: &CachedDocument, req: &Request<B>) -> Response {
                 && !parts.any(|p| p.replace(' ', "") == "q=0")
         });
     if !accepts_gzip {
-        return body::raw_json(200, doc.bytes());
+        let bytes = doc.bytes();
+        if bytes.len() >= crate::memory::LARGE_RESPONSE_BYTES / 8 {
+            // The decompressed copy is freed once sent; give it back then.
+            crate::memory::release_freed_soon();
+        }
+        return body::raw_json(200, bytes);
     }
     let mut resp = body::raw_json(200, bytes::Bytes::from_owner(doc.gzip()));
     let headers = resp.headers_mut();

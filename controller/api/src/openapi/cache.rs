@@ -7,6 +7,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use flate2::read::GzDecoder;
@@ -65,6 +66,8 @@ struct State {
 #[derive(Debug, Default)]
 pub struct OpenApiCache {
     state: Mutex<State>,
+    /// Documents generated so far (cache misses).
+    builds: AtomicU64,
 }
 
 /// Hash of everything the documents are generated from.
@@ -96,6 +99,16 @@ impl OpenApiCache {
         OpenApiCache::default()
     }
 
+    /// How many documents this cache has generated (a caller that sees the count move after a
+    /// request knows it paid for a build: the large temporary allocations of one).
+    pub fn builds(&self) -> u64 {
+        self.builds.load(Ordering::Relaxed)
+    }
+
+    fn built(&self) {
+        self.builds.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn state(&self, registry: &Registry) -> std::sync::MutexGuard<'_, State> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let current = fingerprint(registry);
@@ -121,12 +134,16 @@ impl OpenApiCache {
             let hash = match state.group_versions.get(&path) {
                 Some(doc) => doc.hash.clone(),
                 None => match super::v3_group_version(registry, &path) {
-                    Some(doc) => serialize(&doc).hash,
+                    Some(doc) => {
+                        self.built();
+                        serialize(&doc).hash
+                    }
                     None => continue,
                 },
             };
             hashes.push((path, hash));
         }
+        self.built();
         let root = serialize(&super::root_from_hashes(&hashes));
         state.root = Some(root.clone());
         root
@@ -141,6 +158,7 @@ impl OpenApiCache {
             return Some(doc.clone());
         }
         let doc = serialize(&super::v3_group_version(registry, path)?);
+        self.built();
         state.group_versions.insert(path.to_string(), doc.clone());
         Some(doc)
     }
@@ -151,6 +169,7 @@ impl OpenApiCache {
         if let Some(doc) = &state.v2 {
             return doc.clone();
         }
+        self.built();
         let doc = serialize(&super::v2(registry));
         state.v2 = Some(doc.clone());
         doc
@@ -162,6 +181,7 @@ impl OpenApiCache {
         if let Some(doc) = &state.v2_protobuf {
             return doc.clone();
         }
+        self.built();
         let doc = CachedDocument::new(&super::proto_v2::encode_document(&super::v2(registry)));
         state.v2_protobuf = Some(doc.clone());
         doc

@@ -413,11 +413,13 @@ fn cache_serves_the_generated_bytes_and_follows_registry_changes() {
     let direct = serde_json::to_vec(&v3_group_version(&registry, "apis/apps/v1").unwrap()).unwrap();
     assert_eq!(doc.bytes(), direct);
     assert_eq!(doc.hash, document_hash(&direct));
+    assert_eq!(cache.builds(), 1);
     let again = cache.group_version(&registry, "apis/apps/v1").unwrap();
     assert!(
         std::sync::Arc::ptr_eq(&doc.gzip(), &again.gzip()),
         "served from cache"
     );
+    assert_eq!(cache.builds(), 1, "a cached document is not built again");
     let root: Value = serde_json::from_slice(&cache.root(&registry).bytes()).unwrap();
     assert_eq!(root, v3_root(&registry));
     assert!(cache

@@ -70,6 +70,9 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response, Status> {
         continue_token.as_deref(),
         result.remaining.filter(|_| result.more),
     );
+    if bytes.len() >= crate::memory::LARGE_RESPONSE_BYTES {
+        crate::memory::release_freed_soon();
+    }
     Ok(body::raw_json(200, bytes))
 }
 
