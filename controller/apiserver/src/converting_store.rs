@@ -302,7 +302,10 @@ mod tests {
             serde_json::from_slice(&store.get(&key).unwrap().unwrap().value).unwrap();
         // (the store stamps the resourceVersion)
         for obj in [&mut again, &mut memory] {
-            obj["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+            obj["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("resourceVersion");
         }
         assert_eq!(again, memory);
     }
