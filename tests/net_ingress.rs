@@ -194,8 +194,17 @@ fn ingress_routes_hosts_and_paths_terminates_tls_and_follows_changes() -> Result
     net.expose_controller(&ctrl)?;
     net.forward(reg.port)?;
     let image = image.replace("127.0.0.1", &gw);
-    // The kubelet (and so its ingress) with a node's credentials: it reads Ingresses and TLS
-    // Secrets through the RBAC the controller creates for the system:nodes group.
+    // TLS termination by the built-in ingress is the administrator's opt-in: nodes read TLS
+    // Secrets only once the role the controller creates is bound to them.
+    ok(ctrl.kubectl(&[
+        "create",
+        "clusterrolebinding",
+        "bramble-ingress-tls",
+        "--clusterrole=system:bramble-ingress-tls",
+        "--group=system:nodes",
+    ])?)?;
+    // The kubelet (and so its ingress) with a node's credentials: it reads Ingresses through the
+    // RBAC the controller creates for the system:nodes group.
     let node_kubeconfig = common::auth::cert_kubeconfig(
         &ctrl,
         &format!("system:node:{}", net.node_name(0)),

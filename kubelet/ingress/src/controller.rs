@@ -24,17 +24,26 @@ use crate::error::IngressError;
 
 /// The ClusterRole (and its binding to `system:nodes`) of the kubelets' ingress.
 pub const ROLE_NAME: &str = "system:bramble-ingress";
+/// The ClusterRole letting the kubelets' ingress read TLS Secrets. It is created but not bound:
+/// RBAC cannot narrow a grant to `kubernetes.io/tls` Secrets, and binding it to
+/// `system:nodes` lets every node read every Secret, which the Node authorizer exists to
+/// prevent. An administrator who wants TLS termination by the built-in ingress binds it
+/// (`kubectl create clusterrolebinding bramble-ingress-tls
+/// --clusterrole=system:bramble-ingress-tls --group=system:nodes`); without it the ingress
+/// serves its default certificate.
+pub const TLS_ROLE_NAME: &str = "system:bramble-ingress-tls";
 const MANAGER: &str = "bramble-ingress";
 
-/// The RBAC objects granting every node's ingress its reads.
-pub fn rbac() -> (ClusterRole, ClusterRoleBinding) {
+/// The RBAC objects of every node's ingress: its reads (bound to `system:nodes`) and the
+/// unbound [`TLS_ROLE_NAME`] role.
+pub fn rbac() -> (ClusterRole, ClusterRoleBinding, ClusterRole) {
     let role = serde_json::from_value(json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": ROLE_NAME},
         "rules": [
             {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses"],
              "verbs": ["get", "list", "watch"]},
-            {"apiGroups": [""], "resources": ["services", "secrets"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
              "verbs": ["get", "list", "watch"]},
         ],
@@ -47,7 +56,15 @@ pub fn rbac() -> (ClusterRole, ClusterRoleBinding) {
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes"}],
     }))
     .expect("valid ClusterRoleBinding");
-    (role, binding)
+    let tls_role = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": TLS_ROLE_NAME},
+        "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
+        ],
+    }))
+    .expect("valid ClusterRole");
+    (role, binding, tls_role)
 }
 
 async fn bootstrap(client: &Client) -> Result<(), IngressError> {
@@ -60,10 +77,13 @@ async fn bootstrap(client: &Client) -> Result<(), IngressError> {
         Err(kube::Error::Api(s)) if s.code == 409 => {}
         Err(e) => return Err(e.into()),
     }
-    let (role, binding) = rbac();
+    let (role, binding, tls_role) = rbac();
     let pp = PatchParams::apply(MANAGER).force();
     Api::<ClusterRole>::all(client.clone())
         .patch(ROLE_NAME, &pp, &Patch::Apply(&role))
+        .await?;
+    Api::<ClusterRole>::all(client.clone())
+        .patch(TLS_ROLE_NAME, &pp, &Patch::Apply(&tls_role))
         .await?;
     Api::<ClusterRoleBinding>::all(client.clone())
         .patch(ROLE_NAME, &pp, &Patch::Apply(&binding))
@@ -148,12 +168,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rbac_binds_the_nodes_group_to_reads_only() {
-        let (role, binding) = rbac();
+    fn rbac_binds_the_nodes_group_to_reads_only_and_not_to_secrets() {
+        let (role, binding, tls_role) = rbac();
         for rule in role.rules.unwrap() {
             assert_eq!(rule.verbs, ["get", "list", "watch"]);
+            assert!(!rule
+                .resources
+                .unwrap_or_default()
+                .contains(&"secrets".into()));
         }
         assert_eq!(binding.subjects.unwrap()[0].name, "system:nodes");
         assert_eq!(binding.role_ref.name, ROLE_NAME);
+        let tls_rules = tls_role.rules.unwrap();
+        assert_eq!(
+            tls_rules[0].resources.as_deref(),
+            Some(&["secrets".into()][..])
+        );
+        assert_eq!(tls_rules[0].verbs, ["get", "list", "watch"]);
     }
 }

@@ -99,6 +99,9 @@ pub async fn run(client: Client, config: IngressConfig) -> Result<(), IngressErr
     }
 }
 
+/// How long the first start waits for the TLS Secrets before serving without them.
+const SECRETS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The caches backends and certificates come from, started with the first served Ingress
 /// (a node of a cluster without Ingresses keeps no second copy of the proxy's Services and
 /// EndpointSlices).
@@ -122,7 +125,18 @@ impl Backing {
         };
         let _ = b.services.wait_until_ready().await;
         let _ = b.slices.wait_until_ready().await;
-        let _ = b.secrets.wait_until_ready().await;
+        // Nodes may not read Secrets (the TLS role is bound only on request): serve with the
+        // default certificate meanwhile instead of waiting for a list that is refused.
+        if tokio::time::timeout(SECRETS_WAIT, b.secrets.wait_until_ready())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                role = crate::controller::TLS_ROLE_NAME,
+                "TLS Secrets not readable yet (bind the role to system:nodes for TLS); \
+                 serving the default certificate"
+            );
+        }
         b
     }
 }
