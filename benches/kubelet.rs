@@ -10,7 +10,7 @@
 //! and unpack a 50 MiB image from the local registry.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use std::collections::HashMap;

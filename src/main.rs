@@ -20,7 +20,7 @@ enum Command {
     /// Run the control plane: the Kubernetes API server on the embedded store.
     Controller(cli::controller::ControllerArgs),
     /// Run the node agent: register this node and run the pods bound to it.
-    Kubelet(cli::kubelet::KubeletArgs),
+    Kubelet(Box<cli::kubelet::KubeletArgs>),
     /// Run a single-node cluster on this machine and point kubectl at it.
     Up(cli::controller::UpArgs),
     /// Images: build board SD-card images (`image build`); container images on this node
@@ -65,7 +65,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Controller(args) => cli::controller::run_controller(args),
         Command::Up(args) => cli::controller::run_up(args),
-        Command::Kubelet(args) => cli::kubelet::run_kubelet(args),
+        Command::Kubelet(args) => cli::kubelet::run_kubelet(*args),
         Command::Image(ImageCommand::Build(args)) => {
             bramble_image_builder::run(args)?;
             Ok(())
