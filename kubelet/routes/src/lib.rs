@@ -35,9 +35,9 @@ pub enum RouteError {
         /// Its error output.
         stderr: String,
     },
-    /// `nft` rejected the masquerade table.
-    #[error("nft -f - failed: {0}")]
-    Nft(String),
+    /// Installing the masquerade table with `nft` failed.
+    #[error("masquerade rules: {0}")]
+    Nft(#[source] bramble_proxy::ProxyError),
     /// Writing a sysctl failed.
     #[error("{path}: {source}")]
     Sysctl {

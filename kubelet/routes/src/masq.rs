@@ -4,9 +4,6 @@
 //! network model requires (the bridge plugin's own `ipMasq` would hide every other node's
 //! pods behind their node IPs).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use crate::RouteError;
 
 /// The nftables table (family `ip`) holding the rule.
@@ -22,28 +19,10 @@ pub fn masquerade_script(cluster_cidr: &str) -> String {
     )
 }
 
-/// Installs the masquerade rule for `cluster_cidr` (IPv4) in one `nft` transaction.
+/// Installs the masquerade rule for `cluster_cidr` (IPv4) in one `nft` transaction (through
+/// the service proxy's `nft -f -` runner).
 pub fn install_masquerade(cluster_cidr: &str) -> Result<(), RouteError> {
-    let script = masquerade_script(cluster_cidr);
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(RouteError::Spawn)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(RouteError::Spawn)?;
-    }
-    let out = child.wait_with_output().map_err(RouteError::Spawn)?;
-    if !out.status.success() {
-        return Err(RouteError::Nft(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
-    Ok(())
+    bramble_proxy::nft::apply(&masquerade_script(cluster_cidr)).map_err(RouteError::Nft)
 }
 
 #[cfg(test)]

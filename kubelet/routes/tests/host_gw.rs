@@ -1,5 +1,5 @@
 //! Routes computed from Node objects and installed with the real `ip` in a network
-//! namespace this test creates; stale routes are pruned.
+//! namespace this test creates; stale routes are pruned; the masquerade table is installed.
 
 use std::os::fd::AsFd;
 use std::process::Command;
@@ -68,6 +68,18 @@ fn routes_to_other_nodes_pod_cidrs_are_installed_and_pruned() -> anyhow::Result<
     assert_eq!(installed_routes()?, vec!["10.42.1.0/24"]);
     let all = Command::new("ip").args(["route"]).output()?;
     assert!(String::from_utf8_lossy(&all.stdout).contains("10.99.0.0/24"));
+
+    // Traffic leaving the cluster CIDR is masqueraded, in the routes' own nftables table.
+    bramble_routes::masq::install_masquerade("10.42.0.0/16")?;
+    let table = Command::new("nft")
+        .args(["list", "table", "ip", bramble_routes::masq::MASQ_TABLE])
+        .output()?;
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("ip saddr 10.42.0.0/16 ip daddr != 10.42.0.0/16")
+            && table.contains("masquerade"),
+        "{table}"
+    );
     drop(guard);
     Ok(())
 }
