@@ -9,7 +9,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::error::IngressError;
@@ -72,19 +72,28 @@ where
     }
 }
 
+/// The next connection of `listener` (with Nagle off); accept errors (out of descriptors) are
+/// logged and retried after a pause.
+async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, peer);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ingress accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Accepts plain HTTP connections until the task is dropped.
 pub async fn serve_http(listener: TcpListener, proxy: Arc<Proxy>) {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "ingress accept");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = accept(&listener).await;
         let inbound = Inbound {
             peer,
             port,
@@ -98,15 +107,7 @@ pub async fn serve_http(listener: TcpListener, proxy: Arc<Proxy>) {
 pub async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, proxy: Arc<Proxy>) {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "ingress accept");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = accept(&listener).await;
         let acceptor = acceptor.clone();
         let proxy = proxy.clone();
         tokio::spawn(async move {
