@@ -151,8 +151,16 @@ pub enum ThresholdError {
     GraceWithoutThreshold { key: String },
 }
 
-/// Parses one threshold value (`100Mi`, `10%`) as upstream's `parseThresholdStatement`.
-pub fn parse_value(field: &str, key: &str, value: &str) -> Result<ThresholdValue, ThresholdError> {
+/// Parses one threshold value (`100Mi`, `10%`) as upstream's `parseThresholdStatement`:
+/// `0%` and `100%` turn the threshold off (`None`).
+pub fn parse_value(
+    field: &str,
+    key: &str,
+    value: &str,
+) -> Result<Option<ThresholdValue>, ThresholdError> {
+    if value == "0%" || value == "100%" {
+        return Ok(None);
+    }
     if let Some(p) = value.strip_suffix('%') {
         let pct: f64 = p.parse().map_err(|_| ThresholdError::Percentage {
             field: field.into(),
@@ -166,7 +174,7 @@ pub fn parse_value(field: &str, key: &str, value: &str) -> Result<ThresholdValue
                 value: value.into(),
             });
         }
-        return Ok(ThresholdValue::Percentage(pct / 100.0));
+        return Ok(Some(ThresholdValue::Percentage(pct / 100.0)));
     }
     let q = Quantity::parse(value).map_err(|_| ThresholdError::Quantity {
         field: field.into(),
@@ -180,7 +188,7 @@ pub fn parse_value(field: &str, key: &str, value: &str) -> Result<ThresholdValue
             value: value.into(),
         });
     }
-    Ok(ThresholdValue::Quantity(q.value()))
+    Ok(Some(ThresholdValue::Quantity(q.value())))
 }
 
 /// Parses a Go duration (`1m30s`, `500ms`, `2h`), as `time.ParseDuration` for the non-negative
@@ -235,7 +243,9 @@ pub fn parse_thresholds(
                 field: field.into(),
                 key: key.clone(),
             })?;
-            let value = parse_value(field, key, value)?;
+            let Some(value) = parse_value(field, key, value)? else {
+                continue;
+            };
             let grace_period = if is_hard {
                 Duration::ZERO
             } else {
@@ -357,6 +367,22 @@ mod tests {
         assert_eq!(t[1].value, ThresholdValue::Percentage(0.10));
         assert!(!t[2].hard);
         assert_eq!(t[2].grace_period, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn zero_and_hundred_percent_turn_a_threshold_off() {
+        let t = parse_thresholds(
+            &map(&[
+                ("memory.available", "100Mi"),
+                ("nodefs.available", "0%"),
+                ("imagefs.available", "100%"),
+            ]),
+            &map(&[("nodefs.available", "0%")]),
+            &map(&[]),
+        )
+        .unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].signal, Signal::MemoryAvailable);
     }
 
     #[test]
