@@ -19,7 +19,9 @@ pub struct ControllerArgs {
     #[arg(long, default_value = "0.0.0.0:6443")]
     pub listen: SocketAddr,
     /// Address other nodes and pods reach this controller at (the `kubernetes` Service
-    /// endpoint); defaults to the listen address, or 127.0.0.1 for a wildcard address.
+    /// endpoint, the cluster DNS, a serving certificate name); defaults to the listen
+    /// address, or for a wildcard one to the address of the interface holding the default
+    /// route, IPv4 first, as kube-apiserver (127.0.0.1 with a warning when there is none).
     #[arg(long)]
     pub advertise_address: Option<IpAddr>,
     /// Serve plain HTTP instead of TLS. Bearer tokens are still required; use only on a

@@ -22,8 +22,9 @@ pub struct ControllerConfig {
     /// Holds `db/` (the LMDB store) and `pki/` (CA, certificates, admin token).
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
-    /// Address advertised in the `kubernetes` Service endpoints; the listen address when unset
-    /// (or 127.0.0.1 for a wildcard listen address).
+    /// Address advertised in the `kubernetes` Service endpoints (and served by the cluster
+    /// DNS); when unset, the listen address, or for a wildcard listen address the host's
+    /// default-route interface address (see [`bramble_hostip::resolve_bind_address`]).
     pub advertise_address: Option<IpAddr>,
     /// Serve plain HTTP instead of TLS (tokens still required).
     pub plain_http: bool,
@@ -89,13 +90,16 @@ impl Controller {
             addr: cfg.listen,
             source,
         })?;
-        let advertise = cfg
-            .advertise_address
-            .unwrap_or(if local.ip().is_unspecified() {
-                IpAddr::from([127, 0, 0, 1])
-            } else {
-                local.ip()
-            });
+        // As kube-apiserver: the listen address, or for a wildcard one the address of the
+        // interface holding the default route (127.0.0.1 with a warning when there is none).
+        let advertise = cfg.advertise_address.unwrap_or_else(|| {
+            bramble_hostip::host_ip_or_loopback(
+                &bramble_hostip::System,
+                local.ip(),
+                "advertise address",
+            )
+        });
+        info!(%advertise, "advertise address");
         let mut sans = cfg.tls_sans.clone();
         sans.push(advertise.to_string());
         let pki = ClusterPki::load_or_create(

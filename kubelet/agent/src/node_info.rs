@@ -1,7 +1,7 @@
 //! Facts about this machine the Node object reports: CPUs, memory, disk, kernel, OS image,
 //! architecture, boot and machine ids, the InternalIP.
 
-use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 /// What [`probe`] found.
@@ -100,15 +100,15 @@ pub fn probe(data_dir: &Path) -> MachineInfo {
     }
 }
 
-/// The address the default route leaves from (no packet is sent), else 127.0.0.1.
+/// The node's InternalIP default: the default-route interface's address, as upstream's
+/// `ChooseHostInterface` (IPv4 first; see [`bramble_hostip`], shared with the controller's
+/// advertise address), else 127.0.0.1 with a warning.
 pub fn default_node_ip() -> IpAddr {
-    UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
-        .and_then(|s| {
-            s.connect((Ipv4Addr::new(192, 0, 2, 1), 9))?;
-            s.local_addr()
-        })
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    bramble_hostip::host_ip_or_loopback(
+        &bramble_hostip::System,
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        "node IP",
+    )
 }
 
 /// This machine's hostname, lower-cased as upstream's node name default.
