@@ -8,12 +8,14 @@
 #![allow(clippy::result_large_err)]
 
 mod entries;
+mod merge;
 mod paths;
 mod update;
 
 use serde_json::{json, Value};
 
-use crate::managed_fields::FieldSet;
+use crate::managed_fields::{check_list_keys, FieldSet};
+use crate::patch::strategic::{root_for, FieldMeta};
 use crate::resources::ResourceInfo;
 use crate::status::{Cause, Reason, Status};
 
@@ -35,10 +37,17 @@ pub fn apply(
             "PATCH, application/apply-patch+yaml requests require fieldManager",
         ));
     }
+    if let Err(e) = check_list_keys(&info.group, &info.kind, applied) {
+        return Err(Status::internal(format!(
+            "failed to create typed patch object ({}): {e}",
+            object_gvknn(info, applied)
+        )));
+    }
     let base = match live {
         Some(l) => l.clone(),
         None => json!({}),
     };
+    let root = root_for(&info.group, &info.kind);
     let mut entries = read_entries(&base);
     let new_set = FieldSet::of_object(&info.group, &info.kind, applied);
     let api_version = info.api_version();
@@ -52,7 +61,7 @@ pub fn apply(
         let common = new_set.intersection(&e.fields);
         let differing: Vec<PathConflict> = paths::leaves(&common)
             .into_iter()
-            .filter(|p| paths::lookup(applied, p) != paths::lookup(&base, p))
+            .filter(|p| paths::lookup(root, applied, p) != paths::lookup(root, &base, p))
             .map(|p| PathConflict {
                 dotted: paths::dotted(&p),
                 path: p,
@@ -74,7 +83,12 @@ pub fn apply(
         }
     }
 
-    let mut merged = crate::patch::strategic::apply(info, &base, &strip_meta(applied))?;
+    let mut merged = merge::merge(
+        Some(&base),
+        &strip_meta(applied),
+        FieldMeta::default(),
+        root,
+    );
     // fields this manager applied before and no longer applies, owned by nobody else
     let previous = entries
         .iter()
@@ -86,8 +100,8 @@ pub fn apply(
         .filter(|e| !(e.manager == manager && e.operation == "Apply"))
         .fold(FieldSet::default(), |acc, e| acc.union(&e.fields));
     let removed = previous.difference(&new_set).difference(&others);
-    for p in paths::leaves(&removed) {
-        paths::remove(&mut merged, &p);
+    for p in paths::outermost(&removed) {
+        paths::remove(root, &mut merged, &p);
     }
 
     entries.retain(|e| !(e.manager == manager && e.operation == "Apply"));
@@ -106,6 +120,25 @@ pub fn apply(
         m.insert("kind".into(), json!(info.kind));
     }
     Ok(merged)
+}
+
+/// Upstream's `objectGVKNN`: `ns/name; apps/v1, Kind=Deployment` (`/v1, Kind=Service` for
+/// the core group), from the applied configuration.
+fn object_gvknn(info: &ResourceInfo, applied: &Value) -> String {
+    let meta = |k: &str| {
+        applied
+            .pointer(&format!("/metadata/{k}"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    format!(
+        "{}/{}; {}/{}, Kind={}",
+        meta("namespace"),
+        meta("name"),
+        info.group,
+        info.version,
+        info.kind
+    )
 }
 
 /// How upstream names an entry's manager in conflicts: `"m"`, or
@@ -176,5 +209,7 @@ fn conflict_status(
     s
 }
 
+#[cfg(test)]
+mod list_map_tests;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::entries::{read_entries, write_entries, ManagedEntry};
 use super::paths;
 use crate::managed_fields::{FieldSet, PathElement};
+use crate::patch::strategic::root_for;
 use crate::resources::ResourceInfo;
 
 /// The manager of a non-apply write, as upstream names it: the `fieldManager` parameter,
@@ -74,9 +75,10 @@ pub fn record_update(
         read_entries(old)
     };
     let new_set = FieldSet::of_object(&info.group, &info.kind, new);
+    let root = root_for(&info.group, &info.kind);
     let mut changed = FieldSet::default();
     for p in paths::leaves(&new_set) {
-        if paths::lookup(new, &p) != paths::lookup(old, &p) {
+        if paths::lookup(root, new, &p) != paths::lookup(root, old, &p) {
             changed = changed.union(&paths::single(&p));
         }
     }

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::patch::strategic::{root_for, Strategy, TypeMeta};
+use super::element::{map_element, set_element};
+use crate::patch::strategic::schema::ListType;
+use crate::patch::strategic::{root_for, FieldMeta, Strategy, TypeMeta};
 
 /// One step of a field path, as `FieldsV1` keys spell it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -24,6 +26,20 @@ impl PathElement {
             PathElement::Field(f) => format!("f:{f}"),
             PathElement::Key(k) => format!("k:{k}"),
             PathElement::Value(v) => format!("v:{v}"),
+        }
+    }
+
+    /// The element in upstream's dotted path form: `.name`, `[port=53,protocol="UDP"]`,
+    /// `[="x"]`.
+    pub fn dotted(&self) -> String {
+        match self {
+            PathElement::Field(f) => format!(".{f}"),
+            PathElement::Key(key) => {
+                let parsed: Map<String, Value> = serde_json::from_str(key).unwrap_or_default();
+                let parts: Vec<String> = parsed.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("[{}]", parts.join(","))
+            }
+            PathElement::Value(val) => format!("[={val}]"),
         }
     }
 
@@ -62,7 +78,10 @@ impl FieldSet {
                 continue;
             }
             let (meta, ty) = root.field(k);
-            let mut child = of_value(v, meta.strategy, meta.merge_key, ty);
+            let mut child = of_value(v, meta, ty);
+            if child.is_empty() {
+                continue;
+            }
             if k == "metadata" {
                 for skip in [
                     "name",
@@ -85,6 +104,14 @@ impl FieldSet {
             set.children.insert(PathElement::Field(k.clone()), child);
         }
         set
+    }
+
+    /// A set holding only its own node.
+    pub fn leaf() -> FieldSet {
+        FieldSet {
+            member: true,
+            children: BTreeMap::new(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -153,16 +180,7 @@ impl FieldSet {
             out.push(prefix.clone());
         }
         for (k, v) in &self.children {
-            let p = match k {
-                PathElement::Field(f) => format!("{prefix}.{f}"),
-                PathElement::Key(key) => {
-                    let parsed: Map<String, Value> = serde_json::from_str(key).unwrap_or_default();
-                    let parts: Vec<String> =
-                        parsed.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    format!("{prefix}[{}]", parts.join(","))
-                }
-                PathElement::Value(val) => format!("{prefix}[={val}]"),
-            };
+            let p = format!("{prefix}{}", k.dotted());
             v.collect_paths(p, out);
         }
     }
@@ -203,64 +221,49 @@ impl FieldSet {
     }
 }
 
-/// The field set below one value: maps recurse, keyed lists become element maps, merge lists
-/// of scalars become sets, any other list or scalar is a leaf.
-fn of_value(
-    v: &Value,
-    strategy: Strategy,
-    merge_key: Option<&'static str>,
-    ty: &'static TypeMeta,
-) -> FieldSet {
+/// The field set below one value, as upstream's `ToFieldSet`: maps recurse (an empty map or
+/// a `null` is a leaf), map lists become elements keyed `k:{...}` by their list-map keys,
+/// sets become `v:<value>` elements, atomic lists and scalars are leaves. An element without
+/// an identity (a map list element missing a key, which only a configuration that failed
+/// [`check_list_keys`](super::check_list_keys) can have) is left out.
+fn of_value(v: &Value, meta: FieldMeta, ty: &'static TypeMeta) -> FieldSet {
     match v {
         Value::Object(m) => {
-            if strategy == Strategy::Replace || m.is_empty() {
-                return FieldSet {
-                    member: true,
-                    children: BTreeMap::new(),
-                };
+            if meta.strategy == Strategy::Replace || m.is_empty() {
+                return FieldSet::leaf();
             }
             let mut set = FieldSet::default();
             for (k, child) in m {
-                let (meta, cty) = ty.field(k);
-                set.children.insert(
-                    PathElement::Field(k.clone()),
-                    of_value(child, meta.strategy, meta.merge_key, cty),
-                );
-            }
-            set
-        }
-        Value::Array(items) if strategy == Strategy::Merge => {
-            let mut set = FieldSet::default();
-            for item in items {
-                match (merge_key, item) {
-                    (Some(key), Value::Object(m)) => {
-                        let Some(kv) = m.get(key) else { continue };
-                        let mut keymap = Map::new();
-                        keymap.insert(key.to_string(), kv.clone());
-                        let mut elem = of_value(item, Strategy::Untagged, None, ty);
-                        elem.member = true;
-                        // the key field is part of the element's identity and is owned too
-                        set.children
-                            .insert(PathElement::Key(Value::Object(keymap).to_string()), elem);
-                    }
-                    (_, scalar) if !scalar.is_object() && !scalar.is_array() => {
-                        set.children.insert(
-                            PathElement::Value(scalar.to_string()),
-                            FieldSet {
-                                member: true,
-                                children: BTreeMap::new(),
-                            },
-                        );
-                    }
-                    _ => {}
+                let (cmeta, cty) = ty.field(k);
+                let c = of_value(child, cmeta, cty);
+                // an empty granular list sets nothing
+                if !c.is_empty() {
+                    set.children.insert(PathElement::Field(k.clone()), c);
                 }
             }
             set
         }
-        _ => FieldSet {
-            member: true,
-            children: BTreeMap::new(),
-        },
+        Value::Array(items) => {
+            let list = meta.list_type();
+            let mut set = FieldSet::default();
+            for item in items {
+                let (pe, mut elem) = match list {
+                    ListType::Atomic => return FieldSet::leaf(),
+                    ListType::Set => match set_element(item) {
+                        Ok(pe) => (pe, FieldSet::leaf()),
+                        Err(_) => continue,
+                    },
+                    ListType::Map(keys) => match map_element(keys, item) {
+                        Ok(pe) => (pe, of_value(item, FieldMeta::default(), ty)),
+                        Err(_) => continue,
+                    },
+                };
+                elem.member = true;
+                set.children.insert(pe, elem);
+            }
+            set
+        }
+        _ => FieldSet::leaf(),
     }
 }
 
@@ -289,10 +292,10 @@ mod tests {
         assert_eq!(c["."], json!({}));
         assert_eq!(c["f:name"], json!({}));
         assert_eq!(c["f:args"], json!({}), "untagged lists are atomic");
-        assert_eq!(
-            c["f:ports"]["k:{\"containerPort\":80}"]["f:containerPort"],
-            json!({})
-        );
+        // keyed by containerPort and protocol, the omitted protocol taking its default
+        let port = &c["f:ports"]["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"];
+        assert_eq!(port["f:containerPort"], json!({}));
+        assert!(port.get("f:protocol").is_none(), "{port}");
         assert_eq!(FieldSet::from_fields_v1(&v), set);
     }
 

@@ -29,6 +29,72 @@ pub struct FieldMeta {
     pub retain_keys: bool,
     /// `patchMergeKey`: the element field identifying list elements.
     pub merge_key: Option<&'static str>,
+    /// `x-kubernetes-list-type` (with `x-kubernetes-list-map-keys`) when upstream declares
+    /// one that differs from what the patch tags imply. Only server-side apply reads it
+    /// ([`FieldMeta::list_type`]); strategic merge keeps the single `patchMergeKey`.
+    pub list_type: Option<ListType>,
+}
+
+/// How server-side apply (structured-merge-diff) treats a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListType {
+    /// Replaced whole; owned as one field.
+    Atomic,
+    /// A set of scalars, elements identified by value (`v:<value>`).
+    Set,
+    /// A map of objects identified by the key fields (`k:{"port":53,"protocol":"UDP"}`).
+    Map(MapKeys),
+}
+
+/// The key fields of a `map` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapKeys {
+    /// The `patchMergeKey` alone (no default).
+    MergeKey(&'static str),
+    /// `x-kubernetes-list-map-keys`, in declaration order.
+    Keys(&'static [ListMapKey]),
+}
+
+/// One `x-kubernetes-list-map-keys` field and its schema default (`protocol`: `"TCP"`), which
+/// stands in for the field when an element omits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListMapKey {
+    pub name: &'static str,
+    pub default: Option<&'static str>,
+}
+
+impl MapKeys {
+    /// The keys, in declaration order.
+    pub fn keys(&self) -> impl Iterator<Item = ListMapKey> + '_ {
+        let (single, many): (Option<ListMapKey>, &[ListMapKey]) = match self {
+            MapKeys::MergeKey(name) => (
+                Some(ListMapKey {
+                    name,
+                    default: None,
+                }),
+                &[],
+            ),
+            MapKeys::Keys(keys) => (None, keys),
+        };
+        single.into_iter().chain(many.iter().copied())
+    }
+}
+
+impl FieldMeta {
+    /// The list type server-side apply uses, as upstream derives it from the OpenAPI
+    /// extensions (kube-openapi `schemaconv`): the declared `x-kubernetes-list-type` when
+    /// there is one, else `patchStrategy: merge` with a merge key is a map on that key,
+    /// `merge` without one a set, and every other list atomic.
+    pub fn list_type(&self) -> ListType {
+        if let Some(t) = self.list_type {
+            return t;
+        }
+        match (self.strategy, self.merge_key) {
+            (Strategy::Merge, Some(key)) => ListType::Map(MapKeys::MergeKey(key)),
+            (Strategy::Merge, None) => ListType::Set,
+            _ => ListType::Atomic,
+        }
+    }
 }
 
 /// One field of a [`TypeMeta`].
@@ -80,6 +146,7 @@ pub(crate) const fn merge_by(
             strategy: Strategy::Merge,
             retain_keys: false,
             merge_key: Some(key),
+            list_type: None,
         },
         ty,
     }
@@ -97,6 +164,7 @@ pub(crate) const fn merge_retain_by(
             strategy: Strategy::Merge,
             retain_keys: true,
             merge_key: Some(key),
+            list_type: None,
         },
         ty,
     }
@@ -110,6 +178,7 @@ pub(crate) const fn merge_set(json: &'static str) -> Field {
             strategy: Strategy::Merge,
             retain_keys: false,
             merge_key: None,
+            list_type: None,
         },
         ty: &UNTAGGED,
     }
@@ -123,6 +192,7 @@ pub(crate) const fn retain_keys(json: &'static str, ty: &'static TypeMeta) -> Fi
             strategy: Strategy::Untagged,
             retain_keys: true,
             merge_key: None,
+            list_type: None,
         },
         ty,
     }
@@ -136,6 +206,7 @@ pub(crate) const fn replace(json: &'static str) -> Field {
             strategy: Strategy::Replace,
             retain_keys: false,
             merge_key: None,
+            list_type: None,
         },
         ty: &UNTAGGED,
     }
@@ -149,8 +220,38 @@ pub(crate) const fn nested(json: &'static str, ty: &'static TypeMeta) -> Field {
             strategy: Strategy::Untagged,
             retain_keys: false,
             merge_key: None,
+            list_type: None,
         },
         ty,
+    }
+}
+
+/// `field` with an `x-kubernetes-list-type` that differs from what its patch tags imply
+/// (an untagged [`nested`] field for lists only server-side apply merges).
+pub(crate) const fn ssa(field: Field, list_type: ListType) -> Field {
+    let mut f = field;
+    f.meta.list_type = Some(list_type);
+    f
+}
+
+/// `x-kubernetes-list-type: map` on `keys`.
+pub(crate) const fn list_map(keys: &'static [ListMapKey]) -> ListType {
+    ListType::Map(MapKeys::Keys(keys))
+}
+
+/// A list-map key without a default (the field is required).
+pub(crate) const fn key(name: &'static str) -> ListMapKey {
+    ListMapKey {
+        name,
+        default: None,
+    }
+}
+
+/// A list-map key with its schema default.
+pub(crate) const fn key_or(name: &'static str, default: &'static str) -> ListMapKey {
+    ListMapKey {
+        name,
+        default: Some(default),
     }
 }
 

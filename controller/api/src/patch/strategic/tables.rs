@@ -4,9 +4,15 @@
 //! listed; upstream leaves everything else untagged. Lists without a strategy (tolerations,
 //! node taints, containerStatuses, rbac rules and subjects, endpoint subsets, ...) are replaced
 //! whole, so the types of their elements need no entry.
+//!
+//! Server-side apply reads upstream's OpenAPI list types instead (`+listType`/`+listMapKey`
+//! markers, `x-kubernetes-list-type`/`x-kubernetes-list-map-keys`); where they differ from the
+//! patch tags the field carries them too ([`ssa`]): compound keys (ports by port and
+//! protocol), lists upstream declares atomic despite a merge tag, and untagged map or set
+//! lists.
 
+use super::schema::{key, key_or, list_map, ssa, Field, ListMapKey, ListType, TypeMeta};
 use super::schema::{merge_by, merge_retain_by, merge_set, nested, replace, retain_keys};
-use super::schema::{Field, TypeMeta};
 
 const fn ty(name: &'static str, fields: &'static [Field]) -> TypeMeta {
     TypeMeta { name, fields }
@@ -34,14 +40,31 @@ static CONDITIONS_STATUS: TypeMeta = ty(
 
 // ---- core/v1: pods and templates --------------------------------------------------------
 
+/// `+listMapKey=name` alone.
+const NAME_KEY: &[ListMapKey] = &[key("name")];
+
+/// ResourceRequirements: `claims` is a map on `name` for server-side apply (untagged).
+static RESOURCE_REQUIREMENTS: TypeMeta = ty(
+    "ResourceRequirements",
+    &[ssa(
+        nested("claims", &TypeMeta::UNTAGGED),
+        list_map(NAME_KEY),
+    )],
+);
+
 /// Container and EphemeralContainer (EphemeralContainerCommon carries the same tags).
 static CONTAINER: TypeMeta = ty(
     "Container",
     &[
-        merge_by("ports", "containerPort", &TypeMeta::UNTAGGED),
+        // `+listMapKey=containerPort +listMapKey=protocol`, protocol defaulting to TCP
+        ssa(
+            merge_by("ports", "containerPort", &TypeMeta::UNTAGGED),
+            list_map(&[key("containerPort"), key_or("protocol", "TCP")]),
+        ),
         merge_by("env", "name", &TypeMeta::UNTAGGED),
         merge_by("volumeMounts", "mountPath", &TypeMeta::UNTAGGED),
         merge_by("volumeDevices", "devicePath", &TypeMeta::UNTAGGED),
+        nested("resources", &RESOURCE_REQUIREMENTS),
     ],
 );
 
@@ -54,13 +77,17 @@ static POD_SPEC: TypeMeta = ty(
         merge_by("ephemeralContainers", "name", &CONTAINER),
         merge_by("imagePullSecrets", "name", &TypeMeta::UNTAGGED),
         merge_by("hostAliases", "ip", &TypeMeta::UNTAGGED),
-        merge_by(
-            "topologySpreadConstraints",
-            "topologyKey",
-            &TypeMeta::UNTAGGED,
+        ssa(
+            merge_by(
+                "topologySpreadConstraints",
+                "topologyKey",
+                &TypeMeta::UNTAGGED,
+            ),
+            list_map(&[key("topologyKey"), key("whenUnsatisfiable")]),
         ),
         merge_by("schedulingGates", "name", &TypeMeta::UNTAGGED),
         merge_retain_by("resourceClaims", "name", &TypeMeta::UNTAGGED),
+        nested("resources", &RESOURCE_REQUIREMENTS),
     ],
 );
 
@@ -68,7 +95,10 @@ static POD_STATUS: TypeMeta = ty(
     "PodStatus",
     &[
         merge_by("conditions", "type", &TypeMeta::UNTAGGED),
-        merge_by("hostIPs", "ip", &TypeMeta::UNTAGGED),
+        ssa(
+            merge_by("hostIPs", "ip", &TypeMeta::UNTAGGED),
+            ListType::Atomic,
+        ),
         merge_by("podIPs", "ip", &TypeMeta::UNTAGGED),
         merge_retain_by("resourceClaimStatuses", "name", &TypeMeta::UNTAGGED),
     ],
@@ -119,7 +149,11 @@ static SERVICE: TypeMeta = ty(
             "spec",
             &ty(
                 "ServiceSpec",
-                &[merge_by("ports", "port", &TypeMeta::UNTAGGED)],
+                // `+listMapKey=port +listMapKey=protocol`, protocol defaulting to TCP
+                &[ssa(
+                    merge_by("ports", "port", &TypeMeta::UNTAGGED),
+                    list_map(&[key("port"), key_or("protocol", "TCP")]),
+                )],
             ),
         ),
         nested("status", &CONDITIONS_STATUS),
@@ -190,6 +224,38 @@ static DEPLOYMENT: TypeMeta = ty(
     ],
 );
 
+/// Job: its `status.conditions` carry the merge tag but are `+listType=atomic`; the
+/// uncounted pod lists are sets.
+static JOB: TypeMeta = ty(
+    "Job",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested("spec", &TEMPLATED_SPEC),
+        nested(
+            "status",
+            &ty(
+                "JobStatus",
+                &[
+                    ssa(
+                        merge_by("conditions", "type", &TypeMeta::UNTAGGED),
+                        ListType::Atomic,
+                    ),
+                    nested(
+                        "uncountedTerminatedPods",
+                        &ty(
+                            "UncountedTerminatedPods",
+                            &[
+                                ssa(nested("succeeded", &TypeMeta::UNTAGGED), ListType::Set),
+                                ssa(nested("failed", &TypeMeta::UNTAGGED), ListType::Set),
+                            ],
+                        ),
+                    ),
+                ],
+            ),
+        ),
+    ],
+);
+
 static CRON_JOB: TypeMeta = ty(
     "CronJob",
     &[
@@ -207,6 +273,26 @@ static CRON_JOB: TypeMeta = ty(
                             nested("spec", &TEMPLATED_SPEC),
                         ],
                     ),
+                )],
+            ),
+        ),
+    ],
+);
+
+// ---- certificates/v1 ---------------------------------------------------------------------
+
+/// CertificateSigningRequest: untagged `status.conditions`, a map on `type` for apply.
+static CERTIFICATE_SIGNING_REQUEST: TypeMeta = ty(
+    "CertificateSigningRequest",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested(
+            "status",
+            &ty(
+                "CertificateSigningRequestStatus",
+                &[ssa(
+                    nested("conditions", &TypeMeta::UNTAGGED),
+                    list_map(&[key("type")]),
                 )],
             ),
         ),
@@ -274,6 +360,23 @@ static CSI_NODE: TypeMeta = ty(
     ],
 );
 
+static CSI_DRIVER: TypeMeta = ty(
+    "CSIDriver",
+    &[
+        nested("metadata", &OBJECT_META),
+        nested(
+            "spec",
+            &ty(
+                "CSIDriverSpec",
+                &[ssa(
+                    nested("volumeLifecycleModes", &TypeMeta::UNTAGGED),
+                    ListType::Set,
+                )],
+            ),
+        ),
+    ],
+);
+
 static RESOURCE_CLAIM: TypeMeta = ty(
     "ResourceClaim",
     &[
@@ -301,7 +404,7 @@ pub(crate) fn root(group: &str, kind: &str) -> Option<&'static TypeMeta> {
         ("", "ComponentStatus") => &COMPONENT_STATUS,
         ("apps", "Deployment") => &DEPLOYMENT,
         ("apps", "ReplicaSet" | "DaemonSet" | "StatefulSet") => &TEMPLATED_WORKLOAD,
-        ("batch", "Job") => &TEMPLATED_WORKLOAD,
+        ("batch", "Job") => &JOB,
         ("batch", "CronJob") => &CRON_JOB,
         ("autoscaling", "HorizontalPodAutoscaler") => &STATUS_CONDITIONS_KIND,
         ("policy", "PodDisruptionBudget") => &POD_DISRUPTION_BUDGET,
@@ -318,6 +421,8 @@ pub(crate) fn root(group: &str, kind: &str) -> Option<&'static TypeMeta> {
             "ValidatingAdmissionPolicy" | "MutatingAdmissionPolicy",
         ) => &ADMISSION_POLICY,
         ("storage.k8s.io", "CSINode") => &CSI_NODE,
+        ("storage.k8s.io", "CSIDriver") => &CSI_DRIVER,
+        ("certificates.k8s.io", "CertificateSigningRequest") => &CERTIFICATE_SIGNING_REQUEST,
         ("resource.k8s.io", "ResourceClaim") => &RESOURCE_CLAIM,
         _ => return None,
     };
