@@ -39,6 +39,11 @@ pub struct TestController {
     pub port: u16,
     pub kubeconfig: PathBuf,
     extra_args: Vec<String>,
+    /// Command prefix of the controller and of kubectl (e.g. `nsenter --net=...` for a test
+    /// network namespace); empty for this namespace.
+    wrapper: Vec<String>,
+    /// `--listen`; `None` leaves the default (`0.0.0.0:6443`).
+    listen: Option<String>,
 }
 
 impl TestController {
@@ -48,17 +53,48 @@ impl TestController {
 
     /// Starts a controller with extra flags (e.g. `--history-limit 50`).
     pub fn start_with(extra: &[&str]) -> Result<TestController> {
+        let port = free_port();
+        Self::start_wrapped(Vec::new(), Some(format!("127.0.0.1:{port}")), port, extra)
+    }
+
+    /// Starts a controller through `wrapper` (e.g. [`netns::NetHost::wrapper`]) with its
+    /// default listen address (`0.0.0.0:6443`, as `bramble up`); kubectl runs through the
+    /// wrapper too and reaches it at 127.0.0.1:6443 there.
+    pub fn start_in(wrapper: Vec<String>, extra: &[&str]) -> Result<TestController> {
+        Self::start_wrapped(wrapper, None, 6443, extra)
+    }
+
+    fn start_wrapped(
+        wrapper: Vec<String>,
+        listen: Option<String>,
+        port: u16,
+        extra: &[&str],
+    ) -> Result<TestController> {
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
         let mut c = TestController {
             child: None,
-            port: free_port(),
+            port,
             kubeconfig,
             dir,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            wrapper,
+            listen,
         };
         c.spawn()?;
         Ok(c)
+    }
+
+    /// A command running `program` through the wrapper, if any.
+    fn wrapped(&self, program: &str) -> Command {
+        match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(program);
+                c
+            }
+            None => Command::new(program),
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -70,12 +106,17 @@ impl TestController {
             .create(true)
             .append(true)
             .open(self.dir.path().join("controller.log"))?;
-        let child = Command::new(bramble_bin())
+        let listen = self
+            .listen
+            .as_ref()
+            .map(|l| vec!["--listen".to_string(), l.clone()])
+            .unwrap_or_default();
+        let child = self
+            .wrapped(bramble_bin())
             .arg("controller")
             .arg("--data-dir")
             .arg(self.dir.path())
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .args(listen)
             .arg("--write-kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--bookmark-interval-seconds")
@@ -137,7 +178,7 @@ impl TestController {
 
     /// Runs a kubectl binary against this controller, optionally feeding `stdin`.
     pub fn kubectl_with(&self, bin: &str, args: &[&str], stdin: Option<&str>) -> Result<Output> {
-        let mut cmd = Command::new(bin);
+        let mut cmd = self.wrapped(bin);
         cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
