@@ -18,7 +18,7 @@ use crate::container_config::NodeContext;
 use crate::error::KubeletError;
 use crate::events::{reason, EventRecorder, EventType};
 use crate::eviction::manager::Evictions;
-use crate::eviction::{EvictionManager, NodeSignals, PressureState};
+use crate::eviction::{EvictionManager, NodeSignals, PressureState, StorageLayout};
 use crate::lease::LeaseRenewer;
 use crate::lookup::{ContainerLookup, RuntimeLookup};
 use crate::node_info::{default_node_ip, probe};
@@ -229,6 +229,7 @@ impl Kubelet {
             self.pressure.clone(),
             self.ctx.evictions.clone(),
             relist_tx.clone(),
+            StorageLayout::new(&self.cfg.data_dir, &self.cfg.runtime_dir),
         );
         tasks.push(tokio::spawn(eviction.run(stop_rx.clone())));
         let prober_ctx = self.ctx.clone();

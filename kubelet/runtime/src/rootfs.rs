@@ -74,10 +74,14 @@ pub fn overlay_options(
     Ok(opts)
 }
 
+/// The directory of a bundle holding the container's writable layer (the overlay's upper
+/// dir): what the container wrote to its root filesystem.
+pub const UPPER_DIR: &str = "upper";
+
 /// Mounts `bundle/rootfs` as overlayfs over `layers` with `bundle/upper` and `bundle/work`.
 pub fn mount_overlay(bundle: &Path, layers: &[PathBuf]) -> Result<PathBuf, RootfsError> {
     let rootfs = bundle.join("rootfs");
-    let upper = bundle.join("upper");
+    let upper = bundle.join(UPPER_DIR);
     let work = bundle.join("work");
     for d in [&rootfs, &upper, &work] {
         std::fs::create_dir_all(d).map_err(io("mkdir", d))?;

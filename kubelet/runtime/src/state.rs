@@ -72,6 +72,12 @@ impl StateDir {
         self.containers_dir().join(id)
     }
 
+    /// The writable layer of app container `id` (its overlay upper dir), as the kubelet's
+    /// eviction manager measures it against `ephemeral-storage` limits.
+    pub fn writable_layer(&self, id: &str) -> PathBuf {
+        self.bundle(id).join(crate::rootfs::UPPER_DIR)
+    }
+
     /// The pause rootfs shared by every sandbox.
     pub fn pause_rootfs(&self) -> PathBuf {
         self.root.join("pause-rootfs")

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use super::local_storage::{exceeded, StorageLayout};
 use super::ranking::{rank, Candidate};
 use super::signals::{Observations, PodCgroupRef, SignalSource};
 use super::thresholds::{format_amount, format_quantity, met, with_allocatable, Signal, Threshold};
@@ -57,6 +58,9 @@ pub struct Eviction {
     pub message: String,
     /// Grace period override (seconds) for killing the pod.
     pub grace_seconds: i64,
+    /// Whether the status gets the `DisruptionTarget` condition (threshold evictions;
+    /// upstream's local storage evictions set none).
+    pub disruption_condition: bool,
 }
 
 /// Pods being evicted, by uid; pod workers consult it.
@@ -86,11 +90,15 @@ impl Evictions {
 }
 
 /// Turns a generated pod status into an evicted one: phase `Failed`, reason `Evicted`,
-/// the message, and the `DisruptionTarget` condition upstream adds.
+/// the message, and, for threshold evictions, the `DisruptionTarget` condition upstream
+/// adds.
 pub fn mark_evicted(status: &mut Value, e: &Eviction, now: &str) {
     status["phase"] = json!("Failed");
     status["reason"] = json!("Evicted");
     status["message"] = json!(e.message);
+    if !e.disruption_condition {
+        return;
+    }
     let cond = json!({
         "type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet",
         "message": e.message, "lastTransitionTime": now,
@@ -118,6 +126,9 @@ pub struct ActivePod {
     pub qos: QosClass,
     /// Running app containers: (name, cgroup relative to the cgroup root).
     pub containers: Vec<(String, PathBuf)>,
+    /// The newest runtime container of each name, exited ones and init containers too:
+    /// (name, container id), whose writable layers and logs count as its local storage.
+    pub newest: Vec<(String, String)>,
 }
 
 impl ActivePod {
@@ -130,6 +141,7 @@ impl ActivePod {
             pod,
             qos,
             containers,
+            newest: Vec::new(),
         }
     }
 
@@ -288,6 +300,7 @@ impl EvictionCore {
             Eviction {
                 message,
                 grace_seconds,
+                disruption_condition: true,
             },
         ))
     }
@@ -303,11 +316,13 @@ pub struct EvictionManager<R> {
     pressure: Arc<PressureState>,
     evictions: Arc<Evictions>,
     wake: mpsc::Sender<Vec<String>>,
+    storage: StorageLayout,
 }
 
 impl<R: ContainerRuntime + 'static> EvictionManager<R> {
     /// A manager for `cfg` observing `source`, evicting `pods` through their workers (woken
-    /// with `wake`, the PLEG's channel), reporting into `pressure`.
+    /// with `wake`, the PLEG's channel), reporting into `pressure`, holding pods to their
+    /// local storage limits as measured in `storage`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: EvictionConfig,
@@ -318,6 +333,7 @@ impl<R: ContainerRuntime + 'static> EvictionManager<R> {
         pressure: Arc<PressureState>,
         evictions: Arc<Evictions>,
         wake: mpsc::Sender<Vec<String>>,
+        storage: StorageLayout,
     ) -> Self {
         EvictionManager {
             core: EvictionCore::new(cfg),
@@ -328,6 +344,7 @@ impl<R: ContainerRuntime + 'static> EvictionManager<R> {
             pressure,
             evictions,
             wake,
+            storage,
         }
     }
 
@@ -351,19 +368,28 @@ impl<R: ContainerRuntime + 'static> EvictionManager<R> {
             })
             .map(|p| {
                 let uid = pod_ids(&p).2;
-                let cgroups = by_uid
-                    .get(&uid)
-                    .map(|rp| {
-                        rp.containers
-                            .iter()
-                            .filter(|c| is_running(c))
-                            .filter_map(|c| {
-                                Some((container_name(c)?.to_string(), c.meta.cgroup_path.clone()))
-                            })
-                            .collect()
+                let Some(rp) = by_uid.get(&uid) else {
+                    return ActivePod::new(p, Vec::new());
+                };
+                let cgroups = rp
+                    .containers
+                    .iter()
+                    .filter(|c| is_running(c))
+                    .filter_map(|c| {
+                        Some((container_name(c)?.to_string(), c.meta.cgroup_path.clone()))
                     })
-                    .unwrap_or_default();
-                ActivePod::new(p, cgroups)
+                    .collect();
+                let mut active = ActivePod::new(p, cgroups);
+                // Newest first: the first of each name.
+                for c in &rp.containers {
+                    let Some(name) = container_name(c) else {
+                        continue;
+                    };
+                    if !active.newest.iter().any(|(n, _)| n == name) {
+                        active.newest.push((name.to_string(), c.meta.id.clone()));
+                    }
+                }
+                active
             })
             .collect()
     }
@@ -428,23 +454,20 @@ impl<R: ContainerRuntime + 'static> EvictionManager<R> {
         }
     }
 
-    /// Evicts, with no grace period, every pod whose disk-backed emptyDir exceeds its
-    /// `sizeLimit`; returns their uids.
+    /// Evicts, with no grace period, every pod over one of its local storage limits
+    /// (upstream's `localStorageEviction`, [`super::local_storage`]); returns their uids.
     async fn local_storage_eviction(&self, pods: &[ActivePod]) -> Vec<String> {
-        let root = self.ctx.node.data_dir.join("pods");
-        let checks: Vec<(Arc<Pod>, PathBuf)> = pods
+        let layout = self.storage.clone();
+        let pods: Vec<(Arc<Pod>, Vec<(String, String)>)> = pods
             .iter()
-            .map(|p| {
-                let uid = pod_ids(&p.pod).2;
-                let dir = root.join(uid).join("volumes/kubernetes.io~empty-dir");
-                (p.pod.clone(), dir)
-            })
+            .map(|p| (p.pod.clone(), p.newest.clone()))
             .collect();
         let exceeded = tokio::task::spawn_blocking(move || {
-            checks
-                .into_iter()
-                .filter_map(|(pod, dir)| {
-                    super::local_storage::exceeded_empty_dir(&pod, &dir).map(|m| (pod, m))
+            let dedicated = layout.dedicated_layer_fs();
+            pods.into_iter()
+                .filter_map(|(pod, newest)| {
+                    let storage = layout.pod_storage(pod.clone(), &newest, dedicated);
+                    exceeded(&storage, layout.usage.as_ref()).map(|m| (pod, m))
                 })
                 .collect::<Vec<_>>()
         })
@@ -453,7 +476,7 @@ impl<R: ContainerRuntime + 'static> EvictionManager<R> {
         let mut evicted = Vec::new();
         for (pod, message) in exceeded {
             let (ns, name, uid) = pod_ids(&pod);
-            info!(pod = %format!("{ns}/{name}"), %message, "evicting pod over its emptyDir limit");
+            info!(pod = %format!("{ns}/{name}"), %message, "evicting pod over its local storage limit");
             self.ctx
                 .events
                 .event(&pod, None, EventType::Warning, "Evicted", message.clone());
@@ -462,6 +485,7 @@ impl<R: ContainerRuntime + 'static> EvictionManager<R> {
                 Eviction {
                     message,
                     grace_seconds: 0,
+                    disruption_condition: false,
                 },
             );
             evicted.push(uid);
@@ -475,15 +499,17 @@ impl<R: ContainerRuntime + 'static> EvictionManager<R> {
     /// One pass; returns the uid evicted, if any.
     pub async fn synchronize(&mut self) -> Option<String> {
         let pods = self.active_pods().await;
-        if let Some(uid) = self.local_storage_eviction(&pods).await.into_iter().next() {
-            return Some(uid);
-        }
         let obs = self.observe(&pods).await;
         let (ready, conditions) = self.core.observe(Instant::now(), &obs);
         if conditions.iter().any(|c| !self.pressure.has(c)) {
             info!(?conditions, "node pressure");
         }
         self.pressure.set(conditions);
+        // As upstream: after the pressure conditions are updated and before any threshold
+        // is acted on; a pass that evicts for local storage evicts for nothing else.
+        if let Some(uid) = self.local_storage_eviction(&pods).await.into_iter().next() {
+            return Some(uid);
+        }
         let t = ready.first()?.clone();
         info!(signal = %t.signal, hard = t.hard, "eviction threshold met");
         let obs = if t.signal.resource() == "memory" {

@@ -126,13 +126,22 @@ fn soft_threshold_waits_for_its_grace_period_and_conditions_linger() {
 #[test]
 fn evicted_status_as_upstream() {
     let mut s = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]});
-    let e = Eviction {
+    let mut e = Eviction {
         message: "low".into(),
         grace_seconds: 0,
+        disruption_condition: true,
     };
+    let before = s.clone();
     mark_evicted(&mut s, &e, "2026-01-01T00:00:00Z");
     assert_eq!(s["phase"], "Failed");
     assert_eq!(s["reason"], "Evicted");
     assert_eq!(s["message"], "low");
     assert_eq!(s["conditions"][1]["type"], "DisruptionTarget");
+    // Local storage evictions: no DisruptionTarget condition, as upstream.
+    e.disruption_condition = false;
+    let mut s = before;
+    mark_evicted(&mut s, &e, "2026-01-01T00:00:00Z");
+    assert_eq!(s["phase"], "Failed");
+    assert_eq!(s["reason"], "Evicted");
+    assert_eq!(s["conditions"].as_array().unwrap().len(), 1, "{s}");
 }

@@ -3,7 +3,9 @@
 //! which thresholds are met (hard at once, soft after their grace period), reports the node
 //! conditions MemoryPressure / DiskPressure / PIDPressure (held for the pressure transition
 //! period), reclaims node-level resources first (dead containers, unused images) and then
-//! evicts one pod per interval, ranked as upstream ([`ranking`]).
+//! evicts one pod per interval, ranked as upstream ([`ranking`]). Before any threshold is
+//! acted on, pods over their local ephemeral storage limits (emptyDir `sizeLimit`, pod and
+//! container `ephemeral-storage` limits) are evicted at once ([`local_storage`]).
 
 pub mod local_storage;
 pub mod manager;
@@ -15,6 +17,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 
+pub use local_storage::{DiskUsage, StorageLayout};
 pub use manager::{EvictionManager, PressureState};
 pub use signals::{NodeSignals, Observations, PodUsage, SignalSource};
 pub use thresholds::{Observation, Signal, Threshold, ThresholdValue};
@@ -75,6 +78,11 @@ pub fn eviction_of(evictions: &manager::Evictions, pod: &Pod) -> Option<manager:
             || manager::Eviction {
                 message: s.message.clone().unwrap_or_default(),
                 grace_seconds: 0,
+                disruption_condition: s
+                    .conditions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.type_ == "DisruptionTarget"),
             },
         )
     })

@@ -79,7 +79,7 @@ fn api_backed(v: &Volume) -> bool {
 }
 
 /// upstream's directory name of a plugin (`kubernetes.io~configmap`).
-fn plugin_dir(v: &Volume) -> &'static str {
+pub(crate) fn plugin_dir(v: &Volume) -> &'static str {
     if v.empty_dir.is_some() {
         "kubernetes.io~empty-dir"
     } else if v.config_map.is_some() {
