@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::files::{self, PRIVATE_MODE, PUBLIC_MODE};
 use crate::identity::{ADMIN_USER, SYSTEM_MASTERS};
-use crate::inspect::{self, LeafRequirements};
+use crate::inspect::{self, LeafRequirements, Renewal, RENEW_BEFORE};
 use crate::issue::{self, CaSigner, CertAndKey, LEAF_VALIDITY};
 use crate::kubeconfig::{self, KubeconfigUser};
 use crate::options::{normalize_sans, PkiOptions, San};
@@ -92,6 +92,7 @@ impl ClusterPki {
                 sans: &sans,
                 common_name: None,
                 organizations: &[],
+                renewal: Renewal::Before(RENEW_BEFORE),
             },
             || signer.issue_serving(&san_strings),
         )?;
@@ -104,6 +105,7 @@ impl ClusterPki {
                 sans: &[],
                 common_name: Some(ADMIN_USER),
                 organizations: &[SYSTEM_MASTERS],
+                renewal: Renewal::Before(RENEW_BEFORE),
             },
             || signer.issue_client(ADMIN_USER, &[SYSTEM_MASTERS], LEAF_VALIDITY),
         )?;
@@ -198,6 +200,25 @@ impl ClusterPki {
     /// kubeadm's hash of the cluster CA's public key (`sha256:<hex>`).
     pub fn ca_cert_hash(&self) -> Result<String, PkiError> {
         crate::csr::ca_cert_hash(&self.ca_pem)
+    }
+
+    /// Makes the kubeconfig at `path` carry a client certificate for the kubelet of node
+    /// `node_name` on this machine (`system:node:<name>` in `system:nodes`) and `server_url`;
+    /// a usable certificate already there is kept, one in the last 20% of its lifetime, for
+    /// another node or from another CA is replaced. Returns what happened to the certificate.
+    pub fn write_node_kubeconfig(
+        &self,
+        path: &Path,
+        server_url: &str,
+        node_name: &str,
+    ) -> Result<Provenance, PkiError> {
+        crate::node_kubeconfig::ensure_node_kubeconfig(
+            path,
+            server_url,
+            node_name,
+            &self.ca_pem,
+            &self.signer,
+        )
     }
 
     /// Writes (merging) a kubeconfig at `path` for the admin client certificate, with

@@ -17,6 +17,15 @@ use crate::PkiError;
 /// How close to expiry a leaf certificate may get before it is reissued at start-up.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// When a certificate on disk is too close to its expiry to be kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Renewal {
+    /// Reissue when less than this is left ([`RENEW_BEFORE`] for the controller's own).
+    Before(Duration),
+    /// Reissue when less than this fraction of its whole lifetime is left (0.2: the last 20%).
+    LastFraction(f64),
+}
+
 /// All certificates in a PEM text, DER-encoded, in order. `source` names the text in errors.
 pub fn pem_certs(pem: &str, source: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
     let certs = rustls_pemfile::certs(&mut pem.as_bytes())
@@ -43,8 +52,11 @@ pub struct LeafRequirements<'a> {
     pub sans: &'a [San],
     /// Required subject common name, if any.
     pub common_name: Option<&'a str>,
-    /// Required subject organizations (all of them, in any order).
+    /// The subject organizations (groups) it must have: exactly these, in any order (an extra
+    /// group is another identity).
     pub organizations: &'a [&'a str],
+    /// How close to expiry it may be.
+    pub renewal: Renewal,
 }
 
 /// Why the certificate in `cert_pem` (with key `key_pem`) must be reissued, or `None` if it
@@ -80,11 +92,23 @@ pub fn leaf_reissue_reason(
         return Some("not valid yet (clock moved back?)".into());
     }
     let remaining = validity.not_after.timestamp() - now;
-    if remaining < RENEW_BEFORE.as_secs() as i64 {
-        return Some(format!(
-            "expires in less than {} days",
-            RENEW_BEFORE.as_secs() / 86400
-        ));
+    match req.renewal {
+        Renewal::Before(before) if remaining < before.as_secs() as i64 => {
+            return Some(format!(
+                "expires in less than {} days",
+                before.as_secs() / 86400
+            ));
+        }
+        Renewal::LastFraction(fraction) => {
+            let lifetime = validity.not_after.timestamp() - validity.not_before.timestamp();
+            if (remaining as f64) < lifetime as f64 * fraction {
+                return Some(format!(
+                    "in the last {:.0}% of its lifetime ({remaining} s left)",
+                    fraction * 100.0
+                ));
+            }
+        }
+        Renewal::Before(_) => {}
     }
     let present = cert_sans(&cert);
     if let Some(missing) = req.sans.iter().find(|s| !present.contains(s)) {
@@ -106,6 +130,9 @@ pub fn leaf_reissue_reason(
         .collect();
     if let Some(o) = req.organizations.iter().find(|o| !orgs.contains(o)) {
         return Some(format!("lacks organization {o:?}"));
+    }
+    if let Some(o) = orgs.iter().find(|o| !req.organizations.contains(o)) {
+        return Some(format!("has organization {o:?}, not asked for"));
     }
     None
 }

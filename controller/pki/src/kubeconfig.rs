@@ -56,23 +56,119 @@ pub fn write_kubeconfig(
         },
         _ => path,
     };
-    let err = |reason: String| PkiError::Kubeconfig {
+    let doc = read_doc(path)?.unwrap_or_default();
+    write_doc(path, doc, server_url, ca_pem, &user, context_name)
+}
+
+/// Writes a kubeconfig at `path` holding only Bramble's entries named `context_name` (see
+/// [`write_kubeconfig`]), replacing whatever the file held: for a file that is one
+/// component's credentials, such as a kubelet's.
+pub fn replace_kubeconfig(
+    path: &Path,
+    server_url: &str,
+    ca_pem: &str,
+    user: KubeconfigUser,
+    context_name: &str,
+) -> Result<(), PkiError> {
+    write_doc(
+        path,
+        Mapping::new(),
+        server_url,
+        ca_pem,
+        &user,
+        context_name,
+    )
+}
+
+fn kubeconfig_err(path: &Path, reason: impl Into<String>) -> PkiError {
+    PkiError::Kubeconfig {
         path: path.to_path_buf(),
-        reason,
-    };
-    let mut doc = match files::read_optional(path)? {
+        reason: reason.into(),
+    }
+}
+
+/// The kubeconfig at `path` as a YAML mapping; `None` when missing or empty.
+fn read_doc(path: &Path) -> Result<Option<Mapping>, PkiError> {
+    match files::read_optional(path)? {
         Some(text) if !text.trim().is_empty() => {
-            match serde_norway::from_str::<Value>(&text).map_err(|e| err(e.to_string()))? {
-                Value::Mapping(m) => m,
-                Value::Null => Mapping::new(),
-                _ => return Err(err("not a YAML mapping".into())),
+            match serde_norway::from_str::<Value>(&text)
+                .map_err(|e| kubeconfig_err(path, e.to_string()))?
+            {
+                Value::Mapping(m) => Ok(Some(m)),
+                Value::Null => Ok(None),
+                _ => Err(kubeconfig_err(path, "not a YAML mapping")),
             }
         }
-        _ => Mapping::new(),
-    };
-    merge(&mut doc, server_url, ca_pem, &user, context_name).map_err(err)?;
-    let text = serde_norway::to_string(&Value::Mapping(doc)).map_err(|e| err(e.to_string()))?;
+        _ => Ok(None),
+    }
+}
+
+fn write_doc(
+    path: &Path,
+    mut doc: Mapping,
+    server_url: &str,
+    ca_pem: &str,
+    user: &KubeconfigUser,
+    context_name: &str,
+) -> Result<(), PkiError> {
+    merge(&mut doc, server_url, ca_pem, user, context_name).map_err(|e| kubeconfig_err(path, e))?;
+    let text = serde_norway::to_string(&Value::Mapping(doc))
+        .map_err(|e| kubeconfig_err(path, e.to_string()))?;
     files::write_atomic(path, text.as_bytes(), PRIVATE_MODE)
+}
+
+/// What the context `context_name` of a kubeconfig holds, as [`write_kubeconfig`] writes it
+/// (embedded data, not file references).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeconfigEntry {
+    /// The cluster's `server`.
+    pub server: String,
+    /// Its `certificate-authority-data`, decoded.
+    pub ca_pem: String,
+    /// The user's credential.
+    pub user: KubeconfigUser,
+}
+
+/// Reads the context `context_name` of the kubeconfig at `path`, its cluster and its user:
+/// `Ok(None)` when the file or the context is missing or its entries are not of the form
+/// [`write_kubeconfig`] writes; an error only when the file cannot be read or parsed.
+pub fn read_kubeconfig_entry(
+    path: &Path,
+    context_name: &str,
+) -> Result<Option<KubeconfigEntry>, PkiError> {
+    Ok(read_doc(path)?.and_then(|doc| entry_of(&doc, context_name)))
+}
+
+fn entry_of(doc: &Mapping, name: &str) -> Option<KubeconfigEntry> {
+    let named = |list: &str, field: &str, item: &str| -> Option<Value> {
+        doc.get(list)?
+            .as_sequence()?
+            .iter()
+            .find(|i| i.get("name").and_then(Value::as_str) == Some(item))?
+            .get(field)
+            .cloned()
+    };
+    let decoded = |v: &Value, key: &str| -> Option<String> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v.get(key)?.as_str()?.trim())
+            .ok()?;
+        String::from_utf8(bytes).ok()
+    };
+    let context = named("contexts", "context", name)?;
+    let cluster = named("clusters", "cluster", context.get("cluster")?.as_str()?)?;
+    let user = named("users", "user", context.get("user")?.as_str()?)?;
+    let credential = match user.get("token").and_then(Value::as_str) {
+        Some(token) => KubeconfigUser::Token(token.to_string()),
+        None => KubeconfigUser::ClientCert {
+            cert_pem: decoded(&user, "client-certificate-data")?,
+            key_pem: decoded(&user, "client-key-data")?,
+        },
+    };
+    Some(KubeconfigEntry {
+        server: cluster.get("server")?.as_str()?.to_string(),
+        ca_pem: decoded(&cluster, "certificate-authority-data")?,
+        user: credential,
+    })
 }
 
 /// Merges Bramble's entries into a kubeconfig document.

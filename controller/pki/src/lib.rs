@@ -16,6 +16,7 @@ mod identity;
 mod inspect;
 mod issue;
 mod kubeconfig;
+mod node_kubeconfig;
 mod options;
 mod subject;
 mod tls;
@@ -33,9 +34,12 @@ pub use error::PkiError;
 pub use identity::{
     identity_from_client_cert, UserInfo, ADMIN_USER, SYSTEM_AUTHENTICATED, SYSTEM_MASTERS,
 };
-pub use inspect::{not_after_unix, validity_unix, RENEW_BEFORE};
+pub use inspect::{not_after_unix, validity_unix, Renewal, RENEW_BEFORE};
 pub use issue::{APISERVER_CN, CA_VALIDITY, LEAF_VALIDITY};
-pub use kubeconfig::{write_kubeconfig, KubeconfigUser};
+pub use kubeconfig::{
+    read_kubeconfig_entry, replace_kubeconfig, write_kubeconfig, KubeconfigEntry, KubeconfigUser,
+};
+pub use node_kubeconfig::{node_user_name, NODE_KUBECONFIG_CONTEXT, SYSTEM_NODES};
 pub use options::{
     default_server_sans, local_hostname, PkiOptions, DEFAULT_SERVICE_IP, KUBERNETES_SERVICE_NAMES,
 };
