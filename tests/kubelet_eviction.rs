@@ -223,3 +223,180 @@ fn empty_dir_over_its_size_limit_evicts_the_pod() -> Result<()> {
     assert_eq!(within["status"]["phase"], "Running", "{within}");
     Ok(())
 }
+
+/// The `DisruptionTarget` condition, which upstream's local storage evictions do not set.
+fn has_disruption_target(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "DisruptionTarget")
+}
+
+fn evicted_event(ctrl: &TestController, pod: &str) -> Result<Value> {
+    let start = Instant::now();
+    loop {
+        let ev: Value = serde_json::from_str(&ok(ctrl.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={pod},reason=Evicted"),
+            "-o",
+            "json",
+        ])?)?)?;
+        if let Some(e) = ev["items"].as_array().and_then(|i| i.first()) {
+            return Ok(e.clone());
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("no Evicted event for {pod}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Container and pod `ephemeral-storage` limits on a kubelet whose disk-pressure
+/// thresholds are off (the harness's default): a container writing 4MiB into its root
+/// filesystem past its 2Mi limit (its pod within the sum of its containers' limits), a
+/// one-container pod doing the same, and a pod whose emptyDir and a container's writes exceed
+/// the sum of its containers' limits while each container stays within its own, are
+/// evicted with upstream's messages and an Evicted event; a pod within its limits runs on.
+#[test]
+fn ephemeral_storage_limits_evict_containers_and_pods() -> Result<()> {
+    let reg = TestRegistry::start()?;
+    let image = reg.push_busybox("busybox", "1", &[])?;
+    let ctrl = TestController::start()?;
+    let k = TestKubelet::start(&ctrl, "ephemeral-node")?;
+    let limit = |l: &str| json!({"resources": {"limits": {"ephemeral-storage": l}}});
+    let fill = |path: &str, kib: u32| {
+        format!("dd if=/dev/zero of={path} bs=1024 count={kib}; sync; exec sleep 3600")
+    };
+    // main writes 4MiB past its 2Mi; a sidecar's 8Mi keeps the pod's limit (10Mi) above
+    // the pod's usage. (In a one-container pod the pod's limit is the container's and the
+    // pod check, which upstream runs first, names the pod.)
+    let mut rootfs_over = pod_manifest(
+        "rootfs-over",
+        &k.node,
+        &image,
+        &fill("/fill", 4096),
+        "Always",
+        limit("2Mi"),
+    );
+    rootfs_over["spec"]["containers"]
+        .as_array_mut()
+        .expect("containers")
+        .push(
+            json!({"name": "side", "image": image, "command": ["sleep", "3600"],
+                     "resources": {"limits": {"ephemeral-storage": "8Mi"}}}),
+        );
+    create_pod(&ctrl, &rootfs_over)?;
+    create_pod(
+        &ctrl,
+        &pod_manifest(
+            "single-over",
+            &k.node,
+            &image,
+            &fill("/fill", 4096),
+            "Always",
+            limit("2Mi"),
+        ),
+    )?;
+    create_pod(
+        &ctrl,
+        &pod_manifest(
+            "rootfs-within",
+            &k.node,
+            &image,
+            &fill("/fill", 1024),
+            "Always",
+            limit("8Mi"),
+        ),
+    )?;
+    // Pod limit 2Mi + 2Mi: 3MiB in the emptyDir (no sizeLimit) written by main, 1.5MiB in
+    // side's root filesystem: 4.5MiB in all, each container within its own 2Mi.
+    let mut pod = pod_manifest(
+        "pod-over",
+        &k.node,
+        &image,
+        &fill("/cache/fill", 3072),
+        "Always",
+        json!({"resources": {"limits": {"ephemeral-storage": "2Mi"}},
+               "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]}),
+    );
+    pod["spec"]["containers"]
+        .as_array_mut()
+        .expect("containers")
+        .push(
+            json!({"name": "side", "image": image, "command": ["sh", "-c", fill("/fill", 1536)],
+                     "resources": {"limits": {"ephemeral-storage": "2Mi"}}}),
+        );
+    pod["spec"]["volumes"] = json!([{"name": "cache", "emptyDir": {}}]);
+    create_pod(&ctrl, &pod)?;
+
+    let over = wait_pod(
+        &ctrl,
+        &k,
+        "rootfs-over",
+        Duration::from_secs(120),
+        "evicted",
+        |p| p["status"]["phase"] == "Failed",
+    )?;
+    assert_eq!(over["status"]["reason"], "Evicted", "{over}");
+    assert_eq!(
+        over["status"]["message"],
+        "Container main exceeded its local ephemeral storage limit \"2Mi\". ",
+        "{over}"
+    );
+    assert!(!has_disruption_target(&over), "{}", over["status"]);
+    let ev = evicted_event(&ctrl, "rootfs-over")?;
+    assert_eq!(ev["type"], "Warning", "{ev}");
+    assert_eq!(ev["message"], over["status"]["message"], "{ev}");
+
+    let pod_over = wait_pod(
+        &ctrl,
+        &k,
+        "pod-over",
+        Duration::from_secs(120),
+        "evicted",
+        |p| p["status"]["phase"] == "Failed",
+    )?;
+    assert_eq!(pod_over["status"]["reason"], "Evicted", "{pod_over}");
+    assert_eq!(
+        pod_over["status"]["message"],
+        "Pod ephemeral local storage usage exceeds the total limit of containers 4Mi. ",
+        "{pod_over}"
+    );
+    evicted_event(&ctrl, "pod-over")?;
+    let single = wait_pod(
+        &ctrl,
+        &k,
+        "single-over",
+        Duration::from_secs(120),
+        "evicted",
+        |p| p["status"]["phase"] == "Failed",
+    )?;
+    assert_eq!(
+        single["status"]["message"],
+        "Pod ephemeral local storage usage exceeds the total limit of containers 2Mi. ",
+        "{single}"
+    );
+
+    // Evicted pods are not restarted, and the pod within its limit survives further
+    // monitoring passes.
+    wait_pod(
+        &ctrl,
+        &k,
+        "rootfs-within",
+        Duration::from_secs(60),
+        "Running",
+        |p| p["status"]["phase"] == "Running",
+    )?;
+    std::thread::sleep(Duration::from_secs(21));
+    let within = get_pod(&ctrl, "rootfs-within")?;
+    assert_eq!(within["status"]["phase"], "Running", "{within}");
+    assert_eq!(within["status"]["containerStatuses"][0]["restartCount"], 0);
+    for name in ["rootfs-over", "pod-over", "single-over"] {
+        let p = get_pod(&ctrl, name)?;
+        assert_eq!(p["status"]["phase"], "Failed", "{name}: {}", p["status"]);
+    }
+    Ok(())
+}
