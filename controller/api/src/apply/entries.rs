@@ -41,10 +41,29 @@ pub fn read_entries(obj: &Value) -> Vec<ManagedEntry> {
         .collect()
 }
 
-/// Writes `entries` as `metadata.managedFields` (removed when empty).
+/// Writes `entries` as `metadata.managedFields` (removed when empty), in upstream's order
+/// (`sortEncodedManagedFields`): by operation (`Apply` first), time, manager, apiVersion,
+/// subresource.
 pub fn write_entries(obj: &mut Value, entries: &[ManagedEntry]) {
-    let list: Vec<Value> = entries
-        .iter()
+    let mut sorted: Vec<&ManagedEntry> = entries.iter().collect();
+    sorted.sort_by(|p, q| {
+        (
+            &p.operation,
+            &p.time,
+            &p.manager,
+            &p.api_version,
+            &p.subresource,
+        )
+            .cmp(&(
+                &q.operation,
+                &q.time,
+                &q.manager,
+                &q.api_version,
+                &q.subresource,
+            ))
+    });
+    let list: Vec<Value> = sorted
+        .into_iter()
         .map(|e| {
             let mut v = json!({
                 "manager": e.manager,

@@ -40,16 +40,22 @@ fn a_second_apply_of_udp_and_tcp_on_one_port_changes_nothing() {
     for f in [".", "f:name", "f:port", "f:protocol", "f:targetPort"] {
         assert_eq!(udp[f], json!({}), "{f} in {udp}");
     }
-    let second = apply(
-        &info,
-        Some(&first),
-        &kube_dns(5353),
-        "bramble-dns",
-        false,
-        NOW,
-    )
-    .unwrap();
+    // a later apply of the same configuration keeps even the entry's time: nothing changes
+    let dns = |live: &Value, udp_target| {
+        apply(
+            &info,
+            Some(live),
+            &kube_dns(udp_target),
+            "bramble-dns",
+            false,
+            LATER,
+        )
+        .unwrap()
+    };
+    let second = dns(&first, 5353);
     assert_eq!(second, first);
+    let third = dns(&first, 53);
+    assert_eq!(third["metadata"]["managedFields"][0]["time"], LATER);
     assert_eq!(second["spec"]["ports"].as_array().unwrap().len(), 2);
 }
 

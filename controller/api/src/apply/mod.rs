@@ -119,7 +119,33 @@ pub fn apply(
         m.insert("apiVersion".into(), json!(api_version));
         m.insert("kind".into(), json!(info.kind));
     }
+    // upstream (`IgnoreManagedFieldsTimestampsTransformer`): an apply that changes nothing
+    // but the entries' times keeps the stored entries, so nothing is written
+    if let Some(l) = live {
+        if without_times(&merged) == without_times(l) {
+            if let Some(stored) = l.pointer("/metadata/managedFields") {
+                crate::meta::metadata_mut(&mut merged)
+                    .insert("managedFields".into(), stored.clone());
+            }
+        }
+    }
     Ok(merged)
+}
+
+/// `obj` without the `time` of its managedFields entries (and their order, which follows
+/// the times).
+fn without_times(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(list) = o
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Value::as_array_mut)
+    {
+        for e in list.iter_mut().filter_map(Value::as_object_mut) {
+            e.remove("time");
+        }
+        list.sort_by_key(Value::to_string);
+    }
+    o
 }
 
 /// Upstream's `objectGVKNN`: `ns/name; apps/v1, Kind=Deployment` (`/v1, Kind=Service` for

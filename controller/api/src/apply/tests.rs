@@ -244,8 +244,9 @@ fn subresource_writes_record_their_own_entry() {
         .fields
         .leaf_paths()
         .contains(&".spec.replicas".to_string()));
+    // upstream's order: operation, time, then manager ("hpa" before "kubectl-create")
     assert_eq!(
-        scaled["metadata"]["managedFields"][1]["subresource"],
+        scaled["metadata"]["managedFields"][0]["subresource"],
         "scale"
     );
 
