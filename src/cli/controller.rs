@@ -34,6 +34,15 @@ pub struct ControllerArgs {
     /// Also write an admin kubeconfig to this path (merged into an existing file).
     #[arg(long)]
     pub write_kubeconfig: Option<PathBuf>,
+    /// Also write a kubeconfig for this machine's kubelet to this path: a client certificate
+    /// from the cluster CA for `system:node:<--node-name>` in `system:nodes`, kept while it is
+    /// usable, issued again when missing, in the last 20% of its lifetime or for another node.
+    #[arg(long)]
+    pub write_node_kubeconfig: Option<PathBuf>,
+    /// This machine's Node name for --write-node-kubeconfig (default: the hostname, as the
+    /// kubelet's --node-name).
+    #[arg(long, requires = "write_node_kubeconfig")]
+    pub node_name: Option<String>,
     /// How many store events are kept so watches can resume from an older resourceVersion.
     #[arg(long, default_value_t = 10_000)]
     pub history_limit: u64,
@@ -253,6 +262,18 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             let node = bramble_kubelet::node_info::hostname();
             let client = controller.in_process_client(&format!("system:node:{node}"));
             crate::cli::kubelet::spawn_in_process(&args.data_dir, client);
+        }
+        // Before the admin kubeconfig, whose appearance tells waiting tools the controller
+        // is up.
+        if let Some(path) = &args.write_node_kubeconfig {
+            let node = args
+                .node_name
+                .clone()
+                .unwrap_or_else(bramble_kubelet::node_info::hostname);
+            controller
+                .pki
+                .write_node_kubeconfig(path, &controller.url(), &node)
+                .with_context(|| format!("writing node kubeconfig {}", path.display()))?;
         }
         if let Some(path) = &args.write_kubeconfig {
             controller

@@ -14,6 +14,9 @@ use crate::supervisor::{ServiceSpec, Spawner};
 pub const STATE_DIR: &str = "/var/lib/bramble";
 /// The admin kubeconfig the controller writes (the node API serves it).
 pub const ADMIN_KUBECONFIG: &str = "/var/lib/bramble/admin.kubeconfig";
+/// The kubeconfig the controller writes for the kubelet beside it (role both): a client
+/// certificate for `system:node:<hostname>` in `system:nodes`, never the admin's.
+pub const NODE_KUBECONFIG: &str = "/var/lib/bramble/kubelet.kubeconfig";
 
 /// The services for `cfg`, in start order. `address` is the node's IPv4 address, if known.
 ///
@@ -33,6 +36,15 @@ pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<Service
             "--write-kubeconfig".into(),
             ADMIN_KUBECONFIG.into(),
         ];
+        if cfg.role.runs_kubelet() && cfg.join.is_none() {
+            // The local kubelet's credentials, as k3s's server writes its agent's.
+            args.extend([
+                "--write-node-kubeconfig".into(),
+                NODE_KUBECONFIG.into(),
+                "--node-name".into(),
+                cfg.hostname.clone(),
+            ]);
+        }
         if let Some(a) = address {
             args.extend(["--advertise-address".into(), a.to_string()]);
         }
@@ -66,7 +78,9 @@ pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<Service
                     args.extend(["--discovery-token-ca-cert-hash".into(), h.clone()]);
                 }
             }
-            None => args.extend(["--kubeconfig".into(), ADMIN_KUBECONFIG.into()]),
+            // Until the controller has written it, the kubelet exits and the supervisor
+            // restarts it with back-off.
+            None => args.extend(["--kubeconfig".into(), NODE_KUBECONFIG.into()]),
         }
         if let Some(a) = address {
             args.extend(["--node-ip".into(), a.to_string()]);
@@ -164,6 +178,21 @@ mod tests {
             .windows(2)
             .any(|w| w == ["--node-ip", "10.0.2.15"]));
         assert!(s[0].args.windows(2).any(|w| w == ["--data-dir", STATE_DIR]));
+        // the kubelet runs as its node with the file the controller writes for it, never
+        // with the admin kubeconfig
+        assert!(s[0].args.windows(4).any(|w| w
+            == [
+                "--write-node-kubeconfig",
+                NODE_KUBECONFIG,
+                "--node-name",
+                "pi-1"
+            ]));
+        assert!(s[1]
+            .args
+            .windows(2)
+            .any(|w| w == ["--kubeconfig", NODE_KUBECONFIG]));
+        assert!(s[1].args.windows(2).any(|w| w == ["--node-name", "pi-1"]));
+        assert!(!s[1].args.iter().any(|a| a == ADMIN_KUBECONFIG));
         let worker = NodeConfig::parse(
             Path::new("w.yaml"),
             &format!("role: worker\nhostname: pi-2\njoin:\n  address: https://10.0.0.1:6443\n  token: abcdef.0123456789abcdef\n  ca_cert_hash: sha256:{}\n", "ab".repeat(32)),
@@ -171,6 +200,7 @@ mod tests {
         .unwrap();
         let s = service_specs(&worker, None);
         assert_eq!(s.len(), 1);
+        assert!(!s[0].args.iter().any(|a| a == "--kubeconfig"));
         assert!(s[0]
             .args
             .windows(2)
@@ -182,7 +212,10 @@ mod tests {
             .any(|w| w == ["--discovery-token-ca-cert-hash", hash.as_str()]));
         let ctl =
             NodeConfig::parse(Path::new("c.yaml"), "role: controller\nhostname: c\n").unwrap();
-        assert_eq!(service_specs(&ctl, None).len(), 1);
+        let s = service_specs(&ctl, None);
+        assert_eq!(s.len(), 1);
+        // no kubelet here: no node credentials either
+        assert!(!s[0].args.iter().any(|a| a == "--write-node-kubeconfig"));
     }
 
     #[test]

@@ -1,0 +1,128 @@
+//! `bramble controller --write-node-kubeconfig PATH --node-name NAME` (what init passes on a
+//! board with role `both`): the kubelet beside the controller gets its own node identity,
+//! `system:node:NAME` in `system:nodes`, never the admin's, so the Node authorizer and
+//! NodeRestriction fence it as they fence a joined kubelet.
+
+mod common;
+
+use anyhow::{ensure, Result};
+use common::auth::kubectl_as;
+use common::{fails, ok, TestController, KUBECTL};
+
+fn whoami(kubeconfig: &std::path::PathBuf) -> Result<(String, Vec<String>)> {
+    let who = ok(kubectl_as(kubeconfig, &["auth", "whoami", "-o", "json"])?)?;
+    let who: serde_json::Value = serde_json::from_str(&who)?;
+    let info = &who["status"]["userInfo"];
+    let groups = info["groups"]
+        .as_array()
+        .map(|g| {
+            g.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((info["username"].as_str().unwrap_or_default().into(), groups))
+}
+
+#[test]
+fn node_kubeconfig_is_the_node_not_the_admin() -> Result<()> {
+    let files = tempfile::tempdir()?;
+    let node_kc = files.path().join("kubelet.kubeconfig");
+    let mut tc = TestController::start_with(&[
+        "--write-node-kubeconfig",
+        node_kc.to_str().unwrap(),
+        "--node-name",
+        "board-1",
+    ])?;
+
+    // the identity kubectl sees, as the API server authenticates it
+    let (user, groups) = whoami(&node_kc)?;
+    ensure!(user == "system:node:board-1", "{user}");
+    ensure!(
+        groups == ["system:nodes", "system:authenticated"],
+        "{groups:?}"
+    );
+
+    // the Node authorizer: only what the node's pods use
+    ok(tc.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "mounted",
+        "--from-literal=k=v",
+    ])?)?;
+    ok(tc.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "unrelated",
+        "--from-literal=k=v",
+    ])?)?;
+    let pod = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+        "spec": {"nodeName": "board-1", "volumes": [{"name": "s", "secret": {"secretName": "mounted"}}],
+                 "containers": [{"name": "c", "image": "busybox"}]}}"#;
+    ok(tc.kubectl_with(KUBECTL, &["create", "-f", "-"], Some(pod))?)?;
+    ok(kubectl_as(&node_kc, &["get", "secret", "mounted"])?)?;
+    let err = fails(kubectl_as(&node_kc, &["get", "secret", "unrelated"])?)?;
+    ensure!(
+        err.contains(r#"secrets "unrelated" is forbidden: User "system:node:board-1" cannot get resource "secrets" in API group "" in the namespace "default": no relationship found between node 'board-1' and this object"#),
+        "{err}"
+    );
+    fails(kubectl_as(&node_kc, &["get", "secrets"])?)?;
+    // NodeRestriction: its own Node only
+    let node = |name: &str| {
+        format!(r#"{{"apiVersion": "v1", "kind": "Node", "metadata": {{"name": "{name}"}}}}"#)
+    };
+    ok(tc.kubectl_with(
+        KUBECTL,
+        &[
+            "--kubeconfig",
+            node_kc.to_str().unwrap(),
+            "create",
+            "-f",
+            "-",
+        ],
+        Some(&node("board-1")),
+    )?)?;
+    let err = fails(tc.kubectl_with(
+        KUBECTL,
+        &[
+            "--kubeconfig",
+            node_kc.to_str().unwrap(),
+            "create",
+            "-f",
+            "-",
+        ],
+        Some(&node("board-2")),
+    )?)?;
+    ensure!(
+        err.contains(r#"node "board-1" is not allowed to modify node "board-2""#),
+        "{err}"
+    );
+
+    // a restart keeps the certificate (the file is not rewritten)
+    let before = std::fs::read(&node_kc)?;
+    tc.restart()?;
+    ensure!(std::fs::read(&node_kc)? == before, "rewritten on restart");
+
+    // admin credentials found in its place are replaced by the node's at the next start
+    tc.kill();
+    std::fs::copy(&tc.kubeconfig, &node_kc)?;
+    tc.restart()?;
+    let (user, groups) = whoami(&node_kc)?;
+    ensure!(user == "system:node:board-1", "{user}");
+    ensure!(!groups.iter().any(|g| g == "system:masters"), "{groups:?}");
+    fails(kubectl_as(&node_kc, &["get", "secret", "unrelated"])?)?;
+    Ok(())
+}
+
+#[test]
+fn node_name_needs_the_node_kubeconfig_flag() -> Result<()> {
+    let out = std::process::Command::new(common::bramble_bin())
+        .args(["controller", "--node-name", "board-1"])
+        .output()?;
+    ensure!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(err.contains("--write-node-kubeconfig"), "{err}");
+    Ok(())
+}
