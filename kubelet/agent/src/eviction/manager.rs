@@ -458,10 +458,10 @@ impl<R: ContainerRuntime + 'static> EvictionManager<R> {
     /// (upstream's `localStorageEviction`, [`super::local_storage`]); returns their uids.
     async fn local_storage_eviction(&self, pods: &[ActivePod]) -> Vec<String> {
         let layout = self.storage.clone();
-        let pods: Vec<(Arc<Pod>, Vec<(String, String)>)> = pods
+        let pods = pods
             .iter()
             .map(|p| (p.pod.clone(), p.newest.clone()))
-            .collect();
+            .collect::<Vec<_>>();
         let exceeded = tokio::task::spawn_blocking(move || {
             let dedicated = layout.dedicated_layer_fs();
             pods.into_iter()
