@@ -53,6 +53,7 @@ pub fn choose_host_ip(net: &dyn HostNetwork, prefer: Family) -> Result<IpAddr, H
         }
     }
     let mut interfaces: Vec<String> = routes.into_iter().map(|r| r.interface).collect();
+    interfaces.sort();
     interfaces.dedup();
     Err(HostIpError::NoAddress { interfaces })
 }
@@ -69,8 +70,8 @@ pub fn resolve_bind_address(net: &dyn HostNetwork, bind: IpAddr) -> Result<IpAdd
     choose_host_ip(net, Family::of(bind))
 }
 
-/// [`choose_host_ip`] preferring IPv4, or 127.0.0.1 with a warning naming `purpose` when the
-/// host has no usable default route (a network namespace with only lo, a board before
+/// [`resolve_bind_address`] of `bind` (the wildcard `0.0.0.0` for "any", IPv4 first), or
+/// 127.0.0.1 with a warning naming `purpose` when the host has no usable default route (a network namespace with only lo, a board before
 /// DHCP): everything keeps working on this machine, nothing reaches it from elsewhere.
 pub fn host_ip_or_loopback(net: &dyn HostNetwork, bind: IpAddr, purpose: &str) -> IpAddr {
     match resolve_bind_address(net, bind) {
