@@ -111,6 +111,9 @@ fn kubectl_reapplies_one_port_on_two_protocols(c: &TestController) -> Result<()>
     }
     let deploy = get_json(c, &["deploy", "resolver"])?;
     let alice = entry(&deploy, "alice").ok_or_else(|| anyhow!("{deploy}"))?;
+    // a LabelSelector is one field (`+structType=atomic`)
+    let selector = &alice["fieldsV1"]["f:spec"]["f:selector"];
+    ensure!(selector == &serde_json::json!({}), "{alice}");
     let ports = &alice["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"][r#"k:{"name":"c"}"#]
         ["f:ports"];
     // the omitted protocol is the default TCP in the key, and not owned

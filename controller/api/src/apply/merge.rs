@@ -1,6 +1,6 @@
 //! The merge of an applied configuration into the live object, as structured-merge-diff's
 //! `Merge` does it: maps merge field by field (`null` removes), atomic lists and `replace`
-//! maps are taken whole from the configuration, map lists merge element by element on their
+//! maps (`x-kubernetes-map-type: atomic`, `replace`) are taken whole from the configuration, map lists merge element by element on their
 //! list-map keys and sets on their values, keeping upstream's element order.
 
 use std::collections::BTreeSet;
@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::managed_fields::{map_element, set_element, PathElement};
 use crate::patch::strategic::schema::ListType;
-use crate::patch::strategic::{FieldMeta, Strategy, TypeMeta};
+use crate::patch::strategic::{FieldMeta, TypeMeta};
 
 /// `applied` merged into `live` (`None`: absent), both values of a field with `meta` and
 /// type `ty`. Elements are keyed as [`crate::managed_fields::check_list_keys`] checked.
@@ -20,9 +20,7 @@ pub fn merge(
     ty: &'static TypeMeta,
 ) -> Value {
     match (live, applied) {
-        (_, Value::Object(a)) if meta.strategy == Strategy::Replace => {
-            Value::Object(without_nulls(a))
-        }
+        (_, Value::Object(a)) if meta.atomic_map() => Value::Object(without_nulls(a)),
         (Some(Value::Object(l)), Value::Object(a)) => Value::Object(merge_map(Some(l), a, ty)),
         (_, Value::Object(a)) => Value::Object(merge_map(None, a, ty)),
         (Some(Value::Array(l)), Value::Array(a)) => match meta.list_type() {
@@ -191,6 +189,13 @@ mod tests {
         // shared elements follow the configuration's order
         let out = merged("Pod", list(&["a", "b", "c"]), list(&["c", "a"]));
         assert_eq!(names(&out), ["b", "c", "a"]);
+    }
+
+    #[test]
+    fn atomic_selectors_are_replaced_whole() {
+        let live = json!({"spec": {"selector": {"app": "a", "tier": "fe"}}});
+        let out = merged("Service", live, json!({"spec": {"selector": {"app": "b"}}}));
+        assert_eq!(out["spec"]["selector"], json!({"app": "b"}));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::element::{map_element, set_element};
 use crate::patch::strategic::schema::ListType;
-use crate::patch::strategic::{root_for, FieldMeta, Strategy, TypeMeta};
+use crate::patch::strategic::{root_for, FieldMeta, TypeMeta};
 
 /// One step of a field path, as `FieldsV1` keys spell it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -229,7 +229,7 @@ impl FieldSet {
 fn of_value(v: &Value, meta: FieldMeta, ty: &'static TypeMeta) -> FieldSet {
     match v {
         Value::Object(m) => {
-            if meta.strategy == Strategy::Replace || m.is_empty() {
+            if meta.atomic_map() || m.is_empty() {
                 return FieldSet::leaf();
             }
             let mut set = FieldSet::default();
@@ -285,6 +285,11 @@ mod tests {
         let set = FieldSet::of_object("apps", "Deployment", &deployment());
         let v = set.to_fields_v1();
         assert_eq!(v["f:spec"]["f:replicas"], json!({}));
+        assert_eq!(
+            v["f:spec"]["f:selector"],
+            json!({}),
+            "a LabelSelector is atomic (+structType=atomic)"
+        );
         assert_eq!(v["f:metadata"]["f:labels"]["f:app"], json!({}));
         assert!(v["f:metadata"].get("f:name").is_none());
         assert_eq!(v["f:metadata"]["f:finalizers"]["v:\"a/b\""], json!({}));

@@ -30,8 +30,10 @@ pub struct FieldMeta {
     /// `patchMergeKey`: the element field identifying list elements.
     pub merge_key: Option<&'static str>,
     /// `x-kubernetes-list-type` (with `x-kubernetes-list-map-keys`) when upstream declares
-    /// one that differs from what the patch tags imply. Only server-side apply reads it
-    /// ([`FieldMeta::list_type`]); strategic merge keeps the single `patchMergeKey`.
+    /// one that differs from what the patch tags imply; on a map or struct field, `Atomic`
+    /// is `x-kubernetes-map-type: atomic` (`+structType=atomic`, `+mapType=atomic`). Only
+    /// server-side apply reads it ([`FieldMeta::list_type`], [`FieldMeta::atomic_map`]);
+    /// strategic merge keeps the single `patchMergeKey` and merges maps.
     pub list_type: Option<ListType>,
 }
 
@@ -85,6 +87,12 @@ impl FieldMeta {
     /// extensions (kube-openapi `schemaconv`): the declared `x-kubernetes-list-type` when
     /// there is one, else `patchStrategy: merge` with a merge key is a map on that key,
     /// `merge` without one a set, and every other list atomic.
+    /// Whether server-side apply treats the field's map or struct as one value: replaced
+    /// whole and owned as one field (`f:selector: {}`). A `replace` patch strategy counts.
+    pub fn atomic_map(&self) -> bool {
+        self.strategy == Strategy::Replace || self.list_type == Some(ListType::Atomic)
+    }
+
     pub fn list_type(&self) -> ListType {
         if let Some(t) = self.list_type {
             return t;

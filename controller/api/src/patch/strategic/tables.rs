@@ -126,8 +126,15 @@ static POD_TEMPLATE: TypeMeta = ty(
     ],
 );
 
+/// `selector`: a LabelSelector (`+structType=atomic`) or, in a ReplicationController and a
+/// Service, a label map with `+mapType=atomic`: one value for server-side apply.
+const ATOMIC_SELECTOR: Field = ssa(nested("selector", &TypeMeta::UNTAGGED), ListType::Atomic);
+
 /// The spec of every workload with a pod template (and no other tagged spec field).
-static TEMPLATED_SPEC: TypeMeta = ty("WorkloadSpec", &[nested("template", &POD_TEMPLATE_SPEC)]);
+static TEMPLATED_SPEC: TypeMeta = ty(
+    "WorkloadSpec",
+    &[nested("template", &POD_TEMPLATE_SPEC), ATOMIC_SELECTOR],
+);
 
 /// ReplicationController, ReplicaSet, DaemonSet, StatefulSet, Job: template + conditions.
 static TEMPLATED_WORKLOAD: TypeMeta = ty(
@@ -150,10 +157,13 @@ static SERVICE: TypeMeta = ty(
             &ty(
                 "ServiceSpec",
                 // `+listMapKey=port +listMapKey=protocol`, protocol defaulting to TCP
-                &[ssa(
-                    merge_by("ports", "port", &TypeMeta::UNTAGGED),
-                    list_map(&[key("port"), key_or("protocol", "TCP")]),
-                )],
+                &[
+                    ssa(
+                        merge_by("ports", "port", &TypeMeta::UNTAGGED),
+                        list_map(&[key("port"), key_or("protocol", "TCP")]),
+                    ),
+                    ATOMIC_SELECTOR,
+                ],
             ),
         ),
         nested("status", &CONDITIONS_STATUS),
@@ -217,6 +227,7 @@ static DEPLOYMENT: TypeMeta = ty(
                 &[
                     nested("template", &POD_TEMPLATE_SPEC),
                     retain_keys("strategy", &TypeMeta::UNTAGGED),
+                    ATOMIC_SELECTOR,
                 ],
             ),
         ),
