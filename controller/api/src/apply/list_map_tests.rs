@@ -192,3 +192,34 @@ fn container_ports_and_spread_constraints_use_their_list_map_keys() {
         "{t}"
     );
 }
+
+#[test]
+fn entries_are_written_in_upstream_order() {
+    let info = services();
+    let mut live = kube_dns(5353);
+    record_create(&info, &mut live, "kubectl-create", NOW);
+    let mut bob = kube_dns(5353);
+    bob["spec"]["ports"].as_array_mut().unwrap().truncate(1);
+    let out = apply(&info, Some(&live), &bob, "bob", false, LATER).unwrap();
+    let out = apply(&info, Some(&out), &kube_dns(5353), "alice", false, LATER).unwrap();
+    let order: Vec<(&str, &str)> = out["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["operation"].as_str().unwrap(),
+                e["manager"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // operation (Apply first), then time, then manager
+    assert_eq!(
+        order,
+        [
+            ("Apply", "alice"),
+            ("Apply", "bob"),
+            ("Update", "kubectl-create")
+        ]
+    );
+}

@@ -6,7 +6,7 @@
 //! types ([`FieldMeta::list_type`](crate::patch::strategic::FieldMeta::list_type)): map lists
 //! are keyed `k:{...}` by their `x-kubernetes-list-map-keys` (Service ports by port and
 //! protocol, containers by name), sets are keyed `v:<value>`, every other list is atomic (a
-//! leaf).
+//! leaf), as are the maps and structs upstream declares atomic (label selectors).
 //!
 //! [`crate::apply`] records the entries: `Apply` for server-side apply, `Update` for
 //! creates, updates, patches and subresource writes.
