@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::local_storage::{exceeded, StorageLayout};
-use super::ranking::{rank, Candidate};
+use super::ranking::{is_critical, rank, Candidate};
 use super::signals::{Observations, PodCgroupRef, SignalSource};
 use super::thresholds::{format_amount, format_quantity, met, with_allocatable, Signal, Threshold};
 use super::EvictionConfig;
@@ -454,8 +454,8 @@ impl<R: ContainerRuntime + 'static> EvictionManager<R> {
         }
     }
 
-    /// Evicts, with no grace period, every pod over one of its local storage limits
-    /// (upstream's `localStorageEviction`, [`super::local_storage`]); returns their uids.
+    /// Evicts, with no grace period, every pod but critical ones over one of its local storage
+    /// limits (upstream's `localStorageEviction`, [`super::local_storage`]); returns their uids.
     async fn local_storage_eviction(&self, pods: &[ActivePod]) -> Vec<String> {
         let layout = self.storage.clone();
         let pods = pods
@@ -476,6 +476,10 @@ impl<R: ContainerRuntime + 'static> EvictionManager<R> {
         let mut evicted = Vec::new();
         for (pod, message) in exceeded {
             let (ns, name, uid) = pod_ids(&pod);
+            if is_critical(&pod) {
+                warn!(pod = %format!("{ns}/{name}"), %message, "eviction manager: cannot evict a critical pod");
+                continue;
+            }
             info!(pod = %format!("{ns}/{name}"), %message, "evicting pod over its local storage limit");
             self.ctx
                 .events
