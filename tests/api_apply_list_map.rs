@@ -3,6 +3,7 @@
 //! re-apply with the real kubectl without a change, managedFields name the elements by port
 //! and protocol; Bramble's own DNS publisher re-applies its kube-dns Service, and another
 //! manager's different value for one protocol of the port is a conflict naming that element.
+//! Custom objects (which the strategic merge behind apply used to refuse with 415) apply too.
 
 mod common;
 
@@ -65,7 +66,84 @@ fn entry<'a>(obj: &'a Value, manager: &str) -> Option<&'a Value> {
 fn compound_list_map_keys_reapply_and_conflict_per_protocol() -> Result<()> {
     let c = TestController::start()?;
     kubectl_reapplies_one_port_on_two_protocols(&c)?;
-    dns_publisher_reapplies_and_other_managers_conflict_per_protocol(&c)
+    dns_publisher_reapplies_and_other_managers_conflict_per_protocol(&c)?;
+    custom_objects_reapply(&c)
+}
+
+const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              tags: {type: array, items: {type: string}}
+"#;
+
+/// Custom objects take server-side apply too (their lists are atomic here: the CRD's own
+/// list types are not consulted).
+fn custom_objects_reapply(c: &TestController) -> Result<()> {
+    ok(c.kubectl_with(KUBECTL, &["apply", "-f", "-"], Some(CRD))?)?;
+    let gadget = |size: u32, tags: &str| {
+        format!(
+            "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {{name: g}}\n\
+             spec: {{size: {size}, tags: [{tags}]}}\n"
+        )
+    };
+    let apply = |yaml: &str, manager: &str| {
+        let fm = format!("--field-manager={manager}");
+        c.kubectl_with(
+            KUBECTL,
+            &["apply", "--server-side", &fm, "-f", "-"],
+            Some(yaml),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = apply(&gadget(1, "a, b"), "alice")?;
+        if out.status.success() {
+            break;
+        }
+        // the CRD is being established
+        ensure!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let first = get_json(c, &["gadget", "g"])?;
+    ok(apply(&gadget(1, "a, b"), "alice")?)?;
+    ensure!(
+        get_json(c, &["gadget", "g"])? == first,
+        "a re-apply changed it"
+    );
+    let alice = entry(&first, "alice").ok_or_else(|| anyhow!("{first}"))?;
+    ensure!(
+        alice["fieldsV1"]["f:spec"]["f:tags"] == serde_json::json!({}),
+        "{alice}"
+    );
+    let err = fails(apply(&gadget(2, "a"), "bob")?)?;
+    ensure!(
+        err.contains(
+            "Apply failed with 2 conflicts: conflicts with \"alice\" using example.com/v1:"
+        ) && err.contains("- .spec.size")
+            && err.contains("- .spec.tags"),
+        "{err}"
+    );
+    Ok(())
 }
 
 fn kubectl_reapplies_one_port_on_two_protocols(c: &TestController) -> Result<()> {
