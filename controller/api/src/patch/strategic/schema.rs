@@ -34,7 +34,7 @@ pub struct FieldMeta {
     /// is `x-kubernetes-map-type: atomic` (`+structType=atomic`, `+mapType=atomic`). Only
     /// server-side apply reads it ([`FieldMeta::list_type`], [`FieldMeta::atomic_map`]);
     /// strategic merge keeps the single `patchMergeKey` and merges maps.
-    pub list_type: Option<ListType>,
+    pub declared_list: Option<ListType>,
 }
 
 /// How server-side apply (structured-merge-diff) treats a list.
@@ -83,18 +83,18 @@ impl MapKeys {
 }
 
 impl FieldMeta {
+    /// Whether server-side apply treats the field's map or struct as one value: replaced
+    /// whole and owned as one field (`f:selector: {}`). A `replace` patch strategy counts.
+    pub fn atomic_map(&self) -> bool {
+        self.strategy == Strategy::Replace || self.declared_list == Some(ListType::Atomic)
+    }
+
     /// The list type server-side apply uses, as upstream derives it from the OpenAPI
     /// extensions (kube-openapi `schemaconv`): the declared `x-kubernetes-list-type` when
     /// there is one, else `patchStrategy: merge` with a merge key is a map on that key,
     /// `merge` without one a set, and every other list atomic.
-    /// Whether server-side apply treats the field's map or struct as one value: replaced
-    /// whole and owned as one field (`f:selector: {}`). A `replace` patch strategy counts.
-    pub fn atomic_map(&self) -> bool {
-        self.strategy == Strategy::Replace || self.list_type == Some(ListType::Atomic)
-    }
-
     pub fn list_type(&self) -> ListType {
-        if let Some(t) = self.list_type {
+        if let Some(t) = self.declared_list {
             return t;
         }
         match (self.strategy, self.merge_key) {
@@ -154,7 +154,7 @@ pub(crate) const fn merge_by(
             strategy: Strategy::Merge,
             retain_keys: false,
             merge_key: Some(key),
-            list_type: None,
+            declared_list: None,
         },
         ty,
     }
@@ -172,7 +172,7 @@ pub(crate) const fn merge_retain_by(
             strategy: Strategy::Merge,
             retain_keys: true,
             merge_key: Some(key),
-            list_type: None,
+            declared_list: None,
         },
         ty,
     }
@@ -186,7 +186,7 @@ pub(crate) const fn merge_set(json: &'static str) -> Field {
             strategy: Strategy::Merge,
             retain_keys: false,
             merge_key: None,
-            list_type: None,
+            declared_list: None,
         },
         ty: &UNTAGGED,
     }
@@ -200,7 +200,7 @@ pub(crate) const fn retain_keys(json: &'static str, ty: &'static TypeMeta) -> Fi
             strategy: Strategy::Untagged,
             retain_keys: true,
             merge_key: None,
-            list_type: None,
+            declared_list: None,
         },
         ty,
     }
@@ -214,7 +214,7 @@ pub(crate) const fn replace(json: &'static str) -> Field {
             strategy: Strategy::Replace,
             retain_keys: false,
             merge_key: None,
-            list_type: None,
+            declared_list: None,
         },
         ty: &UNTAGGED,
     }
@@ -228,7 +228,7 @@ pub(crate) const fn nested(json: &'static str, ty: &'static TypeMeta) -> Field {
             strategy: Strategy::Untagged,
             retain_keys: false,
             merge_key: None,
-            list_type: None,
+            declared_list: None,
         },
         ty,
     }
@@ -238,7 +238,7 @@ pub(crate) const fn nested(json: &'static str, ty: &'static TypeMeta) -> Field {
 /// (an untagged [`nested`] field for lists only server-side apply merges).
 pub(crate) const fn ssa(field: Field, list_type: ListType) -> Field {
     let mut f = field;
-    f.meta.list_type = Some(list_type);
+    f.meta.declared_list = Some(list_type);
     f
 }
 
