@@ -22,6 +22,9 @@ use bramble_api::quantity::Quantity;
 use bramble_runtime::state::StateDir;
 use k8s_openapi::api::core::v1::{Pod, Volume};
 
+use tracing::warn;
+
+use super::ranking::is_critical;
 use crate::container_config::pod_log_dir;
 use crate::pod_spec::{containers, pod_ids};
 use crate::volumes::plugin_dir;
@@ -78,6 +81,9 @@ pub fn usage(dir: &Path) -> u64 {
     total
 }
 
+/// A pod's newest runtime container of each name: (name, container id).
+pub type NewestContainers = Vec<(String, String)>;
+
 /// Where the kubelet keeps what counts as pods' local ephemeral storage, and how it is
 /// counted.
 #[derive(Clone)]
@@ -108,6 +114,25 @@ impl StorageLayout {
             (Some(a), Some(b)) => a != b,
             _ => false,
         }
+    }
+
+    /// The pods over one of their local storage limits, with upstream's eviction message;
+    /// each pod comes with its newest runtime container of each name as (name, container
+    /// id). Critical pods, which upstream refuses to evict, are only logged.
+    pub fn over_limits(&self, pods: Vec<(Arc<Pod>, NewestContainers)>) -> Vec<(Arc<Pod>, String)> {
+        let dedicated = self.dedicated_layer_fs();
+        pods.into_iter()
+            .filter_map(|(pod, newest)| {
+                let storage = self.pod_storage(pod.clone(), &newest, dedicated);
+                let message = exceeded(&storage, self.usage.as_ref())?;
+                if is_critical(&pod) {
+                    let (ns, name, _) = pod_ids(&pod);
+                    warn!(pod = %format!("{ns}/{name}"), %message, "eviction manager: cannot evict a critical pod");
+                    return None;
+                }
+                Some((pod, message))
+            })
+            .collect()
     }
 
     /// What to measure of `pod`, whose newest runtime container of each name is given as

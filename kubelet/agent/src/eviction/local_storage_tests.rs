@@ -248,3 +248,36 @@ fn a_container_over_its_limit_within_the_pod_limit() {
         Some("Container a exceeded its local ephemeral storage limit \"2Mi\". ")
     );
 }
+
+#[test]
+fn critical_pods_are_not_evicted() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = StorageLayout::new(&dir.path().join("data"), &dir.path().join("rt"));
+    let over = |name: &str, annotations: Value| {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": name, "annotations": annotations},
+            "spec": {"containers": [container("c", Some("4Ki"))]}}))
+        .unwrap();
+        let id = format!("id-{name}");
+        let file = l.runtime.writable_layer(&id).join("fill");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, vec![1u8; 64 << 10]).unwrap();
+        (Arc::new(p), vec![("c".to_string(), id)])
+    };
+    let found = l.over_limits(vec![
+        over("static", json!({"kubernetes.io/config.source": "file"})),
+        over("mirror", json!({"kubernetes.io/config.mirror": "x"})),
+        over("plain", json!({})),
+    ]);
+    let names: Vec<_> = found
+        .iter()
+        .map(|(p, m)| (p.metadata.name.clone().unwrap(), m.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![(
+            "plain".to_string(),
+            "Pod ephemeral local storage usage exceeds the total limit of containers 4Ki. "
+        )]
+    );
+}

@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::local_storage::{exceeded, StorageLayout};
-use super::ranking::{is_critical, rank, Candidate};
+use super::local_storage::StorageLayout;
+use super::ranking::{rank, Candidate};
 use super::signals::{Observations, PodCgroupRef, SignalSource};
 use super::thresholds::{format_amount, format_quantity, met, with_allocatable, Signal, Threshold};
 use super::EvictionConfig;
@@ -462,24 +462,12 @@ impl<R: ContainerRuntime + 'static> EvictionManager<R> {
             .iter()
             .map(|p| (p.pod.clone(), p.newest.clone()))
             .collect::<Vec<_>>();
-        let exceeded = tokio::task::spawn_blocking(move || {
-            let dedicated = layout.dedicated_layer_fs();
-            pods.into_iter()
-                .filter_map(|(pod, newest)| {
-                    let storage = layout.pod_storage(pod.clone(), &newest, dedicated);
-                    exceeded(&storage, layout.usage.as_ref()).map(|m| (pod, m))
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
+        let exceeded = tokio::task::spawn_blocking(move || layout.over_limits(pods))
+            .await
+            .unwrap_or_default();
         let mut evicted = Vec::new();
         for (pod, message) in exceeded {
             let (ns, name, uid) = pod_ids(&pod);
-            if is_critical(&pod) {
-                warn!(pod = %format!("{ns}/{name}"), %message, "eviction manager: cannot evict a critical pod");
-                continue;
-            }
             info!(pod = %format!("{ns}/{name}"), %message, "evicting pod over its local storage limit");
             self.ctx
                 .events
