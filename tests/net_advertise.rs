@@ -125,6 +125,17 @@ fn controller_advertises_the_default_route_address() -> Result<()> {
         "no fallback warning in the log:\n{}",
         tail(&ctrl.log(), 20)
     );
+    poll(LONG, "the kube-dns publisher's loopback warning", || {
+        Ok(ctrl
+            .log()
+            .contains("kube-dns gets no endpoints")
+            .then_some(()))
+    })?;
+    let (_, _, dns) = advertised(&ctrl)?;
+    ensure!(
+        dns.is_empty(),
+        "kube-dns got loopback endpoints, which pods cannot reach: {dns:?}"
+    );
     let before = serving_sans(&ctrl)?;
     ensure!(
         !before.contains(&host_ip),

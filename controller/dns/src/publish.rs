@@ -13,7 +13,9 @@ use serde_json::json;
 /// Field manager of the objects written here.
 pub const MANAGER: &str = "bramble-dns";
 
-/// Applies the Service and its EndpointSlice (`<server>:<port>`).
+/// Applies the Service and its EndpointSlice (`<server>:<port>`). A loopback `server` gets
+/// no EndpointSlice: validation refuses loopback endpoints (as upstream's), and pods could
+/// not reach this host's loopback anyway.
 pub async fn kube_dns(
     client: &Client,
     cluster_ip: Ipv4Addr,
@@ -35,6 +37,14 @@ pub async fn kube_dns(
     services
         .patch("kube-dns", &params, &Patch::Apply(&svc))
         .await?;
+    if server.is_loopback() {
+        tracing::warn!(
+            %server,
+            "cluster DNS advertised on loopback: kube-dns gets no endpoints, pods cannot reach \
+             it (give the controller a routable --advertise-address)"
+        );
+        return Ok(());
+    }
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "kube-system");
     let family = if server.is_ipv4() { "IPv4" } else { "IPv6" };
     let slice = json!({
