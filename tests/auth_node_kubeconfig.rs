@@ -5,8 +5,12 @@
 
 mod common;
 
+use std::time::Duration;
+
 use anyhow::{ensure, Result};
 use common::auth::kubectl_as;
+use common::kubelet::{create_pod, pod_manifest, wait_pod, TestKubelet};
+use common::registry::TestRegistry;
 use common::{fails, ok, TestController, KUBECTL};
 
 fn whoami(kubeconfig: &std::path::PathBuf) -> Result<(String, Vec<String>)> {
@@ -124,5 +128,78 @@ fn node_name_needs_the_node_kubeconfig_flag() -> Result<()> {
     ensure!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     ensure!(err.contains("--write-node-kubeconfig"), "{err}");
+    Ok(())
+}
+
+/// A kubelet on the node credentials (as on a board with role `both`, and as `bramble up`'s
+/// in-process kubelet acts) runs a pod that reads its service-account token, a ConfigMap and
+/// a Secret: everything it fetches is allowed by the Node authorizer through the pod.
+#[test]
+fn a_kubelet_on_node_credentials_runs_pods_with_their_volumes() -> Result<()> {
+    let reg = TestRegistry::start()?;
+    let image = reg.push_busybox("busybox", "node-creds", &[])?;
+    let files = tempfile::tempdir()?;
+    let node_kc = files.path().join("kubelet.kubeconfig");
+    let tc = TestController::start_with(&[
+        "--write-node-kubeconfig",
+        node_kc.to_str().unwrap(),
+        "--node-name",
+        "board-1",
+    ])?;
+    ok(tc.kubectl(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=mode=fast",
+    ])?)?;
+    ok(tc.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=pw=hunter2",
+    ])?)?;
+    let k = TestKubelet::start_in(&node_kc, "board-1", Vec::new(), "127.0.0.1", &[])?;
+    let mut pod = pod_manifest(
+        "reader",
+        "board-1",
+        &image,
+        "cat /etc/settings/mode /etc/creds/pw; \
+         test -s /var/run/secrets/kubernetes.io/serviceaccount/token && echo token; sleep 3600",
+        "Never",
+        serde_json::json!({"volumeMounts": [
+            {"name": "settings", "mountPath": "/etc/settings"},
+            {"name": "creds", "mountPath": "/etc/creds"}]}),
+    );
+    pod["spec"]["volumes"] = serde_json::json!([
+        {"name": "settings", "configMap": {"name": "settings"}},
+        {"name": "creds", "secret": {"secretName": "creds"}}]);
+    create_pod(&tc, &pod)?;
+    wait_pod(
+        &tc,
+        &k,
+        "reader",
+        Duration::from_secs(120),
+        "Running",
+        |p| p["status"]["phase"] == "Running",
+    )?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let logs = ok(tc.kubectl(&["logs", "reader"])?)?;
+        if logs.contains("fast") && logs.contains("hunter2") && logs.contains("token") {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "pod output: {logs:?}\nkubelet log:\n{}",
+            common::kubelet::tail(&k.log(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    ensure!(
+        !k.log().contains("forbidden"),
+        "the node was refused something:\n{}",
+        common::kubelet::tail(&k.log(), 30)
+    );
     Ok(())
 }

@@ -260,7 +260,7 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         // `bramble up`: the node agent in the same process, as its node's user.
         if args.run_kubelet {
             let node = bramble_kubelet::node_info::hostname();
-            let client = controller.in_process_client(&format!("system:node:{node}"));
+            let client = controller.in_process_node_client(&node);
             crate::cli::kubelet::spawn_in_process(&args.data_dir, client);
         }
         // Before the admin kubeconfig, whose appearance tells waiting tools the controller

@@ -192,6 +192,21 @@ impl Controller {
         )
     }
 
+    /// A client for the kubelet in this process (`bramble up`): `system:node:<node>` in
+    /// `system:nodes`, so the Node authorizer and NodeRestriction hold it to its node as they
+    /// hold a kubelet on another machine.
+    pub fn in_process_node_client(&self, node: &str) -> kube::Client {
+        crate::inprocess::client(
+            self.state.clone(),
+            self.authn.clone(),
+            UserInfo {
+                name: format!("system:node:{node}"),
+                uid: String::new(),
+                groups: vec!["system:nodes".into(), "system:authenticated".into()],
+            },
+        )
+    }
+
     pub fn store(&self) -> &Arc<LmdbStore> {
         &self.store
     }
