@@ -161,14 +161,27 @@ pub async fn serve_tcp(listener: TcpListener, zone: SharedZone, upstreams: Arc<V
 
 /// Binds UDP and TCP on `addr` (the same port for both).
 pub async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError> {
-    let udp = UdpSocket::bind(addr)
-        .await
-        .map_err(|source| DnsError::Bind { addr, source })?;
-    let addr = udp
-        .local_addr()
-        .map_err(|source| DnsError::Bind { addr, source })?;
-    let tcp = TcpListener::bind(addr)
-        .await
-        .map_err(|source| DnsError::Bind { addr, source })?;
-    Ok((udp, tcp))
+    // Port 0: the kernel picks a free UDP port, which TCP may hold (another process's
+    // connection); then try another pick.
+    let tries = if addr.port() == 0 { 16 } else { 1 };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| DnsError::Bind { addr, source })?;
+        let bound = udp
+            .local_addr()
+            .map_err(|source| DnsError::Bind { addr, source })?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < tries => continue,
+            Err(source) => {
+                return Err(DnsError::Bind {
+                    addr: bound,
+                    source,
+                })
+            }
+        }
+    }
 }
