@@ -74,31 +74,23 @@ fn node_kubeconfig_is_the_node_not_the_admin() -> Result<()> {
     );
     fails(kubectl_as(&node_kc, &["get", "secrets"])?)?;
     // NodeRestriction: its own Node only
-    let node = |name: &str| {
-        format!(r#"{{"apiVersion": "v1", "kind": "Node", "metadata": {{"name": "{name}"}}}}"#)
+    let create_node = |name: &str| {
+        let node =
+            format!(r#"{{"apiVersion": "v1", "kind": "Node", "metadata": {{"name": "{name}"}}}}"#);
+        tc.kubectl_with(
+            KUBECTL,
+            &[
+                "--kubeconfig",
+                node_kc.to_str().unwrap(),
+                "create",
+                "-f",
+                "-",
+            ],
+            Some(&node),
+        )
     };
-    ok(tc.kubectl_with(
-        KUBECTL,
-        &[
-            "--kubeconfig",
-            node_kc.to_str().unwrap(),
-            "create",
-            "-f",
-            "-",
-        ],
-        Some(&node("board-1")),
-    )?)?;
-    let err = fails(tc.kubectl_with(
-        KUBECTL,
-        &[
-            "--kubeconfig",
-            node_kc.to_str().unwrap(),
-            "create",
-            "-f",
-            "-",
-        ],
-        Some(&node("board-2")),
-    )?)?;
+    ok(create_node("board-1")?)?;
+    let err = fails(create_node("board-2")?)?;
     ensure!(
         err.contains(r#"node "board-1" is not allowed to modify node "board-2""#),
         "{err}"
