@@ -181,28 +181,24 @@ impl Controller {
     /// A client for components in this process (controllers, scheduler) acting as `user` in
     /// `system:masters`; see [`crate::inprocess`].
     pub fn in_process_client(&self, user: &str) -> kube::Client {
-        crate::inprocess::client(
-            self.state.clone(),
-            self.authn.clone(),
-            UserInfo {
-                name: user.to_string(),
-                uid: String::new(),
-                groups: vec!["system:masters".into(), "system:authenticated".into()],
-            },
-        )
+        self.in_process_client_as(user.to_string(), "system:masters")
     }
 
     /// A client for the kubelet in this process (`bramble up`): `system:node:<node>` in
     /// `system:nodes`, so the Node authorizer and NodeRestriction hold it to its node as they
     /// hold a kubelet on another machine.
     pub fn in_process_node_client(&self, node: &str) -> kube::Client {
+        self.in_process_client_as(format!("system:node:{node}"), "system:nodes")
+    }
+
+    fn in_process_client_as(&self, name: String, group: &str) -> kube::Client {
         crate::inprocess::client(
             self.state.clone(),
             self.authn.clone(),
             UserInfo {
-                name: format!("system:node:{node}"),
+                name,
                 uid: String::new(),
-                groups: vec!["system:nodes".into(), "system:authenticated".into()],
+                groups: vec![group.into(), "system:authenticated".into()],
             },
         )
     }
