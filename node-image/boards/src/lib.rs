@@ -20,7 +20,7 @@ pub use error::BoardError;
 pub use load::{list_boards, load_board, load_board_file, parse_board, parse_yaml};
 pub use node_config::{
     DebugConfig, JoinConfig, NetworkConfig, NetworkMode, NodeApiConfig, NodeConfig, NodeRole,
-    NtpConfig, ServiceArgs, StaticAddress,
+    NtpConfig, RegistriesConfig, ServiceArgs, StaticAddress,
 };
 pub use render::{render_cmdline, render_config_txt, RootRef};
 pub use slots::{

@@ -213,6 +213,17 @@ pub struct ServiceArgs {
     pub kubelet: Vec<String>,
 }
 
+/// Container registries the kubelet pulls from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RegistriesConfig {
+    /// Registries reached over plain HTTP (Docker's `insecure-registries`): `host`,
+    /// `host:port` or a CIDR such as `192.168.1.0/24`; each is passed to the kubelet as
+    /// `--insecure-registry`. Loopback registries are always plain HTTP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insecure: Vec<String>,
+}
+
 /// `bramble.yaml`: per-node settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -240,6 +251,9 @@ pub struct NodeConfig {
     /// Node API.
     #[serde(default)]
     pub api: NodeApiConfig,
+    /// Container registries.
+    #[serde(default)]
+    pub registries: RegistriesConfig,
 }
 
 impl NodeConfig {
@@ -277,6 +291,7 @@ impl NodeConfig {
             debug: DebugConfig::default(),
             services: ServiceArgs::default(),
             api: NodeApiConfig::default(),
+            registries: RegistriesConfig::default(),
         }
     }
 
@@ -380,8 +395,58 @@ impl NodeConfig {
         if self.ntp.timeout_seconds == 0 || self.ntp.timeout_seconds > 60 {
             bad("ntp.timeout_seconds", "must be 1..=60".into());
         }
+        for (i, r) in self.registries.insecure.iter().enumerate() {
+            if let Err(why) = check_registry_entry(r) {
+                bad(&format!("registries.insecure[{i}]"), format!("`{r}` {why}"));
+            }
+        }
         issues
     }
+}
+
+/// An insecure-registry entry: `host`, `host:port`, `[v6]:port` or `ADDRESS/PREFIX`.
+fn check_registry_entry(entry: &str) -> Result<(), &'static str> {
+    if entry.contains("://") {
+        return Err("must be host[:port] or a CIDR, without a scheme");
+    }
+    if let Some((net, bits)) = entry.split_once('/') {
+        let max = match net.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => 32,
+            Ok(std::net::IpAddr::V6(_)) => 128,
+            Err(_) => return Err("is not a CIDR (ADDRESS/PREFIX) nor host[:port]"),
+        };
+        return match bits.parse::<u8>() {
+            Ok(b) if b <= max => Ok(()),
+            _ => Err("has a prefix length out of range"),
+        };
+    }
+    let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
+        let (h, tail) = rest.split_once(']').ok_or("has an unclosed `[`")?;
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err("has no IPv6 address inside [ ]");
+        }
+        (h, tail.strip_prefix(':'))
+    } else {
+        match entry.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (entry, None),
+        }
+    };
+    let host_ok = entry.starts_with('[')
+        || (!host.is_empty()
+            && host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+    if !host_ok {
+        return Err("is not a host name or address");
+    }
+    if let Some(p) = port {
+        if !matches!(p.parse::<u16>(), Ok(n) if n > 0) {
+            return Err("has a port that is not 1..=65535");
+        }
+    }
+    Ok(())
 }
 
 fn valid_hostname(h: &str) -> bool {

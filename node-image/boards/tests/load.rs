@@ -170,6 +170,26 @@ fn node_config_parses_with_defaults() {
 }
 
 #[test]
+fn node_config_insecure_registries_are_checked_by_entry() {
+    let p = Path::new("/boot/bramble.yaml");
+    let ok = "hostname: a\nregistries:\n  insecure: ['10.0.2.2:5000', registry.lan, '192.168.1.0/24', '[fd00::1]:5000']\n";
+    let c = NodeConfig::parse(p, ok).unwrap();
+    assert_eq!(c.registries.insecure.len(), 4);
+    let bad = "hostname: a\nregistries:\n  insecure: [ok.lan, 'http://10.0.2.2:5000', 'r:0', '10.0.0.0/33', 'a b', '[x]:1']\n";
+    let e = NodeConfig::parse(p, bad).unwrap_err();
+    assert_eq!(
+        e.fields(),
+        (1..=5)
+            .map(|i| format!("registries.insecure[{i}]"))
+            .collect::<Vec<_>>(),
+        "{e}"
+    );
+    assert!(e.to_string().contains("without a scheme"), "{e}");
+    let e = NodeConfig::parse(p, "hostname: a\nregistries:\n  mirrors: []\n").unwrap_err();
+    assert!(e.to_string().contains("unknown field `mirrors`"), "{e}");
+}
+
+#[test]
 fn node_config_errors_name_fields() {
     let p = Path::new("/boot/bramble.yaml");
     let e = NodeConfig::parse(p, "hostname: a\nrole: master\n").unwrap_err();

@@ -85,6 +85,9 @@ pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<Service
         if let Some(a) = address {
             args.extend(["--node-ip".into(), a.to_string()]);
         }
+        for r in &cfg.registries.insecure {
+            args.extend(["--insecure-registry".into(), r.clone()]);
+        }
         args.extend(cfg.services.kubelet.iter().cloned());
         specs.push(ServiceSpec {
             name: "kubelet".into(),
@@ -158,7 +161,8 @@ mod tests {
     fn roles_pick_services_and_flags() {
         let both = NodeConfig::parse(
             Path::new("b.yaml"),
-            "hostname: pi-1\nservices:\n  kubelet: [--max-pods, '20']\n",
+            "hostname: pi-1\nservices:\n  kubelet: [--max-pods, '20']\n\
+             registries:\n  insecure: ['10.0.2.2:5000', 192.168.1.0/24]\n",
         )
         .unwrap();
         let s = service_specs(&both, Some(Ipv4Addr::new(10, 0, 2, 15)));
@@ -178,6 +182,15 @@ mod tests {
             .windows(2)
             .any(|w| w == ["--node-ip", "10.0.2.15"]));
         assert!(s[0].args.windows(2).any(|w| w == ["--data-dir", STATE_DIR]));
+        // insecure registries go to the kubelet only, one flag each, before `services.kubelet`
+        assert!(s[1].args.windows(4).any(|w| w
+            == [
+                "--insecure-registry",
+                "10.0.2.2:5000",
+                "--insecure-registry",
+                "192.168.1.0/24"
+            ]));
+        assert!(!s[0].args.iter().any(|a| a == "--insecure-registry"));
         // the kubelet runs as its node with the file the controller writes for it, never
         // with the admin kubeconfig
         assert!(s[0].args.windows(4).any(|w| w
