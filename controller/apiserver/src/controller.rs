@@ -188,7 +188,7 @@ impl Controller {
     /// `system:nodes`, so the Node authorizer and NodeRestriction hold it to its node as they
     /// hold a kubelet on another machine.
     pub fn in_process_node_client(&self, node: &str) -> kube::Client {
-        self.in_process_client_as(format!("system:node:{node}"), "system:nodes")
+        self.in_process_client_as(bramble_pki::node_user_name(node), bramble_pki::NODES_GROUP)
     }
 
     fn in_process_client_as(&self, name: String, group: &str) -> kube::Client {

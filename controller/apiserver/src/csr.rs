@@ -174,18 +174,22 @@ fn request_pem(csr: &Value) -> Option<String> {
 /// Whether a kubelet client CSR asks for exactly a node client certificate, as upstream's
 /// `IsKubeletClientCSR`.
 fn is_node_client_request(csr: &Value) -> Option<String> {
-    let pem = request_pem(csr)?;
-    let subject = bramble_pki::csr_subject(&pem).ok()?;
-    let node = subject.common_name.strip_prefix("system:node:")?;
-    if node.is_empty() || subject.organizations != ["system:nodes"] {
-        return None;
-    }
+    let subject = node_subject(csr)?;
     let usages = usages(csr);
     let allowed = ["digital signature", "key encipherment", "client auth"];
     if !usages.contains(&"client auth") || usages.iter().any(|u| !allowed.contains(u)) {
         return None;
     }
     Some(subject.common_name)
+}
+
+/// The CSR's subject when it is exactly a node's: `system:node:<name>` in `system:nodes`.
+fn node_subject(csr: &Value) -> Option<bramble_pki::CsrSubject> {
+    let subject = bramble_pki::csr_subject(&request_pem(csr)?).ok()?;
+    let node = subject
+        .common_name
+        .strip_prefix(bramble_pki::NODE_USER_PREFIX)?;
+    (!node.is_empty() && subject.organizations == [bramble_pki::NODES_GROUP]).then_some(subject)
 }
 
 fn usages(csr: &Value) -> Vec<&str> {
@@ -200,18 +204,13 @@ fn usages(csr: &Value) -> Vec<&str> {
 /// digital signature, key encipherment and server auth (with server auth), only DNS and IP
 /// SANs and at least one.
 fn is_node_serving_request(csr: &Value) -> Option<String> {
-    let pem = request_pem(csr)?;
-    let subject = bramble_pki::csr_subject(&pem).ok()?;
-    let node = subject.common_name.strip_prefix("system:node:")?;
-    if node.is_empty() || subject.organizations != ["system:nodes"] {
-        return None;
-    }
+    let subject = node_subject(csr)?;
     let usages = usages(csr);
     let allowed = ["digital signature", "key encipherment", "server auth"];
     if !usages.contains(&"server auth") || usages.iter().any(|u| !allowed.contains(u)) {
         return None;
     }
-    let sans = bramble_pki::csr_sans(&pem).ok()?;
+    let sans = bramble_pki::csr_sans(&request_pem(csr)?).ok()?;
     if sans.others > 0 || (sans.dns.is_empty() && sans.ips.is_empty()) {
         return None;
     }

@@ -22,15 +22,9 @@ use crate::join::JoinError;
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 /// Signer of kubelet serving certificates.
 pub const KUBELET_SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
-/// Group of node identities.
-pub const NODES_GROUP: &str = "system:nodes";
+pub use bramble_pki::{node_user_name, NODES_GROUP};
 /// Fraction of a certificate's lifetime after which it is renewed.
 pub const RENEW_FRACTION: f64 = 0.8;
-
-/// The user name of node `name`.
-pub fn node_user(name: &str) -> String {
-    format!("system:node:{name}")
-}
 
 /// A node's credentials: the kubeconfig the kubelet keeps in its data directory.
 #[derive(Clone)]
@@ -257,7 +251,8 @@ pub async fn renew_client_certificate(
     node_name: &str,
     timeout: Duration,
 ) -> Result<NodeCredentials, JoinError> {
-    let (csr_pem, key_pem) = bramble_pki::new_client_csr(&node_user(node_name), &[NODES_GROUP])?;
+    let (csr_pem, key_pem) =
+        bramble_pki::new_client_csr(&node_user_name(node_name), &[NODES_GROUP])?;
     let issued = request_certificate(
         current.client().await?,
         &csr_pem,
@@ -287,7 +282,7 @@ pub async fn request_serving_certificate(
     timeout: Duration,
 ) -> Result<(String, String), JoinError> {
     let (csr_pem, key_pem) =
-        bramble_pki::new_serving_csr(&node_user(node_name), &[NODES_GROUP], dns, ips)?;
+        bramble_pki::new_serving_csr(&node_user_name(node_name), &[NODES_GROUP], dns, ips)?;
     let issued = request_certificate(
         client,
         &csr_pem,

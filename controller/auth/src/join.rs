@@ -35,7 +35,8 @@ use serde_json::json;
 
 use crate::bootstrap_token::BootstrapToken;
 use crate::certs::{
-    client_of, kubeconfig_yaml, node_user, request_certificate, KUBELET_CLIENT_SIGNER, NODES_GROUP,
+    client_of, kubeconfig_yaml, node_user_name, request_certificate, KUBELET_CLIENT_SIGNER,
+    NODES_GROUP,
 };
 
 /// What [`join`] needs.
@@ -176,7 +177,7 @@ pub async fn join(cfg: &JoinConfig) -> Result<Joined, JoinError> {
     ))
     .await?;
     let (csr_pem, key_pem) =
-        bramble_pki::new_client_csr(&node_user(&cfg.node_name), &[NODES_GROUP])?;
+        bramble_pki::new_client_csr(&node_user_name(&cfg.node_name), &[NODES_GROUP])?;
     let issued = request_certificate(
         bootstrap,
         &csr_pem,

@@ -13,10 +13,7 @@ use bramble_pki::UserInfo;
 use crate::attributes::Attributes;
 use crate::rbac::{rule_allows, Decision};
 
-/// The group of every kubelet's user.
-pub const NODES_GROUP: &str = "system:nodes";
-/// Prefix of a kubelet's user name.
-pub const NODE_USER_PREFIX: &str = "system:node:";
+pub use bramble_pki::{NODES_GROUP, NODE_USER_PREFIX};
 /// The namespace of node heartbeat Leases.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 

@@ -39,7 +39,7 @@ pub use issue::{APISERVER_CN, CA_VALIDITY, LEAF_VALIDITY};
 pub use kubeconfig::{
     read_kubeconfig_entry, replace_kubeconfig, write_kubeconfig, KubeconfigEntry, KubeconfigUser,
 };
-pub use node_kubeconfig::{node_user_name, NODE_KUBECONFIG_CONTEXT, SYSTEM_NODES};
+pub use node_kubeconfig::{node_user_name, NODES_GROUP, NODE_KUBECONFIG_CONTEXT, NODE_USER_PREFIX};
 pub use options::{
     default_server_sans, local_hostname, PkiOptions, DEFAULT_SERVICE_IP, KUBERNETES_SERVICE_NAMES,
 };

@@ -12,7 +12,9 @@ use crate::kubeconfig::{self, KubeconfigEntry, KubeconfigUser};
 use crate::PkiError;
 
 /// The group of node identities.
-pub const SYSTEM_NODES: &str = "system:nodes";
+pub const NODES_GROUP: &str = "system:nodes";
+/// The prefix of a node's user name.
+pub const NODE_USER_PREFIX: &str = "system:node:";
 /// The context (and cluster and user) name in a node kubeconfig: `default`, as in the
 /// kubeconfig a kubelet writes when it joins, which its certificate rotation rewrites.
 pub const NODE_KUBECONFIG_CONTEXT: &str = "default";
@@ -21,7 +23,7 @@ const NODE_RENEWAL: Renewal = Renewal::LastFraction(0.2);
 
 /// The user name of node `node_name` (`system:node:<name>`).
 pub fn node_user_name(node_name: &str) -> String {
-    format!("system:node:{node_name}")
+    format!("{NODE_USER_PREFIX}{node_name}")
 }
 
 /// Makes the kubeconfig at `path` hold a usable client certificate for node `node_name`
@@ -53,7 +55,7 @@ pub(crate) fn ensure_node_kubeconfig(
                 ca_der: &ca_der,
                 sans: &[],
                 common_name: Some(&user),
-                organizations: &[SYSTEM_NODES],
+                organizations: &[NODES_GROUP],
                 renewal: NODE_RENEWAL,
             };
             match inspect::leaf_reissue_reason(cert_pem, key_pem, &req) {
@@ -69,7 +71,7 @@ pub(crate) fn ensure_node_kubeconfig(
     let (credential, provenance) = match kept {
         Some(credential) => (credential, Provenance::Loaded),
         None => {
-            let issued = signer.issue_client(&user, &[SYSTEM_NODES], LEAF_VALIDITY)?;
+            let issued = signer.issue_client(&user, &[NODES_GROUP], LEAF_VALIDITY)?;
             let provenance = if existing.is_some() {
                 Provenance::Reissued
             } else {
@@ -175,7 +177,7 @@ mod tests {
         let near = signer
             .issue_client(
                 "system:node:pi-2",
-                &[SYSTEM_NODES],
+                &[NODES_GROUP],
                 std::time::Duration::from_secs(100),
             )
             .unwrap();
