@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use heed::{PutFlags, RwTxn};
+use heed::RwTxn;
 use serde_json::Value;
 
 use super::open::Dbs;
@@ -47,7 +47,7 @@ fn apply_op(
             max: max_key_size,
         });
     }
-    let existing = match dbs.objects.get(txn, key.as_bytes())? {
+    let existing = match dbs.object(txn, &key)? {
         Some(bytes) => {
             let rec = ObjectRecord::decode(&key, bytes)?;
             Some((
@@ -64,11 +64,7 @@ fn apply_op(
                 return Err(StoreError::AlreadyExists(key));
             }
             let json = stamp(value, revision, &key)?;
-            dbs.objects.put(
-                txn,
-                key.as_bytes(),
-                &ObjectRecord::encode(revision, revision, &json),
-            )?;
+            dbs.put_object(txn, &key, &ObjectRecord::encode(revision, revision, &json))?;
             let change = Change {
                 kind: EventType::Added,
                 create_revision: revision,
@@ -85,9 +81,9 @@ fn apply_op(
             let (create_revision, prev_mod, prev_json) =
                 check_existing(&key, existing, expected_revision)?;
             let json = stamp(value, revision, &key)?;
-            dbs.objects.put(
+            dbs.put_object(
                 txn,
-                key.as_bytes(),
+                &key,
                 &ObjectRecord::encode(create_revision, revision, &json),
             )?;
             let change = Change {
@@ -110,7 +106,7 @@ fn apply_op(
                     source,
                 })?;
             let json = stamp(last, revision, &key)?;
-            dbs.objects.delete(txn, key.as_bytes())?;
+            dbs.delete_object(txn, &key)?;
             let change = Change {
                 kind: EventType::Deleted,
                 create_revision,
@@ -213,7 +209,5 @@ fn append_history(
     revision: Revision,
     rec: &EventRecord<'_>,
 ) -> Result<(), StoreError> {
-    dbs.history
-        .put_with_flags(txn, PutFlags::APPEND, &revision, &rec.encode())?;
-    Ok(())
+    dbs.append_history(txn, revision, &rec.encode())
 }

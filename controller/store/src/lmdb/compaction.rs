@@ -15,8 +15,8 @@ pub(crate) struct Compaction {
 }
 
 /// Every revision has exactly one history event, so the history holds the events
-/// `(compacted, current]`. When there are more than `limit`, deletes the oldest in `txn` (the
-/// same transaction that added the new ones). The compacted revision is the first
+/// `(compacted, current]`. When there are more than `limit` plus a sixteenth, deletes the
+/// oldest down to `limit` in `txn` (the same transaction that added the new ones). The compacted revision is the first
 /// remaining event's revision minus one (see [`Dbs::revisions`]).
 pub(crate) fn compact(
     txn: &mut RwTxn,
@@ -25,14 +25,17 @@ pub(crate) fn compact(
     compacted: Revision,
     limit: u64,
 ) -> Result<Compaction, StoreError> {
-    if current.saturating_sub(compacted) <= limit {
+    // Deleting the oldest event on every commit would dirty the history's first leaf and its
+    // branch pages each time; letting the history run over the limit by a sixteenth and then
+    // deleting the surplus in one go writes those pages once per `limit / 16` commits.
+    if current.saturating_sub(compacted) <= limit + limit / 16 {
         return Ok(Compaction {
             compacted,
             deleted: 0,
         });
     }
     let new_compacted = current - limit;
-    let deleted = dbs.history.delete_range(txn, &(..=new_compacted))? as u64;
+    let deleted = dbs.delete_history_upto(txn, new_compacted)? as u64;
     tracing::debug!(
         compacted = new_compacted,
         deleted,

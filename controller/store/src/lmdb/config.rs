@@ -10,8 +10,9 @@ pub struct StoreConfig {
     /// Size of LMDB's memory map in bytes: the largest the data file may grow to. It is
     /// virtual address space only (the file is sparse), so it can be generous.
     pub map_size: usize,
-    /// How many events the history keeps for watch resumption and exact-revision lists.
-    /// Older events are compacted away in the same write transaction that adds new ones.
+    /// How many events the history keeps for watch resumption and exact-revision lists (at
+    /// least; it runs over by up to a sixteenth of this before the surplus is compacted away
+    /// in one go, in the same write transaction that adds new events).
     pub history_limit: u64,
     /// Most transactions the writer folds into one commit.
     pub max_batch: usize,

@@ -20,8 +20,7 @@ pub(crate) fn events<'t>(
     upto: Revision,
 ) -> Result<impl Iterator<Item = Result<(Revision, EventRecord<'t>), StoreError>> + 't, StoreError>
 {
-    let range = (Bound::Excluded(after), Bound::Included(upto));
-    Ok(dbs.history.range(txn, &range)?.map(|item| {
+    Ok(dbs.history_range(txn, after, upto)?.map(|item| {
         let (revision, bytes) = item?;
         Ok((revision, EventRecord::decode(revision, bytes)?))
     }))
@@ -38,8 +37,7 @@ pub(crate) fn state_overrides<'t>(
     current: Revision,
 ) -> Result<BTreeMap<&'t str, Option<ObjectRecord<'t>>>, StoreError> {
     let mut overrides = BTreeMap::new();
-    let range = (Bound::Excluded(revision), Bound::Included(current));
-    for item in dbs.history.rev_range(txn, &range)? {
+    for item in dbs.history_rev_range(txn, revision, current)? {
         let (event_revision, bytes) = item?;
         let event = EventRecord::decode(event_revision, bytes)?;
         if !event.key.starts_with(prefix) {

@@ -1,8 +1,8 @@
 //! The embedded store: LMDB through heed.
 //!
-//! Three databases in one environment: `objects` (key -> record), `history` (revision ->
+//! One B-tree (see `open`) holding the objects (key -> record), the history (revision ->
 //! event, trimmed to [`StoreConfig::history_limit`]; its first and last keys give the
-//! compacted and current revision) and `meta` (the format version). One writer thread does every write with group commit (see `writer`); reads
+//! compacted and current revision) and the format version. One writer thread does every write with group commit (see `writer`); reads
 //! run on the caller's thread in short read transactions on LMDB's memory map, so nothing
 //! but a small ring of recent events is kept in memory.
 

@@ -1,41 +1,171 @@
-//! Opening the LMDB environment and its three databases.
+//! Opening the LMDB environment, and the store's one B-tree.
+//!
+//! Format 2 keeps everything in LMDB's main (unnamed) database, told apart by a one-byte
+//! prefix: `0x00` + name for meta values, `0x01` + key for objects, `0x02` + revision
+//! (big-endian) for history events. One tree instead of three named ones (format 1) saves
+//! LMDB's main-database page and, with the object and the history event of a write sharing
+//! the upper branch pages, another page or two of every commit; idle, every commit is a
+//! Lease renewal, so this is most of the flash writes of an idle board. History keys sort
+//! last, so appending an event still uses `MDB_APPEND`. A format 1 store is rewritten into
+//! format 2 in one transaction when it is opened.
 
+use std::ops::Bound;
 use std::path::Path;
 
-use heed::byteorder::BigEndian;
-use heed::types::{Bytes, Str, U64};
-use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, WithoutTls};
+use heed::byteorder::{BigEndian, ByteOrder};
+use heed::types::{Bytes, U64};
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, PutFlags, RoTxn, RwTxn, WithoutTls};
 
 use super::config::StoreConfig;
 use crate::{Revision, StoreError};
 
-/// `meta` key of the on-disk format version, written once when the store is created.
-const META_FORMAT: &str = "format_version";
-/// The layout described in [`super::record`].
-const FORMAT_VERSION: u64 = 1;
+/// Meta key of the on-disk format version, written when the store is created.
+const META_FORMAT: &[u8] = b"\x00format_version";
+/// The layout described above.
+const FORMAT_VERSION: u64 = 2;
+/// Key prefix of objects.
+const OBJECT: u8 = 1;
+/// Key prefix of history events; the largest prefix, so history keys sort last.
+const HISTORY: u8 = 2;
 
-/// Handles of the store's databases (the third, `meta`, only holds [`META_FORMAT`] and is
-/// only read at open); plain numbers, valid as long as the env is open.
+fn object_key(key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(OBJECT);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+fn history_key(revision: Revision) -> [u8; 9] {
+    let mut k = [HISTORY; 9];
+    BigEndian::write_u64(&mut k[1..], revision);
+    k
+}
+
+fn history_revision(key: &[u8]) -> Result<Revision, StoreError> {
+    match key {
+        [HISTORY, rest @ ..] if rest.len() == 8 => Ok(BigEndian::read_u64(rest)),
+        _ => Err(StoreError::BadRecord {
+            what: format!("history key {key:?}"),
+            reason: "not a prefix byte and a 64-bit revision",
+        }),
+    }
+}
+
+/// A borrowed key/value of the tree.
+type Item<'t> = Result<(&'t [u8], &'t [u8]), heed::Error>;
+
+/// The store's tree (a plain handle, valid as long as the env is open), with the object and
+/// history views the rest of the store uses.
 #[derive(Clone, Copy)]
 pub(crate) struct Dbs {
-    /// key -> [`super::record::ObjectRecord`].
-    pub objects: Database<'static, Bytes, Bytes>,
-    /// revision (big-endian, so key order is revision order) -> [`super::record::EventRecord`].
-    pub history: Database<'static, U64<BigEndian>, Bytes>,
+    main: Database<'static, Bytes, Bytes>,
 }
 
 impl Dbs {
+    /// The record of object `key`.
+    pub fn object<'t>(&self, txn: &'t RoTxn, key: &str) -> Result<Option<&'t [u8]>, StoreError> {
+        Ok(self.main.get(txn, &object_key(key))?)
+    }
+
+    /// Writes the record of object `key`.
+    pub fn put_object(&self, txn: &mut RwTxn, key: &str, record: &[u8]) -> Result<(), StoreError> {
+        Ok(self.main.put(txn, &object_key(key), record)?)
+    }
+
+    /// Deletes object `key`.
+    pub fn delete_object(&self, txn: &mut RwTxn, key: &str) -> Result<(), StoreError> {
+        self.main.delete(txn, &object_key(key))?;
+        Ok(())
+    }
+
+    /// Objects from `lower` on in key order, as (key, record), to the end of the objects.
+    pub fn objects_from<'t>(
+        &self,
+        txn: &'t RoTxn,
+        lower: Bound<&str>,
+    ) -> Result<impl Iterator<Item = Item<'t>> + 't, StoreError> {
+        let lower = lower.map(object_key);
+        let upper = [HISTORY];
+        let range = (
+            lower.as_ref().map(Vec::as_slice),
+            Bound::Excluded(&upper[..]),
+        );
+        Ok(self
+            .main
+            .range(txn, &range)?
+            .map(|item| item.map(|(k, v)| (&k[1..], v))))
+    }
+
+    /// History events with revision in `(after, upto]`, oldest first.
+    pub fn history_range<'t>(
+        &self,
+        txn: &'t RoTxn,
+        after: Revision,
+        upto: Revision,
+    ) -> Result<impl Iterator<Item = Result<(Revision, &'t [u8]), StoreError>> + 't, StoreError>
+    {
+        let (from, to) = (history_key(after), history_key(upto));
+        let range = (Bound::Excluded(&from[..]), Bound::Included(&to[..]));
+        Ok(self.main.range(txn, &range)?.map(|item| {
+            let (k, v) = item?;
+            Ok((history_revision(k)?, v))
+        }))
+    }
+
+    /// History events with revision in `(after, upto]`, newest first.
+    pub fn history_rev_range<'t>(
+        &self,
+        txn: &'t RoTxn,
+        after: Revision,
+        upto: Revision,
+    ) -> Result<impl Iterator<Item = Result<(Revision, &'t [u8]), StoreError>> + 't, StoreError>
+    {
+        let (from, to) = (history_key(after), history_key(upto));
+        let range = (Bound::Excluded(&from[..]), Bound::Included(&to[..]));
+        Ok(self.main.rev_range(txn, &range)?.map(|item| {
+            let (k, v) = item?;
+            Ok((history_revision(k)?, v))
+        }))
+    }
+
+    /// Appends the event of `revision`, newer than every stored one (`MDB_APPEND`).
+    pub fn append_history(
+        &self,
+        txn: &mut RwTxn,
+        revision: Revision,
+        record: &[u8],
+    ) -> Result<(), StoreError> {
+        Ok(self
+            .main
+            .put_with_flags(txn, PutFlags::APPEND, &history_key(revision), record)?)
+    }
+
+    /// Deletes the events up to and including `revision`; returns how many.
+    pub fn delete_history_upto(
+        &self,
+        txn: &mut RwTxn,
+        revision: Revision,
+    ) -> Result<usize, StoreError> {
+        let (from, to) = ([HISTORY], history_key(revision));
+        let range = (Bound::Included(&from[..]), Bound::Included(&to[..]));
+        Ok(self.main.delete_range(txn, &range)?)
+    }
+
     /// `(current, compacted)` as of the transaction's snapshot.
     ///
     /// Every revision has exactly one history event and compaction always keeps at least
     /// one, so the history holds exactly `(compacted, current]`: both revisions follow from
     /// its first and last keys. Deriving them instead of storing them saves rewriting a
-    /// page of another B-tree on every commit (flash wear).
+    /// page on every commit (flash wear).
     pub fn revisions(&self, txn: &RoTxn) -> Result<(Revision, Revision), StoreError> {
-        let Some((current, _)) = self.history.last(txn)? else {
-            return Ok((0, 0));
+        let current = match self.main.last(txn)? {
+            Some((key, _)) if key.first() == Some(&HISTORY) => history_revision(key)?,
+            _ => return Ok((0, 0)),
         };
-        let (first, _) = self.history.first(txn)?.unwrap_or((current, &[]));
+        let first = match self.history_range(txn, 0, current)?.next() {
+            Some(item) => item?.0,
+            None => current,
+        };
         Ok((current, first - 1))
     }
 }
@@ -76,22 +206,44 @@ pub(crate) fn open_env(dir: &Path, config: &StoreConfig) -> Result<Opened, Store
 
     let wtxn = env.write_txn()?;
     let mut format: Option<u64> = None;
-    let dbs = env
-        .create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_, heed::Error> {
-            let objects = opener.create_database::<Bytes, Bytes>(wtxn, Some("objects"))?;
-            let history = opener.create_database::<U64<BigEndian>, Bytes>(wtxn, Some("history"))?;
-            let meta = opener.create_database::<Str, U64<BigEndian>>(wtxn, Some("meta"))?;
-            format = meta.get(wtxn, META_FORMAT)?;
-            if format.is_none() {
-                meta.put(wtxn, META_FORMAT, &FORMAT_VERSION)?;
+    let main = env.create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_, StoreError> {
+        let main = opener.create_database::<Bytes, Bytes>(wtxn, None)?;
+        format = main.get(wtxn, META_FORMAT)?.map(BigEndian::read_u64);
+        if format.is_none() {
+            let old_meta = opener.open_database::<Bytes, U64<BigEndian>>(wtxn, Some("meta"))?;
+            if let Some(old_meta) = old_meta {
+                let found = old_meta.get(wtxn, b"format_version")?;
+                if found != Some(1) {
+                    format = found.or(Some(0));
+                    return Ok(CommitOrAbort::Abort(()));
+                }
+                let objects = opener.open_database::<Bytes, Bytes>(wtxn, Some("objects"))?;
+                let history = opener.open_database::<Bytes, Bytes>(wtxn, Some("history"))?;
+                migrate_from_format_1(wtxn, main, objects, history)?;
+                // SAFETY: the handle is not used after it is removed.
+                unsafe { old_meta.remove(wtxn)? };
+                tracing::info!(path = %dir.display(), "store rewritten from format 1 to format 2");
+            } else if !main.is_empty(wtxn)? {
+                format = Some(0);
+                return Ok(CommitOrAbort::Abort(()));
             }
-            Ok(CommitOrAbort::<_, ()>::Commit((objects, history)))
-        })
-        .map_err(|source| StoreError::Open {
-            path: dir.to_owned(),
-            source,
-        })?
-        .unwrap_commit();
+            let mut version = [0u8; 8];
+            BigEndian::write_u64(&mut version, FORMAT_VERSION);
+            main.put(wtxn, META_FORMAT, &version)?;
+        }
+        Ok(CommitOrAbort::Commit(main))
+    })?;
+    let main = match main {
+        CommitOrAbort::Commit(main) => main,
+        CommitOrAbort::Abort(()) => {
+            let found = format.unwrap_or(0);
+            tracing::error!(found, expected = FORMAT_VERSION, "unsupported store format");
+            return Err(StoreError::BadRecord {
+                what: format!("store format version {found} in {}", dir.display()),
+                reason: "unsupported store format",
+            });
+        }
+    };
     if let Some(found) = format.filter(|&found| found != FORMAT_VERSION) {
         tracing::error!(found, expected = FORMAT_VERSION, "unsupported store format");
         return Err(StoreError::BadRecord {
@@ -99,10 +251,7 @@ pub(crate) fn open_env(dir: &Path, config: &StoreConfig) -> Result<Opened, Store
             reason: "unsupported store format",
         });
     }
-    let dbs = Dbs {
-        objects: dbs.0,
-        history: dbs.1,
-    };
+    let dbs = Dbs { main };
 
     let rtxn = env.read_txn()?;
     let (current, compacted) = dbs.revisions(&rtxn)?;
@@ -113,4 +262,41 @@ pub(crate) fn open_env(dir: &Path, config: &StoreConfig) -> Result<Opened, Store
         current,
         compacted,
     })
+}
+
+/// Copies format 1's `objects` and `history` databases into the main tree with their
+/// prefixes and removes them (in the caller's transaction: all or nothing).
+fn migrate_from_format_1(
+    wtxn: &mut RwTxn,
+    main: Database<'_, Bytes, Bytes>,
+    objects: Option<Database<'_, Bytes, Bytes>>,
+    history: Option<Database<'_, Bytes, Bytes>>,
+) -> Result<(), StoreError> {
+    if let Some(objects) = objects {
+        let copied: Vec<(Vec<u8>, Vec<u8>)> = objects
+            .iter(wtxn)?
+            .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect::<Result<_, _>>()?;
+        for (key, value) in copied {
+            let mut k = vec![OBJECT];
+            k.extend_from_slice(&key);
+            main.put(wtxn, &k, &value)?;
+        }
+        // SAFETY: the handle is not used after it is removed.
+        unsafe { objects.remove(wtxn)? };
+    }
+    if let Some(history) = history {
+        let copied: Vec<(Vec<u8>, Vec<u8>)> = history
+            .iter(wtxn)?
+            .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect::<Result<_, _>>()?;
+        // SAFETY: the handle is not used after it is removed.
+        unsafe { history.remove(wtxn)? };
+        for (key, value) in copied {
+            let mut k = vec![HISTORY];
+            k.extend_from_slice(&key);
+            main.put(wtxn, &k, &value)?;
+        }
+    }
+    Ok(())
 }

@@ -22,7 +22,7 @@ impl Entry<'_> {
 }
 
 pub(crate) fn get(txn: &RoTxn, dbs: &Dbs, key: &str) -> Result<Option<KeyValue>, StoreError> {
-    match dbs.objects.get(txn, key.as_bytes())? {
+    match dbs.object(txn, key)? {
         Some(bytes) => Ok(Some(ObjectRecord::decode(key, bytes)?.to_key_value(key))),
         None => Ok(None),
     }
@@ -44,9 +44,7 @@ pub(crate) fn scan<'t>(
     prefix: &'t str,
     lower: Bound<&'t str>,
 ) -> Result<impl Iterator<Item = Result<Entry<'t>, StoreError>> + 't, StoreError> {
-    let lower = lower.map(str::as_bytes);
-    let range = (lower, Bound::<&[u8]>::Unbounded);
-    let iter = dbs.objects.range(txn, &range)?;
+    let iter = dbs.objects_from(txn, lower)?;
     Ok(iter
         .map(|item| -> Result<Entry<'t>, StoreError> {
             let (key, value) = item?;

@@ -1,6 +1,7 @@
 //! Tests of the LMDB store on real LMDB files in temporary directories.
 
 mod basic;
+mod format;
 mod group_commit;
 mod list;
 mod watch;
