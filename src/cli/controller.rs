@@ -66,6 +66,11 @@ pub struct ControllerArgs {
     /// Rotated audit log files kept.
     #[arg(long, default_value_t = 3)]
     pub audit_log_maxbackup: usize,
+    /// Upstream's audit.k8s.io/v1 Policy file (levels None and Metadata). Without it, every
+    /// mutating request is logged except Events and the Lease renewals of node heartbeats
+    /// and leader election (high-volume, low-risk; upstream's GCE policy drops Events too).
+    #[arg(long)]
+    pub audit_policy_file: Option<PathBuf>,
     /// Log level when RUST_LOG is not set.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -150,7 +155,7 @@ fn parse_go_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
-fn config_of(args: &ControllerArgs) -> ControllerConfig {
+fn config_of(args: &ControllerArgs) -> anyhow::Result<ControllerConfig> {
     let mut cfg = ControllerConfig::new(args.data_dir.join("controller"), args.listen);
     cfg.advertise_address = args.advertise_address;
     cfg.plain_http = args.plain_http;
@@ -163,8 +168,12 @@ fn config_of(args: &ControllerArgs) -> ControllerConfig {
         dir: args.data_dir.join("audit"),
         max_size: args.audit_log_maxsize * 1024 * 1024,
         max_backups: args.audit_log_maxbackup,
+        policy: match &args.audit_policy_file {
+            Some(path) => bramble_apiserver::audit_policy::AuditPolicy::load(path)?,
+            None => bramble_apiserver::audit_policy::AuditPolicy::default(),
+        },
     });
-    cfg
+    Ok(cfg)
 }
 
 async fn shutdown_signal() {
@@ -185,7 +194,7 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
-        let cfg = config_of(&args);
+        let cfg = config_of(&args)?;
         let controller = Controller::start(&cfg)
             .await
             .with_context(|| format!("starting the controller in {}", cfg.data_dir.display()))?;

@@ -1,7 +1,7 @@
-//! The audit log: every request that changes something (create, update, patch, delete,
-//! deletecollection, and the refused attempts) as one JSON line in upstream's
-//! `audit.k8s.io/v1` Event shape at level Metadata, stage ResponseComplete, in
-//! `<data-dir>/audit/audit.log`.
+//! The audit log: the requests that change something (create, update, patch, delete,
+//! deletecollection, and the refused attempts) that the audit policy
+//! ([`crate::audit_policy`]) logs, as one JSON line each in upstream's `audit.k8s.io/v1`
+//! Event shape at level Metadata, stage ResponseComplete, in `<data-dir>/audit/audit.log`.
 //!
 //! Events go through a channel to one writer task that appends them in batches (up to
 //! [`BATCH_MAX`] events, or what arrived within [`BATCH_WAIT`] of the first), one write per
@@ -21,6 +21,8 @@ use tracing::warn;
 
 use bramble_auth::Attributes;
 
+use crate::audit_policy::{AuditPolicy, Level};
+
 /// Most events written in one batch.
 pub const BATCH_MAX: usize = 400;
 /// Longest an event waits for its batch.
@@ -37,6 +39,8 @@ pub struct AuditConfig {
     pub max_size: u64,
     /// Rotated files kept (`--audit-log-maxbackup`).
     pub max_backups: usize,
+    /// Which requests are logged (`--audit-policy-file`, else [`AuditPolicy::default`]).
+    pub policy: AuditPolicy,
 }
 
 /// Errors of the audit writer.
@@ -63,6 +67,7 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Au
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Value>,
+    policy: std::sync::Arc<AuditPolicy>,
 }
 
 /// The request facts recorded when a request starts.
@@ -121,11 +126,13 @@ impl AuditLog {
     pub fn start(cfg: AuditConfig) -> Result<AuditLog, AuditError> {
         std::fs::create_dir_all(&cfg.dir).map_err(io("create", &cfg.dir))?;
         let (tx, rx) = mpsc::channel(QUEUE);
+        let policy = std::sync::Arc::new(cfg.policy.clone());
         tokio::spawn(writer(cfg, rx));
-        Ok(AuditLog { tx })
+        Ok(AuditLog { tx, policy })
     }
 
-    /// The event of a request, if it is audited; finish it with [`Pending::finish`].
+    /// The event of a request, if it is audited (a mutating verb the policy logs); finish it
+    /// with [`Pending::finish`].
     pub fn begin(
         &self,
         attrs: &Attributes,
@@ -133,7 +140,7 @@ impl AuditLog {
         headers: &http::HeaderMap,
         peer: Option<SocketAddr>,
     ) -> Option<Pending> {
-        if !audited_verb(&attrs.verb) {
+        if !audited_verb(&attrs.verb) || self.policy.level(attrs) == Level::None {
             return None;
         }
         let mut object_ref = json!({"resource": attrs.resource, "apiVersion": attrs.api_version});
@@ -286,6 +293,7 @@ mod tests {
             dir: dir.path().to_path_buf(),
             max_size: 4096,
             max_backups: 2,
+            policy: AuditPolicy::default(),
         };
         let log = AuditLog::start(cfg).unwrap();
         let uri: http::Uri = "/api/v1/namespaces/default/pods/web?dryRun=All"
@@ -294,6 +302,12 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert("user-agent", "kubectl/v1.33".parse().unwrap());
         assert!(log.begin(&attrs("get"), &uri, &headers, None).is_none());
+        let mut event = attrs("create");
+        event.resource = "events".into();
+        assert!(
+            log.begin(&event, &uri, &headers, None).is_none(),
+            "the default policy drops Events"
+        );
         let peer: SocketAddr = "10.0.0.9:5555".parse().unwrap();
         // three batches of ten events, each past the size limit: three rotations, two kept
         for _ in 0..3 {

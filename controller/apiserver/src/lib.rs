@@ -11,6 +11,7 @@ pub mod admission_pod_security;
 pub mod admission_quota;
 pub mod admission_storageclass;
 pub mod audit;
+pub mod audit_policy;
 pub mod auth;
 pub mod auth_routes;
 pub mod auth_setup;

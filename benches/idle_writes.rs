@@ -1,0 +1,234 @@
+//! Idle writes benchmark: `cargo bench --bench idle_writes` (needs root; prints a Markdown
+//! table and writes it to target/bench-idle-writes.md).
+//!
+//! What an idle single-node cluster costs the SD card of a board: `bramble up` (controller
+//! and kubelet in one process, as role `both`) runs in a network namespace of its own with
+//! its data directory on a fresh ext4 file system on a loop device, mounted as `bramble init`
+//! mounts the data partition (`noatime,commit=60`). After it has settled, the sectors the
+//! loop device wrote over a window (the block device statistics, as on the board) and the
+//! process's `/proc/PID/io` `write_bytes` are extrapolated to an hour.
+//!
+//! `BENCH_IDLE_SECS` (default 300) is the window, `BENCH_IDLE_SETTLE_SECS` (default 60) the
+//! wait after the node registered. Logs go to /dev/null (the board keeps them in RAM).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_secs(name: &str, default: u64) -> Duration {
+    Duration::from_secs(
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The loop device, its mount and the network namespace, removed on drop.
+struct Scratch {
+    mount: PathBuf,
+    loop_dev: String,
+    netns: String,
+}
+
+impl Scratch {
+    fn new(dir: &Path) -> Scratch {
+        let image = dir.join("data.img");
+        let image_s = image.to_str().unwrap();
+        run("truncate", &["-s", "512M", image_s]);
+        // Initialise inode tables and journal now, not in the background during the window.
+        run(
+            "mkfs.ext4",
+            &[
+                "-q",
+                "-F",
+                "-E",
+                "lazy_itable_init=0,lazy_journal_init=0",
+                image_s,
+            ],
+        );
+        let loop_dev = run("losetup", &["-f", "--show", image_s]);
+        let mount = dir.join("mnt");
+        std::fs::create_dir_all(&mount).unwrap();
+        run(
+            "mount",
+            &[
+                "-o",
+                "noatime,nodev,nosuid,commit=60",
+                &loop_dev,
+                mount.to_str().unwrap(),
+            ],
+        );
+        let netns = format!("bramble-idle-{}", std::process::id());
+        run("ip", &["netns", "add", &netns]);
+        run("ip", &["-n", &netns, "link", "set", "lo", "up"]);
+        Scratch {
+            mount,
+            loop_dev,
+            netns,
+        }
+    }
+
+    /// Bytes the loop device wrote so far (sectors written, field 7 of its stat).
+    fn written(&self) -> u64 {
+        let name = self.loop_dev.trim_start_matches("/dev/");
+        let stat = std::fs::read_to_string(format!("/sys/block/{name}/stat")).unwrap();
+        stat.split_whitespace()
+            .nth(6)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 512
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount).status();
+        let _ = Command::new("losetup")
+            .args(["-d", &self.loop_dev])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+    }
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `write_bytes` of the process and its children (the runtime helper).
+fn proc_write_bytes(pid: u32) -> u64 {
+    let read = |pid: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/io"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("write_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    read(&pid.to_string()) + children.split_whitespace().map(read).sum::<u64>()
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn per_hour(bytes: u64, window: Duration) -> String {
+    let mib = bytes as f64 * 3600.0 / window.as_secs_f64() / (1024.0 * 1024.0);
+    format!("{mib:.2} MiB/h ({bytes} B in {} s)", window.as_secs())
+}
+
+fn main() {
+    if !is_root() {
+        eprintln!("idle_writes: needs root (loop device, mount, network namespace); skipped");
+        return;
+    }
+    let window = env_secs("BENCH_IDLE_SECS", 300);
+    let settle = env_secs("BENCH_IDLE_SETTLE_SECS", 60);
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = Scratch::new(dir.path());
+    let data = scratch.mount.join("data");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &scratch.netns])
+        .arg(env!("CARGO_BIN_EXE_bramble"))
+        .arg("up")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--local-path-dir")
+        .arg(scratch.mount.join("local-path"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting bramble up");
+    let pid = child.id();
+    let bramble = Proc(child);
+    let audit = data.join("audit/audit.log");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    // The node registered: the kubelet's first Lease write is in the audit log (its create).
+    while file_size(&audit) == 0 {
+        assert!(Instant::now() < deadline, "the node did not register");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "bramble up pid {pid} registered; settling {} s, then measuring {} s",
+        settle.as_secs(),
+        window.as_secs()
+    );
+    std::thread::sleep(settle);
+    let db = data.join("controller/db/data.mdb");
+    let (blk0, proc0, audit0, db0) = (
+        scratch.written(),
+        proc_write_bytes(pid),
+        file_size(&audit),
+        file_size(&db),
+    );
+    let started = Instant::now();
+    std::thread::sleep(window);
+    let elapsed = started.elapsed();
+    let (blk1, proc1, audit1, db1) = (
+        scratch.written(),
+        proc_write_bytes(pid),
+        file_size(&audit),
+        file_size(&db),
+    );
+    drop(bramble);
+
+    let mut table = String::from(
+        "| measurement (idle, controller+kubelet, `bramble up`) | value |\n|---|---|\n",
+    );
+    table.push_str(&format!(
+        "| idle bytes written per hour, data partition block device (ext4 commit=60) | {} |\n",
+        per_hour(blk1 - blk0, elapsed)
+    ));
+    table.push_str(&format!(
+        "| idle bytes written per hour, /proc/PID/io write_bytes | {} |\n",
+        per_hour(proc1 - proc0, elapsed)
+    ));
+    table.push_str(&format!(
+        "| audit log growth per hour | {} |\n",
+        per_hour(audit1.saturating_sub(audit0), elapsed)
+    ));
+    table.push_str(&format!(
+        "| store file (data.mdb) growth per hour | {} |\n",
+        per_hour(db1.saturating_sub(db0), elapsed)
+    ));
+    println!("{table}");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-idle-writes.md");
+    let _ = std::fs::write(&out, &table);
+    eprintln!("written to {}", out.display());
+}
+
+/// The effective uid is 0 (`Uid:` real, effective, ... in /proc/self/status).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        == Some("0")
+}
