@@ -5,6 +5,8 @@
 //! in its memory: state is in the [`StateDir`] and in libcontainer's state, so a new helper
 //! started by a restarted kubelet sees every container the old one created.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -52,6 +54,9 @@ pub enum HelperError {
     /// Shim failure.
     #[error(transparent)]
     Shim(#[from] ShimError),
+    /// Direct exec failure.
+    #[error(transparent)]
+    DirectExec(#[from] crate::exec_direct::DirectExecError),
     /// libcontainer failure.
     #[error("libcontainer: {0}")]
     Libcontainer(#[from] libcontainer::error::LibcontainerError),
@@ -85,6 +90,9 @@ struct Helper {
     state: StateDir,
     pause_libs: Option<HostLibs>,
     may_lower_oom: bool,
+    /// `meta.json` of each container, read once: it never changes after creation, and
+    /// every relist reads every container's state.
+    metas: RefCell<HashMap<String, ContainerMeta>>,
 }
 
 /// Serves requests on `conn` until the peer closes it. Call only in a single-threaded
@@ -97,6 +105,7 @@ pub fn serve(conn: OwnedFd, cfg: HelperConfig) -> Result<(), HelperError> {
         state,
         pause_libs: None,
         may_lower_oom: may_lower_oom_score(),
+        metas: RefCell::default(),
     };
     let mut reader = FrameReader::default();
     while let Some((body, fds)) = recv_blocking(&conn, &mut reader)? {
@@ -209,6 +218,33 @@ impl Helper {
                 )?;
                 Ok((Response::ExecStarted { pid }, vec![result]))
             }
+            Request::ExecDirect { id, config } => {
+                let stdio: [OwnedFd; 3] = fds
+                    .try_into()
+                    .map_err(|_| HelperError::Invalid("exec needs stdin, stdout, stderr".into()))?;
+                if config.tty {
+                    return Err(HelperError::Invalid("a direct exec has no terminal".into()));
+                }
+                let mut c = self.load(&id)?;
+                c.refresh_status()?;
+                let pid = match (c.status(), c.pid()) {
+                    (ContainerStatus::Running, Some(pid)) => pid.as_raw(),
+                    _ => {
+                        return Err(HelperError::Invalid(format!(
+                            "container {id} is not running"
+                        )))
+                    }
+                };
+                let started =
+                    crate::exec_direct::spawn(&self.state.bundle(&id), pid, &config, stdio)?;
+                Ok((
+                    Response::ExecDirectStarted {
+                        pid: started.pid,
+                        error: started.error,
+                    },
+                    vec![started.pidfd],
+                ))
+            }
             Request::Attach { id } => {
                 let st = self.state_of(&id)?;
                 if st.status != ContainerStatusKind::Running {
@@ -249,8 +285,13 @@ impl Helper {
         if !valid_id(id) {
             return Err(HelperError::Invalid(format!("bad container id {id:?}")));
         }
-        read_json(&self.state.bundle(id).join("meta.json"))?
-            .ok_or_else(|| HelperError::NotFound(id.to_string()))
+        if let Some(m) = self.metas.borrow().get(id) {
+            return Ok(m.clone());
+        }
+        let meta: ContainerMeta = read_json(&self.state.bundle(id).join("meta.json"))?
+            .ok_or_else(|| HelperError::NotFound(id.to_string()))?;
+        self.metas.borrow_mut().insert(id.to_string(), meta.clone());
+        Ok(meta)
     }
 
     fn create(&mut self, id: &str, kind: ContainerKind) -> Result<i32, HelperError> {
@@ -387,6 +428,7 @@ impl Helper {
         if matches!(meta.kind, ContainerKind::App { .. }) {
             unmount_rootfs(&bundle)?;
         }
+        self.metas.borrow_mut().remove(id);
         std::fs::remove_dir_all(&bundle).map_err(|source| StateError::Io {
             op: "remove",
             path: bundle.clone(),

@@ -307,6 +307,15 @@ pub enum Request {
         /// The process.
         config: ExecConfig,
     },
+    /// Run a process in a running container with the passed stdio descriptors, without a
+    /// shim ([`crate::exec_direct`]; no terminal). The answer carries a pidfd of the process,
+    /// a child of the helper's parent, which must reap it.
+    ExecDirect {
+        /// Container id.
+        id: String,
+        /// The process.
+        config: ExecConfig,
+    },
     /// Make the container's shim reopen its log file (after rotation).
     ReopenLog {
         /// Container id.
@@ -335,7 +344,7 @@ pub enum ErrorKind {
 }
 
 /// The helper's answer. `ExecStarted` carries one descriptor: a pipe that yields the exec
-/// result as JSON ([`ExecResult`]) when the process ends.
+/// result as JSON ([`ExecResult`]) when the process ends; `ExecDirectStarted` carries a pidfd.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 #[allow(clippy::large_enum_variant)] // transient, one message in flight at a time
@@ -363,6 +372,14 @@ pub enum Response {
     ExecStarted {
         /// Its host pid.
         pid: i32,
+    },
+    /// A direct exec's process (its pidfd attached): running, or, with `error`, exited
+    /// before `execve`. Either way its parent must reap it.
+    ExecDirectStarted {
+        /// Its host pid.
+        pid: i32,
+        /// Why it could not exec.
+        error: Option<String>,
     },
     /// The request failed.
     Error {

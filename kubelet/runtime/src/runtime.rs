@@ -3,10 +3,13 @@
 
 use std::future::Future;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
+use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, Interest};
 
 use crate::client::RuntimeClient;
 use crate::error::RuntimeError;
@@ -71,6 +74,41 @@ impl ExecProcess {
             (None, e) => Err(RuntimeError::Exec(e.unwrap_or_default())),
         }
     }
+}
+
+/// Waits (without a thread) for a child of this process known by its pidfd, and reaps it:
+/// its exit code, 128 + signal when signalled.
+async fn reap(pidfd: OwnedFd) -> Result<i32, RuntimeError> {
+    // SAFETY: the `OwnedFd` keeps the descriptor open and unchanged for the AsyncFd's life.
+    let fd = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }
+        .map_err(|e| RuntimeError::Io("register pidfd", std::io::Error::other(e.to_string())))?;
+    loop {
+        let mut guard = fd
+            .readable()
+            .await
+            .map_err(|e| RuntimeError::Io("wait pidfd", e))?;
+        match waitid(
+            Id::PIDFd(fd.get_ref().as_fd()),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+        ) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => guard.clear_ready(),
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(RuntimeError::Io("waitid", e.into())),
+        }
+    }
+}
+
+/// Reads a pipe to its end without a thread.
+async fn read_pipe(fd: OwnedFd) -> Result<Vec<u8>, RuntimeError> {
+    let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+        .map_err(|e| RuntimeError::Io("exec output pipe", e))?;
+    let mut buf = Vec::new();
+    rx.read_to_end(&mut buf)
+        .await
+        .map_err(|e| RuntimeError::Io("read exec output", e))?;
+    Ok(buf)
 }
 
 /// Pods and containers as the kubelet drives them (the CRI's shape, in-process).
@@ -396,22 +434,27 @@ impl ContainerRuntime for RuntimeClient {
         let (err_r, err_w) = pipe()?;
         let stdin =
             std::fs::File::open("/dev/null").map_err(|e| RuntimeError::Io("/dev/null", e))?;
-        let proc = self
-            .exec(id, config, [OwnedFd::from(stdin), out_w, err_w])
-            .await?;
-        let pid = proc.pid;
-        let read_all = |fd: OwnedFd| {
-            tokio::task::spawn_blocking(move || {
-                let mut buf = Vec::new();
-                let _ = std::fs::File::from(fd).read_to_end(&mut buf);
-                buf
-            })
+        let raw = [stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
+        let req = Request::ExecDirect {
+            id: id.to_string(),
+            config: config.clone(),
         };
-        let (out, err) = (read_all(out_r), read_all(err_r));
+        let (resp, mut fds) = self.call(&req, &raw).await?;
+        drop((stdin, out_w, err_w));
+        let (pid, error) = match resp {
+            Response::ExecDirectStarted { pid, error } if fds.len() == 1 => (pid, error),
+            r => return Err(unexpected(r)),
+        };
+        let mut exited = tokio::spawn(reap(fds.remove(0)));
+        if let Some(e) = error {
+            let _ = exited.await;
+            return Err(RuntimeError::Exec(e));
+        }
         let run = async {
-            let code = proc.wait().await?;
-            let stdout = out.await.map_err(|e| RuntimeError::Exec(e.to_string()))?;
-            let stderr = err.await.map_err(|e| RuntimeError::Exec(e.to_string()))?;
+            let (stdout, stderr) = tokio::try_join!(read_pipe(out_r), read_pipe(err_r))?;
+            let code = (&mut exited)
+                .await
+                .map_err(|e| RuntimeError::Exec(e.to_string()))??;
             Ok::<_, RuntimeError>(ExecOutput {
                 stdout,
                 stderr,
@@ -425,6 +468,7 @@ impl ContainerRuntime for RuntimeClient {
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,
                 );
+                // The reaping task runs on and reaps the killed process.
                 Err(RuntimeError::Timeout)
             }
         }

@@ -219,6 +219,46 @@ async fn exec_and_graceful_stop() {
         )
         .await;
     assert!(missing.is_err() || missing.unwrap().exit_code != 0);
+    // The exec'd process is in the container: its namespaces, its cgroups, its root.
+    let init = rt.container_status(&polite).await.unwrap().pid.unwrap();
+    let inside = rt
+        .exec_sync(
+            &polite,
+            &ExecConfig {
+                command: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "for n in net ipc uts pid mnt cgroup; do echo $n=$(readlink /proc/self/ns/$n); done; \
+                     grep memory /proc/self/cgroup | sed s/^/self/; grep memory /proc/1/cgroup | sed s/^/init/; \
+                     test -e /etc/image-marker && echo marker"
+                        .into(),
+                ],
+                ..Default::default()
+            },
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
+    let inside = String::from_utf8_lossy(&inside.stdout).to_string();
+    for n in ["net", "ipc", "uts", "pid", "mnt", "cgroup"] {
+        let want = format!("{n}={}", ns_link(init, n));
+        assert!(inside.contains(&want), "{want} not in {inside}");
+    }
+    // Its cgroups are the container's (pid 1 is the container's init in its PID namespace).
+    let line = |prefix: &str| {
+        inside
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(prefix)
+                    .map(|r| r.split_once(':').map(|x| x.1))
+            })
+            .flatten()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(!line("self").is_empty(), "{inside}");
+    assert_eq!(line("self"), line("init"), "{inside}");
+    assert!(inside.contains("marker"), "{inside}");
 
     // A container that handles SIGTERM stops within the grace period with its own code.
     let t = Instant::now();

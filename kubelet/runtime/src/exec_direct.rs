@@ -1,0 +1,440 @@
+//! Exec without a shim, for `exec_sync` (exec probes, preStop hooks): the helper forks one
+//! process that joins the running container (its cgroups, its namespaces taken from the
+//! init's `/proc/<pid>/ns/*`, the container's user, groups, rlimits, no_new_privs,
+//! capabilities and seccomp filter, in the order libcontainer's init applies them) and
+//! `execve`s the command. No shim, no libcontainer intermediate processes: one process per
+//! exec, where the tenant path of [`crate::shim::launch_exec`] takes four (two forks of the
+//! helper, libcontainer's intermediate and init) plus a `process.json` round trip on disk.
+//!
+//! The process is cloned with `CLONE_PARENT`, so its parent is the kubelet (the helper's
+//! parent): the kubelet waits for it through the pidfd the helper sends back
+//! ([`crate::ExecProcess::wait`]); the single-threaded helper never has to reap it. The PID
+//! namespace is entered by setting the helper's namespace for children around the clone
+//! (`setns(CLONE_NEWPID)` only affects children), then restoring it.
+//!
+//! Terminals (`kubectl exec -t`) keep the shim path.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use libcontainer::oci_spec::runtime::{Process, Spec};
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::unistd::{pipe2, Gid, Uid};
+
+use crate::protocol::ExecConfig;
+
+/// Errors of starting a direct exec (before the child exists).
+#[derive(Debug, thiserror::Error)]
+pub enum DirectExecError {
+    /// A system call in the helper failed.
+    #[error("{op}: {source}")]
+    Sys {
+        /// What was attempted.
+        op: &'static str,
+        /// The errno.
+        #[source]
+        source: nix::Error,
+    },
+    /// Reading the container's namespaces, cgroups or spec failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The container's `config.json` is unusable.
+    #[error("{0}")]
+    Spec(String),
+}
+
+fn sys(op: &'static str) -> impl FnOnce(nix::Error) -> DirectExecError {
+    move |source| DirectExecError::Sys { op, source }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DirectExecError + '_ {
+    move |source| DirectExecError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A started direct exec: its host pid, a pidfd, and why it failed before `execve` (then
+/// it has exited and the kubelet must still reap it).
+pub struct Started {
+    /// Host pid.
+    pub pid: i32,
+    /// pidfd of the process (the kubelet waits on it).
+    pub pidfd: OwnedFd,
+    /// Set when joining the container or `execve` failed.
+    pub error: Option<String>,
+}
+
+/// `base` with `extra`'s `NAME=value` entries replacing those of the same name.
+pub fn merge_env(base: &[String], extra: &[String]) -> Vec<String> {
+    let name = |kv: &str| kv.split_once('=').map_or(kv, |(k, _)| k).to_string();
+    let mut env: Vec<String> = base.to_vec();
+    for kv in extra {
+        let key = name(kv);
+        env.retain(|e| name(e) != key);
+        env.push(kv.clone());
+    }
+    env
+}
+
+/// Namespaces an exec joins, in order; the mount namespace last (it changes the root).
+const NAMESPACES: [(&str, CloneFlags); 5] = [
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("net", CloneFlags::CLONE_NEWNET),
+    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+];
+
+/// Opens `/proc/<pid>/ns/<name>` when it differs from the helper's own.
+fn foreign_ns(pid: i32, name: &str) -> Result<Option<std::fs::File>, DirectExecError> {
+    let theirs = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
+    let ours = PathBuf::from(format!("/proc/self/ns/{name}"));
+    let f = std::fs::File::open(&theirs).map_err(io(&theirs))?;
+    let same = match (f.metadata(), std::fs::metadata(&ours)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    };
+    Ok((!same).then_some(f))
+}
+
+/// A cgroup filesystem mount: (mount point, v2, super options).
+type CgroupMount = (PathBuf, bool, Vec<String>);
+
+/// The helper's cgroup mounts, read from `mountinfo` once (they do not move while the node
+/// runs; `mountinfo` itself grows with every container's rootfs).
+fn cgroup_mounts() -> Result<&'static [CgroupMount], DirectExecError> {
+    static MOUNTS: OnceLock<Vec<CgroupMount>> = OnceLock::new();
+    if let Some(m) = MOUNTS.get() {
+        return Ok(m);
+    }
+    let path = Path::new("/proc/self/mountinfo");
+    let mountinfo = std::fs::read_to_string(path).map_err(io(path))?;
+    let mounts = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let mount_point = pre.split(' ').nth(4)?;
+            let mut post = post.split(' ');
+            let fstype = post.next()?;
+            let opts = post.nth(1)?.split(',').map(str::to_string).collect();
+            matches!(fstype, "cgroup" | "cgroup2")
+                .then(|| (PathBuf::from(mount_point), fstype == "cgroup2", opts))
+        })
+        .collect();
+    Ok(MOUNTS.get_or_init(|| mounts))
+}
+
+/// The `cgroup.procs` files of the cgroups `pid` is in (v1 hierarchies found by their
+/// controllers, v2 by type).
+fn cgroup_procs_files(pid: i32) -> Result<Vec<PathBuf>, DirectExecError> {
+    let cg_path = PathBuf::from(format!("/proc/{pid}/cgroup"));
+    let cgroups = std::fs::read_to_string(&cg_path).map_err(io(&cg_path))?;
+    let mounts = cgroup_mounts()?;
+    let mut files = Vec::new();
+    for line in cgroups.lines() {
+        let mut f = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let mount = if ctrls.is_empty() {
+            mounts.iter().find(|m| m.1)
+        } else {
+            mounts
+                .iter()
+                .find(|m| !m.1 && ctrls.split(',').all(|c| m.2.iter().any(|o| o == c)))
+        };
+        if let Some((mp, _, _)) = mount {
+            files.push(mp.join(path.trim_start_matches('/')).join("cgroup.procs"));
+        }
+    }
+    Ok(files)
+}
+
+/// The exec'd process: the container's own (user, capabilities, rlimits...) with the exec's
+/// command, environment and working directory, as containerd's CRI exec builds it.
+pub fn exec_process(spec: &Spec, cfg: &ExecConfig) -> Result<Process, DirectExecError> {
+    let mut p = spec
+        .process()
+        .clone()
+        .ok_or_else(|| DirectExecError::Spec("config.json has no process".into()))?;
+    let env = merge_env(p.env().as_deref().unwrap_or(&[]), &cfg.env);
+    p.set_args(Some(cfg.command.clone()))
+        .set_env(Some(env))
+        .set_terminal(Some(cfg.tty));
+    if !cfg.working_dir.is_empty() {
+        p.set_cwd(PathBuf::from(&cfg.working_dir));
+    }
+    Ok(p)
+}
+
+/// Runs `cfg` in the running container whose init is `init_pid` and whose bundle is
+/// `bundle`, with `stdio` as its standard streams. Call only in the single-threaded helper.
+pub fn spawn(
+    bundle: &Path,
+    init_pid: i32,
+    cfg: &ExecConfig,
+    stdio: [OwnedFd; 3],
+) -> Result<Started, DirectExecError> {
+    if cfg.command.is_empty() {
+        return Err(DirectExecError::Spec("exec needs a command".into()));
+    }
+    let config = bundle.join("config.json");
+    let spec = Spec::load(&config).map_err(|e| DirectExecError::Spec(format!("{e}")))?;
+    let process = exec_process(&spec, cfg)?;
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    let mut namespaces = Vec::new();
+    for (name, flag) in NAMESPACES {
+        if let Some(f) = foreign_ns(init_pid, name)? {
+            namespaces.push((OwnedFd::from(f), flag));
+        }
+    }
+    let target_pidns = foreign_ns(init_pid, "pid")?;
+    let own_pidns_path = Path::new("/proc/self/ns/pid");
+    let own_pidns = std::fs::File::open(own_pidns_path).map_err(io(own_pidns_path))?;
+    let cgroup_files = cgroup_procs_files(init_pid)?;
+    let (rep_r, rep_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))?;
+    let child = Child {
+        process,
+        seccomp,
+        namespaces,
+        cgroup_files,
+    };
+
+    if let Some(ns) = &target_pidns {
+        nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWPID).map_err(sys("setns pid"))?;
+    }
+    // SAFETY: a raw clone with only CLONE_PARENT and the exit signal behaves as fork; the
+    // helper is single-threaded, so the child may run arbitrary code before execve.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    } as i32;
+    if pid == 0 {
+        let err = child.run(stdio);
+        let mut w = std::fs::File::from(rep_w);
+        let _ = w.write_all(err.as_bytes());
+        // SAFETY: leave without running the helper's destructors or atexit handlers.
+        unsafe { libc::_exit(127) }
+    }
+    let errno = nix::Error::last();
+    if target_pidns.is_some() {
+        // The helper's own PID namespace is an ancestor of the container's: always allowed.
+        let _ = nix::sched::setns(own_pidns.as_fd(), CloneFlags::CLONE_NEWPID);
+    }
+    if pid < 0 {
+        return Err(DirectExecError::Sys {
+            op: "clone",
+            source: errno,
+        });
+    }
+    drop((rep_w, stdio));
+    // SAFETY: pidfd_open returns a new descriptor or -1. The child cannot have been reaped
+    // (its parent, the kubelet, does not know it yet), so `pid` is still this process.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
+    if fd < 0 {
+        return Err(DirectExecError::Sys {
+            op: "pidfd_open",
+            source: nix::Error::last(),
+        });
+    }
+    // SAFETY: a fresh descriptor we own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The report pipe closes at execve (CLOEXEC) or carries why the child gave up.
+    let mut msg = String::new();
+    let _ = std::fs::File::from(rep_r).read_to_string(&mut msg);
+    Ok(Started {
+        pid,
+        pidfd,
+        error: (!msg.is_empty()).then_some(msg),
+    })
+}
+
+/// What the forked child needs.
+struct Child {
+    process: Process,
+    seccomp: Option<libcontainer::oci_spec::runtime::LinuxSeccomp>,
+    namespaces: Vec<(OwnedFd, CloneFlags)>,
+    cgroup_files: Vec<PathBuf>,
+}
+
+impl Child {
+    /// Joins the container and execs; returns only why it could not.
+    fn run(self, stdio: [OwnedFd; 3]) -> String {
+        match self.setup(stdio) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        }
+    }
+
+    fn setup(self, stdio: [OwnedFd; 3]) -> Result<std::convert::Infallible, String> {
+        for (i, fd) in stdio.iter().enumerate() {
+            // SAFETY: dup2 onto this process's standard descriptors (cleared CLOEXEC).
+            if unsafe { libc::dup2(fd.as_raw_fd(), i as RawFd) } < 0 {
+                return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+            }
+        }
+        drop(stdio);
+        for f in &self.cgroup_files {
+            std::fs::write(f, "0").map_err(|e| format!("join cgroup {}: {e}", f.display()))?;
+        }
+        let p = &self.process;
+        if let Some(adj) = p.oom_score_adj() {
+            std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+                .map_err(|e| format!("oom_score_adj: {e}"))?;
+        }
+        for (fd, flag) in &self.namespaces {
+            nix::sched::setns(fd.as_fd(), *flag).map_err(|e| format!("setns {flag:?}: {e}"))?;
+        }
+        drop(self.namespaces);
+        let syscall = libcontainer::syscall::syscall::create_syscall();
+        for r in p.rlimits().as_deref().unwrap_or(&[]) {
+            syscall
+                .set_rlimit(r)
+                .map_err(|e| format!("setrlimit {:?}: {e}", r.typ()))?;
+        }
+        let nnp = p.no_new_privileges() == Some(true);
+        if nnp {
+            nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+        }
+        if let Some(mask) = p.user().umask() {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+        }
+        // As libcontainer's init: chdir before the user changes, again after if denied.
+        let cwd = p.cwd().clone();
+        let chdir_later = match nix::unistd::chdir(&cwd) {
+            Ok(()) => false,
+            Err(nix::Error::EPERM) | Err(nix::Error::EACCES) => true,
+            Err(e) => return Err(format!("chdir {}: {e}", cwd.display())),
+        };
+        let gids: Vec<Gid> = p
+            .user()
+            .additional_gids()
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
+        syscall
+            .set_groups(&gids)
+            .map_err(|e| format!("setgroups: {e}"))?;
+        syscall
+            .set_id(Uid::from_raw(p.user().uid()), Gid::from_raw(p.user().gid()))
+            .map_err(|e| format!("set uid/gid: {e}"))?;
+        // Everything above 2 closes at execve (the report pipe stays open until then).
+        syscall
+            .close_range(0)
+            .map_err(|e| format!("close_range: {e}"))?;
+        if let (Some(s), false) = (&self.seccomp, nnp) {
+            load_seccomp(s)?;
+        }
+        libcontainer::capabilities::reset_effective(syscall.as_ref())
+            .map_err(|e| format!("capabilities: {e}"))?;
+        if let Some(caps) = p.capabilities() {
+            libcontainer::capabilities::drop_privileges(caps, syscall.as_ref())
+                .map_err(|e| format!("capabilities: {e}"))?;
+        }
+        if chdir_later {
+            nix::unistd::chdir(&cwd).map_err(|e| format!("chdir {}: {e}", cwd.display()))?;
+        }
+        if let (Some(s), true) = (&self.seccomp, nnp) {
+            load_seccomp(s)?;
+        }
+        let mut env = p.env().clone().unwrap_or_default();
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!("HOME={}", home_of(p.user().uid())));
+        }
+        let args = p.args().clone().unwrap_or_default();
+        let path = resolve(&args[0], &env)?;
+        let cstr = |s: &str| CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"));
+        let argv = args
+            .iter()
+            .map(|a| cstr(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envp = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+        let path_c = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| format!("{} contains a NUL byte", path.display()))?;
+        let e = nix::unistd::execve(&path_c, &argv, &envp).unwrap_err();
+        Err(format!("exec {:?}: {e}", args[0]))
+    }
+}
+
+fn load_seccomp(s: &libcontainer::oci_spec::runtime::LinuxSeccomp) -> Result<(), String> {
+    let notify = libcontainer::seccomp::initialize_seccomp(s)
+        .map_err(|e| format!("load seccomp filter: {e}"))?;
+    // Notify actions need a listener this path has none of.
+    if let Some(fd) = notify {
+        let _ = nix::unistd::close(fd);
+    }
+    Ok(())
+}
+
+/// The home directory of `uid` in the container's `/etc/passwd`, else `/`.
+fn home_of(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+            })
+        })
+        .unwrap_or_else(|| "/".to_string())
+}
+
+/// `name` looked up in the process's `PATH` (as `execvp`), inside the container.
+fn resolve(name: &str, env: &[String]) -> Result<PathBuf, String> {
+    if name.contains('/') {
+        return Ok(PathBuf::from(name));
+    }
+    let path: HashMap<&str, &str> = env.iter().filter_map(|e| e.split_once('=')).collect();
+    let dirs = path.get("PATH").copied().unwrap_or("/usr/bin:/bin");
+    for dir in dirs.split(':') {
+        let cand = Path::new(if dir.is_empty() { "." } else { dir }).join(name);
+        if nix::unistd::access(&cand, nix::unistd::AccessFlags::X_OK).is_ok() && cand.is_file() {
+            return Ok(cand);
+        }
+    }
+    Err(format!(
+        "exec: {name:?}: executable file not found in $PATH"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_env_replaces_the_containers_by_name() {
+        let base = vec!["PATH=/bin".to_string(), "A=1".to_string()];
+        let extra = vec!["A=2".to_string(), "B=3".to_string()];
+        assert_eq!(merge_env(&base, &extra), vec!["PATH=/bin", "A=2", "B=3"]);
+    }
+
+    #[test]
+    fn commands_resolve_against_path() {
+        let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
+        assert!(resolve("sh", &env).unwrap().ends_with("sh"));
+        assert_eq!(resolve("/x/y", &env).unwrap(), PathBuf::from("/x/y"));
+        let e = resolve("no-such-command-here", &env).unwrap_err();
+        assert!(e.contains("executable file not found"), "{e}");
+    }
+}
