@@ -259,9 +259,15 @@ fn main() -> anyhow::Result<()> {
         let warm = vec!["warmup".to_string()];
         create_all(&api, &image, &warm, &mut ready_rx).await;
         delete_all(&api, &warm).await;
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Idle: past the kubelet's next trim of the binary's text pages it no longer runs
+        // (bramble_kubelet::idle_text), so RSS is what an idle kubelet keeps.
+        tokio::time::sleep(bramble_kubelet::idle_text::PERIOD + Duration::from_secs(5)).await;
         let helper = children(kubelet_pid);
         let idle_rss = rss_kib(kubelet_pid);
+        let (idle_anon, idle_file) = (
+            kib(kubelet_pid, "RssAnon:", "status"),
+            kib(kubelet_pid, "RssFile:", "status"),
+        );
         let idle_helper: u64 = helper.iter().map(|p| rss_kib(*p)).sum();
 
         let mut single = Vec::new();
@@ -308,6 +314,15 @@ fn main() -> anyhow::Result<()> {
             "kubelet RSS idle".into(),
             format!("{:.1} MiB", idle_rss as f64 / 1024.0),
             "< 20 MiB".into(),
+        ));
+        rows.push((
+            "of which anonymous / file-backed (the binary)".into(),
+            format!(
+                "{:.1} / {:.1} MiB",
+                idle_anon as f64 / 1024.0,
+                idle_file as f64 / 1024.0
+            ),
+            String::new(),
         ));
         rows.push((
             "runtime helper RSS idle".into(),

@@ -29,6 +29,7 @@ mod error;
 pub mod events;
 pub mod eviction;
 pub mod expansion;
+pub mod idle_text;
 mod kubelet;
 pub mod lease;
 pub mod lookup;
