@@ -4,6 +4,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::StoreError;
 
+/// A [`StoreConfig::lock_dir`] on a RAM file system: `bramble init` mounts a tmpfs on
+/// `/dev/shm` on the boards, as most Linux hosts have.
+pub const RAM_LOCK_DIR: &str = "/dev/shm/bramble-lmdb";
+
 /// How an [`super::LmdbStore`] is opened.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -23,6 +27,10 @@ pub struct StoreConfig {
     pub watch_read_batch: usize,
     /// LMDB reader slots (concurrent read transactions).
     pub max_readers: u32,
+    /// A directory on a RAM file system (e.g. `/dev/shm/bramble`) for LMDB's lock file,
+    /// which LMDB rewrites on every transaction and which need not survive a reboot; `None`
+    /// keeps it next to the data (see `lock_file`).
+    pub lock_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for StoreConfig {
@@ -34,6 +42,7 @@ impl Default for StoreConfig {
             recent_events: 256,
             watch_read_batch: 256,
             max_readers: 512,
+            lock_dir: None,
         }
     }
 }

@@ -10,6 +10,7 @@ mod apply;
 mod compaction;
 mod config;
 mod history;
+mod lock_file;
 mod open;
 mod read;
 mod record;
@@ -26,7 +27,7 @@ use heed::{CompactionOption, Env, WithoutTls};
 use tokio::sync::{oneshot, watch as head_channel};
 
 use self::config::Counters;
-pub use self::config::{StoreConfig, StoreStats};
+pub use self::config::{StoreConfig, StoreStats, RAM_LOCK_DIR};
 use self::open::Dbs;
 use self::writer::{Request, Writer};
 use crate::{
@@ -49,6 +50,8 @@ pub(crate) struct Shared {
     /// The head revision published by the writer after each commit.
     head: head_channel::Receiver<Revision>,
     counters: Counters,
+    /// Last, so it is dropped after `env` closed.
+    _lock_file: lock_file::LockFile,
 }
 
 /// The LMDB-backed [`Store`].
@@ -81,6 +84,7 @@ impl LmdbStore {
             recent_capacity,
             head: head_rx,
             counters: Counters::default(),
+            _lock_file: opened.lock_file,
         });
         let (tx, rx) = mpsc::channel();
         let writer = Writer::spawn(

@@ -17,6 +17,7 @@ use heed::types::{Bytes, U64};
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, PutFlags, RoTxn, RwTxn, WithoutTls};
 
 use super::config::StoreConfig;
+use super::lock_file::{self, LockFile};
 use crate::{Revision, StoreError};
 
 /// Meta key of the on-disk format version, written when the store is created.
@@ -176,6 +177,7 @@ pub(crate) struct Opened {
     pub dbs: Dbs,
     pub current: Revision,
     pub compacted: Revision,
+    pub lock_file: LockFile,
 }
 
 /// Opens (creating if needed) the environment in `dir` with durable commits: no `NO_SYNC`,
@@ -186,6 +188,7 @@ pub(crate) fn open_env(dir: &Path, config: &StoreConfig) -> Result<Opened, Store
         path: dir.to_owned(),
         source,
     })?;
+    let lock_file = lock_file::place(dir, config.lock_dir.as_deref())?;
     let mut options = EnvOpenOptions::new().read_txn_without_tls();
     options
         .map_size(config.map_size)
@@ -261,6 +264,7 @@ pub(crate) fn open_env(dir: &Path, config: &StoreConfig) -> Result<Opened, Store
         dbs,
         current,
         compacted,
+        lock_file,
     })
 }
 

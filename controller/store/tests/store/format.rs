@@ -128,3 +128,30 @@ fn an_unknown_format_is_refused() {
         Ok(_) => panic!("opened a store of format 7"),
     }
 }
+
+#[tokio::test]
+async fn with_a_lock_dir_the_lock_file_lives_there_and_the_data_stays() {
+    let root = tempfile::tempdir().unwrap();
+    let (db, ram) = (root.path().join("db"), root.path().join("ram"));
+    let config = || StoreConfig {
+        lock_dir: Some(ram.clone()),
+        ..StoreConfig::default()
+    };
+    {
+        let store = open_with(&db, config());
+        create(&store, "k/a", obj("a", "1")).await;
+        let link = std::fs::read_link(db.join("lock.mdb")).unwrap();
+        assert_eq!(link.parent().unwrap(), ram);
+        assert!(link.exists(), "LMDB created its lock file through the link");
+    }
+    let store = open_with(&db, config());
+    assert_eq!(data(&store.get("k/a").unwrap().unwrap().value), "1");
+    drop(store);
+    // Opened without one, the lock file is a regular file again.
+    let store = open(&db);
+    assert!(std::fs::symlink_metadata(db.join("lock.mdb"))
+        .unwrap()
+        .file_type()
+        .is_file());
+    assert_eq!(store.current_revision(), 1);
+}
