@@ -1,6 +1,7 @@
 //! Pod networking of `bramble kubelet` and `bramble up`: CNI (the default bridge network
 //! over the node's podCIDR, written once the controller allocated it), the nftables service
-//! proxy and host-gateway routes to the other nodes' pod CIDRs — or loopback only.
+//! proxy, the NetworkPolicy agent and host-gateway routes to the other nodes' pod CIDRs — or
+//! loopback only.
 //!
 //! The default is `cni` when a `bridge` plugin is found in the CNI bin directories (the node
 //! image ships Debian's containernetworking-plugins in /usr/lib/cni), else `loopback`: a
@@ -82,8 +83,8 @@ impl NetworkArgs {
     }
 }
 
-/// Sets `cfg.network` and starts the node's service proxy and routes (on the current tokio
-/// runtime) for the chosen mode.
+/// Sets `cfg.network` and starts the node's service proxy, NetworkPolicy agent and routes
+/// (on the current tokio runtime) for the chosen mode.
 pub fn start(args: &NetworkArgs, cfg: &mut KubeletConfig, client: bramble_kubelet::Client) {
     match args.mode() {
         PodNetworkMode::Loopback => {
@@ -105,6 +106,7 @@ pub fn start(args: &NetworkArgs, cfg: &mut KubeletConfig, client: bramble_kubele
             let mut proxy = bramble_proxy::ProxyConfig::new(cfg.node_name.clone());
             proxy.cluster_cidr = args.cluster_cidr.clone();
             bramble_proxy::spawn(client.clone(), proxy);
+            bramble_netpol::spawn(client.clone(), cfg.node_name.clone());
             tokio::spawn(bramble_routes::run(
                 client,
                 cfg.node_name.clone(),

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod kubelet;
+pub mod net_cluster;
 pub mod netns;
 pub mod registry;
 

@@ -399,6 +399,17 @@ fn builtin_defs() -> Vec<Def> {
             decode_as::<networking::Ingress>,
         ),
         def(
+            "networking.k8s.io",
+            "v1",
+            "networkpolicies",
+            "NetworkPolicy",
+            NS,
+            &["netpol"],
+            NONE,
+            NONE,
+            decode_as::<networking::NetworkPolicy>,
+        ),
+        def(
             "policy",
             "v1",
             "poddisruptionbudgets",

@@ -13,6 +13,8 @@ const AGG_EDIT: &str = "rbac.authorization.k8s.io/aggregate-to-edit";
 const AGG_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-admin";
 
 const READ: &[&str] = &["get", "list", "watch"];
+/// The role (and binding, to `system:nodes`) of the kubelets' NetworkPolicy agent.
+pub const NETWORK_POLICY_ROLE: &str = "system:bramble-network-policy";
 const READ_WRITE: &[&str] = &[
     "get",
     "list",
@@ -331,6 +333,16 @@ pub fn cluster_roles() -> Vec<Value> {
             view_rules(),
         ),
         cluster_role("system:node", &[], node_rules()),
+        // Bramble's own: the NetworkPolicy agent in every kubelet (kubelet/netpol) resolves
+        // policy peers from every pod and namespace, as kube-router's role in k3s does.
+        cluster_role(
+            NETWORK_POLICY_ROLE,
+            &[],
+            vec![
+                rule(READ, &["networking.k8s.io"], &["networkpolicies"]),
+                rule(READ, &[""], &["pods", "namespaces"]),
+            ],
+        ),
         cluster_role(
             "system:node-proxier",
             &[],
@@ -507,6 +519,11 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         ),
         // Upstream binds no subject: the Node authorizer grants nodes their rights.
         binding("system:node", "system:node", vec![]),
+        binding(
+            NETWORK_POLICY_ROLE,
+            NETWORK_POLICY_ROLE,
+            vec![group(crate::node::NODES_GROUP)],
+        ),
         binding(
             "system:node-proxier",
             "system:node-proxier",

@@ -1,4 +1,4 @@
-//! Printers of the remaining group kinds: EndpointSlice, Ingress, IngressClass,
+//! Printers of the remaining group kinds: EndpointSlice, Ingress, NetworkPolicy, IngressClass,
 //! StorageClass, Lease, RoleBinding, ClusterRoleBinding, PriorityClass,
 //! CertificateSigningRequest. (Role, ClusterRole, LimitRange and CRDs have no printer
 //! upstream and get the default table.)
@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 use super::core::load_balancer_addresses;
 use super::descriptions as d;
 use super::duration::human_duration;
-use super::format::{age, arr_at, at, bool_at, int_at, list_with_more, name, opt_str, s, str_at};
+use super::format::{
+    age, arr_at, at, bool_at, format_label_selector, int_at, list_with_more, name, opt_str, s,
+    str_at,
+};
 use super::{col, typed, wide, Ctx, Printer, Row, AGE, NAME};
 
 const IS_DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
@@ -129,6 +132,20 @@ fn ingress_row(ing: &Value, ctx: &Ctx) -> Row {
         )),
         s(ports),
         age(ing, ctx),
+    ]
+    .into()
+}
+
+pub(crate) const NETWORK_POLICY: Printer = Printer {
+    columns: &[NAME, col("Pod-Selector", d::NP_POD_SELECTOR), AGE],
+    row: network_policy_row,
+};
+
+fn network_policy_row(np: &Value, ctx: &Ctx) -> Row {
+    vec![
+        name(np),
+        s(format_label_selector(at(np, "/spec/podSelector"))),
+        age(np, ctx),
     ]
     .into()
 }

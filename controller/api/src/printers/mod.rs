@@ -203,6 +203,7 @@ fn printer_for(group: &str, kind: &str) -> Option<&'static Printer> {
         ("discovery.k8s.io", "EndpointSlice") => &cluster::ENDPOINT_SLICE,
         ("networking.k8s.io", "Ingress") => &cluster::INGRESS,
         ("networking.k8s.io", "IngressClass") => &cluster::INGRESS_CLASS,
+        ("networking.k8s.io", "NetworkPolicy") => &cluster::NETWORK_POLICY,
         ("storage.k8s.io", "StorageClass") => &cluster::STORAGE_CLASS,
         ("coordination.k8s.io", "Lease") => &cluster::LEASE,
         ("rbac.authorization.k8s.io", "RoleBinding") => &cluster::ROLE_BINDING,

@@ -14,6 +14,7 @@ pub mod cron;
 pub mod field;
 mod meta;
 pub mod names;
+mod network_policy;
 mod networking;
 mod obj;
 mod pod;
@@ -158,6 +159,7 @@ fn kind_rules(group: &str, kind: &str, o: &Value, old: Option<&Value>) -> ErrorL
         ("apiextensions.k8s.io", "CustomResourceDefinition") => cluster::crd(o),
         ("networking.k8s.io", "Ingress") => networking::ingress(o),
         ("networking.k8s.io", "IngressClass") => networking::ingress_class(o),
+        ("networking.k8s.io", "NetworkPolicy") => network_policy::network_policy(o),
         ("discovery.k8s.io", "EndpointSlice") => networking::endpoint_slice(o, old),
         ("policy", "PodDisruptionBudget") => policy::pdb(o),
         ("autoscaling", "HorizontalPodAutoscaler") => policy::hpa(o),
