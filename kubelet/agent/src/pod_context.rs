@@ -46,7 +46,7 @@ impl<R: ContainerRuntime> PodContext<R> {
         &self,
         uid: &str,
     ) -> Result<RuntimePod, bramble_runtime::RuntimeError> {
-        let all = self.runtime.list_containers().await?;
+        let all = self.runtime.list_pod_containers(uid).await?;
         Ok(group(all).remove(uid).unwrap_or_default())
     }
 }

@@ -199,6 +199,39 @@ impl Helper {
                 }
                 Ok((Response::List { states }, Vec::new()))
             }
+            Request::ListPod { pod_uid } => {
+                // Sandboxes by their config, app containers by their sandbox: only the
+                // pod's own states are read (metas are cached).
+                let ids = self.state.list_ids()?;
+                let metas: Vec<ContainerMeta> =
+                    ids.iter().filter_map(|id| self.meta(id).ok()).collect();
+                let sandboxes: Vec<&str> = metas
+                    .iter()
+                    .filter(|m| {
+                        matches!(&m.kind, ContainerKind::Sandbox { config } if config.pod_uid == pod_uid)
+                    })
+                    .map(|m| m.id.as_str())
+                    .collect();
+                let mut states = Vec::new();
+                for m in &metas {
+                    let ours = match &m.kind {
+                        ContainerKind::Sandbox { .. } => sandboxes.contains(&m.id.as_str()),
+                        ContainerKind::App { sandbox_id, .. } => {
+                            sandboxes.contains(&sandbox_id.as_str())
+                        }
+                    };
+                    if !ours {
+                        continue;
+                    }
+                    match self.state_of(&m.id) {
+                        Ok(s) => states.push(s),
+                        Err(e) => {
+                            tracing::warn!(id = %m.id, error = %e, "unreadable container state")
+                        }
+                    }
+                }
+                Ok((Response::List { states }, Vec::new()))
+            }
             Request::Exec { id, config } => {
                 let [i, o, e]: [OwnedFd; 3] = fds
                     .try_into()

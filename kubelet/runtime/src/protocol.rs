@@ -300,6 +300,11 @@ pub enum Request {
     },
     /// Read every container's state.
     List,
+    /// Read the states of one pod's sandboxes and of the app containers in them.
+    ListPod {
+        /// The pod's uid (its sandboxes' `pod_uid`).
+        pod_uid: String,
+    },
     /// Run a process in a running container with the passed stdio descriptors.
     Exec {
         /// Container id.

@@ -161,6 +161,11 @@ pub trait ContainerRuntime: Send + Sync {
     fn list_containers(
         &self,
     ) -> impl Future<Output = Result<Vec<ContainerState>, RuntimeError>> + Send;
+    /// One pod's sandboxes (by `pod_uid`) and the app containers in them.
+    fn list_pod_containers(
+        &self,
+        pod_uid: &str,
+    ) -> impl Future<Output = Result<Vec<ContainerState>, RuntimeError>> + Send;
     /// Runs a process in a running container with the given stdio descriptors.
     fn exec(
         &self,
@@ -391,6 +396,19 @@ impl ContainerRuntime for RuntimeClient {
 
     async fn list_containers(&self) -> Result<Vec<ContainerState>, RuntimeError> {
         match self.call(&Request::List, &[]).await?.0 {
+            Response::List { states } => Ok(states),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    async fn list_pod_containers(
+        &self,
+        pod_uid: &str,
+    ) -> Result<Vec<ContainerState>, RuntimeError> {
+        let req = Request::ListPod {
+            pod_uid: pod_uid.to_string(),
+        };
+        match self.call(&req, &[]).await?.0 {
             Response::List { states } => Ok(states),
             r => Err(unexpected(r)),
         }

@@ -45,6 +45,23 @@ async fn sandbox_and_echo_container_share_the_pod_namespaces() {
     rt.start_container(&id).await.unwrap();
     let done = wait_exit(&rt, &id, Duration::from_secs(20)).await;
     let exit = done.exit.unwrap();
+    // One pod's listing: its sandbox and the container in it, nothing of other pods.
+    let mut ids: Vec<String> = rt
+        .list_pod_containers("uid-web-0")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.meta.id)
+        .collect();
+    ids.sort();
+    let mut want = vec![sb.clone(), id.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(rt
+        .list_pod_containers("uid-other")
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         (exit.exit_code, exit.reason.as_str(), exit.oom_killed),
         (0, "Completed", false)
