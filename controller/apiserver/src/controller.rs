@@ -77,6 +77,8 @@ impl Controller {
         })?;
         let store_config = StoreConfig {
             history_limit: cfg.history_limit,
+            // LMDB's lock file, rewritten on every transaction, off the SD card.
+            lock_dir: Some(bramble_store::lmdb::RAM_LOCK_DIR.into()),
             ..StoreConfig::default()
         };
         let store = LmdbStore::open(&cfg.data_dir.join("db"), store_config)?;

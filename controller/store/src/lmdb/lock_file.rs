@@ -6,7 +6,9 @@
 //! Nothing in it has to outlive the processes using the store (LMDB initialises it again
 //! when the first process opens the environment), so with [`super::StoreConfig::lock_dir`]
 //! set, `<db>/lock.mdb` is a symbolic link to a file in that directory (a tmpfs such as
-//! `/dev/shm`), named after the store's path. The file is removed when the store closes.
+//! `/dev/shm`), named after the store's path. The file is removed when the store closes,
+//! and files of stores whose directory is gone (a process killed before it closed its
+//! store in a temporary directory) when another store is placed there.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,46 @@ impl Drop for LockFile {
     fn drop(&mut self) {
         if let Some(ram) = &self.ram {
             let _ = std::fs::remove_file(ram);
+        }
+    }
+}
+
+/// Names longer than this are hashed.
+const MAX_NAME: usize = 200;
+const SUFFIX: &str = ".lock.mdb";
+
+/// The lock file's name: the store's path with `%` and `/` escaped, or, for a long path, a
+/// hash of it.
+fn lock_name(canonical: &Path) -> String {
+    let path = canonical.to_string_lossy();
+    let escaped = path.replace('%', "%25").replace('/', "%2F");
+    if escaped.len() <= MAX_NAME && path == canonical.as_os_str().to_str().unwrap_or("") {
+        format!("{escaped}{SUFFIX}")
+    } else {
+        format!(
+            "{:016x}{SUFFIX}",
+            fnv1a(canonical.as_os_str().as_encoded_bytes())
+        )
+    }
+}
+
+/// Removes the lock files in `lock_dir` of stores whose directory no longer exists.
+fn collect_orphans(lock_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(lock_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(escaped) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(SUFFIX))
+            .filter(|n| n.starts_with("%2F"))
+        else {
+            continue;
+        };
+        let store = escaped.replace("%2F", "/").replace("%25", "%");
+        if !Path::new(&store).exists() {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
@@ -71,11 +113,9 @@ pub(crate) fn place(dir: &Path, lock_dir: Option<&Path>) -> Result<LockFile, Sto
         }
         return Ok(LockFile { ram: None });
     };
+    collect_orphans(lock_dir);
     let canonical = dir.canonicalize().map_err(io(dir))?;
-    let target = lock_dir.join(format!(
-        "{:016x}.lock.mdb",
-        fnv1a(canonical.as_os_str().as_encoded_bytes())
-    ));
+    let target = lock_dir.join(lock_name(&canonical));
     let linked = existing == Some(true) && std::fs::read_link(&link).map_err(io(&link))? == target;
     if !linked {
         if existing.is_some() {
@@ -111,5 +151,37 @@ mod tests {
         let back = place(&db, None).unwrap();
         assert!(back.ram.is_none());
         assert!(std::fs::symlink_metadata(db.join(LOCK_FILE)).is_err());
+    }
+
+    #[test]
+    fn lock_files_of_stores_that_are_gone_are_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let ram = root.path().join("ram");
+        let (gone, kept) = (root.path().join("gone%db"), root.path().join("kept"));
+        for db in [&gone, &kept] {
+            std::fs::create_dir_all(db).unwrap();
+            let placed = place(db, Some(&ram)).unwrap();
+            let target = placed.ram.clone().unwrap();
+            if db == &gone {
+                assert!(
+                    target.to_str().unwrap().ends_with("gone%25db.lock.mdb"),
+                    "{target:?}"
+                );
+            }
+            // as a killed process leaves it
+            std::fs::write(&target, b"lmdb").unwrap();
+            std::mem::forget(placed);
+        }
+        std::fs::remove_dir_all(&gone).unwrap();
+        let other = root.path().join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        let _placed = place(&other, Some(&ram)).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&ram)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].ends_with("%2Fkept.lock.mdb"), "{left:?}");
     }
 }
