@@ -12,6 +12,7 @@ mod config;
 mod history;
 mod lock_file;
 mod open;
+mod prealloc;
 mod read;
 mod record;
 mod watch;
@@ -93,6 +94,7 @@ impl LmdbStore {
             head_tx,
             opened.current,
             opened.compacted,
+            dir,
         )
         .map_err(|source| StoreError::Io {
             path: dir.to_owned(),

@@ -6,6 +6,7 @@
 //! commit, and only then publishes the events and answers the callers. While one commit is
 //! being synced, new requests queue up and share the next one.
 
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tokio::sync::{oneshot, watch};
 use super::apply::apply_ops;
 use super::compaction::{compact, Compaction};
 use super::config::Counters;
+use super::prealloc::Prealloc;
 use super::Shared;
 use crate::{Event, Op, OpOutcome, Revision, StoreError};
 
@@ -34,6 +36,8 @@ pub(crate) struct Writer {
     head: watch::Sender<Revision>,
     current: Revision,
     compacted: Revision,
+    /// Keeps zeroed space after LMDB's last page (`None` if the file could not be opened).
+    prealloc: Option<Prealloc>,
 }
 
 /// What a batch left behind once committed.
@@ -53,13 +57,23 @@ impl Writer {
         head: watch::Sender<Revision>,
         current: Revision,
         compacted: Revision,
+        dir: &Path,
     ) -> std::io::Result<JoinHandle<()>> {
+        let page_size = shared.env.unnamed_database_stat().page_size as u64;
+        let prealloc = match Prealloc::open(dir, page_size) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "not preallocating the store's data file");
+                None
+            }
+        };
         let writer = Writer {
             shared,
             requests,
             head,
             current,
             compacted,
+            prealloc,
         };
         std::thread::Builder::new()
             .name("bramble-store-writer".into())
@@ -120,6 +134,25 @@ impl Writer {
         for (reply, result) in replies.into_iter().zip(committed.results) {
             // A caller that stopped waiting still had its write committed.
             let _ = reply.send(result);
+        }
+        if committed.wrote {
+            self.preallocate();
+        }
+    }
+
+    /// Extends the data file ahead of LMDB (see `prealloc`); on failure, stops trying.
+    fn preallocate(&mut self) {
+        let Some(prealloc) = &mut self.prealloc else {
+            return;
+        };
+        let last_page = self.shared.env.info().last_page_number as u64;
+        match prealloc.after_commit(last_page) {
+            Ok(0) => {}
+            Ok(added) => tracing::debug!(added, "extended the store's data file"),
+            Err(e) => {
+                tracing::warn!(path = %prealloc.path().display(), error = %e, "extending the store's data file; not trying again");
+                self.prealloc = None;
+            }
         }
     }
 
