@@ -236,11 +236,14 @@ fn main() -> anyhow::Result<()> {
         for (i, (name, probes)) in rows.iter().enumerate() {
             let names = run_pods(&api, &image, i, probes).await;
             // Let start-up work settle before the window.
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            tokio::time::sleep(Duration::from_secs(10)).await;
             let (own, pods) = (own.clone(), pods_cgroup.clone());
             let f = tokio::task::spawn_blocking(move || measure(kubelet, &own, &pods)).await?;
             out.push((*name, f));
             delete_all(&api, &names).await;
+            // The kubelet tears pods down (volumes, cgroups, rootfs) after the API has
+            // forgotten them: not in the next row's window.
+            tokio::time::sleep(Duration::from_secs(20)).await;
         }
         anyhow::Ok(())
     })?;

@@ -350,8 +350,12 @@ pub enum ErrorKind {
 
 /// The helper's answer. `ExecStarted` carries one descriptor: a pipe that yields the exec
 /// result as JSON ([`ExecResult`]) when the process ends; `ExecDirectStarted` carries a pidfd.
+///
+/// Adjacently tagged (`{"result": ..., "body": {...}}`, the tag first): an internally tagged
+/// enum makes serde buffer the whole message before decoding it, which for a relist of
+/// every container was most of the kubelet's idle CPU.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
+#[serde(tag = "result", content = "body", rename_all = "snake_case")]
 #[allow(clippy::large_enum_variant)] // transient, one message in flight at a time
 pub enum Response {
     /// Done.
@@ -402,4 +406,28 @@ pub struct ExecResult {
     pub exit_code: Option<i32>,
     /// Why it could not start.
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_round_trip_with_the_tag_first() {
+        let r = Response::ExecDirectStarted {
+            pid: 7,
+            error: Some("no".into()),
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(
+            text.starts_with(r#"{"result":"exec_direct_started","body":"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), r);
+        let ok = serde_json::to_string(&Response::Ok).unwrap();
+        assert_eq!(serde_json::from_str::<Response>(&ok).unwrap(), Response::Ok);
+        let list = Response::List { states: Vec::new() };
+        let text = serde_json::to_string(&list).unwrap();
+        assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), list);
+    }
 }
