@@ -5,8 +5,11 @@
 //! and kubelet in one process, as role `both`) runs in a network namespace of its own with
 //! its data directory on a fresh ext4 file system on a loop device, mounted as `bramble init`
 //! mounts the data partition (`noatime,commit=60`). After it has settled, the sectors the
-//! loop device wrote over a window (the block device statistics, as on the board) and the
-//! process's `/proc/PID/io` `write_bytes` are extrapolated to an hour.
+//! loop device wrote over a window (the block device statistics, as on the board: the
+//! figure) and the process's `/proc/PID/io` `write_bytes` are extrapolated to an hour. The
+//! latter is the kernel's page-cache accounting: with large folios (ext4 on Linux 6.x) it
+//! charges a whole folio per dirtying and nothing for a folio already dirty, so it can be
+//! far above or below what reached the disk.
 //!
 //! `BENCH_IDLE_SECS` (default 300) is the window, `BENCH_IDLE_SETTLE_SECS` (default 60) the
 //! wait after the node registered. Logs go to /dev/null (the board keeps them in RAM).
@@ -206,7 +209,7 @@ fn main() {
         per_hour(blk1 - blk0, elapsed)
     ));
     table.push_str(&format!(
-        "| idle bytes written per hour, /proc/PID/io write_bytes | {} |\n",
+        "| idle bytes written per hour, /proc/PID/io write_bytes (page-cache accounting) | {} |\n",
         per_hour(proc1 - proc0, elapsed)
     ));
     table.push_str(&format!(
