@@ -32,7 +32,7 @@ enum Command {
     /// Write an image to an SD card, with safety checks and read-back verification.
     Flash(bramble_flash::FlashArgs),
     /// Boot board images under QEMU (software emulation).
-    Qemu(bramble_qemu::QemuArgs),
+    Qemu(cli::qemu::QemuArgs),
     /// Manage a board over its node API (status, logs, reboot, poweroff).
     Node(cli::node::NodeArgs),
     /// Bootstrap tokens for joining nodes (`token create|list|delete`).
@@ -84,7 +84,7 @@ fn main() -> anyhow::Result<()> {
             bramble_flash::run(args)?;
             Ok(())
         }
-        Command::Qemu(args) => Ok(bramble_qemu::run(args)?),
+        Command::Qemu(args) => cli::qemu::run(args),
         Command::Node(args) => cli::node::run(args),
         Command::Token(args) => cli::token::run(args),
         Command::Version => {

@@ -6,4 +6,6 @@ pub mod kubelet;
 pub mod logging;
 pub mod node;
 pub mod pod_network;
+pub mod qemu;
+pub mod qemu_cluster;
 pub mod token;

@@ -15,6 +15,8 @@ pub const SKOPEO: &str = "/usr/bin/skopeo";
 /// `docker-registry serve` on 127.0.0.1:<free port>, storage in a temp dir; killed on drop.
 pub struct TestRegistry {
     child: Child,
+    /// The address it listens on (127.0.0.1 unless [`TestRegistry::start_on`]).
+    pub ip: String,
     pub port: u16,
     pub dir: tempfile::TempDir,
     /// HTTP basic credentials the registry requires (`start_with_auth`).
@@ -46,13 +48,19 @@ fn put_blob(layout: &Path, data: &[u8]) -> Result<(String, u64)> {
 
 /// A rootfs with /bin/busybox and one symlink per applet (sh, sleep, cat, ...).
 pub fn busybox_rootfs(dir: &Path) -> Result<()> {
+    busybox_rootfs_from(dir, Path::new("/bin/busybox"))
+}
+
+/// [`busybox_rootfs`] with another busybox binary (e.g. Debian's arm64 busybox-static for a
+/// QEMU guest). The applet list is this host's busybox's: the same Debian package's.
+pub fn busybox_rootfs_from(dir: &Path, busybox: &Path) -> Result<()> {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin)?;
     for d in ["etc", "tmp", "proc", "sys", "dev", "root", "srv"] {
         std::fs::create_dir_all(dir.join(d))?;
     }
-    std::fs::copy("/bin/busybox", bin.join("busybox"))
-        .context("/bin/busybox (apt-get install busybox-static)")?;
+    std::fs::copy(busybox, bin.join("busybox"))
+        .with_context(|| format!("{} (apt-get install busybox-static)", busybox.display()))?;
     let list = Command::new("/bin/busybox").arg("--list").output()?;
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" {
@@ -65,24 +73,30 @@ pub fn busybox_rootfs(dir: &Path) -> Result<()> {
 
 impl TestRegistry {
     pub fn start() -> Result<Self> {
-        Self::start_inner(None)
+        Self::start_inner("127.0.0.1", None)
+    }
+
+    /// A registry listening on `ip` (an address of this machine, e.g. a test bridge's that
+    /// QEMU boards reach) instead of loopback.
+    pub fn start_on(ip: &str) -> Result<Self> {
+        Self::start_inner(ip, None)
     }
 
     /// A registry that refuses every request without HTTP basic auth for `user`/`password`
     /// (htpasswd with bcrypt, the only hash distribution accepts).
     pub fn start_with_auth(user: &str, password: &str) -> Result<Self> {
-        Self::start_inner(Some((user.to_string(), password.to_string())))
+        Self::start_inner("127.0.0.1", Some((user.to_string(), password.to_string())))
     }
 
-    fn start_inner(creds: Option<(String, String)>) -> Result<Self> {
+    fn start_inner(ip: &str, creds: Option<(String, String)>) -> Result<Self> {
         if !Path::new(REGISTRY_BIN).exists() {
             bail!("{REGISTRY_BIN} missing: apt-get install -y docker-registry");
         }
         let dir = tempfile::tempdir()?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = TcpListener::bind((ip, 0))?.local_addr()?.port();
         let cfg = dir.path().join("config.yml");
         let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {ip}:{port}\n",
             dir.path().join("data").display()
         );
         if let Some((user, password)) = &creds {
@@ -106,12 +120,13 @@ impl TestRegistry {
             .context("starting docker-registry")?;
         let reg = TestRegistry {
             child,
+            ip: ip.to_string(),
             port,
             dir,
             creds,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect((ip, port)).is_err() {
             if Instant::now() > deadline {
                 bail!("docker-registry did not listen on {port}");
             }
@@ -120,9 +135,9 @@ impl TestRegistry {
         Ok(reg)
     }
 
-    /// `127.0.0.1:<port>`.
+    /// `<ip>:<port>` (`127.0.0.1:<port>` by default).
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     /// Builds a busybox image (Cmd `sh`, plus `extra` files as `(path, contents)`) and
@@ -142,6 +157,18 @@ impl TestRegistry {
         self.push_busybox_layer(name, tag, extra, true)
     }
 
+    /// [`TestRegistry::push_busybox`] for another architecture: `busybox` is that
+    /// architecture's static busybox, `arch` the OCI name (`arm64`).
+    pub fn push_busybox_for(
+        &self,
+        name: &str,
+        tag: &str,
+        busybox: &Path,
+        arch: &str,
+    ) -> Result<String> {
+        self.push_image(name, tag, &[], false, busybox, arch)
+    }
+
     fn push_busybox_layer(
         &self,
         name: &str,
@@ -149,9 +176,26 @@ impl TestRegistry {
         extra: &[(&str, &[u8])],
         gzip: bool,
     ) -> Result<String> {
+        let arch = match std::env::consts::ARCH {
+            "aarch64" => "arm64",
+            "x86_64" => "amd64",
+            other => other,
+        };
+        self.push_image(name, tag, extra, gzip, Path::new("/bin/busybox"), arch)
+    }
+
+    fn push_image(
+        &self,
+        name: &str,
+        tag: &str,
+        extra: &[(&str, &[u8])],
+        gzip: bool,
+        busybox: &Path,
+        arch: &str,
+    ) -> Result<String> {
         let work = tempfile::tempdir()?;
         let rootfs = work.path().join("rootfs");
-        busybox_rootfs(&rootfs)?;
+        busybox_rootfs_from(&rootfs, busybox)?;
         for (path, data) in extra {
             let p = rootfs.join(path.trim_start_matches('/'));
             std::fs::create_dir_all(p.parent().unwrap())?;
@@ -184,11 +228,6 @@ impl TestRegistry {
                 tar_size,
                 "application/vnd.oci.image.layer.v1.tar",
             )
-        };
-        let arch = match std::env::consts::ARCH {
-            "aarch64" => "arm64",
-            "x86_64" => "amd64",
-            other => other,
         };
         let config = serde_json::to_vec(&json!({
             "architecture": arch,

@@ -35,6 +35,15 @@ pub enum QemuError {
         /// Problem (install hint or stderr).
         message: String,
     },
+    /// A LAN for several boards could not be set up.
+    #[error("virtual LAN: {0}")]
+    Lan(String),
+    /// The runner got a stop signal; QEMU was stopped.
+    #[error("stopped by signal {signal}; QEMU stopped")]
+    Interrupted {
+        /// Signal number.
+        signal: i32,
+    },
     /// The expected console output did not appear in time.
     #[error("no `{marker}` on the console within {secs} s; last output:\n{tail}")]
     Timeout {

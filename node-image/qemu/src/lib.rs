@@ -5,29 +5,21 @@
 
 mod boot_files;
 mod error;
+mod lan;
+mod signals;
 mod vm;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use error::io_err;
+
 pub use boot_files::{extract_boot_files, partition_extent, with_console, BootFiles};
+pub use bramble_boards::{BoardConfig, NodeConfig};
 pub use error::QemuError;
+pub use lan::{Lan, LanNic, FIRST_BOARD_HOST};
+pub use signals::{install_stop_handlers, stop_requested, STOP_SIGNALS};
 pub use vm::{grow_to_power_of_two, qemu_args, Vm, VmOptions};
-
-/// `bramble qemu ...`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct QemuArgs {
-    /// Action.
-    #[command(subcommand)]
-    pub command: QemuCommand,
-}
-
-/// QEMU actions.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum QemuCommand {
-    /// Boot an image built by `bramble image build` and show its console.
-    Run(RunArgs),
-}
 
 /// `bramble qemu run` arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -74,6 +66,11 @@ fn parse_forward(s: &str) -> Result<(u16, u16), String> {
     ))
 }
 
+/// Loads the board file for a `--board` value (`virt`, `rpi-3b`, ...) from `board_dir`.
+pub fn load_board(board_dir: &std::path::Path, arg: &str) -> Result<BoardConfig, QemuError> {
+    Ok(bramble_boards::load_board(board_dir, board_name(arg))?)
+}
+
 /// Board file name for a `--board` value.
 pub fn board_name(arg: &str) -> &str {
     match arg {
@@ -83,10 +80,10 @@ pub fn board_name(arg: &str) -> &str {
     }
 }
 
-/// Run `bramble qemu ...`.
-pub fn run(args: QemuArgs) -> Result<(), QemuError> {
-    let QemuCommand::Run(a) = args.command;
-    let board = bramble_boards::load_board(&a.board_dir, board_name(&a.board))?;
+/// Run `bramble qemu run`: boot the image and copy its console to stdout until QEMU exits,
+/// `--until` shows up, or a stop signal (QEMU is stopped then).
+pub fn run(a: RunArgs) -> Result<(), QemuError> {
+    let board = load_board(&a.board_dir, &a.board)?;
     let opts = VmOptions {
         image: a.image.clone(),
         api_port: Some(a.api_port),
@@ -95,7 +92,9 @@ pub fn run(args: QemuArgs) -> Result<(), QemuError> {
         cpus: a.cpus,
         append: a.append.clone(),
         isolated: a.isolated,
+        lan: None,
     };
+    install_stop_handlers().map_err(io_err("sigaction"))?;
     let mut vm = Vm::start(&board, &opts)?;
     eprintln!(
         "bramble qemu: {} booting {}; API on https://127.0.0.1:{}",
@@ -126,6 +125,10 @@ pub fn run(args: QemuArgs) -> Result<(), QemuError> {
                     tail: String::new(),
                 });
             }
+        }
+        if let Some(signal) = stop_requested() {
+            vm.stop(Duration::from_secs(10));
+            return Err(QemuError::Interrupted { signal });
         }
         if vm.wait_exit(Duration::from_millis(200)) {
             let text = vm.console();

@@ -11,6 +11,7 @@ use bramble_boards::{BoardConfig, QemuSpec};
 
 use crate::boot_files::{extract_boot_files, with_console, BootFiles};
 use crate::error::{io_err, QemuError};
+use crate::lan::LanNic;
 
 /// How to run one board.
 #[derive(Debug, Clone)]
@@ -29,6 +30,9 @@ pub struct VmOptions {
     pub append: Vec<String>,
     /// Isolate the guest network (slirp `restrict=on`: only the forwards reach it).
     pub isolated: bool,
+    /// Put the board's NIC on a [`crate::Lan`] tap instead of user-mode networking (virt
+    /// only; then there are no forwards: the host reaches the board at its LAN address).
+    pub lan: Option<LanNic>,
 }
 
 /// The full qemu-system-aarch64 argument list for `board`.
@@ -64,22 +68,26 @@ pub fn qemu_args(
             "-device".into(),
             "virtio-rng-device".into(),
         ]);
-        let mut net = String::from("user,id=net0");
-        if opts.isolated {
-            net.push_str(",restrict=on");
-        }
-        if let Some(p) = opts.api_port {
-            net.push_str(&format!(",hostfwd=tcp:127.0.0.1:{p}-:6443"));
-        }
-        for (h, g) in &opts.forwards {
-            net.push_str(&format!(",hostfwd=tcp:127.0.0.1:{h}-:{g}"));
-        }
-        a.extend([
-            "-netdev".into(),
-            net,
-            "-device".into(),
-            "virtio-net-device,netdev=net0".into(),
-        ]);
+        let (net, device) = match &opts.lan {
+            Some(nic) => (
+                format!("tap,id=net0,ifname={},script=no,downscript=no", nic.tap),
+                format!("virtio-net-device,netdev=net0,mac={}", nic.mac),
+            ),
+            None => {
+                let mut net = String::from("user,id=net0");
+                if opts.isolated {
+                    net.push_str(",restrict=on");
+                }
+                if let Some(p) = opts.api_port {
+                    net.push_str(&format!(",hostfwd=tcp:127.0.0.1:{p}-:6443"));
+                }
+                for (h, g) in &opts.forwards {
+                    net.push_str(&format!(",hostfwd=tcp:127.0.0.1:{h}-:{g}"));
+                }
+                (net, "virtio-net-device,netdev=net0".into())
+            }
+        };
+        a.extend(["-netdev".into(), net, "-device".into(), device]);
     } else {
         // Board models (raspi3b): the SD card and the board's own DTB.
         a.extend(["-drive".into(), format!("if=sd,file={image},format=raw")]);
@@ -251,9 +259,33 @@ impl Vm {
     }
 }
 
+impl Vm {
+    /// Stops QEMU: SIGTERM (QEMU flushes the disk image and exits), SIGKILL if it is still
+    /// there after `grace`; waits for it either way.
+    pub fn stop(&mut self, grace: Duration) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            // SAFETY: kill(2) on our own child, not yet reaped (try_wait saw it running).
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            if !self.wait_exit(grace) {
+                let _ = self.child.kill();
+            }
+        }
+        let _ = self.child.wait();
+    }
+
+    /// Whether QEMU has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_some()
+    }
+
+    /// QEMU's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Vm {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop(Duration::from_secs(3));
     }
 }

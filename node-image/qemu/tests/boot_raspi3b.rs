@@ -44,6 +44,7 @@ fn rpi_3b_image_boots_on_raspi3b_to_init_reading_its_node_config() {
         cpus: None,
         append: Vec::new(),
         isolated: true,
+        lan: None,
     };
     let mut vm = Vm::start(&board, &vm_opts).unwrap();
     let t1 = vm

@@ -92,6 +92,7 @@ fn virt_image_boots_to_bramble_init_with_cgroup2_and_keeps_data_across_reboot() 
         cpus: Some(1),
         append: Vec::new(),
         isolated: false,
+        lan: None,
     };
     let mut vm = Vm::start(&board, &vm_opts).unwrap();
     let t_stage1 = vm

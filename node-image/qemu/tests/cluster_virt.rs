@@ -1,73 +1,47 @@
 //! Slow (BRAMBLE_SLOW_TESTS=1): a single-board cluster on the qemu-virt guest. The image's node
 //! config is `role: both`, so init starts `bramble controller` and `bramble kubelet`; the test
 //! fetches the admin kubeconfig over the node API and runs the real kubectl on this machine
-//! against the forwarded API port until the node reports Ready.
-//! Needs the static aarch64 bramble (scripts/build-aarch64.sh) and /usr/bin/kubectl.
+//! against the forwarded API port until the node reports Ready, then runs a pod whose aarch64
+//! busybox image the guest pulls from a Debian docker-registry on this machine (QEMU user
+//! networking: the host's loopback is 10.0.2.2 in the guest, allowed by the node config's
+//! `registries.insecure`), and reads its logs back through kubectl.
+//! Needs the static aarch64 bramble (scripts/build-aarch64.sh), /usr/bin/kubectl,
+//! docker-registry and skopeo.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+mod common;
 
-use bramble_image_builder::{build_image, AptCache, BuildOptions};
-use bramble_node_api::NodeClient;
+use std::time::Duration;
+
 use bramble_qemu::{Vm, VmOptions};
+use common::registry::TestRegistry;
+use common::{free_port, Kubectl};
 
 const TOKEN: &str = "cluster-test-node-api-token";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
-fn single_board_cluster_node_becomes_ready_in_kubectl() {
-    if std::env::var_os("BRAMBLE_SLOW_TESTS").is_none() {
-        eprintln!("slow test: set BRAMBLE_SLOW_TESTS=1 to boot a controller+kubelet guest");
+fn single_board_cluster_node_becomes_ready_and_runs_a_pod_from_a_registry() {
+    if !common::slow_tests_enabled("boot a controller+kubelet guest") {
         return;
     }
-    let bramble = std::env::var_os("BRAMBLE_AARCH64_BINARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/aarch64-unknown-linux-musl/release/bramble"));
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("bramble.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "role: both\nhostname: qemu-node\nntp:\n  servers: ['10.0.2.2:9']\n  timeout_seconds: 1\n\
-             debug:\n  console_logs: true\napi:\n  token: {TOKEN}\n"
-        ),
-    )
-    .unwrap();
-    let image = dir.path().join("virt.img");
-    build_image(
-        &BuildOptions {
-            board_dir: repo().join("board-configs"),
-            board: "qemu-virt".into(),
-            node_config: Some(cfg),
-            output: image.clone(),
-            bramble,
-            data_files: Vec::new(),
-        },
-        &AptCache::new(&AptCache::default_dir(), false),
-    )
-    .unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&image)
-        .unwrap()
-        .set_len(1 << 30)
+    let registry = TestRegistry::start().unwrap();
+    registry
+        .push_busybox_for("busybox", "arm64", &common::arm64_busybox(), "arm64")
         .unwrap();
-    let board = bramble_boards::load_board(&repo().join("board-configs"), "qemu-virt").unwrap();
+    // The same registry as the guest sees it through QEMU's user networking.
+    let guest_registry = format!("10.0.2.2:{}", registry.port);
+    let image = common::virt_image(
+        dir.path(),
+        "virt",
+        &format!(
+            "role: both\nhostname: qemu-node\nntp:\n  servers: ['10.0.2.2:9']\n  timeout_seconds: 1\n\
+             debug:\n  console_logs: true\napi:\n  token: {TOKEN}\n\
+             registries:\n  insecure: ['{guest_registry}']\n"
+        ),
+    );
     let (api_port, node_port) = (free_port(), free_port());
     let mut vm = Vm::start(
-        &board,
+        &common::board(),
         &VmOptions {
             image,
             api_port: Some(api_port),
@@ -76,63 +50,47 @@ fn single_board_cluster_node_becomes_ready_in_kubectl() {
             cpus: Some(2),
             append: Vec::new(),
             isolated: false,
+            lan: None,
         },
     )
     .unwrap();
-    let up = vm.wait_for("started kubelet", Duration::from_secs(300));
-    up.unwrap_or_else(|e| panic!("{e}:\n{}", vm.console()));
-    let fp = vm
-        .console()
-        .lines()
-        .find_map(|l| {
-            l.split_once("certificate sha256 ")
-                .map(|(_, f)| f.trim().to_string())
-        })
-        .unwrap();
-    let client = NodeClient::new(&format!("127.0.0.1:{node_port}"), TOKEN, Some(&fp)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let kubeconfig = loop {
-        match client.kubeconfig() {
-            Ok(k) => break k,
-            Err(e) if Instant::now() > deadline => panic!("{e}:\n{}", vm.console()),
-            Err(_) => std::thread::sleep(Duration::from_secs(2)),
-        }
+    let kubeconfig = dir.path().join("admin.kubeconfig");
+    common::fetch_admin_kubeconfig(
+        &mut vm,
+        &format!("127.0.0.1:{node_port}"),
+        TOKEN,
+        &kubeconfig,
+    );
+    let k = Kubectl {
+        kubeconfig,
+        server: format!("https://127.0.0.1:{api_port}"),
     };
-    let kc = dir.path().join("admin.kubeconfig");
-    std::fs::write(&kc, kubeconfig).unwrap();
-    let server = format!("https://127.0.0.1:{api_port}");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut last;
-    loop {
-        let out = Command::new("/usr/bin/kubectl")
-            .args(["--kubeconfig", &kc.to_string_lossy(), "--server", &server])
-            .args(["get", "nodes", "-o"])
-            .arg(r#"jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#)
-            .output()
-            .unwrap();
-        last = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if last.lines().any(|l| l.trim() == "qemu-node True") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node not Ready; kubectl said: {last}\nconsole:\n{}",
-            vm.console()
-        );
-        std::thread::sleep(Duration::from_secs(3));
-    }
-    let wide = Command::new("/usr/bin/kubectl")
-        .args(["--kubeconfig", &kc.to_string_lossy(), "--server", &server])
-        .args(["get", "nodes", "-o", "wide"])
-        .output()
-        .unwrap();
-    eprintln!("{}", String::from_utf8_lossy(&wide.stdout));
+    let ready = k.wait_node_ready("qemu-node", &vm, Duration::from_secs(900));
+    eprintln!("{}", k.try_run(&["get", "nodes", "-o", "wide"]).1);
     eprintln!(
-        "ready after {:.0} s of QEMU; {last}",
+        "boot-to-Ready: qemu-node Ready after {:.0} s of QEMU",
+        ready.as_secs_f64()
+    );
+
+    common::run_pod(
+        &k,
+        "hello",
+        &format!("{guest_registry}/busybox:arm64"),
+        None,
+        "echo hello from $(uname -m) in $(cat /proc/self/cgroup)",
+    );
+    k.wait_pod_succeeded("hello", &[&vm], Duration::from_secs(600));
+    let (ok, logs) = k.try_run(&["logs", "hello"]);
+    assert!(ok, "kubectl logs: {logs}");
+    // An aarch64 container in a cgroup v2 hierarchy (`0::/...`).
+    assert!(
+        logs.contains("hello from aarch64 in 0::/"),
+        "logs: {logs}\nconsole:\n{}",
+        vm.console()
+    );
+    eprintln!(
+        "pod hello ran and logged `{}` after {:.0} s of QEMU",
+        logs.trim(),
         vm.elapsed().as_secs_f64()
     );
 }

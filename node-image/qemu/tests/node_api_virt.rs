@@ -83,6 +83,7 @@ fn node_api_serves_status_logs_and_reboot_on_the_virt_guest() {
         cpus: Some(1),
         append: Vec::new(),
         isolated: false,
+        lan: None,
     };
     let mut vm = Vm::start(&board, &opts).unwrap();
     let up = vm.wait_for("node API on https://", Duration::from_secs(240));

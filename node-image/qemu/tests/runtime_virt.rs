@@ -82,6 +82,7 @@ fn virt_guest_runs_a_busybox_container_on_cgroup2_with_memory_limit_and_oom_kill
             cpus: Some(1),
             append: Vec::new(),
             isolated: false,
+            lan: None,
         },
     )
     .unwrap();

@@ -146,6 +146,7 @@ fn upgrade_switches_slots_and_a_broken_image_falls_back() {
         cpus: Some(1),
         append: Vec::new(),
         isolated: false,
+        lan: None,
     };
 
     // 1. Slot A.
