@@ -11,8 +11,9 @@
 //! run is mapped back on its next use by a minor fault. What remains mapped is the text the
 //! kubelet ran since the last trim, its real working set.
 //!
-//! Only the executable's `r-xp` mappings with no anonymous (copied-on-write) pages are
-//! touched: dropping a written private page would lose the write.
+//! Only the executable's read-only mappings (code, and read-only data) are touched, and in
+//! them only the pages `/proc/self/pagemap` shows mapped from the file: the relocated
+//! `.data.rel.ro` pages are private copies, and dropping them would lose the relocation.
 
 use std::time::Duration;
 
@@ -21,13 +22,12 @@ use tracing::debug;
 /// How often the text is trimmed.
 pub const PERIOD: Duration = Duration::from_secs(60);
 
-/// A mapping of `/proc/self/smaps`: start, end, permissions, path, anonymous KiB.
+/// A mapping of `/proc/self/smaps`: start, end, permissions, path.
 struct Mapping {
     start: usize,
     end: usize,
     perms: String,
     path: String,
-    anonymous_kib: u64,
 }
 
 fn mappings(smaps: &str) -> Vec<Mapping> {
@@ -46,44 +46,73 @@ fn mappings(smaps: &str) -> Vec<Mapping> {
                     end,
                     perms,
                     path,
-                    anonymous_kib: 0,
                 });
-                continue;
-            }
-        }
-        if first == "Anonymous:" {
-            if let Some(m) = out.last_mut() {
-                m.anonymous_kib = f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
             }
         }
     }
     out
 }
 
-/// The executable's read-only code mappings that hold no private copies.
-fn text_ranges(smaps: &str, exe: &str) -> Vec<(usize, usize)> {
+/// The executable's read-only mappings: code (`r-xp`, never written) and read-only data
+/// (`r--p`, which also holds the relocated `.data.rel.ro`: those pages are private copies,
+/// kept by [`file_pages`]).
+fn read_only_ranges(smaps: &str, exe: &str) -> Vec<(usize, usize)> {
     mappings(smaps)
         .into_iter()
-        .filter(|m| m.perms == "r-xp" && m.path == exe && m.anonymous_kib == 0)
+        .filter(|m| (m.perms == "r-xp" || m.perms == "r--p") && m.path == exe)
         .map(|m| (m.start, m.end))
         .collect()
 }
 
-/// Unmaps the executable's text pages from this process; returns the bytes covered.
+/// `/proc/self/pagemap` bits: present, and file-backed (or shared anonymous).
+const PM_PRESENT: u64 = 1 << 63;
+const PM_FILE: u64 = 1 << 61;
+
+/// The runs of pages in `[start, end)` that are mapped from the file itself, not private
+/// copies: dropping those loses nothing.
+fn file_pages(
+    pagemap: &std::fs::File,
+    start: usize,
+    end: usize,
+) -> std::io::Result<Vec<(usize, usize)>> {
+    use std::os::unix::fs::FileExt;
+    let page = 4096usize;
+    let n = (end - start) / page;
+    let mut buf = vec![0u8; n * 8];
+    pagemap.read_exact_at(&mut buf, (start / page * 8) as u64)?;
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, e) in buf.chunks_exact(8).enumerate() {
+        let e = u64::from_ne_bytes(e.try_into().expect("8 bytes"));
+        if e & PM_PRESENT == 0 || e & PM_FILE == 0 {
+            continue;
+        }
+        let addr = start + i * page;
+        match runs.last_mut() {
+            Some(r) if r.1 == addr => r.1 = addr + page,
+            _ => runs.push((addr, addr + page)),
+        }
+    }
+    Ok(runs)
+}
+
+/// Unmaps the executable's resident file pages (code and read-only data) from this
+/// process; returns the bytes dropped.
 pub fn trim() -> std::io::Result<usize> {
     let exe = std::fs::read_link("/proc/self/exe")?;
     let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let pagemap = std::fs::File::open("/proc/self/pagemap")?;
     let mut bytes = 0;
-    for (start, end) in text_ranges(&smaps, &exe.to_string_lossy()) {
-        // SAFETY: the range is a whole mapping of this process's executable, read-only and
-        // executable, with no anonymous pages: MADV_DONTNEED drops page-table entries that
-        // the next access faults back in from the unchanged file.
-        let r =
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
-        if r != 0 {
-            return Err(std::io::Error::last_os_error());
+    for (start, end) in read_only_ranges(&smaps, &exe.to_string_lossy()) {
+        for (a, b) in file_pages(&pagemap, start, end)? {
+            // SAFETY: [a, b) lies in a read-only mapping of this process's executable and
+            // holds only pages mapped from the file (no private copies): MADV_DONTNEED drops
+            // page-table entries that the next access faults back in from the same file.
+            let r = unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            bytes += b - a;
         }
-        bytes += end - start;
     }
     Ok(bytes)
 }
@@ -93,7 +122,7 @@ pub async fn run() {
     loop {
         tokio::time::sleep(PERIOD).await;
         match trim() {
-            Ok(b) => debug!(mapped_bytes = b, "dropped the binary's idle text pages"),
+            Ok(b) => debug!(bytes = b, "dropped the binary's idle pages"),
             Err(e) => debug!(error = %e, "trimming text pages"),
         }
     }
@@ -117,16 +146,14 @@ Anonymous:             4 kB
 ";
 
     #[test]
-    fn only_the_executables_clean_text_is_trimmed() {
+    fn only_the_executables_read_only_mappings_are_trimmed() {
         assert_eq!(
-            text_ranges(SMAPS, "/usr/bin/bramble"),
-            vec![(0x55d0a0100000, 0x55d0a2000000)]
+            read_only_ranges(SMAPS, "/usr/bin/bramble"),
+            vec![
+                (0x55d0a0000000, 0x55d0a0100000),
+                (0x55d0a0100000, 0x55d0a2000000)
+            ]
         );
-        let written = SMAPS.replace(
-            "Anonymous:             0 kB\n55d0a2",
-            "Anonymous:             8 kB\n55d0a2",
-        );
-        assert!(text_ranges(&written, "/usr/bin/bramble").is_empty());
     }
 
     fn rss_file_kib() -> u64 {
@@ -136,6 +163,42 @@ Anonymous:             4 kB
             .find_map(|l| l.strip_prefix("RssFile:"))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap()
+    }
+
+    #[test]
+    fn private_copies_are_not_file_pages() {
+        use std::io::Write;
+        let page = 4096;
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&vec![7u8; 3 * page]).unwrap();
+        // SAFETY: a fresh private mapping of a 3-page file, unmapped below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                3 * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE,
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                0,
+            )
+        } as *mut u8;
+        assert_ne!(p as *mut libc::c_void, libc::MAP_FAILED);
+        // SAFETY: reads and one write inside the mapping.
+        unsafe {
+            for i in 0..3 {
+                std::ptr::read_volatile(p.add(i * page));
+            }
+            std::ptr::write_volatile(p.add(page), 1);
+        }
+        let pagemap = std::fs::File::open("/proc/self/pagemap").unwrap();
+        let start = p as usize;
+        let runs = file_pages(&pagemap, start, start + 3 * page).unwrap();
+        // SAFETY: unmapping the mapping made above.
+        unsafe { libc::munmap(p as *mut libc::c_void, 3 * page) };
+        assert_eq!(
+            runs,
+            vec![(start, start + page), (start + 2 * page, start + 3 * page)]
+        );
     }
 
     #[test]
