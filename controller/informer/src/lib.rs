@@ -8,7 +8,8 @@
 //!   `Store` (objects held once, as `Arc`s), plus indexes by namespace and by custom indexers
 //!   and a fan-out of every change to registered handlers. Objects are compacted before they
 //!   are cached: `managedFields` and the `last-applied-configuration` annotation are dropped
-//!   (as kube's reflector examples do with `modify`).
+//!   (as kube's reflector examples do with `modify`, and upstream's informers with a
+//!   transform), and Pods' volumes and volume mounts, which no controller here reads.
 //! - [`WorkQueue`]: a de-duplicating work queue with per-item rate-limited retries and
 //!   delayed adds (client-go's `RateLimitingInterface`).
 
@@ -25,5 +26,7 @@ pub use factory::SharedInformers;
 pub use informer::{Change, Informer};
 pub use queue::WorkQueue;
 
+#[cfg(test)]
+mod compact_tests;
 #[cfg(test)]
 mod tests;

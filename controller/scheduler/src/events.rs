@@ -36,6 +36,10 @@ type SeenKey = (String, String, String);
 /// (event namespace, event name, count).
 type SeenEvent = (String, String, i32);
 
+/// How many distinct events are remembered for aggregation before the memory starts over:
+/// client-go's correlator keeps an LRU cache of 4096 (`maxLruCacheEntries`).
+const MAX_SEEN: usize = 4096;
+
 /// Writes events for one component; repeats of the same (object, reason, message) bump the
 /// count of the existing event.
 pub struct EventRecorder {
@@ -145,7 +149,7 @@ impl EventRecorder {
             .await
             .map_err(|e| Error::api(format!("creating event {name}"), e))?;
         let mut seen = self.seen.lock().expect("event cache");
-        if seen.len() > 10_000 {
+        if seen.len() >= MAX_SEEN {
             seen.clear();
         }
         seen.insert(key, (ns, created.name_any(), 1));

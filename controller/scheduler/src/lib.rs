@@ -18,6 +18,7 @@ pub mod node_info;
 pub mod preemption;
 pub mod priority;
 pub mod queue;
+pub mod report;
 pub mod scheduler;
 pub mod scores;
 pub mod snapshot;

@@ -26,6 +26,7 @@ use crate::node_info::{pod_key, NodeInfo, PodInfo};
 use crate::preemption::{preempt, Candidate};
 use crate::priority::PriorityResolver;
 use crate::queue::Backoff;
+use crate::report::Reports;
 use crate::snapshot::Snapshot;
 use crate::triggers::on_change;
 
@@ -54,19 +55,6 @@ fn node_name(pod: &Pod) -> Option<&str> {
         .as_ref()
         .and_then(|s| s.node_name.as_deref())
         .filter(|n| !n.is_empty())
-}
-
-fn scheduled_condition(pod: &Pod) -> Option<(String, String)> {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"))
-        .map(|c| {
-            (
-                c.reason.clone().unwrap_or_default(),
-                c.message.clone().unwrap_or_default(),
-            )
-        })
 }
 
 impl Scheduler {
@@ -120,6 +108,7 @@ impl Scheduler {
         info!(scheduler = %self.cfg.scheduler_name, "scheduler caches synced");
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<BindDone>();
         let bind_slots = Arc::new(Semaphore::new(self.cfg.bind_concurrency.max(1)));
+        let reports = Reports::start(self.client.clone(), self.recorder.clone(), pods.clone());
         let mut backoff = Backoff::default();
         let mut assumed: HashMap<String, (String, PodInfo)> = HashMap::new();
         let mut infos: HashMap<String, (String, PodInfo)> = HashMap::new();
@@ -141,15 +130,24 @@ impl Scheduler {
                 assumed.retain(|uid, _| live.contains(uid.as_str()));
                 backoff.retain(|uid| live.contains(uid));
             }
-            // Cheap scan first: build a snapshot only when some pending pod is due.
+            // Cheap scan first: build a snapshot only when some pending pod is due. The scan
+            // also forgets derived infos of older versions, so they do not keep a second copy
+            // of a changed pod alive until the next scheduling cycle.
             let now = Instant::now();
-            let due = all_pods.iter().any(|pod| {
+            let mut due = false;
+            for pod in &all_pods {
                 let uid = pod.metadata.uid.as_deref().unwrap_or("");
-                node_name(pod).is_none()
-                    && self.is_ours(pod)
-                    && !assumed.contains_key(uid)
-                    && backoff.ready(&self.cfg, uid, cycle_gen, now)
-            });
+                if infos.get(uid).is_some_and(|(rv, _)| {
+                    Some(rv.as_str()) != pod.metadata.resource_version.as_deref()
+                }) {
+                    infos.remove(uid);
+                }
+                due = due
+                    || (node_name(pod).is_none()
+                        && self.is_ours(pod)
+                        && !assumed.contains_key(uid)
+                        && backoff.ready(&self.cfg, uid, cycle_gen, now));
+            }
             if due {
                 let resolver = PriorityResolver::new(classes.list().iter().map(|c| c.as_ref()));
                 let mut base = Vec::new();
@@ -230,6 +228,7 @@ impl Scheduler {
                     &mut rng,
                     &bind_slots,
                     &done_tx,
+                    &reports,
                 );
             }
             let next = backoff
@@ -260,6 +259,7 @@ impl Scheduler {
         rng: &mut impl rand::Rng,
         bind_slots: &Arc<Semaphore>,
         done_tx: &mpsc::UnboundedSender<BindDone>,
+        reports: &Reports,
     ) {
         for pod in pending {
             let uid = pod.uid().to_string();
@@ -286,7 +286,7 @@ impl Scheduler {
                     }
                     debug!(pod = %pod.key(), %message, "unschedulable");
                     backoff.unschedulable(&self.cfg, &uid, cycle_gen, now);
-                    self.spawn_report_unschedulable(pod, message);
+                    reports.push(&pod.pod, message);
                 }
             }
         }
@@ -349,49 +349,6 @@ impl Scheduler {
                 }
             }
             let _ = done.send(BindDone { uid, result });
-        });
-    }
-
-    fn spawn_report_unschedulable(&self, pod: PodInfo, message: String) {
-        let client = self.client.clone();
-        let recorder = self.recorder.clone();
-        tokio::spawn(async move {
-            let current = scheduled_condition(&pod.pod);
-            if current.as_ref().map(|(r, m)| (r.as_str(), m.as_str()))
-                != Some(("Unschedulable", message.as_str()))
-            {
-                let patch = json!({"status": {"conditions": [{
-                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                    "message": message, "lastProbeTime": null,
-                    "lastTransitionTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
-                }]}});
-                let api: Api<Pod> = Api::namespaced(
-                    client,
-                    pod.pod.metadata.namespace.as_deref().unwrap_or("default"),
-                );
-                if let Err(e) = api
-                    .patch_status(
-                        &pod.pod.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Strategic(&patch),
-                    )
-                    .await
-                {
-                    debug!(pod = %pod.key(), error = %e, "PodScheduled=False status");
-                }
-            }
-            if let Err(e) = recorder
-                .record(
-                    reference(pod.pod.as_ref()),
-                    EventType::Warning,
-                    "FailedScheduling",
-                    "Scheduling",
-                    &message,
-                )
-                .await
-            {
-                debug!(error = %e, "FailedScheduling event");
-            }
         });
     }
 
