@@ -153,8 +153,10 @@ fn main() {
     let scratch = Scratch::new(dir.path());
     let data = scratch.mount.join("data");
     let kubeconfig = dir.path().join("kubeconfig");
-    let child = Command::new("ip")
-        .args(["netns", "exec", &scratch.netns])
+    // nsenter, not `ip netns exec`: that one also remounts /sys, hiding the cgroup
+    // hierarchy from the kubelet.
+    let child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", scratch.netns))
         .arg(env!("CARGO_BIN_EXE_bramble"))
         .arg("up")
         .arg("--data-dir")
@@ -172,8 +174,18 @@ fn main() {
     let bramble = Proc(child);
     let audit = data.join("audit/audit.log");
     let deadline = Instant::now() + Duration::from_secs(180);
-    // The node registered: the kubelet's first Lease write is in the audit log (its create).
-    while file_size(&audit) == 0 {
+    // The node registered: the kubelet's create of its Lease is in the audit log.
+    let lease_created = || {
+        std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| {
+                l.contains("\"verb\":\"create\"")
+                    && l.contains("\"resource\":\"leases\"")
+                    && l.contains("system:node:")
+            })
+    };
+    while !lease_created() {
         assert!(Instant::now() < deadline, "the node did not register");
         std::thread::sleep(Duration::from_millis(200));
     }
