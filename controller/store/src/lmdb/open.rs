@@ -5,16 +5,15 @@
 //! (big-endian) for history events. One tree instead of three named ones (format 1) saves
 //! LMDB's main-database page and, with the object and the history event of a write sharing
 //! the upper branch pages, another page or two of every commit; idle, every commit is a
-//! Lease renewal, so this is most of the flash writes of an idle board. History keys sort
-//! last, so appending an event still uses `MDB_APPEND`. A format 1 store is rewritten into
-//! format 2 in one transaction when it is opened.
+//! Lease renewal, so this is most of the flash writes of an idle board. A format 1 store is
+//! rewritten into format 2 in one transaction when it is opened.
 
 use std::ops::Bound;
 use std::path::Path;
 
 use heed::byteorder::{BigEndian, ByteOrder};
 use heed::types::{Bytes, U64};
-use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, PutFlags, RoTxn, RwTxn, WithoutTls};
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 
 use super::config::StoreConfig;
 use super::lock_file::{self, LockFile};
@@ -129,16 +128,15 @@ impl Dbs {
         }))
     }
 
-    /// Appends the event of `revision`, newer than every stored one (`MDB_APPEND`).
+    /// Stores the event of `revision`, newer than every stored one. (Not `MDB_APPEND`: the
+    /// records of named databases an older Bramble may have added sort after it.)
     pub fn append_history(
         &self,
         txn: &mut RwTxn,
         revision: Revision,
         record: &[u8],
     ) -> Result<(), StoreError> {
-        Ok(self
-            .main
-            .put_with_flags(txn, PutFlags::APPEND, &history_key(revision), record)?)
+        Ok(self.main.put(txn, &history_key(revision), record)?)
     }
 
     /// Deletes the events up to and including `revision`; returns how many.
@@ -159,9 +157,11 @@ impl Dbs {
     /// its first and last keys. Deriving them instead of storing them saves rewriting a
     /// page on every commit (flash wear).
     pub fn revisions(&self, txn: &RoTxn) -> Result<(Revision, Revision), StoreError> {
-        let current = match self.main.last(txn)? {
-            Some((key, _)) if key.first() == Some(&HISTORY) => history_revision(key)?,
-            _ => return Ok((0, 0)),
+        // Not `last()` of the tree: an older Bramble run on this store after a rollback
+        // adds its named databases' records, whose keys sort after the history.
+        let current = match self.history_rev_range(txn, 0, Revision::MAX)?.next() {
+            Some(item) => item?.0,
+            None => return Ok((0, 0)),
         };
         let first = match self.history_range(txn, 0, current)?.next() {
             Some(item) => item?.0,

@@ -155,3 +155,29 @@ async fn with_a_lock_dir_the_lock_file_lives_there_and_the_data_stays() {
         .is_file());
     assert_eq!(store.current_revision(), 1);
 }
+
+#[tokio::test]
+async fn named_databases_an_older_bramble_added_do_not_hide_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        create(&store, "k/a", obj("a", "1")).await;
+    }
+    {
+        // what an older Bramble opening this store after a rollback creates
+        let env = unsafe { EnvOpenOptions::new().max_dbs(4).open(dir.path()) }.unwrap();
+        let wtxn = env.write_txn().unwrap();
+        env.create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_, heed::Error> {
+            for name in ["objects", "history", "meta"] {
+                opener.create_database::<Bytes, Bytes>(wtxn, Some(name))?;
+            }
+            Ok(CommitOrAbort::<(), ()>::Commit(()))
+        })
+        .unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(store.current_revision(), 1);
+    update(&store, "k/a", obj("a", "2")).await;
+    assert_eq!(store.current_revision(), 2);
+    assert_eq!(data(&store.get("k/a").unwrap().unwrap().value), "2");
+}
