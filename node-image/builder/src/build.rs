@@ -146,9 +146,12 @@ pub fn build_image(
         Some(source.fetch("bookworm", "raspi-firmware")?)
     };
     let cni = source.fetch("bookworm", "containernetworking-plugins")?;
+    // Debian builds the CNI plugins against glibc: its loader and libc.so.6 go in too.
+    let libc = source.fetch("bookworm", "libc6")?;
     let mut packages = vec![&kernel];
     packages.extend(firmware.as_ref());
     packages.push(&cni);
+    packages.push(&libc);
 
     let work = tempfile::Builder::new()
         .prefix(".bramble-build-")
@@ -221,6 +224,7 @@ pub fn build_image(
         &root,
     )?;
     stage_root(&board, &opts.bramble, &cni, &root)?;
+    stage_glibc(&board, &libc, &root)?;
     let package_lines: String = manifest
         .packages
         .iter()
@@ -452,6 +456,38 @@ fn stage_root(
         &(board.modules.join("\n") + "\n"),
     )?;
     Ok(())
+}
+
+/// Files of Debian's `libc6` the dynamically linked CNI plugins need (`readelf -d`: only
+/// libc.so.6), at the paths their ELF interpreter and the loader's default search use.
+pub const GLIBC_FILES: [&str; 2] = [
+    "lib/aarch64-linux-gnu/ld-linux-aarch64.so.1",
+    "lib/aarch64-linux-gnu/libc.so.6",
+];
+
+/// glibc's loader and libc for the CNI plugins (the plugins fail with ENOENT without the
+/// interpreter `/lib/ld-linux-aarch64.so.1`).
+fn stage_glibc(
+    board: &BoardConfig,
+    libc: &ExtractedPackage,
+    root: &Path,
+) -> Result<(), BuildError> {
+    for f in GLIBC_FILES {
+        let src = libc.root.join(f);
+        if !src.is_file() {
+            return Err(BuildError::FileMissing {
+                board: board.name.clone(),
+                file: f.into(),
+                package: libc.name.clone(),
+                looked: libc.root.clone(),
+            });
+        }
+        let dst = root.join(f);
+        copy_file(&src, &dst)?;
+        fs::set_permissions(&dst, fs::Permissions::from_mode(0o755)).map_err(io_err(&dst))?;
+    }
+    let link = root.join("lib/ld-linux-aarch64.so.1");
+    symlink("aarch64-linux-gnu/ld-linux-aarch64.so.1", &link).map_err(io_err(&link))
 }
 
 /// The initial data partition: the directories services write to.

@@ -174,6 +174,8 @@ fn inspect(board: &str) {
         "/bin/bramble",
         "/sbin/init -> ../bin/bramble",
         "/sbin/modprobe -> ../bin/bramble",
+        "/lib/ld-linux-aarch64.so.1 -> aarch64-linux-gnu/ld-linux-aarch64.so.1",
+        "/lib/aarch64-linux-gnu/libc.so.6",
         "/opt/cni/bin/bridge",
         "/opt/cni/bin/host-local",
         "/opt/cni/bin/loopback",
