@@ -7,6 +7,14 @@
 //! clients next to etcd puts of the same size; list of 10,000 Pods; watch delivery latency;
 //! controller RSS idle with 1,000 and 10,000 objects; bytes written to disk per create;
 //! discovery and OpenAPI documents (bytes, time, RSS added); RBAC's cost.
+//!
+//! Sections run selectively: `cargo bench --bench api -- memory` (or the built executable with
+//! `memory`) runs only the named ones, of `creates`, `memory` (list, watch delivery, RSS),
+//! `discovery` and `rbac`; no name runs all. `BENCH_HOLD_SECS=N` keeps the memory section's
+//! controller running N seconds after its last RSS reading (its pid on stderr), for heaptrack
+//! or /proc/PID/smaps; `BENCH_WRAPPER="heaptrack -o FILE"` starts every controller under that
+//! command (the RSS figures are then the wrapper's process, so only heap profiles count);
+//! `BENCH_BRAMBLE=PATH` runs that bramble executable instead of this build's.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -152,7 +160,21 @@ fn start_bramble(dir: &Path) -> Bramble {
 
 fn start_bramble_with(dir: &Path, extra: &[&str]) -> Bramble {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_bramble"))
+    // BENCH_WRAPPER (e.g. `heaptrack -o /tmp/ctl`) runs the controller under a profiler.
+    // BENCH_BRAMBLE runs another build of bramble (e.g. a copy of an older one).
+    let bin =
+        std::env::var("BENCH_BRAMBLE").unwrap_or_else(|_| env!("CARGO_BIN_EXE_bramble").into());
+    let wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let child = cmd
         .args([
             "controller",
             "--plain-http",
@@ -260,19 +282,8 @@ async fn create_many(
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let seconds: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let duration = Duration::from_secs(seconds);
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(128)
-        .build_http();
-    let mut table = String::new();
-    table.push_str("| measurement | Bramble | etcd 3.4 (same puts, WAL fsync) |\n|---|---|---|\n");
-
+/// Creates/s and bytes written per create at 1, 8 and 64 clients, next to etcd's.
+async fn creates(client: &HttpClient, duration: Duration, table: &mut String) {
     let bdir = tempfile::tempdir().unwrap();
     let b = start_bramble(bdir.path());
     let bpid = b.proc.0.id();
@@ -283,7 +294,7 @@ async fn main() {
         let (url, token) = (b.url.clone(), b.token.clone());
         let w0 = write_bytes(bpid);
         let run = load(
-            &client,
+            client,
             clients,
             duration,
             Arc::new(move |w, n| configmap_request(&url, &token, format!("c{clients}-{w}-{n}"))),
@@ -297,7 +308,7 @@ async fn main() {
                 let e0 = write_bytes(epid);
                 let value = base64::engine::general_purpose::STANDARD.encode("x".repeat(1024));
                 let r = load(
-                    &client,
+                    client,
                     clients,
                     duration,
                     Arc::new(move |w, n| {
@@ -347,7 +358,11 @@ async fn main() {
     }
     drop(etcd);
     drop(b);
+}
 
+/// List of 10,000 Pods, watch delivery, and the RSS of an idle controller (empty, with 1,000
+/// ConfigMaps, with 10,000 Pods more, after listing them).
+async fn memory(client: &HttpClient, table: &mut String) {
     // memory and list on a fresh controller
     let dir = tempfile::tempdir().unwrap();
     let b = start_bramble(dir.path());
@@ -355,18 +370,18 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let empty_rss = proc_status_kib(pid, "VmRSS:");
     let (url, token) = (b.url.clone(), b.token.clone());
-    create_many(&client, 1000, |i| {
+    create_many(client, 1000, |i| {
         configmap_request(&url, &token, format!("idle-{i}"))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_1k = proc_status_kib(pid, "VmRSS:");
-    create_many(&client, 10_000, |i| {
+    create_many(client, 10_000, |i| {
         pod_request(&url, &token, format!("pod-{i}"))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_10k = proc_status_kib(pid, "VmRSS:");
+    let rss_10k = Rss::of(pid);
 
     let mut list_times = Vec::new();
     let mut list_bytes = 0;
@@ -387,7 +402,7 @@ async fn main() {
     }
     list_times.sort();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_after_list = proc_status_kib(pid, "VmRSS:");
+    let rss_after_list = Rss::of(pid);
 
     // watch delivery: time from sending a create to receiving its event
     let mut delivery = Vec::new();
@@ -461,17 +476,108 @@ async fn main() {
         rss_1k as f64 / 1024.0
     ));
     table.push_str(&format!(
-        "| controller RSS idle, 11,000 objects (1,000 ConfigMaps + 10,000 Pods) | {:.1} MiB | |\n",
-        rss_10k as f64 / 1024.0
+        "| controller RSS idle, 11,000 objects (1,000 ConfigMaps + 10,000 Pods) | {} | |\n",
+        rss_10k
     ));
     table.push_str(&format!(
-        "| controller RSS after listing the 10,000 Pods | {:.1} MiB | |\n",
-        rss_after_list as f64 / 1024.0
+        "| controller RSS after listing the 10,000 Pods | {} | |\n",
+        rss_after_list
     ));
+    if let Some(secs) = std::env::var("BENCH_HOLD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        eprintln!("holding controller pid {pid} for {secs} s");
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
     drop(b);
+}
 
-    discovery::discovery_cost(&client, &mut table).await;
-    authorization_cost(&client, duration, &mut table).await;
+/// A process's resident memory: the total and its parts (anonymous: heap and stacks; file:
+/// mapped files, of which the store's LMDB map `data.mdb`), KiB.
+struct Rss {
+    total: u64,
+    anon: u64,
+    file: u64,
+    mdb: u64,
+}
+
+impl Rss {
+    fn of(pid: u32) -> Rss {
+        // /proc/PID/smaps: a mapping's header line names the file; its `Rss:` line follows.
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+        let (mut mdb, mut in_mdb) = (0, false);
+        for line in smaps.lines() {
+            if let Some(kib) = line.strip_prefix("Rss:") {
+                if in_mdb {
+                    mdb += kib
+                        .split_whitespace()
+                        .next()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+            } else if line
+                .split_whitespace()
+                .next()
+                .is_some_and(|f| f.contains('-'))
+            {
+                in_mdb = line.ends_with("/data.mdb");
+            }
+        }
+        Rss {
+            total: proc_status_kib(pid, "VmRSS:"),
+            anon: proc_status_kib(pid, "RssAnon:"),
+            file: proc_status_kib(pid, "RssFile:"),
+            mdb,
+        }
+    }
+}
+
+impl std::fmt::Display for Rss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |k: u64| k as f64 / 1024.0;
+        write!(
+            f,
+            "{:.1} MiB (anon {:.1}, file {:.1} of which data.mdb {:.1})",
+            mib(self.total),
+            mib(self.anon),
+            mib(self.file),
+            mib(self.mdb)
+        )
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let duration = Duration::from_secs(seconds);
+    // `cargo bench` passes `--bench`; any other argument names a section to run.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let run = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(128)
+        .build_http();
+    let mut table = String::new();
+    table.push_str("| measurement | Bramble | etcd 3.4 (same puts, WAL fsync) |\n|---|---|---|\n");
+
+    if run("creates") {
+        creates(&client, duration, &mut table).await;
+    }
+    if run("memory") {
+        memory(&client, &mut table).await;
+    }
+    if run("discovery") {
+        discovery::discovery_cost(&client, &mut table).await;
+    }
+    if run("rbac") {
+        authorization_cost(&client, duration, &mut table).await;
+    }
 
     println!("{table}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-api.md");
