@@ -148,10 +148,12 @@ pub fn build_image(
     let cni = source.fetch("bookworm", "containernetworking-plugins")?;
     // Debian builds the CNI plugins against glibc: its loader and libc.so.6 go in too.
     let libc = source.fetch("bookworm", "libc6")?;
+    let ca = source.fetch("bookworm", "ca-certificates")?;
     let mut packages = vec![&kernel];
     packages.extend(firmware.as_ref());
     packages.push(&cni);
     packages.push(&libc);
+    packages.push(&ca);
 
     let work = tempfile::Builder::new()
         .prefix(".bramble-build-")
@@ -225,6 +227,7 @@ pub fn build_image(
     )?;
     stage_root(&board, &opts.bramble, &cni, &root)?;
     stage_glibc(&board, &libc, &root)?;
+    stage_ca_bundle(&board, &ca, &root)?;
     let package_lines: String = manifest
         .packages
         .iter()
@@ -488,6 +491,45 @@ fn stage_glibc(
     }
     let link = root.join("lib/ld-linux-aarch64.so.1");
     symlink("aarch64-linux-gnu/ld-linux-aarch64.so.1", &link).map_err(io_err(&link))
+}
+
+/// Where the CA bundle goes (the first place rustls-native-certs / openssl-probe look).
+pub const CA_BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
+
+/// The CA bundle `update-ca-certificates` would make from Debian's `ca-certificates` (the
+/// package ships the certificates; its postinst writes the bundle): registry pulls over HTTPS
+/// need it, and the image puller refuses to start without any system CA.
+fn stage_ca_bundle(
+    board: &BoardConfig,
+    ca: &ExtractedPackage,
+    root: &Path,
+) -> Result<(), BuildError> {
+    let dir = ca.root.join("usr/share/ca-certificates/mozilla");
+    let mut certs: Vec<PathBuf> = fs::read_dir(&dir)
+        .map_err(io_err(&dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+        .collect();
+    certs.sort();
+    if certs.is_empty() {
+        return Err(BuildError::FileMissing {
+            board: board.name.clone(),
+            file: "usr/share/ca-certificates/mozilla/*.crt".into(),
+            package: ca.name.clone(),
+            looked: dir,
+        });
+    }
+    let mut bundle = String::new();
+    for c in &certs {
+        let pem = fs::read_to_string(c).map_err(io_err(c))?;
+        bundle.push_str(pem.trim_end());
+        bundle.push('\n');
+    }
+    let out = root.join(CA_BUNDLE);
+    if let Some(parent) = out.parent() {
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    write_file(&out, &bundle)
 }
 
 /// The initial data partition: the directories services write to.

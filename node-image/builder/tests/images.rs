@@ -176,6 +176,7 @@ fn inspect(board: &str) {
         "/sbin/modprobe -> ../bin/bramble",
         "/lib/ld-linux-aarch64.so.1 -> aarch64-linux-gnu/ld-linux-aarch64.so.1",
         "/lib/aarch64-linux-gnu/libc.so.6",
+        "/etc/ssl/certs/ca-certificates.crt",
         "/opt/cni/bin/bridge",
         "/opt/cni/bin/host-local",
         "/opt/cni/bin/loopback",
