@@ -3,10 +3,11 @@
 //!
 //! Two test hosts in network namespaces (tests/common/netns.rs), a real `bramble kubelet` in
 //! each and one controller. A busybox httpd pod on node B serves a small file; a client pod
-//! on node A runs the load generator (this binary re-executed with `loadgen`, entered into
+//! on node A per path runs the load generator (this binary re-executed with `loadgen`, entered into
 //! the pod's network namespace with nsenter): HTTP/1.0 requests (one TCP connection each,
 //! so every request crosses the nftables DNAT and conntrack anew) over 4 concurrent
-//! connections, pod to pod directly, through the ClusterIP and through node A's NodePort,
+//! connections, pod to pod directly, through the ClusterIP, through node A's NodePort and
+//! through node A's built-in Ingress (a userspace proxy, unlike the three nftables paths),
 //! in interleaved rounds.
 //! Then UDP queries/s against the cluster DNS (10.43.0.10 from node A, 4 sockets with 32
 //! queries in flight each), and the time from the pod becoming Ready (seen by a watch) to
@@ -36,6 +37,15 @@ const DNS_SECS: u64 = 10;
 const DNS_SOCKETS: usize = 4;
 const DNS_WINDOW: usize = 32;
 const READY_ROUNDS: usize = 5;
+/// The client pods on node A, one per measured path (direct, ClusterIP, NodePort, Ingress).
+const CLIENTS: [&str; 4] = [
+    "client-direct",
+    "client-clusterip",
+    "client-nodeport",
+    "client-ingress",
+];
+/// The Host header of every request, and the host of the Ingress rule.
+const HOST: &str = "bench";
 
 fn now_nanos() -> u128 {
     SystemTime::now()
@@ -48,7 +58,7 @@ fn now_nanos() -> u128 {
 fn http_once(addr: SocketAddr, path: &str) -> std::io::Result<()> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n").as_bytes())?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {HOST}\r\n\r\n").as_bytes())?;
     let mut buf = Vec::with_capacity(512);
     s.read_to_end(&mut buf)?;
     if !buf.starts_with(b"HTTP/1.") || buf.get(9..12) != Some(b"200") {
@@ -209,6 +219,31 @@ fn netns_of(argv: &[&str]) -> Result<String> {
     bail!("no process {argv:?}")
 }
 
+/// The conntrack `insert_failed` counter summed over CPUs and over the test hosts' network
+/// namespaces (/proc/net/stat/nf_conntrack: a header row, then one row of hex per CPU).
+fn conntrack_insert_failed(net: &TestNet) -> Result<u64> {
+    let mut total = 0;
+    for host in &net.hosts {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", host.netns_path().display()))
+            .args(["cat", "/proc/net/stat/nf_conntrack"])
+            .output()?;
+        let text = String::from_utf8(out.stdout)?;
+        let mut rows = text
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>());
+        let header = rows.next().context("conntrack statistics header")?;
+        let col = header
+            .iter()
+            .position(|c| *c == "insert_failed")
+            .context("insert_failed column")?;
+        for row in rows {
+            total += u64::from_str_radix(row.get(col).context("conntrack row")?, 16)?;
+        }
+    }
+    Ok(total)
+}
+
 struct Setup {
     ctrl: TestController,
     net: TestNet,
@@ -276,7 +311,13 @@ fn main() -> Result<()> {
         json!({"readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]},
                                   "periodSeconds": 1, "failureThreshold": 1}}),
     )?;
-    pod("client", 0, "exec sleep 3601", json!({}))?;
+    // One client pod per path: the same client address and port reaching the same backend
+    // directly and through a DNAT would collide in conntrack (the DNAT'd connection's reply
+    // tuple equals the direct one's while that one lingers in TIME_WAIT), the insert fails and
+    // the SYN is dropped and resent a second later, as it would be with upstream kube-proxy.
+    for (i, name) in CLIENTS.iter().enumerate() {
+        pod(name, 0, &format!("exec sleep {}", 3601 + i), json!({}))?;
+    }
     ok(s.ctrl.kubectl_with(
         common::KUBECTL,
         &["apply", "-f", "-"],
@@ -285,6 +326,19 @@ fn main() -> Result<()> {
                     "metadata": {"name": "web", "namespace": "default"},
                     "spec": {"type": "NodePort", "selector": {"app": "web"},
                              "ports": [{"port": 80, "targetPort": 8080}]}})
+            .to_string(),
+        ),
+    )?)?;
+    // The built-in ingress of every node routes Host `bench` to the Service.
+    ok(s.ctrl.kubectl_with(
+        common::KUBECTL,
+        &["apply", "-f", "-"],
+        Some(
+            &json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                    "metadata": {"name": "web", "namespace": "default"},
+                    "spec": {"rules": [{"host": HOST, "http": {"paths": [
+                        {"path": "/", "pathType": "Prefix",
+                         "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}})
             .to_string(),
         ),
     )?)?;
@@ -298,30 +352,32 @@ fn main() -> Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    ready_pod("client")?;
+    let mut client_ns = Vec::new();
+    for (i, name) in CLIENTS.iter().enumerate() {
+        ready_pod(name)?;
+        client_ns.push(netns_of(&["sleep", &(3601 + i).to_string()])?);
+    }
     let svc: Value = serde_json::from_str(&ok(s
         .ctrl
         .kubectl(&["get", "service", "web", "-o", "json"])?)?)?;
     let cluster_ip = svc["spec"]["clusterIP"].as_str().unwrap_or_default();
     let node_port = svc["spec"]["ports"][0]["nodePort"].as_i64().unwrap_or(0);
-    let client_ns = netns_of(&["sleep", "3601"])?;
     let node_a = s.net.hosts[0].ip.clone();
     let node_a_ns = s.net.hosts[0].netns_path().display().to_string();
     let targets = [
         ("pod to pod (direct)", format!("{web_ip}:8080")),
         ("pod to ClusterIP", format!("{cluster_ip}:80")),
         ("pod to NodePort (node A)", format!("{node_a}:{node_port}")),
+        ("pod to Ingress (node A, port 80)", format!("{node_a}:80")),
     ];
     // Everything answers before measuring.
-    for (what, addr) in &targets {
+    for ((what, addr), ns) in targets.iter().zip(&client_ns) {
         poll(LONG, what, || {
-            Ok(
-                run_loadgen(&client_ns, &["http", addr, "/index.html", "1", "1"])?
-                    .split(' ')
-                    .next()
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .filter(|n| *n > 0),
-            )
+            Ok(run_loadgen(ns, &["http", addr, "/index.html", "1", "1"])?
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .filter(|n| *n > 0))
         })?;
     }
 
@@ -329,10 +385,12 @@ fn main() -> Result<()> {
     // Rounds interleave the three paths so a busy moment of the machine does not land on
     // one of them only; each row shows the median round (by req/s).
     let mut rounds: Vec<Vec<[u64; 4]>> = vec![Vec::new(); targets.len()];
+    let mut clashes = vec![0u64; targets.len()];
     for _ in 0..HTTP_ROUNDS {
         for (i, (_, addr)) in targets.iter().enumerate() {
+            let before = conntrack_insert_failed(&s.net)?;
             let out = run_loadgen(
-                &client_ns,
+                &client_ns[i],
                 &[
                     "http",
                     addr,
@@ -341,12 +399,13 @@ fn main() -> Result<()> {
                     &HTTP_SECS.to_string(),
                 ],
             )?;
+            clashes[i] += conntrack_insert_failed(&s.net)?.saturating_sub(before);
             let f: Vec<u64> = out.split(' ').filter_map(|v| v.parse().ok()).collect();
             rounds[i].push([f[0], f[1], f[2], f[3]]);
         }
     }
     let mut direct_rps = 0.0;
-    for ((what, _), mut r) in targets.iter().zip(rounds) {
+    for (((what, _), mut r), clashes) in targets.iter().zip(rounds).zip(clashes) {
         r.sort_by_key(|f| f[0]);
         let f = r[r.len() / 2];
         let rps = f[0] as f64 / HTTP_SECS as f64;
@@ -354,7 +413,7 @@ fn main() -> Result<()> {
             direct_rps = rps;
         }
         table.push_str(&format!(
-            "| HTTP {what} | {rps:.0} req/s, p50 {:.2} ms, p99 {:.2} ms | {:+.1}% vs direct; median of {HTTP_ROUNDS} interleaved {HTTP_SECS} s rounds, {} errors, {HTTP_CONNS} connections, one TCP connection per request (busybox httpd) |\n",
+            "| HTTP {what} | {rps:.0} req/s, p50 {:.2} ms, p99 {:.2} ms | {:+.1}% vs direct; median of {HTTP_ROUNDS} interleaved {HTTP_SECS} s rounds, {} errors, {clashes} conntrack insert failures in all rounds, {HTTP_CONNS} connections, one TCP connection per request (busybox httpd) |\n",
             f[2] as f64 / 1000.0,
             f[3] as f64 / 1000.0,
             (rps / direct_rps - 1.0) * 100.0,
