@@ -170,7 +170,7 @@ impl Helper {
             }
             Request::Kill { id, signal } => {
                 let mut c = self.load(&id)?;
-                c.refresh_status()?;
+                refresh_status(&mut c)?;
                 if c.can_kill() {
                     let sig = LcSignal::try_from(signal)
                         .map_err(|e| HelperError::Invalid(format!("signal {signal}: {e}")))?;
@@ -259,7 +259,7 @@ impl Helper {
                     return Err(HelperError::Invalid("a direct exec has no terminal".into()));
                 }
                 let mut c = self.load(&id)?;
-                c.refresh_status()?;
+                refresh_status(&mut c)?;
                 let pid = match (c.status(), c.pid()) {
                     (ContainerStatus::Running, Some(pid)) => pid.as_raw(),
                     _ => {
@@ -311,7 +311,14 @@ impl Helper {
         if !dir.join("state.json").exists() {
             return Err(HelperError::NotFound(id.to_string()));
         }
-        Ok(Container::load(dir)?)
+        // Loading refreshes the status: the same race as in [`refresh_status`].
+        match Container::load(dir.clone()) {
+            Ok(c) => Ok(c),
+            Err(first) => {
+                tracing::debug!(error = %first, "container status changed while read; reading again");
+                Ok(Container::load(dir)?)
+            }
+        }
     }
 
     fn meta(&self, id: &str) -> Result<ContainerMeta, HelperError> {
@@ -446,7 +453,7 @@ impl Helper {
         let meta = self.meta(id)?;
         match self.load(id) {
             Ok(mut c) => {
-                c.refresh_status()?;
+                refresh_status(&mut c)?;
                 if !force && !c.can_delete() {
                     return Err(HelperError::Invalid(format!(
                         "container {id} is {:?}; stop it first",
@@ -480,7 +487,7 @@ impl Helper {
         let started_at = read_text(&bundle.join("started_at"));
         let (lc_status, pid) = match self.load(id) {
             Ok(mut c) => {
-                c.refresh_status()?;
+                refresh_status(&mut c)?;
                 (Some(c.status()), c.pid().map(|p| p.as_raw()))
             }
             Err(HelperError::NotFound(_)) => (None, None),
@@ -513,6 +520,20 @@ impl Helper {
             exit,
             shim_pid,
         })
+    }
+}
+
+/// `Container::refresh_status`, tolerating the process dying during it: libcontainer finds
+/// `/proc/PID`, then reads `/proc/PID/stat`, which fails with "File not found" when the
+/// process was reaped in between (an OOM kill right at a status query did that). Asked
+/// again, it finds no `/proc/PID` and says Stopped; an error that stays is returned.
+fn refresh_status(c: &mut Container) -> Result<(), HelperError> {
+    match c.refresh_status() {
+        Ok(()) => Ok(()),
+        Err(first) => {
+            tracing::debug!(error = %first, "container status changed while read; reading again");
+            Ok(c.refresh_status()?)
+        }
     }
 }
 
