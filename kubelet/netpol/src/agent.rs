@@ -5,51 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use bramble_proxy::proxier::watch;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::error::NetpolError;
 use crate::model::build_model;
 use crate::rules::{self, TABLE};
-
-/// A reflector of `K` (managedFields dropped) that wakes `notify` on every change.
-fn watch<K>(api: Api<K>, notify: Arc<Notify>) -> (Store<K>, JoinHandle<()>)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, mut writer) = reflector::store::<K>();
-    let task = tokio::spawn(async move {
-        let mut events = watcher::watcher(api, watcher::Config::default())
-            .default_backoff()
-            .modify(|o| o.managed_fields_mut().clear())
-            .boxed();
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(event) => {
-                    writer.apply_watcher_event(&event);
-                    if matches!(event, Event::Apply(_) | Event::Delete(_) | Event::InitDone) {
-                        notify.notify_one();
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "network policy watch failed; retrying"),
-            }
-        }
-    });
-    (reader, task)
-}
 
 /// Pods and Namespaces, watched while policies exist.
 struct Peers {

@@ -377,28 +377,25 @@ pub fn build_model(
             {
                 continue;
             }
-            if applies(spec, Direction::Ingress) {
-                let allows = ingress.get_or_insert_with(Vec::new);
-                for rule in spec.ingress.iter().flatten() {
-                    allows.extend(rule_allows(
-                        &cluster,
-                        Direction::Ingress,
-                        ns,
-                        rule.from.as_ref(),
-                        rule.ports.as_ref(),
-                        target,
-                    ));
+            // Each direction's rules as (peers, ports) pairs.
+            let ingress_rules = spec.ingress.iter().flatten().map(|r| (&r.from, &r.ports));
+            let egress_rules = spec.egress.iter().flatten().map(|r| (&r.to, &r.ports));
+            let directions: [(Direction, &mut Option<Vec<Allow>>, Vec<_>); 2] = [
+                (Direction::Ingress, &mut ingress, ingress_rules.collect()),
+                (Direction::Egress, &mut egress, egress_rules.collect()),
+            ];
+            for (direction, allows, rules) in directions {
+                if !applies(spec, direction) {
+                    continue;
                 }
-            }
-            if applies(spec, Direction::Egress) {
-                let allows = egress.get_or_insert_with(Vec::new);
-                for rule in spec.egress.iter().flatten() {
+                let allows = allows.get_or_insert_with(Vec::new);
+                for (peers, ports) in rules {
                     allows.extend(rule_allows(
                         &cluster,
-                        Direction::Egress,
+                        direction,
                         ns,
-                        rule.to.as_ref(),
-                        rule.ports.as_ref(),
+                        peers.as_ref(),
+                        ports.as_ref(),
                         target,
                     ));
                 }

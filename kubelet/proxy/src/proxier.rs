@@ -10,14 +10,17 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use crate::error::ProxyError;
 use crate::model::{build_model, ProxyConfig};
 use crate::{nft, rules};
 
-fn watch<K>(api: Api<K>, notify: Arc<Notify>) -> Store<K>
+/// A reflector of `K` (managedFields dropped: nothing here reads them) that wakes `notify`
+/// on every change; the task ends when its handle is aborted.
+pub fn watch<K>(api: Api<K>, notify: Arc<Notify>) -> (Store<K>, JoinHandle<()>)
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -28,9 +31,10 @@ where
         + 'static,
 {
     let (reader, mut writer) = reflector::store::<K>();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut events = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
+            .modify(|o| o.managed_fields_mut().clear())
             .boxed();
         while let Some(event) = events.next().await {
             match event {
@@ -40,11 +44,11 @@ where
                         notify.notify_one();
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "proxy watch failed; retrying"),
+                Err(e) => tracing::warn!(error = %e, "watch failed; retrying"),
             }
         }
     });
-    reader
+    (reader, task)
 }
 
 /// Runs the proxy until the task is dropped: every change of a Service or EndpointSlice
@@ -52,8 +56,9 @@ where
 /// applies are retried every few seconds).
 pub async fn run(client: Client, config: ProxyConfig) -> Result<(), ProxyError> {
     let notify = Arc::new(Notify::new());
-    let services: Store<Service> = watch(Api::all(client.clone()), notify.clone());
-    let slices: Store<EndpointSlice> = watch(Api::all(client), notify.clone());
+    let (services, _services_task): (Store<Service>, _) =
+        watch(Api::all(client.clone()), notify.clone());
+    let (slices, _slices_task): (Store<EndpointSlice>, _) = watch(Api::all(client), notify.clone());
     let _ = services.wait_until_ready().await;
     let _ = slices.wait_until_ready().await;
     let mut applied = String::new();
