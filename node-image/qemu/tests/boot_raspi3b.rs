@@ -3,15 +3,14 @@
 //! Bramble's init reading its node config from the FAT partition. Slow (~minutes of emulation):
 //! runs with BRAMBLE_SLOW_TESTS=1.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bramble_image_builder::{build_image, AptCache, BuildOptions};
 use bramble_qemu::{Vm, VmOptions};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::repo;
 
 #[test]
 fn rpi_3b_image_boots_on_raspi3b_to_init_reading_its_node_config() {

@@ -5,27 +5,13 @@
 //! Needs the static aarch64 bramble (scripts/build-aarch64.sh or BRAMBLE_AARCH64_BINARY).
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bramble_image_builder::{build_image, AptCache, BuildOptions};
 use bramble_qemu::{Vm, VmOptions};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn aarch64_binary() -> PathBuf {
-    let p = std::env::var_os("BRAMBLE_AARCH64_BINARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/aarch64-unknown-linux-musl/release/bramble"));
-    assert!(
-        p.is_file(),
-        "{} missing: run scripts/build-aarch64.sh",
-        p.display()
-    );
-    p
-}
+mod common;
+use common::{aarch64_binary, repo};
 
 /// An SNTP server on 127.0.0.1 (the guest reaches it as 10.0.2.2) answering with a fixed time.
 fn sntp_server(secs_since_1970: u64) -> u16 {

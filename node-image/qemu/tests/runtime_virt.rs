@@ -7,27 +7,14 @@
 //! Needs the static aarch64 bramble (scripts/build-aarch64.sh or BRAMBLE_AARCH64_BINARY) and
 //! Debian's arm64 busybox-static (fetched into the image builder's apt cache).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bramble_image_builder::{build_image, AptCache, BuildOptions, PackageSource};
 use bramble_qemu::{Vm, VmOptions};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn aarch64_binary() -> PathBuf {
-    let p = std::env::var_os("BRAMBLE_AARCH64_BINARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/aarch64-unknown-linux-musl/release/bramble"));
-    assert!(
-        p.is_file(),
-        "{} missing: run scripts/build-aarch64.sh",
-        p.display()
-    );
-    p
-}
+mod common;
+use common::{aarch64_binary, repo};
 
 fn line<'a>(console: &'a str, prefix: &str) -> &'a str {
     console

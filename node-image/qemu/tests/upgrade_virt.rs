@@ -20,31 +20,10 @@ use bramble_node_api::image::bundle_from_image;
 use bramble_node_api::{NodeClient, PowerRequest};
 use bramble_qemu::{partition_extent, Vm, VmOptions};
 
+mod common;
+use common::{aarch64_binary, free_port, repo};
+
 const TOKEN: &str = "upgrade-test-token-0123";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn aarch64_binary() -> PathBuf {
-    let p = std::env::var_os("BRAMBLE_AARCH64_BINARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/aarch64-unknown-linux-musl/release/bramble"));
-    assert!(
-        p.is_file(),
-        "{} missing: run scripts/build-aarch64.sh",
-        p.display()
-    );
-    p
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn fingerprint(console: &str) -> String {
     console
