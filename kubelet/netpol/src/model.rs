@@ -136,31 +136,23 @@ impl<'a> Cluster<'a> {
         if peer.ip_block.is_some() {
             return None;
         }
-        let pods = match (&peer.namespace_selector, &peer.pod_selector) {
-            (None, pod_sel) => {
-                let ps = pod_sel
-                    .as_ref()
-                    .map(|s| selector(Some(s)))
-                    .unwrap_or_else(LabelSelector::everything);
-                self.pods
-                    .iter()
-                    .filter(|p| p.namespace == policy_ns && ps.matches(&p.labels))
-                    .collect()
-            }
-            (Some(ns_sel), pod_sel) => {
-                let ns_sel = selector(Some(ns_sel));
-                let ps = pod_sel
-                    .as_ref()
-                    .map(|s| selector(Some(s)))
-                    .unwrap_or_else(LabelSelector::everything);
-                self.pods
-                    .iter()
-                    .filter(|p| {
-                        ns_sel.matches(&self.namespace_labels(p.namespace)) && ps.matches(&p.labels)
-                    })
-                    .collect()
-            }
-        };
+        // A missing podSelector selects every pod; a missing namespaceSelector means the
+        // policy's own namespace.
+        let ps = peer
+            .pod_selector
+            .as_ref()
+            .map(|s| selector(Some(s)))
+            .unwrap_or_else(LabelSelector::everything);
+        let ns_sel = peer.namespace_selector.as_ref().map(|s| selector(Some(s)));
+        let pods = self
+            .pods
+            .iter()
+            .filter(|p| match &ns_sel {
+                None => p.namespace == policy_ns,
+                Some(ns_sel) => ns_sel.matches(&self.namespace_labels(p.namespace)),
+            })
+            .filter(|p| ps.matches(&p.labels))
+            .collect();
         Some(pods)
     }
 }
