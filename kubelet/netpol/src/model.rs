@@ -252,14 +252,18 @@ fn rule_allows(
             false
         }
     };
-    let Some(ports) = ports else {
-        let peers = (!any_peer).then(|| {
+    // Every selected peer as a net (`None`: any peer).
+    let all_peers = || -> Option<Vec<Net>> {
+        (!any_peer).then(|| {
             blocks
                 .iter()
                 .cloned()
                 .chain(pods.iter().map(|p| pod_net(p.ip)))
                 .collect()
-        });
+        })
+    };
+    let Some(ports) = ports else {
+        let peers = all_peers();
         return vec![Allow { peers, ports: None }];
     };
     if direction == Direction::Ingress || !has_named(ports) {
@@ -268,13 +272,7 @@ fn rule_allows(
         if resolved.is_empty() {
             return Vec::new();
         }
-        let peers = (!any_peer).then(|| {
-            blocks
-                .iter()
-                .cloned()
-                .chain(pods.iter().map(|p| pod_net(p.ip)))
-                .collect()
-        });
+        let peers = all_peers();
         return vec![Allow {
             peers,
             ports: Some(resolved),
