@@ -1,13 +1,15 @@
 //! Host-gateway routes between nodes on one LAN: every other node's pod CIDR is routed via
 //! that node's InternalIP (flannel host-gw style), kept in sync from the Node objects, with
-//! IP forwarding on. Routes are installed with `ip route replace ... proto 193` so the ones
-//! this node owns can be listed and pruned without any local state. Pod traffic leaving the
-//! cluster's pod CIDR is masqueraded ([`masq`]); traffic between pods keeps its addresses.
+//! IP forwarding on. Routes are programmed over rtnetlink ([`netlink`]) with the routing
+//! protocol number 193 (`ip route show proto 193` lists them), so the ones this node owns can
+//! be listed and pruned without any local state. Pod traffic leaving the cluster's pod CIDR
+//! is masqueraded ([`masq`]); traffic between pods keeps its addresses.
 
 pub mod masq;
+pub mod netlink;
 
+use std::fmt;
 use std::net::Ipv4Addr;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,22 +20,22 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 
-/// The routing protocol number marking Bramble's routes (`ip route ... proto 193`).
-pub const ROUTE_PROTO: &str = "193";
+pub use netlink::{RouteTable, ROUTE_PROTO};
 
 /// Errors of route programming.
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
-    /// Running `ip` failed.
-    #[error("running ip: {0}")]
-    Spawn(#[source] std::io::Error),
-    /// `ip` reported an error.
-    #[error("{command}: {stderr}")]
-    Ip {
-        /// The command line.
-        command: String,
-        /// Its error output.
-        stderr: String,
+    /// Opening the rtnetlink socket failed.
+    #[error("opening rtnetlink socket: {0}")]
+    Connect(#[source] std::io::Error),
+    /// The kernel refused a netlink request.
+    #[error("{op}: {source}")]
+    Netlink {
+        /// What was being done.
+        op: String,
+        /// The netlink error.
+        #[source]
+        source: rtnetlink::Error,
     },
     /// Installing the masquerade table with `nft` failed.
     #[error("masquerade rules: {0}")]
@@ -50,12 +52,29 @@ pub enum RouteError {
 }
 
 /// One route: a pod CIDR via a node address.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PodRoute {
-    /// The other node's pod CIDR.
-    pub dst: String,
+    /// The other node's pod CIDR's network address.
+    pub dst: Ipv4Addr,
+    /// Its prefix length.
+    pub prefix_len: u8,
     /// That node's InternalIP.
     pub via: Ipv4Addr,
+}
+
+impl fmt::Display for PodRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{} via {}", self.dst, self.prefix_len, self.via)
+    }
+}
+
+/// An IPv4 CIDR `a.b.c.d/n` as (network address, n); `None` for IPv6 or malformed text.
+fn parse_cidr(cidr: &str) -> Option<(Ipv4Addr, u8)> {
+    let (addr, len) = cidr.split_once('/')?;
+    let addr: Ipv4Addr = addr.parse().ok()?;
+    let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
+    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    Some((Ipv4Addr::from(u32::from(addr) & mask), len))
 }
 
 /// Routes to every other node's IPv4 pod CIDRs via its InternalIP, sorted.
@@ -79,58 +98,16 @@ pub fn desired_routes(nodes: &[Arc<Node>], self_name: &str) -> Vec<PodRoute> {
         if cidrs.is_empty() {
             cidrs.extend(spec.and_then(|s| s.pod_cidr.clone()));
         }
-        for dst in cidrs.into_iter().filter(|c| !c.contains(':')) {
-            out.push(PodRoute { dst, via });
+        for (dst, prefix_len) in cidrs.iter().filter_map(|c| parse_cidr(c)) {
+            out.push(PodRoute {
+                dst,
+                prefix_len,
+                via,
+            });
         }
     }
     out.sort();
     out
-}
-
-fn ip(args: &[&str]) -> Result<String, RouteError> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(RouteError::Spawn)?;
-    if !out.status.success() {
-        return Err(RouteError::Ip {
-            command: format!("ip {}", args.join(" ")),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The destinations of the Bramble routes installed now.
-pub fn installed_routes() -> Result<Vec<String>, RouteError> {
-    let text = ip(&["-4", "route", "show", "proto", ROUTE_PROTO])?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_string)
-        .collect())
-}
-
-/// Makes the Bramble routes exactly `routes`: replaces each, deletes the others.
-pub fn sync_routes(routes: &[PodRoute]) -> Result<(), RouteError> {
-    for r in routes {
-        let via = r.via.to_string();
-        ip(&[
-            "route",
-            "replace",
-            &r.dst,
-            "via",
-            &via,
-            "proto",
-            ROUTE_PROTO,
-        ])?;
-    }
-    for dst in installed_routes()? {
-        if !routes.iter().any(|r| r.dst == dst) {
-            ip(&["route", "del", &dst, "proto", ROUTE_PROTO])?;
-        }
-    }
-    Ok(())
 }
 
 /// Turns IPv4 forwarding on (pods on this node reach other nodes' pods through it).
@@ -156,6 +133,13 @@ pub async fn run(client: Client, node_name: String, cluster_cidr: String) {
         }
         Err(e) => tracing::warn!(error = %e, "masquerade task"),
     }
+    let table = match RouteTable::connect() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "pod routes to other nodes are not programmed");
+            return;
+        }
+    };
     let (reader, mut writer) = reflector::store::<Node>();
     let mut events = watcher::watcher(Api::<Node>::all(client), watcher::Config::default())
         .default_backoff()
@@ -179,11 +163,30 @@ pub async fn run(client: Client, node_name: String, cluster_cidr: String) {
         if last.as_ref() == Some(&want) {
             continue;
         }
-        let routes = want.clone();
-        match tokio::task::spawn_blocking(move || sync_routes(&routes)).await {
-            Ok(Ok(())) => last = Some(want),
-            Ok(Err(e)) => tracing::warn!(error = %e, "syncing pod routes"),
-            Err(e) => tracing::warn!(error = %e, "route sync task"),
+        match table.sync(&want).await {
+            Ok(()) => last = Some(want),
+            Err(e) => tracing::warn!(error = %e, "syncing pod routes"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_parse_to_their_network_and_ipv6_or_junk_is_skipped() {
+        assert_eq!(
+            parse_cidr("10.42.1.0/24"),
+            Some((Ipv4Addr::new(10, 42, 1, 0), 24))
+        );
+        assert_eq!(
+            parse_cidr("10.42.1.7/24"),
+            Some((Ipv4Addr::new(10, 42, 1, 0), 24))
+        );
+        assert_eq!(parse_cidr("0.0.0.0/0"), Some((Ipv4Addr::UNSPECIFIED, 0)));
+        assert_eq!(parse_cidr("fd00::/64"), None);
+        assert_eq!(parse_cidr("10.42.1.0/33"), None);
+        assert_eq!(parse_cidr("10.42.1.0"), None);
     }
 }
