@@ -1,6 +1,8 @@
 //! Crash safety: a child process writes concurrently and prints every acknowledged write;
 //! it is killed with SIGKILL at a random moment; every acknowledged write must be in the
-//! reopened store with its revision.
+//! reopened store with its revision. The child never checkpoints (its history limit and
+//! checkpoint interval are out of reach), so every write it acknowledged after opening is
+//! only in the write-ahead log when it is killed, and reopening must replay it.
 //!
 //! This test binary has no harness: run normally it is the parent; with
 //! `BRAMBLE_STORE_CRASH_CHILD=<dir>` set it is the writer child.
@@ -33,7 +35,12 @@ fn main() -> Result<()> {
 /// Writes forever from several tasks; prints `ACK <revision> <key>` after each
 /// acknowledged create or update.
 fn child(dir: &Path, round: &str) -> Result<()> {
-    let store = LmdbStore::open(dir, StoreConfig::default())?;
+    let config = StoreConfig {
+        history_limit: 100_000_000,
+        checkpoint_interval: Duration::from_secs(24 * 3600),
+        ..StoreConfig::default()
+    };
+    let store = LmdbStore::open(dir, config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -159,6 +166,9 @@ fn parent() -> Result<()> {
 
 fn verify(dir: &Path, round: usize, expected: &BTreeMap<String, u64>) -> Result<()> {
     let store = LmdbStore::open(dir, StoreConfig::default())?;
+    if store.stats().wal_records_replayed == 0 {
+        bail!("round {round}: nothing was replayed from the write-ahead log");
+    }
     let mut max_acked = 0;
     for (key, &revision) in expected {
         max_acked = max_acked.max(revision);

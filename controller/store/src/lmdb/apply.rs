@@ -1,42 +1,51 @@
-//! Applying the operations of one transaction inside a (nested) LMDB write transaction.
+//! Applying the operations of one transaction on top of the store's state, without writing
+//! anything: the result is the [`Changes`] the writer logs and then makes visible.
 
 use std::sync::Arc;
 
-use heed::RwTxn;
 use serde_json::Value;
 
-use super::open::Dbs;
-use super::record::{EventRecord, ObjectRecord};
+use super::overlay::{Change, Changes, Obj};
 use crate::{Event, EventType, KeyValue, Op, OpOutcome, Revision, StoreError};
 
+/// The state operations are checked against (the overlay over LMDB, plus the earlier
+/// transactions of the same batch).
+pub(crate) trait Lookup {
+    fn object(&self, key: &str) -> Result<Option<Obj>, StoreError>;
+}
+
 /// Applies `ops` in order, the first at revision `first_revision`, the next at the one after.
-/// Writes objects and history; returns the outcomes and the events. On error the caller
-/// aborts the transaction, so a partial application never survives.
+/// Returns the outcomes and the changes; on error nothing of `ops` is kept.
 pub(crate) fn apply_ops(
-    txn: &mut RwTxn,
-    dbs: &Dbs,
+    base: &dyn Lookup,
     first_revision: Revision,
     ops: Vec<Op>,
     max_key_size: usize,
-) -> Result<(Vec<OpOutcome>, Vec<Arc<Event>>), StoreError> {
+) -> Result<(Vec<OpOutcome>, Changes), StoreError> {
     let mut outcomes = Vec::with_capacity(ops.len());
-    let mut events = Vec::with_capacity(ops.len());
+    let mut changes = Changes::default();
     for (i, op) in ops.into_iter().enumerate() {
         let revision = first_revision + i as u64;
-        let (outcome, event) = apply_op(txn, dbs, revision, op, max_key_size)?;
+        let key = match &op {
+            Op::Create { key, .. } | Op::Update { key, .. } | Op::Delete { key, .. } => key,
+        };
+        let existing = match changes.objects.get(key.as_str()) {
+            Some(state) => state.clone(),
+            None => base.object(key)?,
+        };
+        let (outcome, change, state) = apply_op(existing, revision, op, max_key_size)?;
+        changes.push(change, state);
         outcomes.push(outcome);
-        events.push(Arc::new(event));
     }
-    Ok((outcomes, events))
+    Ok((outcomes, changes))
 }
 
 fn apply_op(
-    txn: &mut RwTxn,
-    dbs: &Dbs,
+    existing: Option<Obj>,
     revision: Revision,
     op: Op,
     max_key_size: usize,
-) -> Result<(OpOutcome, Event), StoreError> {
+) -> Result<(OpOutcome, Change, Option<Obj>), StoreError> {
     let key = match &op {
         Op::Create { key, .. } | Op::Update { key, .. } | Op::Delete { key, .. } => key.clone(),
     };
@@ -47,109 +56,86 @@ fn apply_op(
             max: max_key_size,
         });
     }
-    let existing = match dbs.object(txn, &key)? {
-        Some(bytes) => {
-            let rec = ObjectRecord::decode(&key, bytes)?;
-            Some((
-                rec.create_revision,
-                rec.mod_revision,
-                Arc::<[u8]>::from(rec.json),
-            ))
-        }
-        None => None,
-    };
     match op {
         Op::Create { value, .. } => {
             if existing.is_some() {
                 return Err(StoreError::AlreadyExists(key));
             }
             let json = stamp(value, revision, &key)?;
-            dbs.put_object(txn, &key, &ObjectRecord::encode(revision, revision, &json))?;
-            let change = Change {
+            let change = Kind {
                 kind: EventType::Added,
                 create_revision: revision,
                 prev_mod_revision: 0,
             };
-            let (kv, event) = record_change(txn, dbs, revision, change, key, json, None)?;
-            Ok((OpOutcome::Written(kv), event))
+            let (kv, change) = record_change(revision, change, key, json, None);
+            let state = obj(&kv);
+            Ok((OpOutcome::Written(kv), change, Some(state)))
         }
         Op::Update {
             value,
             expected_revision,
             ..
         } => {
-            let (create_revision, prev_mod, prev_json) =
-                check_existing(&key, existing, expected_revision)?;
+            let prev = check_existing(&key, existing, expected_revision)?;
             let json = stamp(value, revision, &key)?;
-            dbs.put_object(
-                txn,
-                &key,
-                &ObjectRecord::encode(create_revision, revision, &json),
-            )?;
-            let change = Change {
+            let change = Kind {
                 kind: EventType::Modified,
-                create_revision,
-                prev_mod_revision: prev_mod,
+                create_revision: prev.create_revision,
+                prev_mod_revision: prev.mod_revision,
             };
-            let (kv, event) =
-                record_change(txn, dbs, revision, change, key, json, Some(prev_json))?;
-            Ok((OpOutcome::Written(kv), event))
+            let (kv, change) = record_change(revision, change, key, json, Some(prev.json));
+            let state = obj(&kv);
+            Ok((OpOutcome::Written(kv), change, Some(state)))
         }
         Op::Delete {
             expected_revision, ..
         } => {
-            let (create_revision, prev_mod, prev_json) =
-                check_existing(&key, existing, expected_revision)?;
+            let prev = check_existing(&key, existing, expected_revision)?;
             let last: Value =
-                serde_json::from_slice(&prev_json).map_err(|source| StoreError::Corrupt {
+                serde_json::from_slice(&prev.json).map_err(|source| StoreError::Corrupt {
                     key: key.clone(),
                     source,
                 })?;
             let json = stamp(last, revision, &key)?;
-            dbs.delete_object(txn, &key)?;
-            let change = Change {
+            let change = Kind {
                 kind: EventType::Deleted,
-                create_revision,
-                prev_mod_revision: prev_mod,
+                create_revision: prev.create_revision,
+                prev_mod_revision: prev.mod_revision,
             };
-            let (kv, event) =
-                record_change(txn, dbs, revision, change, key, json, Some(prev_json))?;
-            Ok((OpOutcome::Deleted(kv), event))
+            let (kv, change) = record_change(revision, change, key, json, Some(prev.json));
+            Ok((OpOutcome::Deleted(kv), change, None))
         }
     }
 }
 
+fn obj(kv: &KeyValue) -> Obj {
+    Obj {
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        json: kv.value.clone(),
+    }
+}
+
 /// What kind of change one op made, for its history record and event.
-struct Change {
+struct Kind {
     kind: EventType,
     create_revision: Revision,
     prev_mod_revision: Revision,
 }
 
-/// Appends the history record of one change and builds its event and resulting key/value,
-/// the part every op shares once its object write (or delete) is done.
+/// Builds the change (event and history fields) and the resulting key/value, the part every
+/// op shares.
 fn record_change(
-    txn: &mut RwTxn,
-    dbs: &Dbs,
     revision: Revision,
-    change: Change,
+    kind: Kind,
     key: String,
     json: Vec<u8>,
     prev_value: Option<Arc<[u8]>>,
-) -> Result<(KeyValue, Event), StoreError> {
-    let rec = EventRecord {
-        kind: change.kind,
-        create_revision: change.create_revision,
-        prev_mod_revision: change.prev_mod_revision,
-        key: &key,
-        value: &json,
-        prev_value: prev_value.as_deref(),
-    };
-    append_history(txn, dbs, revision, &rec)?;
+) -> (KeyValue, Change) {
     let value: Arc<[u8]> = Arc::from(json);
     let event = Event {
         revision,
-        kind: change.kind,
+        kind: kind.kind,
         key: key.clone(),
         value: value.clone(),
         prev_value,
@@ -158,29 +144,33 @@ fn record_change(
         key,
         value,
         mod_revision: revision,
-        create_revision: change.create_revision,
+        create_revision: kind.create_revision,
     };
-    Ok((kv, event))
+    let change = Change {
+        event: Arc::new(event),
+        create_revision: kind.create_revision,
+        prev_mod_revision: kind.prev_mod_revision,
+    };
+    (kv, change)
 }
 
-/// The preconditions shared by update and delete; returns the existing
-/// `(create_revision, mod_revision, json)`.
+/// The preconditions shared by update and delete; returns the existing object.
 fn check_existing(
     key: &str,
-    existing: Option<(Revision, Revision, Arc<[u8]>)>,
+    existing: Option<Obj>,
     expected_revision: Option<Revision>,
-) -> Result<(Revision, Revision, Arc<[u8]>), StoreError> {
-    let (create, modified, json) = existing.ok_or_else(|| StoreError::NotFound(key.to_owned()))?;
+) -> Result<Obj, StoreError> {
+    let existing = existing.ok_or_else(|| StoreError::NotFound(key.to_owned()))?;
     if let Some(expected) = expected_revision {
-        if expected != modified {
+        if expected != existing.mod_revision {
             return Err(StoreError::Conflict {
                 key: key.to_owned(),
                 expected,
-                actual: modified,
+                actual: existing.mod_revision,
             });
         }
     }
-    Ok((create, modified, json))
+    Ok(existing)
 }
 
 /// Sets `metadata.resourceVersion` to the revision (as a decimal string, the only field the
@@ -200,14 +190,4 @@ fn stamp(mut value: Value, revision: Revision, key: &str) -> Result<Vec<u8>, Sto
         key: key.to_owned(),
         source,
     })
-}
-
-/// History keys only grow, so `APPEND` skips the B-tree search.
-fn append_history(
-    txn: &mut RwTxn,
-    dbs: &Dbs,
-    revision: Revision,
-    rec: &EventRecord<'_>,
-) -> Result<(), StoreError> {
-    dbs.append_history(txn, revision, &rec.encode())
 }

@@ -31,6 +31,13 @@ pub struct StoreConfig {
     /// which LMDB rewrites on every transaction and which need not survive a reboot; `None`
     /// keeps it next to the data (see `lock_file`).
     pub lock_dir: Option<std::path::PathBuf>,
+    /// Size in bytes of the write-ahead log (`wal.bramble`, written in zeros once at this
+    /// size): commits append to it and LMDB is written only at checkpoints. 0 commits every
+    /// write straight to LMDB, without a log.
+    pub wal_size: u64,
+    /// Longest time a change stays only in the log before a checkpoint puts it into LMDB.
+    /// A full log, a history past its limit, a backup and closing the store checkpoint too.
+    pub checkpoint_interval: std::time::Duration,
 }
 
 impl Default for StoreConfig {
@@ -43,6 +50,8 @@ impl Default for StoreConfig {
             watch_read_batch: 256,
             max_readers: 512,
             lock_dir: None,
+            wal_size: 4 << 20,
+            checkpoint_interval: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -62,6 +71,11 @@ impl StoreConfig {
                 "watch_read_batch must be at least 1",
             ));
         }
+        if self.checkpoint_interval.is_zero() {
+            return Err(StoreError::InvalidConfig(
+                "checkpoint_interval must be longer than zero",
+            ));
+        }
         if self.map_size < 1 << 20 {
             return Err(StoreError::InvalidConfig("map_size must be at least 1 MiB"));
         }
@@ -72,8 +86,15 @@ impl StoreConfig {
 /// Counters of the writer since the store was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
-    /// Durable LMDB commits (each one fsync'd group of transactions).
+    /// Durable group commits (each one fsync'd group of transactions: a write-ahead log
+    /// record, or an LMDB commit without the log).
     pub commits: u64,
+    /// Checkpoints: LMDB commits of the changes held in the log.
+    pub checkpoints: u64,
+    /// Bytes appended to the write-ahead log.
+    pub wal_bytes: u64,
+    /// Log records replayed into LMDB when the store was opened.
+    pub wal_records_replayed: u64,
     /// Transactions that were applied and acknowledged.
     pub txns_committed: u64,
     /// Transactions that failed (precondition or storage error) and were rolled back.
@@ -90,6 +111,9 @@ pub struct StoreStats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub commits: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub wal_bytes: AtomicU64,
+    pub wal_records_replayed: AtomicU64,
     pub txns_committed: AtomicU64,
     pub txns_failed: AtomicU64,
     pub ops: AtomicU64,
@@ -101,6 +125,9 @@ impl Counters {
     pub fn snapshot(&self) -> StoreStats {
         StoreStats {
             commits: self.commits.load(Ordering::Relaxed),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            wal_bytes: self.wal_bytes.load(Ordering::Relaxed),
+            wal_records_replayed: self.wal_records_replayed.load(Ordering::Relaxed),
             txns_committed: self.txns_committed.load(Ordering::Relaxed),
             txns_failed: self.txns_failed.load(Ordering::Relaxed),
             ops: self.ops.load(Ordering::Relaxed),

@@ -8,6 +8,7 @@ use std::ops::Bound;
 use heed::RoTxn;
 
 use super::open::Dbs;
+use super::overlay::Change;
 use super::read::Entry;
 use super::record::{EventRecord, ObjectRecord};
 use crate::{EventType, Revision, StoreError};
@@ -27,19 +28,34 @@ pub(crate) fn events<'t>(
 }
 
 /// For every key under `prefix` changed after `revision`, its state at `revision`
-/// (`None`: it did not exist). Built by walking the events `(revision, current]` backwards:
-/// the oldest event after `revision` carries the state before it.
+/// (`None`: it did not exist). Built by walking the events after `revision` backwards (the
+/// oldest event after `revision` carries the state before it): first the overlay's
+/// `newer` (the events after `lmdb_upto`, oldest first), then LMDB's up to `lmdb_upto`.
 pub(crate) fn state_overrides<'t>(
     txn: &'t RoTxn,
     dbs: &Dbs,
     prefix: &str,
     revision: Revision,
-    current: Revision,
+    lmdb_upto: Revision,
+    newer: &'t [Change],
 ) -> Result<BTreeMap<&'t str, Option<ObjectRecord<'t>>>, StoreError> {
     let mut overrides = BTreeMap::new();
-    for item in dbs.history_rev_range(txn, revision, current)? {
-        let (event_revision, bytes) = item?;
-        let event = EventRecord::decode(event_revision, bytes)?;
+    let from_overlay = newer
+        .iter()
+        .rev()
+        .filter(|change| change.revision() > revision)
+        .map(|change| Ok::<_, StoreError>((change.revision(), change.record())));
+    let from_lmdb = (lmdb_upto > revision)
+        .then(|| dbs.history_rev_range(txn, revision, lmdb_upto))
+        .transpose()?
+        .into_iter()
+        .flatten()
+        .map(|item| {
+            let (event_revision, bytes) = item?;
+            Ok((event_revision, EventRecord::decode(event_revision, bytes)?))
+        });
+    for item in from_overlay.chain(from_lmdb) {
+        let (event_revision, event): (Revision, EventRecord<'t>) = item?;
         if !event.key.starts_with(prefix) {
             continue;
         }

@@ -1,27 +1,37 @@
-//! The embedded store: LMDB through heed.
+//! The embedded store: LMDB through heed, with a write-ahead log.
 //!
 //! One B-tree (see `open`) holding the objects (key -> record), the history (revision ->
 //! event, trimmed to [`StoreConfig::history_limit`]; its first and last keys give the
-//! compacted and current revision) and the format version. One writer thread does every write with group commit (see `writer`); reads
-//! run on the caller's thread in short read transactions on LMDB's memory map, so nothing
-//! but a small ring of recent events is kept in memory.
+//! compacted and current revision) and the format version. One writer thread does every
+//! write with group commit (see `writer`): a commit is one record of the write-ahead log
+//! (`wal`), and its changes stay in an in-memory overlay (`overlay`) until a checkpoint
+//! (`checkpoint`) writes them into LMDB. Reads run on the caller's thread in short read
+//! transactions on LMDB's memory map, merged with the overlay (`read`).
+//!
+//! An older Bramble (before the log) opening this directory reads LMDB only: after a clean
+//! stop that is everything (closing checkpoints and empties the log); after an unclean one
+//! it misses the changes since the last checkpoint, and once it has written, the log is
+//! stale and is ignored when this version opens the store again (see `checkpoint::recover`).
 
 mod apply;
+mod checkpoint;
 mod compaction;
 mod config;
 mod history;
 mod lock_file;
 mod open;
+mod overlay;
 mod prealloc;
 mod read;
 mod record;
+mod wal;
 mod watch;
 mod writer;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use heed::{CompactionOption, Env, WithoutTls};
@@ -30,6 +40,7 @@ use tokio::sync::{oneshot, watch as head_channel};
 use self::config::Counters;
 pub use self::config::{StoreConfig, StoreStats, RAM_LOCK_DIR};
 use self::open::Dbs;
+use self::overlay::Overlay;
 use self::writer::{Request, Writer};
 use crate::{
     BoxFuture, Event, EventStream, KeyValue, ListOptions, ListResult, Op, OpOutcome,
@@ -45,6 +56,8 @@ pub(crate) struct Shared {
     current: AtomicU64,
     /// Mirror of the compacted revision.
     compacted: AtomicU64,
+    /// The changes not yet checkpointed into LMDB.
+    overlay: RwLock<Overlay>,
     /// The newest committed events, consecutive revisions, at most `recent_capacity`.
     recent: Mutex<VecDeque<Arc<Event>>>,
     recent_capacity: usize,
@@ -70,7 +83,8 @@ impl LmdbStore {
     /// when the last watch stream is dropped too.
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Arc<LmdbStore>, StoreError> {
         config.validate()?;
-        let opened = open::open_env(dir, &config)?;
+        let mut opened = open::open_env(dir, &config)?;
+        let recovered = checkpoint::recover(dir, &mut opened, &config)?;
         let (head_tx, head_rx) = head_channel::channel(opened.current);
         let recent_capacity = config
             .recent_events
@@ -81,12 +95,14 @@ impl LmdbStore {
             config,
             current: AtomicU64::new(opened.current),
             compacted: AtomicU64::new(opened.compacted),
+            overlay: RwLock::new(Overlay::new(opened.current)),
             recent: Mutex::new(VecDeque::with_capacity(recent_capacity)),
             recent_capacity,
             head: head_rx,
             counters: Counters::default(),
             _lock_file: opened.lock_file,
         });
+        Counters::add(&shared.counters.wal_records_replayed, recovered.records);
         let (tx, rx) = mpsc::channel();
         let writer = Writer::spawn(
             shared.clone(),
@@ -94,6 +110,7 @@ impl LmdbStore {
             head_tx,
             opened.current,
             opened.compacted,
+            recovered.wal,
             dir,
         )
         .map_err(|source| StoreError::Io {
@@ -134,10 +151,23 @@ impl LmdbStore {
         Ok(self.shared.env.real_disk_size()?)
     }
 
+    /// Puts every acknowledged write into LMDB now (a checkpoint; see `checkpoint`).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(Request::Checkpoint(reply))
+            .map_err(|_| StoreError::Closed)?;
+        answer.recv().map_err(|_| StoreError::Closed)?
+    }
+
     /// Writes a consistent, compacted copy of the store (an LMDB data file) to `file`, which
     /// must not exist yet; opening a directory holding it as `data.mdb` restores the store.
-    /// Runs alongside writes (LMDB copies one read snapshot).
+    /// Checkpoints first, then runs alongside writes (LMDB copies one read snapshot); the
+    /// copy holds at least every write acknowledged before the call.
     pub fn backup_to(&self, file: &Path) -> Result<(), StoreError> {
+        self.checkpoint()?;
         self.shared
             .env
             .copy_to_path(file, CompactionOption::Enabled)
@@ -171,34 +201,11 @@ impl Store for LmdbStore {
     }
 
     fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let txn = self.shared.env.read_txn()?;
-        read::get(&txn, &self.shared.dbs, key)
+        read::get(&self.shared, key)
     }
 
     fn list(&self, prefix: &str, opts: ListOptions<'_>) -> Result<ListResult, StoreError> {
-        let dbs = &self.shared.dbs;
-        let txn = self.shared.env.read_txn()?;
-        let (current, compacted) = dbs.revisions(&txn)?;
-        let lower = read::lower_bound(prefix, opts.start_after.as_deref());
-        match opts.revision {
-            None => read::paginate(read::scan(&txn, dbs, prefix, lower)?, &opts, current),
-            Some(revision) if revision == current => {
-                read::paginate(read::scan(&txn, dbs, prefix, lower)?, &opts, current)
-            }
-            Some(requested) if requested > current => {
-                Err(StoreError::FutureRevision { requested, current })
-            }
-            Some(requested) if requested < compacted => Err(StoreError::Compacted {
-                requested,
-                compacted,
-            }),
-            Some(revision) => {
-                let overrides = history::state_overrides(&txn, dbs, prefix, revision, current)?;
-                let overrides = history::cut_overrides(overrides, lower);
-                let live = read::scan(&txn, dbs, prefix, lower)?;
-                read::paginate(history::AtRevision::new(live, overrides), &opts, revision)
-            }
-        }
+        read::list(&self.shared, prefix, opts)
     }
 
     fn txn(&self, ops: Vec<Op>) -> BoxFuture<'_, Result<Vec<OpOutcome>, StoreError>> {
@@ -208,7 +215,7 @@ impl Store for LmdbStore {
         let (reply, answer) = oneshot::channel();
         let sent = match &self.requests {
             Some(requests) => requests
-                .send(Request { ops, reply })
+                .send(Request::Txn { ops, reply })
                 .map_err(|_| StoreError::Closed),
             None => Err(StoreError::Closed),
         };

@@ -1,11 +1,16 @@
-//! Read paths on one LMDB snapshot: get, and list with pagination.
+//! Read paths: get, and list with pagination, on one LMDB snapshot with the overlay of
+//! changes not yet checkpointed merged over it (an overlay entry, a tombstone included,
+//! wins over LMDB's entry for the same key).
 
 use std::ops::Bound;
 
 use heed::RoTxn;
 
+use super::history::{self, AtRevision};
 use super::open::Dbs;
+use super::overlay;
 use super::record::ObjectRecord;
+use super::Shared;
 use crate::{KeyValue, ListOptions, ListResult, Revision, StoreError};
 
 /// One object as seen by a list: a key and its record, both borrowed from the snapshot.
@@ -21,10 +26,57 @@ impl Entry<'_> {
     }
 }
 
-pub(crate) fn get(txn: &RoTxn, dbs: &Dbs, key: &str) -> Result<Option<KeyValue>, StoreError> {
-    match dbs.object(txn, key)? {
+/// The object `key`: the overlay's state if it holds the key, LMDB's otherwise.
+pub(crate) fn get(shared: &Shared, key: &str) -> Result<Option<KeyValue>, StoreError> {
+    let overlay = shared.overlay.read().unwrap_or_else(|e| e.into_inner());
+    if let Some(state) = overlay.object(key) {
+        return Ok(state.as_ref().map(|obj| obj.to_key_value(key)));
+    }
+    // Opened under the lock: a checkpoint clears the overlay only after its commit.
+    let txn = shared.env.read_txn()?;
+    drop(overlay);
+    match shared.dbs.object(&txn, key)? {
         Some(bytes) => Ok(Some(ObjectRecord::decode(key, bytes)?.to_key_value(key))),
         None => Ok(None),
+    }
+}
+
+/// The objects under `prefix` (see [`crate::Store::list`]).
+pub(crate) fn list(
+    shared: &Shared,
+    prefix: &str,
+    opts: ListOptions<'_>,
+) -> Result<ListResult, StoreError> {
+    let dbs = &shared.dbs;
+    let lower = lower_bound(prefix, opts.start_after.as_deref());
+    let (txn, current, copy) = {
+        let overlay = shared.overlay.read().unwrap_or_else(|e| e.into_inner());
+        let txn = shared.env.read_txn()?;
+        let current = overlay.current();
+        let older = opts.revision.filter(|&revision| revision < current);
+        (txn, current, overlay.copy(prefix, lower, older))
+    };
+    let (_, compacted) = dbs.revisions(&txn)?;
+    let live = AtRevision::new(
+        scan(&txn, dbs, prefix, lower)?,
+        overlay::overrides(&copy.objects),
+    );
+    match opts.revision {
+        None => paginate(live, &opts, current),
+        Some(revision) if revision == current => paginate(live, &opts, current),
+        Some(requested) if requested > current => {
+            Err(StoreError::FutureRevision { requested, current })
+        }
+        Some(requested) if requested < compacted => Err(StoreError::Compacted {
+            requested,
+            compacted,
+        }),
+        Some(revision) => {
+            let overrides =
+                history::state_overrides(&txn, dbs, prefix, revision, copy.base, &copy.events)?;
+            let overrides = history::cut_overrides(overrides, lower);
+            paginate(AtRevision::new(live, overrides), &opts, revision)
+        }
     }
 }
 

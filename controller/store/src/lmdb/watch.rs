@@ -3,8 +3,9 @@
 //! A watcher keeps only its position (the last revision it has looked at) and a small
 //! buffer. When the writer publishes a new head revision through a `tokio::sync::watch`
 //! channel, the watcher reads the events after its position, from the in-memory ring of
-//! recent events when it still covers them, otherwise from LMDB in bounded batches (one
-//! short read transaction per batch, never held across an await). A slow watcher therefore
+//! recent events when it still covers them, otherwise from LMDB and the overlay of changes
+//! not yet checkpointed, in bounded batches (one short read transaction per batch, never
+//! held across an await). A slow watcher therefore
 //! costs no memory in the writer and misses nothing; if it falls behind the compaction
 //! point it gets [`StoreError::Compacted`] as its last item.
 
@@ -148,11 +149,18 @@ impl Watcher {
         true
     }
 
-    /// Reads at most `watch_read_batch` history events after the position from LMDB.
+    /// Reads at most `watch_read_batch` history events after the position: from LMDB up to
+    /// the revision it holds everything of, the rest from the overlay.
     fn fill_from_lmdb(&mut self, head: Revision) -> Result<(), StoreError> {
         let shared = &*self.shared;
         let upto = head.min(self.position + shared.config.watch_read_batch as u64);
-        let txn = shared.env.read_txn()?;
+        let (txn, base, newer) = {
+            let overlay = shared.overlay.read().unwrap_or_else(|e| e.into_inner());
+            // Opened under the lock: it holds at least everything up to `base`.
+            let txn = shared.env.read_txn()?;
+            let newer = overlay.events_after(self.position.max(overlay.base), upto);
+            (txn, overlay.base, newer)
+        };
         let (_, compacted) = shared.dbs.revisions(&txn)?;
         if self.position < compacted {
             return Err(StoreError::Compacted {
@@ -161,12 +169,21 @@ impl Watcher {
             });
         }
         let mut last = self.position;
-        for item in history::events(&txn, &shared.dbs, self.position, upto)? {
-            let (revision, record) = item?;
-            if record.key.starts_with(&self.prefix) {
-                self.pending.push_back(Arc::new(record.to_event(revision)));
+        let lmdb_upto = upto.min(base);
+        if lmdb_upto > self.position {
+            for item in history::events(&txn, &shared.dbs, self.position, lmdb_upto)? {
+                let (revision, record) = item?;
+                if record.key.starts_with(&self.prefix) {
+                    self.pending.push_back(Arc::new(record.to_event(revision)));
+                }
+                last = revision;
             }
-            last = revision;
+        }
+        for change in newer {
+            if change.event.key.starts_with(&self.prefix) {
+                self.pending.push_back(change.event.clone());
+            }
+            last = change.revision();
         }
         if last != upto {
             return Err(StoreError::BadRecord {
