@@ -15,6 +15,16 @@ const AGG_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-admin";
 const READ: &[&str] = &["get", "list", "watch"];
 /// The role (and binding, to `system:nodes`) of the kubelets' NetworkPolicy agent.
 pub const NETWORK_POLICY_ROLE: &str = "system:bramble-network-policy";
+/// The role (and binding, to `system:nodes`) of the kubelets' built-in ingress: reads of
+/// Ingresses, IngressClasses and the Services and EndpointSlices they route to.
+pub const INGRESS_ROLE: &str = "system:bramble-ingress";
+/// The role letting the kubelets' ingress read TLS Secrets. It is created but not bound: RBAC
+/// cannot narrow a grant to `kubernetes.io/tls` Secrets, and binding it to `system:nodes` lets
+/// every node read every Secret, which the Node authorizer exists to prevent. An administrator
+/// who wants TLS termination by the built-in ingress binds it (`kubectl create
+/// clusterrolebinding bramble-ingress-tls --clusterrole=system:bramble-ingress-tls
+/// --group=system:nodes`); without it the ingress serves its default certificate.
+pub const INGRESS_TLS_ROLE: &str = "system:bramble-ingress-tls";
 const READ_WRITE: &[&str] = &[
     "get",
     "list",
@@ -344,6 +354,20 @@ pub fn cluster_roles() -> Vec<Value> {
             ],
         ),
         cluster_role(
+            INGRESS_ROLE,
+            &[],
+            vec![
+                rule(
+                    READ,
+                    &["networking.k8s.io"],
+                    &["ingresses", "ingressclasses"],
+                ),
+                rule(READ, &[""], &["services"]),
+                rule(READ, &["discovery.k8s.io"], &["endpointslices"]),
+            ],
+        ),
+        cluster_role(INGRESS_TLS_ROLE, &[], vec![rule(READ, &[""], &["secrets"])]),
+        cluster_role(
             "system:node-proxier",
             &[],
             vec![
@@ -525,6 +549,11 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             vec![group(crate::node::NODES_GROUP)],
         ),
         binding(
+            INGRESS_ROLE,
+            INGRESS_ROLE,
+            vec![group(crate::node::NODES_GROUP)],
+        ),
+        binding(
             "system:node-proxier",
             "system:node-proxier",
             vec![user("system:kube-proxy")],
@@ -613,6 +642,42 @@ mod tests {
         let ns = namespaced();
         let _: Role = serde_json::from_value(ns[0].clone()).unwrap();
         let _: RoleBinding = serde_json::from_value(ns[1].clone()).unwrap();
+    }
+
+    #[test]
+    fn nodes_may_read_what_the_ingress_routes_but_not_secrets() {
+        let roles: Vec<ClusterRole> = cluster_roles()
+            .into_iter()
+            .map(|v| serde_json::from_value(v).unwrap())
+            .collect();
+        let role = |name: &str| {
+            roles
+                .iter()
+                .find(|r| r.metadata.name.as_deref() == Some(name))
+                .unwrap()
+                .rules
+                .clone()
+                .unwrap()
+        };
+        for rule in role(INGRESS_ROLE) {
+            assert_eq!(rule.verbs, READ);
+            assert!(!rule.resources.unwrap().contains(&"secrets".into()));
+        }
+        let tls = role(INGRESS_TLS_ROLE);
+        assert_eq!(tls[0].resources.as_deref(), Some(&["secrets".into()][..]));
+        let bindings: Vec<ClusterRoleBinding> = cluster_role_bindings()
+            .into_iter()
+            .map(|v| serde_json::from_value(v).unwrap())
+            .collect();
+        let ingress = bindings.iter().find(|b| b.role_ref.name == INGRESS_ROLE);
+        assert_eq!(
+            ingress.unwrap().subjects.as_ref().unwrap()[0].name,
+            "system:nodes"
+        );
+        assert!(
+            !bindings.iter().any(|b| b.role_ref.name == INGRESS_TLS_ROLE),
+            "the TLS role is bound on request"
+        );
     }
 
     #[test]

@@ -1,15 +1,15 @@
 //! The controller side, run once per cluster in `bramble controller`: the default `bramble`
-//! IngressClass (created once, so an administrator may change or drop its default mark), the
-//! RBAC that lets every kubelet's ingress read Ingresses, IngressClasses and TLS Secrets, and
+//! IngressClass (created once, so an administrator may change or drop its default mark) and
 //! `status.loadBalancer.ingress` of the served Ingresses: the Ready nodes' IPs (every node's
-//! ingress answers, as for LoadBalancer Services).
+//! ingress answers, as for LoadBalancer Services). Its RBAC is among the bootstrap roles
+//! (`bramble_auth::defaults::INGRESS_ROLE`), written before the API serves, so no kubelet
+//! meets a 403 while this controller starts.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass, IngressLoadBalancerIngress};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client};
@@ -22,51 +22,6 @@ use bramble_netctl::lb::node_ips;
 use crate::class::{ingress_class, served, CLASS_NAME};
 use crate::error::IngressError;
 
-/// The ClusterRole (and its binding to `system:nodes`) of the kubelets' ingress.
-pub const ROLE_NAME: &str = "system:bramble-ingress";
-/// The ClusterRole letting the kubelets' ingress read TLS Secrets. It is created but not bound:
-/// RBAC cannot narrow a grant to `kubernetes.io/tls` Secrets, and binding it to
-/// `system:nodes` lets every node read every Secret, which the Node authorizer exists to
-/// prevent. An administrator who wants TLS termination by the built-in ingress binds it
-/// (`kubectl create clusterrolebinding bramble-ingress-tls
-/// --clusterrole=system:bramble-ingress-tls --group=system:nodes`); without it the ingress
-/// serves its default certificate.
-pub const TLS_ROLE_NAME: &str = "system:bramble-ingress-tls";
-const MANAGER: &str = "bramble-ingress";
-
-/// The RBAC objects of every node's ingress: its reads (bound to `system:nodes`) and the
-/// unbound [`TLS_ROLE_NAME`] role.
-pub fn rbac() -> (ClusterRole, ClusterRoleBinding, ClusterRole) {
-    let role = serde_json::from_value(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": ROLE_NAME},
-        "rules": [
-            {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses"],
-             "verbs": ["get", "list", "watch"]},
-            {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
-             "verbs": ["get", "list", "watch"]},
-        ],
-    }))
-    .expect("valid ClusterRole");
-    let binding = serde_json::from_value(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": ROLE_NAME},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ROLE_NAME},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes"}],
-    }))
-    .expect("valid ClusterRoleBinding");
-    let tls_role = serde_json::from_value(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": TLS_ROLE_NAME},
-        "rules": [
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
-        ],
-    }))
-    .expect("valid ClusterRole");
-    (role, binding, tls_role)
-}
-
 async fn bootstrap(client: &Client) -> Result<(), IngressError> {
     let classes: Api<IngressClass> = Api::all(client.clone());
     match classes
@@ -77,17 +32,6 @@ async fn bootstrap(client: &Client) -> Result<(), IngressError> {
         Err(kube::Error::Api(s)) if s.code == 409 => {}
         Err(e) => return Err(e.into()),
     }
-    let (role, binding, tls_role) = rbac();
-    let pp = PatchParams::apply(MANAGER).force();
-    Api::<ClusterRole>::all(client.clone())
-        .patch(ROLE_NAME, &pp, &Patch::Apply(&role))
-        .await?;
-    Api::<ClusterRole>::all(client.clone())
-        .patch(TLS_ROLE_NAME, &pp, &Patch::Apply(&tls_role))
-        .await?;
-    Api::<ClusterRoleBinding>::all(client.clone())
-        .patch(ROLE_NAME, &pp, &Patch::Apply(&binding))
-        .await?;
     Ok(())
 }
 
@@ -161,29 +105,4 @@ pub fn spawn(client: Client) {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rbac_binds_the_nodes_group_to_reads_only_and_not_to_secrets() {
-        let (role, binding, tls_role) = rbac();
-        for rule in role.rules.unwrap() {
-            assert_eq!(rule.verbs, ["get", "list", "watch"]);
-            assert!(!rule
-                .resources
-                .unwrap_or_default()
-                .contains(&"secrets".into()));
-        }
-        assert_eq!(binding.subjects.unwrap()[0].name, "system:nodes");
-        assert_eq!(binding.role_ref.name, ROLE_NAME);
-        let tls_rules = tls_role.rules.unwrap();
-        assert_eq!(
-            tls_rules[0].resources.as_deref(),
-            Some(&["secrets".into()][..])
-        );
-        assert_eq!(tls_rules[0].verbs, ["get", "list", "watch"]);
-    }
 }

@@ -132,7 +132,7 @@ impl Backing {
             .is_err()
         {
             tracing::warn!(
-                role = crate::controller::TLS_ROLE_NAME,
+                role = bramble_auth::defaults::INGRESS_TLS_ROLE,
                 "TLS Secrets not readable yet (bind the role to system:nodes for TLS); \
                  serving the default certificate"
             );
