@@ -4,6 +4,7 @@ mod basic;
 mod format;
 mod group_commit;
 mod list;
+mod wal;
 mod watch;
 
 use std::path::Path;
