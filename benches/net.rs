@@ -67,7 +67,11 @@ fn http_once(addr: SocketAddr, path: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `loadgen http ADDR PATH CONNS SECS`: prints `requests errors p50_us p99_us`.
+/// Requests slower than this waited for a resent SYN (the first resend is after 1 s).
+const STALL: Duration = Duration::from_millis(500);
+
+/// `loadgen http ADDR PATH CONNS SECS`: prints `requests errors p50_us p99_us stalls`
+/// (stalls: requests slower than [`STALL`]).
 fn loadgen_http(addr: SocketAddr, path: &str, conns: usize, secs: u64) {
     let end = Instant::now() + Duration::from_secs(secs);
     let workers: Vec<_> = (0..conns)
@@ -98,7 +102,16 @@ fn loadgen_http(addr: SocketAddr, path: &str, conns: usize, secs: u64) {
             .copied()
             .unwrap_or(0)
     };
-    println!("{} {errors} {} {}", lat.len(), pct(0.50), pct(0.99));
+    let stalls = lat
+        .iter()
+        .filter(|l| **l >= STALL.as_micros() as u64)
+        .count();
+    println!(
+        "{} {errors} {} {} {stalls}",
+        lat.len(),
+        pct(0.50),
+        pct(0.99)
+    );
 }
 
 /// A DNS query for `name` type A with id `id`.
@@ -217,6 +230,20 @@ fn netns_of(argv: &[&str]) -> Result<String> {
         }
     }
     bail!("no process {argv:?}")
+}
+
+/// TCP connections in TIME_WAIT in the network namespace `netns` whose peer is `peer` (an
+/// address): a server keeps one per connection its client closed first for 60 s, and a new
+/// SYN from a reused source port meets it.
+fn time_wait_from(netns: &str, peer: &str) -> Result<u64> {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={netns}"))
+        .args(["ss", "-Htn", "state", "time-wait", "dst", peer])
+        .output()?;
+    if !out.status.success() {
+        bail!("ss: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?.lines().count() as u64)
 }
 
 /// The conntrack `insert_failed` counter summed over CPUs and over the test hosts' network
@@ -386,9 +413,13 @@ fn main() -> Result<()> {
     // one of them only; each row shows the median round (by req/s).
     let mut rounds: Vec<Vec<[u64; 4]>> = vec![Vec::new(); targets.len()];
     let mut clashes = vec![0u64; targets.len()];
-    for _ in 0..HTTP_ROUNDS {
-        for (i, (_, addr)) in targets.iter().enumerate() {
+    let (mut stalls, mut time_wait) = (vec![0u64; targets.len()], vec![0u64; targets.len()]);
+    let web_ns = netns_of(&["httpd", "-f", "-p", "8080", "-h", "/www"])?;
+    for round in 0..HTTP_ROUNDS {
+        for (i, (what, addr)) in targets.iter().enumerate() {
             let before = conntrack_insert_failed(&s.net)?;
+            let waiting = time_wait_from(&web_ns, &node_a)?;
+            time_wait[i] += waiting;
             let out = run_loadgen(
                 &client_ns[i],
                 &[
@@ -401,11 +432,16 @@ fn main() -> Result<()> {
             )?;
             clashes[i] += conntrack_insert_failed(&s.net)?.saturating_sub(before);
             let f: Vec<u64> = out.split(' ').filter_map(|v| v.parse().ok()).collect();
+            eprintln!(
+                "round {round} {what}: {} requests, {} errors, p50 {} us, p99 {} us, {} over {STALL:?}; web pod had {waiting} TIME_WAIT connections from node A",
+                f[0], f[1], f[2], f[3], f[4]
+            );
+            stalls[i] += f[4];
             rounds[i].push([f[0], f[1], f[2], f[3]]);
         }
     }
     let mut direct_rps = 0.0;
-    for (((what, _), mut r), clashes) in targets.iter().zip(rounds).zip(clashes) {
+    for (i, ((what, _), mut r)) in targets.iter().zip(rounds).enumerate() {
         r.sort_by_key(|f| f[0]);
         let f = r[r.len() / 2];
         let rps = f[0] as f64 / HTTP_SECS as f64;
@@ -413,11 +449,14 @@ fn main() -> Result<()> {
             direct_rps = rps;
         }
         table.push_str(&format!(
-            "| HTTP {what} | {rps:.0} req/s, p50 {:.2} ms, p99 {:.2} ms | {:+.1}% vs direct; median of {HTTP_ROUNDS} interleaved {HTTP_SECS} s rounds, {} errors, {clashes} conntrack insert failures in all rounds, {HTTP_CONNS} connections, one TCP connection per request (busybox httpd) |\n",
+            "| HTTP {what} | {rps:.0} req/s, p50 {:.2} ms, p99 {:.2} ms | {:+.1}% vs direct; median of {HTTP_ROUNDS} interleaved {HTTP_SECS} s rounds, {} errors; in all rounds: {} requests over {STALL:?}, {} conntrack insert failures, on average {} TIME_WAIT connections from node A in the web pod at a round's start; {HTTP_CONNS} connections, one TCP connection per request (busybox httpd) |\n",
             f[2] as f64 / 1000.0,
             f[3] as f64 / 1000.0,
             (rps / direct_rps - 1.0) * 100.0,
             f[1],
+            stalls[i],
+            clashes[i],
+            time_wait[i] / HTTP_ROUNDS as u64,
         ));
     }
 
