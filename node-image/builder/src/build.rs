@@ -149,11 +149,13 @@ pub fn build_image(
     // Debian builds the CNI plugins against glibc: its loader and libc.so.6 go in too.
     let libc = source.fetch("bookworm", "libc6")?;
     let ca = source.fetch("bookworm", "ca-certificates")?;
+    let nft = crate::nftables::fetch(source)?;
     let mut packages = vec![&kernel];
     packages.extend(firmware.as_ref());
     packages.push(&cni);
     packages.push(&libc);
     packages.push(&ca);
+    packages.extend(&nft);
 
     let work = tempfile::Builder::new()
         .prefix(".bramble-build-")
@@ -227,6 +229,8 @@ pub fn build_image(
     )?;
     stage_root(&board, &opts.bramble, &cni, &root)?;
     stage_glibc(&board, &libc, &root)?;
+    let nft_libs = crate::nftables::stage_nft(&board, &nft, &libc, &root)?;
+    tracing::info!(libraries = ?nft_libs, "nft");
     stage_ca_bundle(&board, &ca, &root)?;
     let package_lines: String = manifest
         .packages

@@ -76,6 +76,14 @@ pub enum BuildError {
         /// What is wrong.
         reason: String,
     },
+    /// A dynamically linked file shipped in the root could not be read as an ELF object.
+    #[error("{path}: not a readable ELF object ({reason})")]
+    BadElf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A computed layout does not fit.
     #[error("layout: {0}")]
     Layout(String),

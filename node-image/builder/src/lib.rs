@@ -15,6 +15,7 @@ mod error;
 mod filesystems;
 mod initramfs;
 mod modules;
+mod nftables;
 mod partition;
 mod tools;
 
@@ -29,6 +30,7 @@ pub use debian::{parse_kernel_depends, AptCache, ExtractedPackage, PackageSource
 pub use elf::check_static_aarch64;
 pub use error::BuildError;
 pub use modules::ModulesDep;
+pub use nftables::{NFTABLES_PACKAGES, NFT_PATH};
 pub use partition::{Layout, MIB};
 
 /// Default location of the aarch64 binary built by scripts/build-aarch64.sh.

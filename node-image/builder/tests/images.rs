@@ -139,6 +139,20 @@ fn inspect(board: &str) {
         manifest.contains("name: containernetworking-plugins"),
         "{manifest}"
     );
+    // nft and every package of its library closure, with their versions.
+    for pkg in bramble_image_builder::NFTABLES_PACKAGES {
+        let rec = r
+            .manifest
+            .packages
+            .iter()
+            .find(|p| p.name == pkg)
+            .unwrap_or_else(|| panic!("{board}: {pkg} not in the manifest"));
+        assert!(
+            manifest.contains(&format!("name: {pkg}\n")) && manifest.contains(rec.version.as_str()),
+            "{board}: {pkg} {} not recorded:\n{manifest}",
+            rec.version
+        );
+    }
     assert!(
         manifest.contains(&format!("kernel_release: {}", r.manifest.kernel_release)),
         "{manifest}"
@@ -183,6 +197,19 @@ fn inspect(board: &str) {
         "/opt/cni/bin/portmap",
         "/etc/bramble/packages",
         "/etc/resolv.conf -> /run/resolv.conf",
+        // nft for the service proxy, NetworkPolicy and masquerade, found without PATH.
+        "/sbin/nft",
+        "/bin/nft -> ../sbin/nft",
+        "/lib/aarch64-linux-gnu/libnftables.so.1",
+        "/lib/aarch64-linux-gnu/libnftnl.so.11",
+        "/lib/aarch64-linux-gnu/libmnl.so.0",
+        "/lib/aarch64-linux-gnu/libxtables.so.12",
+        "/lib/aarch64-linux-gnu/libjansson.so.4",
+        "/lib/aarch64-linux-gnu/libgmp.so.10",
+        "/lib/aarch64-linux-gnu/libedit.so.2",
+        "/lib/aarch64-linux-gnu/libbsd.so.0",
+        "/lib/aarch64-linux-gnu/libmd.so.0",
+        "/lib/aarch64-linux-gnu/libtinfo.so.6",
     ] {
         assert!(
             ls.lines().any(|l| l.ends_with(f)),
@@ -194,6 +221,16 @@ fn inspect(board: &str) {
         "overlay.ko",
         "br_netfilter.ko",
         "nf_tables.ko",
+        // What the proxy's, NetworkPolicy's and masquerade's rules use.
+        "nf_conntrack.ko",
+        "nf_nat.ko",
+        "nft_ct.ko",
+        "nft_nat.ko",
+        "nft_chain_nat.ko",
+        "nft_masq.ko",
+        "nft_numgen.ko",
+        "nft_fib_ipv4.ko",
+        "nft_reject_ipv4.ko",
         "veth.ko",
         "bridge.ko",
         "squashfs.ko",
