@@ -24,6 +24,7 @@ mod overlay;
 mod prealloc;
 mod read;
 mod record;
+pub mod residency;
 mod wal;
 mod watch;
 mod writer;
