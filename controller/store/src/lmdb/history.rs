@@ -29,8 +29,9 @@ pub(crate) fn events<'t>(
 
 /// For every key under `prefix` changed after `revision`, its state at `revision`
 /// (`None`: it did not exist). Built by walking the events after `revision` backwards (the
-/// oldest event after `revision` carries the state before it): first the overlay's
-/// `newer` (the events after `lmdb_upto`, oldest first), then LMDB's up to `lmdb_upto`.
+/// oldest event after `revision` carries the state before it): first the overlay's events
+/// `newer` (oldest first) after `lmdb_upto`, then LMDB's up to `lmdb_upto`, the newest
+/// revision of the snapshot (LMDB and the overlay hold the same events where they overlap).
 pub(crate) fn state_overrides<'t>(
     txn: &'t RoTxn,
     dbs: &Dbs,
@@ -43,7 +44,7 @@ pub(crate) fn state_overrides<'t>(
     let from_overlay = newer
         .iter()
         .rev()
-        .filter(|change| change.revision() > revision)
+        .filter(|change| change.revision() > revision.max(lmdb_upto))
         .map(|change| Ok::<_, StoreError>((change.revision(), change.record())));
     let from_lmdb = (lmdb_upto > revision)
         .then(|| dbs.history_rev_range(txn, revision, lmdb_upto))

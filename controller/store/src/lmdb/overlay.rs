@@ -120,7 +120,6 @@ pub(crate) struct Overlay {
 
 /// What a list copies out of the overlay under its lock.
 pub(crate) struct OverlayCopy {
-    pub base: Revision,
     /// The overlay's objects under the prefix from the scan's lower bound on.
     pub objects: Vec<(String, Option<Obj>)>,
     /// The overlay's events after the revision a list reads at (empty for the newest).
@@ -155,7 +154,6 @@ impl Overlay {
             .map(|(key, state)| (key.clone(), state.clone()))
             .collect();
         OverlayCopy {
-            base: self.base,
             objects,
             events: after.map_or_else(Vec::new, |after| self.events_after(after, Revision::MAX)),
         }

@@ -56,7 +56,10 @@ pub(crate) fn list(
         let older = opts.revision.filter(|&revision| revision < current);
         (txn, current, overlay.copy(prefix, lower, older))
     };
-    let (_, compacted) = dbs.revisions(&txn)?;
+    // LMDB is ahead of an empty overlay while a batch too large for the log is committed
+    // straight to it (see `writer`).
+    let (lmdb_current, compacted) = dbs.revisions(&txn)?;
+    let current = current.max(lmdb_current);
     let live = AtRevision::new(
         scan(&txn, dbs, prefix, lower)?,
         overlay::overrides(&copy.objects),
@@ -73,7 +76,7 @@ pub(crate) fn list(
         }),
         Some(revision) => {
             let overrides =
-                history::state_overrides(&txn, dbs, prefix, revision, copy.base, &copy.events)?;
+                history::state_overrides(&txn, dbs, prefix, revision, lmdb_current, &copy.events)?;
             let overrides = history::cut_overrides(overrides, lower);
             paginate(AtRevision::new(live, overrides), &opts, revision)
         }

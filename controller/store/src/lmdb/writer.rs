@@ -271,6 +271,9 @@ impl Writer {
             _ => false,
         };
         let (Some(payload), true) = (payload, fits_empty) else {
+            // The overlay first, so that while the batch is committed the overlay is empty
+            // and readers see LMDB alone: old keys of the overlay never cover the batch's.
+            self.checkpoint(None)?;
             self.checkpoint(Some(&changes))?;
             return Ok(events);
         };
