@@ -13,10 +13,136 @@
 //!
 //! `BENCH_IDLE_SECS` (default 300) is the window, `BENCH_IDLE_SETTLE_SECS` (default 60) the
 //! wait after the node registered. Logs go to /dev/null (the board keeps them in RAM).
+//!
+//! The device's writes are also split by where they landed: the block layer's
+//! `block_rq_complete` trace events of the loop device (an ftrace instance of its own) give
+//! each write's sectors, which are matched to the blocks of every file on the file system
+//! (`filefrag`) and of the ext4 journal (`debugfs`); the rest is file-system metadata
+//! written back from the journal (inode tables, bitmaps).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Block-layer trace of the writes to one device, in an ftrace instance of its own.
+struct WriteTrace {
+    instance: PathBuf,
+}
+
+impl WriteTrace {
+    /// Starts tracing completed requests of the block device `loop_dev`; `None` when ftrace
+    /// is not available.
+    fn start(loop_dev: &str) -> Option<WriteTrace> {
+        let name = loop_dev.trim_start_matches("/dev/");
+        let devnum = std::fs::read_to_string(format!("/sys/block/{name}/dev")).ok()?;
+        let (major, minor) = devnum.trim().split_once(':')?;
+        let dev = (major.parse::<u64>().ok()? << 20) | minor.parse::<u64>().ok()?;
+        let root = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.join("instances").is_dir())?;
+        let instance = root.join(format!("instances/bramble-idle-{}", std::process::id()));
+        std::fs::create_dir(&instance).ok()?;
+        let trace = WriteTrace { instance };
+        let event = trace.instance.join("events/block/block_rq_complete");
+        let ok = std::fs::write(trace.instance.join("buffer_size_kb"), "8192").is_ok()
+            && std::fs::write(event.join("filter"), format!("dev == {dev}")).is_ok()
+            && std::fs::write(event.join("enable"), "1").is_ok();
+        ok.then_some(trace)
+    }
+
+    /// Clears what was traced so far.
+    fn restart(&self) {
+        let _ = std::fs::write(self.instance.join("trace"), "");
+    }
+
+    /// `(first sector, sectors)` of every completed write since the last restart.
+    fn writes(&self) -> Vec<(u64, u64)> {
+        let text = std::fs::read_to_string(self.instance.join("trace")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                // "... block_rq_complete: 7,3 WS () 123456 + 8 none,0,0 [0]"
+                let rest = line.split_once("block_rq_complete: ")?.1;
+                let mut f = rest.split_whitespace();
+                let (_dev, rwbs, _cmd) = (f.next()?, f.next()?, f.next()?);
+                let sector = f.next()?.parse().ok()?;
+                let (_, sectors) = (f.next()?, f.next()?.parse().ok()?);
+                (rwbs.contains('W') && sectors > 0).then_some((sector, sectors))
+            })
+            .collect()
+    }
+}
+
+impl Drop for WriteTrace {
+    fn drop(&mut self) {
+        let event = self.instance.join("events/block/block_rq_complete");
+        let _ = std::fs::write(event.join("enable"), "0");
+        let _ = std::fs::remove_dir(&self.instance);
+    }
+}
+
+/// Which file (path relative to the mount), or "ext4 journal", holds each 4 KiB block.
+fn block_owners(mount: &Path, dev: &str) -> BTreeMap<u64, String> {
+    let mut owners = BTreeMap::new();
+    let journal = Command::new("debugfs")
+        .args(["-R", "blocks <8>", dev])
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for block in journal.split_whitespace().filter_map(|b| b.parse().ok()) {
+        owners.insert(block, "ext4 journal".to_string());
+    }
+    let files = run("find", &[mount.to_str().unwrap(), "-xdev", "-type", "f"]);
+    for file in files.lines() {
+        let out = Command::new("filefrag")
+            .args(["-v", "-b4096", file])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let name = file
+            .strip_prefix(mount.to_str().unwrap())
+            .unwrap_or(file)
+            .trim_start_matches('/')
+            .to_string();
+        // "   0:        0..     255:      34816..     35071:    256: ..."
+        for line in out.lines() {
+            let fields: Vec<&str> = line.split(':').map(str::trim).collect();
+            let Some(physical) = fields.get(2) else {
+                continue;
+            };
+            let Some((start, end)) = physical.split_once("..") else {
+                continue;
+            };
+            let (Ok(start), Ok(end)) = (start.trim().parse::<u64>(), end.trim().parse::<u64>())
+            else {
+                continue;
+            };
+            for block in start..=end {
+                owners.insert(block, name.clone());
+            }
+        }
+    }
+    owners
+}
+
+/// Bytes written per owner of the blocks (see [`block_owners`]); unknown blocks are
+/// file-system metadata.
+fn split_writes(writes: &[(u64, u64)], owners: &BTreeMap<u64, String>) -> BTreeMap<String, u64> {
+    let mut split = BTreeMap::new();
+    for &(sector, sectors) in writes {
+        // 512-byte sectors, 4 KiB blocks.
+        for s in (sector..sector + sectors).step_by(8) {
+            let owner = owners
+                .get(&(s / 8))
+                .cloned()
+                .unwrap_or_else(|| "file-system metadata".to_string());
+            *split.entry(owner).or_insert(0) += 4096.min((sector + sectors - s) * 512);
+        }
+    }
+    split
+}
 
 fn env_secs(name: &str, default: u64) -> Duration {
     Duration::from_secs(
@@ -195,6 +321,10 @@ fn main() {
         window.as_secs()
     );
     std::thread::sleep(settle);
+    let trace = WriteTrace::start(&scratch.loop_dev);
+    if trace.is_none() {
+        eprintln!("no block-layer trace (ftrace instances unavailable): no split by file");
+    }
     let db = data.join("controller/db/data.mdb");
     let (blk0, proc0, audit0, db0) = (
         scratch.written(),
@@ -203,8 +333,12 @@ fn main() {
         file_size(&db),
     );
     let started = Instant::now();
+    if let Some(trace) = &trace {
+        trace.restart();
+    }
     std::thread::sleep(window);
     let elapsed = started.elapsed();
+    let traced = trace.as_ref().map(WriteTrace::writes);
     let (blk1, proc1, audit1, db1) = (
         scratch.written(),
         proc_write_bytes(pid),
@@ -212,6 +346,8 @@ fn main() {
         file_size(&db),
     );
     drop(bramble);
+    let split = traced
+        .map(|writes| split_writes(&writes, &block_owners(&scratch.mount, &scratch.loop_dev)));
 
     let mut table = String::from(
         "| measurement (idle, controller+kubelet, `bramble up`) | value |\n|---|---|\n",
@@ -232,6 +368,12 @@ fn main() {
         "| store file (data.mdb) growth per hour | {} |\n",
         per_hour(db1.saturating_sub(db0), elapsed)
     ));
+    for (owner, bytes) in split.iter().flatten() {
+        table.push_str(&format!(
+            "| ... of which to {owner} (block trace) | {} |\n",
+            per_hour(*bytes, elapsed)
+        ));
+    }
     println!("{table}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-idle-writes.md");
     let _ = std::fs::write(&out, &table);
