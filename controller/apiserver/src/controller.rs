@@ -213,6 +213,7 @@ impl Controller {
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
         info!(url = %self.url(), "API server listening");
         tokio::spawn(crate::namespaces::run(self.state.clone()));
+        crate::memory::track_store_map(&self.store);
         tokio::spawn(crate::quota_controller::run(self.state.clone()));
         tokio::spawn(crate::crds::run(self.state.clone()));
         crate::auth_setup::spawn_loops(&self.state, &self.authn, &self.pki);
