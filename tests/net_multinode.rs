@@ -6,7 +6,9 @@
 //! pod, `dig` from a test host at the cluster DNS address); a ClusterIP answers a pod on the
 //! other node; a NodePort answers on every node's IP, also the node without the pod; a
 //! LoadBalancer Service gets the node IPs in `status.loadBalancer` and answers there; and
-//! endpoints leave the Service while the readiness probe fails and come back once it passes.
+//! Ingress routes a Host to the pod on node B from every node's address, with the node IPs in
+//! its status; and endpoints leave the Service while the readiness probe fails and come back
+//! once it passes.
 
 mod common;
 
@@ -14,7 +16,7 @@ use anyhow::{Context, Result};
 use common::net_cluster::{
     curl, step, until_contains, until_fails, who, Cluster, CLUSTER_DNS, DOMAIN, LONG, SERVER,
 };
-use common::netns::poll;
+use common::netns::{poll, sh};
 use serde_json::json;
 
 /// What [`Cluster::web`] set up: a web pod on node B behind a headless Service `web-hl`
@@ -219,7 +221,67 @@ fn cluster_ip_node_port_and_load_balancer_answer_across_nodes() -> Result<()> {
     }
     let out = c.kubectl(&["get", "service", "web"])?;
     assert!(out.contains(&want.join(",")), "{out}");
+
+    step("Ingress: every node's built-in ingress routes a Host to the pod on node B");
+    // The LoadBalancer Service holds port 80 of the node IPs (its DNAT comes before the
+    // ingress's socket), as k3s's service load balancer would: remove it first.
+    c.kubectl(&["delete", "service", "web"])?;
+    c.apply(&json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"rules": [{"host": "web.example.test", "http": {"paths": [
+            {"path": "/cgi-bin", "pathType": "Prefix",
+             "backend": {"service": {"name": "web-hl", "port": {"name": "http"}}}}]}}]},
+    }))?;
+    for ip in [&w.node_a, &w.node_b] {
+        until_contains(&format!("Ingress on {ip}:80"), "web-b", || {
+            sh(
+                "curl",
+                &[
+                    "-sS",
+                    "--max-time",
+                    "5",
+                    "--resolve",
+                    &format!("web.example.test:80:{ip}"),
+                    "http://web.example.test/cgi-bin/who",
+                ],
+            )
+        })?;
+        let code = http_status(ip, "other.example.test")?;
+        assert_eq!(code, "404", "an unknown Host on {ip} gets the default 404");
+    }
+    poll(LONG, "Ingress status with both node IPs", || {
+        let out = c.kubectl(&[
+            "get",
+            "ingress",
+            "web",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[*].ip}",
+        ])?;
+        let mut ips: Vec<&str> = out.split_whitespace().collect();
+        ips.sort();
+        Ok((ips == want).then_some(()))
+    })?;
     Ok(())
+}
+
+/// The status code of `GET /` with Host `host` at `ip`:80.
+fn http_status(ip: &str, host: &str) -> Result<String> {
+    sh(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-H",
+            &format!("Host: {host}"),
+            "-w",
+            "%{http_code}",
+            &format!("http://{ip}/"),
+        ],
+    )
 }
 
 #[test]
