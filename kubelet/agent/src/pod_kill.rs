@@ -88,11 +88,16 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
                 RuntimePod::default()
             }
         };
+        // Upstream's SyncTerminatingPod: liveness and startup stop before the kill, every
+        // probe once the containers are dead (a deleted pod's worker never publishes a
+        // status again, so its probes would otherwise run on forever).
+        self.ctx.prober.stop_liveness_and_startup(&uid);
         self.kill_containers(&rp, grace).await;
         for sb in rp.sandboxes.iter().filter(|s| is_running(s)) {
             let id = sb.meta.id.clone();
             self.stop_sandbox(&id).await;
         }
+        self.ctx.prober.remove_pod(&uid);
         if !self.deleted {
             let rp = self.ctx.runtime_pod(&uid).await.unwrap_or_default();
             self.waiting.clear();

@@ -269,6 +269,16 @@ impl<R: ContainerRuntime + 'static> ProberManager<R> {
         self.notify.notify_one();
     }
 
+    /// Stops a terminating pod's liveness and startup probes (upstream
+    /// `StopLivenessAndStartup`): its containers are being killed anyway; readiness goes on
+    /// until they are.
+    pub fn stop_liveness_and_startup(&self, uid: &str) {
+        let mut inner = self.inner.lock().expect("prober lock");
+        inner
+            .workers
+            .retain(|k, _| k.uid != uid || k.kind == ProbeKind::Readiness);
+    }
+
     /// Drops every probe of a pod.
     pub fn remove_pod(&self, uid: &str) {
         let mut inner = self.inner.lock().expect("prober lock");

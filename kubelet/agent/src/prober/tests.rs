@@ -300,3 +300,51 @@ fn probe_kind_of_container() {
     assert!(ProbeKind::Liveness.of(&c).is_some());
     assert!(ProbeKind::Readiness.of(&c).is_none());
 }
+
+struct NoEvents;
+
+impl ProbeEvents for NoEvents {
+    fn unhealthy(&self, _: &PodProbeTarget, _: &str, _: ProbeKind, _: &str) {}
+}
+
+#[tokio::test]
+async fn a_terminating_pod_keeps_only_readiness_then_nothing() {
+    // No probe runs here (an hour of initial delay): the runtime is never called.
+    let (ours, _theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let rt = bramble_runtime::RuntimeClient::from_fd(ours.into()).unwrap();
+    let m = ProberManager::start(Arc::new(rt), Arc::new(NoEvents));
+    let probe = Probe {
+        tcp_socket: Some(k8s_openapi::api::core::v1::TCPSocketAction {
+            port: IntOrString::Int(8080),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(3600),
+        ..Default::default()
+    };
+    let spec = Container {
+        name: "c".into(),
+        liveness_probe: Some(probe.clone()),
+        readiness_probe: Some(probe.clone()),
+        startup_probe: Some(probe),
+        ..Default::default()
+    };
+    m.update_pod(PodProbeTarget {
+        pod: Arc::new(Pod::default()),
+        uid: "u1".into(),
+        netns: None,
+        pod_ip: None,
+        containers: vec![RunningContainer {
+            spec,
+            id: "id1".into(),
+            started_at: None,
+        }],
+    });
+    let c = m.results("u1").0.remove("c").unwrap();
+    assert!(c.liveness.is_some() && c.readiness.is_some() && c.startup.is_some());
+    m.stop_liveness_and_startup("u1");
+    let c = m.results("u1").0.remove("c").unwrap();
+    assert_eq!((c.liveness, c.startup), (None, None));
+    assert_eq!(c.readiness, Some(ProbeResult::Failure));
+    m.remove_pod("u1");
+    assert!(m.results("u1").0.is_empty());
+}
