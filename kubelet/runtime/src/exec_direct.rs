@@ -98,13 +98,31 @@ const NAMESPACES: [(&str, CloneFlags); 5] = [
     ("mnt", CloneFlags::CLONE_NEWNS),
 ];
 
+/// The helper's own namespaces (device, inode) by name, read once: the helper never
+/// changes them (it sets only its children's PID namespace, around a clone).
+fn own_ns(name: &str) -> Option<(u64, u64)> {
+    static OWN: OnceLock<HashMap<&'static str, (u64, u64)>> = OnceLock::new();
+    OWN.get_or_init(|| {
+        NAMESPACES
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(["pid"])
+            .filter_map(|n| {
+                let m = std::fs::metadata(format!("/proc/self/ns/{n}")).ok()?;
+                Some((n, (m.dev(), m.ino())))
+            })
+            .collect()
+    })
+    .get(name)
+    .copied()
+}
+
 /// Opens `/proc/<pid>/ns/<name>` when it differs from the helper's own.
 fn foreign_ns(pid: i32, name: &str) -> Result<Option<std::fs::File>, DirectExecError> {
     let theirs = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
-    let ours = PathBuf::from(format!("/proc/self/ns/{name}"));
     let f = std::fs::File::open(&theirs).map_err(io(&theirs))?;
-    let same = match (f.metadata(), std::fs::metadata(&ours)) {
-        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+    let same = match (f.metadata(), own_ns(name)) {
+        (Ok(a), Some(ours)) => (a.dev(), a.ino()) == ours,
         _ => false,
     };
     Ok((!same).then_some(f))
@@ -180,10 +198,16 @@ pub fn exec_process(spec: &Spec, cfg: &ExecConfig) -> Result<Process, DirectExec
     Ok(p)
 }
 
-/// Runs `cfg` in the running container whose init is `init_pid` and whose bundle is
-/// `bundle`, with `stdio` as its standard streams. Call only in the single-threaded helper.
+/// The container's OCI spec from its bundle (it does not change after creation, so the
+/// helper keeps it for the next exec).
+pub fn load_spec(bundle: &Path) -> Result<Spec, DirectExecError> {
+    Spec::load(bundle.join("config.json")).map_err(|e| DirectExecError::Spec(format!("{e}")))
+}
+
+/// Runs `cfg` in the running container whose init is `init_pid` and whose spec is `spec`,
+/// with `stdio` as its standard streams. Call only in the single-threaded helper.
 pub fn spawn(
-    bundle: &Path,
+    spec: &Spec,
     init_pid: i32,
     cfg: &ExecConfig,
     stdio: [OwnedFd; 3],
@@ -191,9 +215,7 @@ pub fn spawn(
     if cfg.command.is_empty() {
         return Err(DirectExecError::Spec("exec needs a command".into()));
     }
-    let config = bundle.join("config.json");
-    let spec = Spec::load(&config).map_err(|e| DirectExecError::Spec(format!("{e}")))?;
-    let process = exec_process(&spec, cfg)?;
+    let process = exec_process(spec, cfg)?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
     let mut namespaces = Vec::new();
     for (name, flag) in NAMESPACES {

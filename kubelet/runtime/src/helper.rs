@@ -9,8 +9,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::signal::Signal as LcSignal;
 
 use crate::frame::{decode, encode, recv_blocking, send_blocking, FrameError, FrameReader};
@@ -24,6 +26,7 @@ use crate::spec::{app_spec, effective_oom_score_adj, may_lower_oom_score, pause_
 use crate::state::{
     now_rfc3339, read_json, read_text, write_json, write_text, StateDir, StateError,
 };
+use crate::state_cache::StateCache;
 
 /// A sandbox's resolv.conf in its bundle, bound into its app containers.
 const RESOLV_CONF: &str = "resolv.conf";
@@ -93,6 +96,11 @@ struct Helper {
     /// `meta.json` of each container, read once: it never changes after creation, and
     /// every relist reads every container's state.
     metas: RefCell<HashMap<String, ContainerMeta>>,
+    /// States that hold until a watched process exits ([`StateCache`]).
+    states: RefCell<StateCache>,
+    /// Each container's OCI spec, read at its first direct exec (exec probes run every
+    /// period; the spec never changes).
+    specs: RefCell<HashMap<String, Rc<Spec>>>,
 }
 
 /// Serves requests on `conn` until the peer closes it. Call only in a single-threaded
@@ -106,6 +114,8 @@ pub fn serve(conn: OwnedFd, cfg: HelperConfig) -> Result<(), HelperError> {
         pause_libs: None,
         may_lower_oom: may_lower_oom_score(),
         metas: RefCell::default(),
+        states: RefCell::default(),
+        specs: RefCell::default(),
     };
     let mut reader = FrameReader::default();
     while let Some((body, fds)) = recv_blocking(&conn, &mut reader)? {
@@ -163,6 +173,7 @@ impl Helper {
                 Ok((Response::Created { pid }, Vec::new()))
             }
             Request::Start { id } => {
+                self.states.borrow_mut().forget(&id);
                 let mut c = self.load(&id)?;
                 c.start()?;
                 write_text(&self.state.bundle(&id).join("started_at"), &now_rfc3339())?;
@@ -258,18 +269,17 @@ impl Helper {
                 if config.tty {
                     return Err(HelperError::Invalid("a direct exec has no terminal".into()));
                 }
-                let mut c = self.load(&id)?;
-                refresh_status(&mut c)?;
-                let pid = match (c.status(), c.pid()) {
-                    (ContainerStatus::Running, Some(pid)) => pid.as_raw(),
+                let st = self.state_of(&id)?;
+                let pid = match (st.status, st.pid) {
+                    (ContainerStatusKind::Running, Some(pid)) => pid,
                     _ => {
                         return Err(HelperError::Invalid(format!(
                             "container {id} is not running"
                         )))
                     }
                 };
-                let started =
-                    crate::exec_direct::spawn(&self.state.bundle(&id), pid, &config, stdio)?;
+                let spec = self.spec(&id)?;
+                let started = crate::exec_direct::spawn(&spec, pid, &config, stdio)?;
                 Ok((
                     Response::ExecDirectStarted {
                         pid: started.pid,
@@ -319,6 +329,15 @@ impl Helper {
                 Ok(Container::load(dir)?)
             }
         }
+    }
+
+    fn spec(&self, id: &str) -> Result<Rc<Spec>, HelperError> {
+        if let Some(s) = self.specs.borrow().get(id) {
+            return Ok(s.clone());
+        }
+        let spec = Rc::new(crate::exec_direct::load_spec(&self.state.bundle(id))?);
+        self.specs.borrow_mut().insert(id.to_string(), spec.clone());
+        Ok(spec)
     }
 
     fn meta(&self, id: &str) -> Result<ContainerMeta, HelperError> {
@@ -469,6 +488,8 @@ impl Helper {
             unmount_rootfs(&bundle)?;
         }
         self.metas.borrow_mut().remove(id);
+        self.states.borrow_mut().forget(id);
+        self.specs.borrow_mut().remove(id);
         std::fs::remove_dir_all(&bundle).map_err(|source| StateError::Io {
             op: "remove",
             path: bundle.clone(),
@@ -477,7 +498,17 @@ impl Helper {
         Ok(())
     }
 
+    /// A container's state: cached while it holds, else read from disk.
     fn state_of(&self, id: &str) -> Result<ContainerState, HelperError> {
+        if let Some(st) = self.states.borrow_mut().get(id) {
+            return Ok(st);
+        }
+        let st = self.read_state(id)?;
+        self.states.borrow_mut().put(id, &st);
+        Ok(st)
+    }
+
+    fn read_state(&self, id: &str) -> Result<ContainerState, HelperError> {
         let meta = self.meta(id)?;
         let bundle = self.state.bundle(id);
         let exit: Option<ExitInfo> = read_json(&bundle.join("exit.json"))?;

@@ -53,6 +53,7 @@ pub mod shim;
 mod shim_io;
 pub mod spec;
 pub mod state;
+mod state_cache;
 
 pub use client::RuntimeClient;
 pub use error::RuntimeError;
