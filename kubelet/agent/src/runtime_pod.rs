@@ -95,13 +95,4 @@ impl RuntimePod {
             .iter()
             .filter(move |c| container_name(c) == Some(name))
     }
-
-    /// A change summary used to tell whether anything changed between two relists.
-    pub fn fingerprint(&self) -> Vec<(String, ContainerStatusKind)> {
-        self.sandboxes
-            .iter()
-            .chain(&self.containers)
-            .map(|c| (c.meta.id.clone(), c.status))
-            .collect()
-    }
 }

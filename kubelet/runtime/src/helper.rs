@@ -18,7 +18,7 @@ use libcontainer::signal::Signal as LcSignal;
 use crate::frame::{decode, encode, recv_blocking, send_blocking, FrameError, FrameReader};
 use crate::protocol::{
     ContainerKind, ContainerMeta, ContainerState, ContainerStatusKind, ErrorKind, ExitInfo,
-    Request, Response,
+    RelistEntry, Request, Response,
 };
 use crate::rootfs::{mount_overlay, prepare_pause_rootfs, unmount_rootfs, RootfsError};
 use crate::shim::{launch_container, launch_exec, ContainerShim, ShimError};
@@ -209,6 +209,32 @@ impl Helper {
                     }
                 }
                 Ok((Response::List { states }, Vec::new()))
+            }
+            Request::Relist => {
+                let mut containers = Vec::new();
+                for id in self.state.list_ids()? {
+                    let Ok(meta) = self.meta(&id) else { continue };
+                    let pod_uid = match &meta.kind {
+                        ContainerKind::Sandbox { config } => config.pod_uid.clone(),
+                        ContainerKind::App { sandbox_id, .. } => match self.meta(sandbox_id) {
+                            Ok(ContainerMeta {
+                                kind: ContainerKind::Sandbox { config },
+                                ..
+                            }) => config.pod_uid,
+                            // A sandbox that is gone: ListPod would not find it either.
+                            _ => continue,
+                        },
+                    };
+                    match self.state_of(&id) {
+                        Ok(s) => containers.push(RelistEntry {
+                            id,
+                            pod_uid,
+                            status: s.status,
+                        }),
+                        Err(e) => tracing::warn!(%id, error = %e, "unreadable container state"),
+                    }
+                }
+                Ok((Response::Relisted { containers }, Vec::new()))
             }
             Request::ListPod { pod_uid } => {
                 // Sandboxes by their config, app containers by their sandbox: only the

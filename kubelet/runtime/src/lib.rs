@@ -61,7 +61,7 @@ pub use helper::{serve, HelperConfig};
 pub use multicall::{dispatch, fork_helper};
 pub use protocol::{
     ContainerConfig, ContainerKind, ContainerMeta, ContainerResources, ContainerState,
-    ContainerStatusKind, ExecConfig, ExitInfo, Mount, Propagation, SandboxConfig, SeccompProfile,
-    SecurityConfig, StdioConfig,
+    ContainerStatusKind, ExecConfig, ExitInfo, Mount, Propagation, RelistEntry, SandboxConfig,
+    SeccompProfile, SecurityConfig, StdioConfig,
 };
 pub use runtime::{ContainerRuntime, ExecOutput, ExecProcess, SandboxStatus};

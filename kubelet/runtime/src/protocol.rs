@@ -262,6 +262,18 @@ pub struct ContainerState {
     pub shim_pid: Option<i32>,
 }
 
+/// One container as the PLEG's relist sees it (CRI `ListContainers` without labels):
+/// enough to tell that something changed, without every container's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelistEntry {
+    /// Container id.
+    pub id: String,
+    /// The pod's uid: a sandbox's own, an app container's sandbox's.
+    pub pod_uid: String,
+    /// Lifecycle state.
+    pub status: ContainerStatusKind,
+}
+
 /// A request to the helper. `Exec` carries three descriptors (stdin, stdout, stderr).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -300,6 +312,8 @@ pub enum Request {
     },
     /// Read every container's state.
     List,
+    /// Every container's id, pod and status only ([`RelistEntry`]; the PLEG's relist).
+    Relist,
     /// Read the states of one pod's sandboxes and of the app containers in them.
     ListPod {
         /// The pod's uid (its sandboxes' `pod_uid`).
@@ -374,6 +388,11 @@ pub enum Response {
     List {
         /// Their states.
         states: Vec<ContainerState>,
+    },
+    /// Every container, briefly.
+    Relisted {
+        /// One entry per container.
+        containers: Vec<RelistEntry>,
     },
     /// Connected to the container's shim; the socket comes as the one descriptor.
     Attached,

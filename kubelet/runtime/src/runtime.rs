@@ -15,7 +15,7 @@ use crate::client::RuntimeClient;
 use crate::error::RuntimeError;
 use crate::protocol::{
     ContainerConfig, ContainerKind, ContainerState, ContainerStatusKind, ExecConfig, ExecResult,
-    Request, Response, SandboxConfig,
+    RelistEntry, Request, Response, SandboxConfig,
 };
 
 /// How long `stop` waits for a SIGKILLed container to be reported exited.
@@ -161,6 +161,8 @@ pub trait ContainerRuntime: Send + Sync {
     fn list_containers(
         &self,
     ) -> impl Future<Output = Result<Vec<ContainerState>, RuntimeError>> + Send;
+    /// Every container's id, pod uid and status (the PLEG's relist: no configurations).
+    fn relist(&self) -> impl Future<Output = Result<Vec<RelistEntry>, RuntimeError>> + Send;
     /// One pod's sandboxes (by `pod_uid`) and the app containers in them.
     fn list_pod_containers(
         &self,
@@ -397,6 +399,13 @@ impl ContainerRuntime for RuntimeClient {
     async fn list_containers(&self) -> Result<Vec<ContainerState>, RuntimeError> {
         match self.call(&Request::List, &[]).await?.0 {
             Response::List { states } => Ok(states),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    async fn relist(&self) -> Result<Vec<RelistEntry>, RuntimeError> {
+        match self.call(&Request::Relist, &[]).await?.0 {
+            Response::Relisted { containers } => Ok(containers),
             r => Err(unexpected(r)),
         }
     }
