@@ -199,6 +199,8 @@ pub async fn run_create_bench(dir: &Path, config: &BenchConfig) -> Result<BenchR
     } else {
         None
     };
+    // Everything into LMDB, so the data file's size counts every object.
+    store.checkpoint()?;
     let stats = store.stats();
     let data_file_bytes = store.disk_size()?;
     let rss_bytes = process_rss_bytes();

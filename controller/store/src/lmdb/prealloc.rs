@@ -12,6 +12,11 @@
 //!
 //! LMDB never reads past the last page its meta page names, so the zeros are never seen,
 //! and a copy (backup) only holds the pages in use.
+//!
+//! Only for a store without a write-ahead log (`wal`): with one, LMDB is written at
+//! checkpoints only, a few minutes apart, and one journal commit per checkpoint that grows
+//! the file costs far less than writing every grown page twice (measured idle: the zeros
+//! were 1.7 MiB/h, more than the whole log).
 
 use std::fs::File;
 use std::io;

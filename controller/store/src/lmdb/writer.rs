@@ -47,7 +47,8 @@ pub(crate) struct Writer {
     head: watch::Sender<Revision>,
     current: Revision,
     compacted: Revision,
-    /// Keeps zeroed space after LMDB's last page (`None` if the file could not be opened).
+    /// Keeps zeroed space after LMDB's last page (`None` with a log, or if the file could
+    /// not be opened).
     prealloc: Option<Prealloc>,
     /// The write-ahead log (`None`: every batch goes straight to LMDB).
     wal: Option<Wal>,
@@ -91,13 +92,15 @@ impl Writer {
         wal: Option<Wal>,
         dir: &Path,
     ) -> std::io::Result<JoinHandle<()>> {
+        // Only without a log: see `prealloc`.
         let page_size = shared.env.unnamed_database_stat().page_size as u64;
-        let prealloc = match Prealloc::open(dir, page_size) {
-            Ok(p) => Some(p),
-            Err(e) => {
+        let prealloc = match wal.is_none().then(|| Prealloc::open(dir, page_size)) {
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
                 tracing::warn!(dir = %dir.display(), error = %e, "not preallocating the store's data file");
                 None
             }
+            None => None,
         };
         let mut writer = Writer {
             shared,
