@@ -188,6 +188,7 @@ async fn shutdown_signal() {
 /// Runs the controller until SIGTERM or Ctrl-C.
 pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
     crate::cli::logging::init(&args.log_level);
+    bramble_apiserver::memory::limit_malloc_arenas();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -54,6 +54,22 @@ pub fn release_freed_soon() {
     });
 }
 
+/// At most this many glibc malloc arenas in the process (glibc's default is 8 per core). Each
+/// thread that meets contention gets an arena of its own, and memory freed in one is reused only
+/// there: with the default, the controller kept 111 MiB of anonymous memory after listing
+/// 10,000 Pods (90 before), with 2 arenas 89 MiB. The controller runs 2 worker threads.
+pub const MALLOC_ARENAS: i32 = 2;
+
+/// Limits glibc's malloc to [`MALLOC_ARENAS`] arenas; call before any thread starts (arenas
+/// already made stay). A no-op with musl, whose allocator has no arenas.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a glibc malloc parameter.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+    }
+}
+
 /// Returns the allocator's free pages to the system now, and drops the resident pages of every
 /// open store's map.
 pub fn release_freed() {
