@@ -272,6 +272,10 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             let node = bramble_kubelet::node_info::hostname();
             let client = controller.in_process_node_client(&node);
             crate::cli::kubelet::spawn_in_process(&args.data_dir, client);
+        } else {
+            // The controller alone drops the binary's code pages it no longer runs, as the
+            // kubelet does (a kubelet in this process trims them for both).
+            tokio::spawn(bramble_kubelet::idle_text::run());
         }
         // Before the admin kubeconfig, whose appearance tells waiting tools the controller
         // is up.
