@@ -6,7 +6,11 @@
 //! (`role: worker`, `join:`), which joins over the LAN. Both nodes Ready in kubectl on this
 //! machine, then a pod pinned to the worker pulls its aarch64 busybox image from a Debian
 //! docker-registry on the bridge address and its logs come back through the controller (API
-//! server to the worker's kubelet across the LAN). Prints each board's boot-to-Ready time.
+//! server to the worker's kubelet across the LAN). Then a busybox httpd pod on the worker
+//! behind a ClusterIP Service, and a client pod on the controller board that fetches its page
+//! by the web pod's IP (the host-gateway route to the worker's pod CIDR, over netlink) and
+//! through the ClusterIP (the controller board's nftables DNAT, with the image's `nft`).
+//! Prints each board's boot-to-Ready time.
 //! Needs the static aarch64 bramble (scripts/build-aarch64.sh), /usr/bin/kubectl,
 //! docker-registry, skopeo and /dev/net/tun.
 
@@ -137,6 +141,7 @@ fn two_boards_on_a_lan_form_one_cluster_and_run_a_pod_on_the_worker() {
     );
     let (_, node) = k.try_run(&["get", "pod", "on-worker", "-o", "jsonpath={.spec.nodeName}"]);
     assert_eq!(node.trim(), "qemu-b1");
+    let service = service_across_boards(&k, &image_ref, &[&b0, &b1]);
     eprintln!(
         "boot-to-Ready (QEMU start to Ready in kubectl, polled every 2 s): qemu-b0 (controller \
          + kubelet) {:.0} s; qemu-b1 (worker, joined with a bootstrap token) {:.0} s; pod on \
@@ -145,4 +150,61 @@ fn two_boards_on_a_lan_form_one_cluster_and_run_a_pod_on_the_worker() {
         ready1.as_secs_f64(),
         logs.trim()
     );
+    eprintln!("{service}");
+}
+
+/// Pods on different boards talk directly and through a ClusterIP Service: `web` (busybox
+/// httpd on 8080) on the worker, Service `web` port 80 -> 8080, and `client` on the
+/// controller board fetching the page both ways (retrying while routes, endpoints and rules
+/// are programmed). Returns the client's log.
+fn service_across_boards(k: &Kubectl, image: &str, vms: &[&Vm]) -> String {
+    common::run_pod(
+        k,
+        "web",
+        image,
+        Some(r#"{"apiVersion":"v1","spec":{"nodeName":"qemu-b1"}}"#),
+        "mkdir -p /www && echo served-by-$(hostname) > /www/index.html && \
+         exec httpd -f -p 8080 -h /www",
+    );
+    let web_ip = k.wait_pod_ip("web", vms, Duration::from_secs(600));
+    let (ok, text) = k.try_run(&[
+        "expose",
+        "pod",
+        "web",
+        "--port",
+        "80",
+        "--target-port",
+        "8080",
+    ]);
+    assert!(ok, "kubectl expose: {text}");
+    let (ok, cluster_ip) =
+        k.try_run(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(ok, "{cluster_ip}");
+    let cluster_ip = cluster_ip.trim();
+    // `timeout 10 wget`: busybox wget's own `-T 5` died with SIGSEGV on the board each time
+    // a connection timed out.
+    common::run_pod(
+        k,
+        "client",
+        image,
+        Some(r#"{"apiVersion":"v1","spec":{"nodeName":"qemu-b0"}}"#),
+        &format!(
+            "fetch() {{ for i in $(seq 60); do \
+               if out=$(timeout 10 wget -q -O - \"$2\"); then echo \"$1: $out\"; return; fi; \
+               sleep 2; done; echo \"$1: no answer from $2\"; }}; \
+             fetch direct http://{web_ip}:8080/; fetch service http://{cluster_ip}/"
+        ),
+    );
+    k.wait_pod_succeeded("client", vms, Duration::from_secs(1200));
+    let (ok, logs) = k.try_run(&["logs", "client"]);
+    assert!(ok, "kubectl logs client: {logs}");
+    assert!(
+        logs.contains("direct: served-by-web") && logs.contains("service: served-by-web"),
+        "client on qemu-b0 did not reach web on qemu-b1 ({web_ip}, Service {cluster_ip}): {logs}"
+    );
+    format!(
+        "pod on qemu-b0 reached pod web ({web_ip}) on qemu-b1 directly and through ClusterIP \
+         {cluster_ip}: {}",
+        logs.trim().replace('\n', "; ")
+    )
 }

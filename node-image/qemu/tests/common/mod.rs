@@ -222,6 +222,33 @@ impl Kubectl {
         }
     }
 
+    /// Polls until pod `name` is Running with a pod IP (panics after `limit`, with `kubectl
+    /// describe` and the consoles of `vms`); returns the IP.
+    pub fn wait_pod_ip(&self, name: &str, vms: &[&Vm], limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let (_, text) = self.try_run(&[
+                "get",
+                "pod",
+                name,
+                "-o",
+                "jsonpath={.status.phase} {.status.podIP}",
+            ]);
+            if let Some(("Running", ip)) = text.trim().split_once(' ') {
+                return ip.to_string();
+            }
+            if Instant::now() > deadline {
+                let (_, describe) = self.try_run(&["describe", "pod", name]);
+                let consoles: Vec<String> = vms.iter().map(|v| v.console()).collect();
+                panic!(
+                    "pod {name} not Running with an IP (`{text}`):\n{describe}\nconsoles:\n{}",
+                    consoles.join("\n----\n")
+                );
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+
     /// The cluster CA's public-key hash (`sha256:<hex>`) a joining node pins.
     pub fn ca_cert_hash(&self) -> String {
         let (ok, data) = self.try_run(&[
