@@ -46,8 +46,18 @@ pub(crate) fn write_changes(
             None => dbs.delete_object(&mut wtxn, key)?,
         }
     }
-    for change in sets.iter().flat_map(|set| set.events.iter()) {
-        dbs.append_history(&mut wtxn, change.revision(), &change.record().encode())?;
+    let mut events = sets.iter().flat_map(|set| set.events.iter()).peekable();
+    let append = match events.peek() {
+        Some(first) => dbs.history_is_last(&wtxn, first.revision())?,
+        None => false,
+    };
+    for change in events {
+        dbs.append_history(
+            &mut wtxn,
+            change.revision(),
+            &change.record().encode(),
+            append,
+        )?;
     }
     let compaction = compact(&mut wtxn, dbs, current, compacted, history_limit)?;
     // The durable commit: LMDB writes the pages and fsyncs before returning.

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use heed::byteorder::{BigEndian, ByteOrder};
 use heed::types::{Bytes, U64};
-use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, PutFlags, RoTxn, RwTxn, WithoutTls};
 
 use super::config::StoreConfig;
 use super::lock_file::{self, LockFile};
@@ -128,15 +128,35 @@ impl Dbs {
         }))
     }
 
-    /// Stores the event of `revision`, newer than every stored one. (Not `MDB_APPEND`: the
-    /// records of named databases an older Bramble may have added sort after it.)
+    /// Stores the event of `revision`, newer than every stored one. With `append` (see
+    /// [`Dbs::history_is_last`]) as `MDB_APPEND`: LMDB then fills each leaf before starting
+    /// the next instead of splitting it in half, so the history takes about half the pages
+    /// (and a checkpoint writes half as many for it).
     pub fn append_history(
         &self,
         txn: &mut RwTxn,
         revision: Revision,
         record: &[u8],
+        append: bool,
     ) -> Result<(), StoreError> {
-        Ok(self.main.put(txn, &history_key(revision), record)?)
+        let key = history_key(revision);
+        if append {
+            self.main
+                .put_with_flags(txn, PutFlags::APPEND, &key, record)?;
+        } else {
+            self.main.put(txn, &key, record)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the tree's last key is a history event older than `revision`, so events
+    /// from `revision` on can be appended with `MDB_APPEND`. (Not when an older Bramble
+    /// added the records of its named databases, which sort after the history.)
+    pub fn history_is_last(&self, txn: &RoTxn, revision: Revision) -> Result<bool, StoreError> {
+        Ok(match self.main.last(txn)? {
+            Some((key, _)) => key.first() == Some(&HISTORY) && history_revision(key)? < revision,
+            None => true,
+        })
     }
 
     /// Deletes the events up to and including `revision`; returns how many.
