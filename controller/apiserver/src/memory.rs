@@ -8,18 +8,17 @@
 //! The store's LMDB map is the other large part of the controller's RSS: every page a list or
 //! a checkpoint read stays mapped (about 80 MiB with 10,000 Pods). Those are clean pages of the
 //! data file, so they are dropped from the process (`MADV_DONTNEED`) with the freed heap, and
-//! whenever the store has been idle for [`IDLE_TICK`]. This lowers RSS, not the memory in
+//! every [`MAP_TICK`]. This lowers RSS, not the memory in
 //! use: the pages stay in the page cache (reclaimable, shared with any other reader of the
 //! file) until the kernel needs the memory, and the next read maps them again with a minor
 //! fault.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bramble_store::lmdb::residency::MapResidency;
 use bramble_store::lmdb::LmdbStore;
-use bramble_store::Store;
 
 /// Responses at least this large ask for a trim once they are sent.
 pub const LARGE_RESPONSE_BYTES: usize = 4 << 20;
@@ -28,9 +27,8 @@ pub const LARGE_RESPONSE_BYTES: usize = 4 << 20;
 /// the response's own buffers are already freed.
 const DELAY: Duration = Duration::from_secs(1);
 
-/// How often the store's revision is looked at; unchanged since the last look, the map's
-/// pages are dropped.
-pub const IDLE_TICK: Duration = Duration::from_secs(10);
+/// How often the store map's pages are dropped.
+pub const MAP_TICK: Duration = Duration::from_secs(10);
 
 static PENDING: AtomicBool = AtomicBool::new(false);
 
@@ -102,25 +100,20 @@ pub fn release_map(map: &MapResidency) {
 }
 
 /// Registers `store`'s map with [`release_freed`] and, on the current tokio runtime, drops its
-/// pages every [`IDLE_TICK`] in which its revision did not change, until the store closes.
+/// pages every [`MAP_TICK`] until the store closes. Not only when idle: a cluster's store is
+/// never idle for long (every node renews its Lease every 10 s, and the checkpoints of the
+/// write-ahead log read LMDB's pages back in), so what stays mapped is what was read since
+/// the last tick.
 pub fn track_store_map(store: &Arc<LmdbStore>) {
     let map = store.map_residency();
     MAPS.lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(map.clone());
-    let store: Weak<LmdbStore> = Arc::downgrade(store);
     tokio::spawn(async move {
-        let mut last = None;
-        loop {
-            tokio::time::sleep(IDLE_TICK).await;
-            let Some(rev) = store.upgrade().map(|s| s.current_revision()) else {
-                return;
-            };
-            if last == Some(rev) {
-                let map = map.clone();
-                let _ = tokio::task::spawn_blocking(move || release_map(&map)).await;
-            }
-            last = Some(rev);
+        while map.is_open() {
+            tokio::time::sleep(MAP_TICK).await;
+            let map = map.clone();
+            let _ = tokio::task::spawn_blocking(move || release_map(&map)).await;
         }
     });
 }
@@ -129,6 +122,7 @@ pub fn track_store_map(store: &Arc<LmdbStore>) {
 mod tests {
     use super::*;
     use bramble_store::lmdb::StoreConfig;
+    use bramble_store::Store;
 
     /// Resident KiB of the mapping of `file` in /proc/self/smaps.
     fn resident_kib(file: &str) -> u64 {
