@@ -155,6 +155,96 @@ fn forbidden_can_i_whoami_and_grants() -> Result<()> {
 }
 
 #[test]
+fn impersonation_needs_the_impersonate_verb_and_then_acts_as_the_user() -> Result<()> {
+    let tc = TestController::start()?;
+    // The admin may impersonate anyone: whoami, can-i and a refused read act as alice.
+    let who = ok(tc.kubectl(&[
+        "auth",
+        "whoami",
+        "--as",
+        "alice",
+        "--as-group",
+        "dev-team",
+        "-o",
+        "json",
+    ])?)?;
+    let who: serde_json::Value = serde_json::from_str(&who)?;
+    assert_eq!(who["status"]["userInfo"]["username"], "alice");
+    assert_eq!(
+        who["status"]["userInfo"]["groups"],
+        serde_json::json!(["dev-team", "system:authenticated"])
+    );
+    let out = tc.kubectl(&["auth", "can-i", "list", "secrets", "--as", "alice"])?;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no");
+    let err = fails(tc.kubectl(&["get", "pods", "-n", "default", "--as", "alice"])?)?;
+    assert!(
+        err.contains(r#"pods is forbidden: User "alice" cannot list resource "pods""#),
+        "{err}"
+    );
+    let out = tc.kubectl(&[
+        "auth",
+        "can-i",
+        "list",
+        "pods",
+        "--as",
+        "system:serviceaccount:default:default",
+    ])?;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no");
+
+    // A user without the verb is refused, naming what it may not impersonate.
+    let alice = cert_kubeconfig(&tc, "alice", &["dev-team"])?;
+    let err = fails(kubectl_as(&alice, &["get", "pods", "--as", "bob"])?)?;
+    assert!(
+        err.contains(r#"users "bob" is forbidden: User "alice" cannot impersonate resource "users" in API group "" at the cluster scope"#),
+        "{err}"
+    );
+    // A grant for one user name: bob works, carol and an added group do not.
+    ok(tc.kubectl(&[
+        "create",
+        "clusterrole",
+        "impersonate-bob",
+        "--verb=impersonate",
+        "--resource=users",
+        "--resource-name=bob",
+    ])?)?;
+    ok(tc.kubectl(&[
+        "create",
+        "clusterrolebinding",
+        "alice-as-bob",
+        "--clusterrole=impersonate-bob",
+        "--user=alice",
+    ])?)?;
+    eventually(|| {
+        let who = ok(kubectl_as(
+            &alice,
+            &["auth", "whoami", "--as", "bob", "-o", "json"],
+        )?)?;
+        let who: serde_json::Value = serde_json::from_str(&who)?;
+        if who["status"]["userInfo"]["username"] != "bob" {
+            bail!("whoami as bob: {who}");
+        }
+        Ok(())
+    })?;
+    fails(kubectl_as(&alice, &["auth", "whoami", "--as", "carol"])?)?;
+    let err = fails(kubectl_as(
+        &alice,
+        &[
+            "get",
+            "secrets",
+            "--as",
+            "bob",
+            "--as-group",
+            "system:masters",
+        ],
+    )?)?;
+    assert!(
+        err.contains(r#"groups "system:masters" is forbidden: User "alice" cannot impersonate resource "groups""#),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
 fn default_roles_exist_and_anonymous_is_refused() -> Result<()> {
     let tc = TestController::start()?;
     let out = ok(tc.kubectl(&["get", "clusterroles", "-o", "name"])?)?;

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use bramble_auth::Attributes;
+use bramble_pki::UserInfo;
 
 use crate::audit_policy::{AuditPolicy, Level};
 
@@ -136,6 +137,7 @@ impl AuditLog {
     pub fn begin(
         &self,
         attrs: &Attributes,
+        impersonator: Option<&UserInfo>,
         uri: &http::Uri,
         headers: &http::HeaderMap,
         peer: Option<SocketAddr>,
@@ -154,11 +156,9 @@ impl AuditLog {
                 object_ref[k] = json!(v);
             }
         }
-        let mut user = json!({"username": attrs.user.name, "groups": attrs.user.groups});
-        if !attrs.user.uid.is_empty() {
-            user["uid"] = json!(attrs.user.uid);
-        }
-        let event = json!({
+        // As upstream: `user` is who sent the request, `impersonatedUser` who it acted as.
+        let user = user_json(impersonator.unwrap_or(&attrs.user));
+        let mut event = json!({
             "kind": "Event",
             "apiVersion": "audit.k8s.io/v1",
             "level": "Metadata",
@@ -172,6 +172,9 @@ impl AuditLog {
             "objectRef": object_ref,
             "requestReceivedTimestamp": timestamp(Utc::now()),
         });
+        if impersonator.is_some() {
+            event["impersonatedUser"] = user_json(&attrs.user);
+        }
         Some(Pending {
             log: self.clone(),
             event,
@@ -264,6 +267,15 @@ fn rotate(cfg: &AuditConfig, path: &Path) -> Result<(), AuditError> {
     Ok(())
 }
 
+/// An audit event's `user` / `impersonatedUser`.
+fn user_json(u: &UserInfo) -> Value {
+    let mut user = json!({"username": u.name, "groups": u.groups});
+    if !u.uid.is_empty() {
+        user["uid"] = json!(u.uid);
+    }
+    user
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,18 +313,20 @@ mod tests {
             .unwrap();
         let mut headers = http::HeaderMap::new();
         headers.insert("user-agent", "kubectl/v1.33".parse().unwrap());
-        assert!(log.begin(&attrs("get"), &uri, &headers, None).is_none());
+        assert!(log
+            .begin(&attrs("get"), None, &uri, &headers, None)
+            .is_none());
         let mut event = attrs("create");
         event.resource = "events".into();
         assert!(
-            log.begin(&event, &uri, &headers, None).is_none(),
+            log.begin(&event, None, &uri, &headers, None).is_none(),
             "the default policy drops Events"
         );
         let peer: SocketAddr = "10.0.0.9:5555".parse().unwrap();
         // three batches of ten events, each past the size limit: three rotations, two kept
         for _ in 0..3 {
             for _ in 0..10 {
-                log.begin(&attrs("delete"), &uri, &headers, Some(peer))
+                log.begin(&attrs("delete"), None, &uri, &headers, Some(peer))
                     .unwrap()
                     .finish(200);
             }
@@ -350,5 +364,45 @@ mod tests {
         assert_eq!(ev["responseStatus"]["code"], 200);
         assert_eq!(ev["auditID"].as_str().unwrap().len(), 36);
         assert!(ev["stageTimestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[tokio::test]
+    async fn an_impersonated_request_names_the_requester_as_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = AuditConfig {
+            dir: dir.path().to_path_buf(),
+            max_size: 1 << 20,
+            max_backups: 1,
+            policy: AuditPolicy::default(),
+        };
+        let log = AuditLog::start(cfg).unwrap();
+        let uri: http::Uri = "/api/v1/namespaces/default/pods/web".parse().unwrap();
+        let admin = bramble_pki::UserInfo {
+            name: "bramble-admin".into(),
+            uid: String::new(),
+            groups: vec!["system:masters".into()],
+        };
+        log.begin(
+            &attrs("delete"),
+            Some(&admin),
+            &uri,
+            &http::HeaderMap::new(),
+            None,
+        )
+        .unwrap()
+        .finish(200);
+        tokio::time::sleep(BATCH_WAIT * 3).await;
+        let file = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .next()
+            .unwrap();
+        let text = std::fs::read_to_string(file.path()).unwrap();
+        let ev: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(ev["user"]["username"], "bramble-admin");
+        assert_eq!(
+            ev["impersonatedUser"],
+            json!({"username": "alice", "groups": ["dev"]})
+        );
     }
 }

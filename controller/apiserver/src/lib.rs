@@ -28,6 +28,7 @@ pub mod encrypted_store;
 pub mod errors;
 pub mod filter;
 pub mod handlers;
+pub mod impersonation;
 pub mod inprocess;
 pub mod leader_election;
 pub mod memory;

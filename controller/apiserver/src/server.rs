@@ -133,7 +133,7 @@ pub async fn handle(
     state: Arc<ApiState>,
     authn: &Authenticator,
     cert_identity: Option<&UserInfo>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
@@ -153,6 +153,25 @@ pub async fn handle(
                 return body::status(&s);
             }
         };
+        let (user, impersonator) = match user {
+            Some(requester) => {
+                let authorize = |a: &bramble_auth::Attributes| {
+                    if state.settings.always_allow {
+                        bramble_auth::Decision::Allow(String::new())
+                    } else {
+                        crate::authz::authorize(state.store.as_ref(), authn.rbac_cache(), a)
+                    }
+                };
+                match crate::impersonation::apply(requester, req.headers_mut(), authorize) {
+                    Ok(i) => (Some(i.user), i.by),
+                    Err(s) => {
+                        body::discard(req.into_body()).await;
+                        return body::status(&s);
+                    }
+                }
+            }
+            None => (None, None),
+        };
         let audit = match (&user, state.audit.get()) {
             (Some(u), Some(log))
                 if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) =>
@@ -164,7 +183,13 @@ pub async fn handle(
                     .extensions()
                     .get::<crate::audit::PeerAddr>()
                     .map(|p| p.0);
-                log.begin(&attrs, req.uri(), req.headers(), peer)
+                log.begin(
+                    &attrs,
+                    impersonator.as_ref(),
+                    req.uri(),
+                    req.headers(),
+                    peer,
+                )
             }
             _ => None,
         };
