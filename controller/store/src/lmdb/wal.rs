@@ -280,11 +280,11 @@ fn decode_header(h: &[u8; HEADER_LEN]) -> Option<(u64, Revision)> {
 }
 
 fn record_crc(generation: u64, payload: &[u8]) -> u32 {
-    let mut crc = Crc32::new();
+    let mut crc = crc32fast::Hasher::new();
     crc.update(&generation.to_be_bytes());
     crc.update(&(payload.len() as u32).to_be_bytes());
     crc.update(payload);
-    crc.finish()
+    crc.finalize()
 }
 
 /// The payload of one record: `events` (consecutive revisions, at least one), each with
@@ -371,49 +371,9 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as zlib's), table-driven.
-struct Crc32(u32);
-
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-};
-
-impl Crc32 {
-    fn new() -> Crc32 {
-        Crc32(!0)
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = CRC_TABLE[((self.0 ^ u32::from(b)) & 0xff) as usize] ^ (self.0 >> 8);
-        }
-    }
-
-    fn finish(&self) -> u32 {
-        !self.0
-    }
-}
-
+/// CRC-32 (IEEE 802.3, as zlib's).
 fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = Crc32::new();
-    crc.update(bytes);
-    crc.finish()
+    crc32fast::hash(bytes)
 }
 
 #[cfg(test)]
