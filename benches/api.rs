@@ -483,6 +483,13 @@ async fn memory(client: &HttpClient, table: &mut String) {
         "| controller RSS after listing the 10,000 Pods | {} | |\n",
         rss_after_list
     ));
+    // The controller drops the store map's pages every bramble_apiserver::memory::MAP_TICK
+    // (10 s), and its binary's idle code pages every 60 s (bramble_kubelet::idle_text::PERIOD).
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    table.push_str(&format!(
+        "| controller RSS idle 65 s after the last write | {} | |\n",
+        Rss::of(pid)
+    ));
     if let Some(secs) = std::env::var("BENCH_HOLD_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -497,6 +504,9 @@ async fn memory(client: &HttpClient, table: &mut String) {
 /// mapped files, of which the store's LMDB map `data.mdb`), KiB.
 struct Rss {
     total: u64,
+    /// Proportional set size: shared pages (the binary's, with other bramble processes)
+    /// divided among their sharers.
+    pss: u64,
     anon: u64,
     file: u64,
     mdb: u64,
@@ -526,6 +536,12 @@ impl Rss {
         }
         Rss {
             total: proc_status_kib(pid, "VmRSS:"),
+            pss: std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0),
             anon: proc_status_kib(pid, "RssAnon:"),
             file: proc_status_kib(pid, "RssFile:"),
             mdb,
@@ -538,11 +554,12 @@ impl std::fmt::Display for Rss {
         let mib = |k: u64| k as f64 / 1024.0;
         write!(
             f,
-            "{:.1} MiB (anon {:.1}, file {:.1} of which data.mdb {:.1})",
+            "{:.1} MiB (anon {:.1}, file {:.1} of which data.mdb {:.1}; PSS {:.1})",
             mib(self.total),
             mib(self.anon),
             mib(self.file),
-            mib(self.mdb)
+            mib(self.mdb),
+            mib(self.pss)
         )
     }
 }
