@@ -4,7 +4,7 @@
 //! What an idle single-node cluster costs the SD card of a board: `bramble up` (controller
 //! and kubelet in one process, as role `both`) runs in a network namespace of its own with
 //! its data directory on a fresh ext4 file system on a loop device, mounted as `bramble init`
-//! mounts the data partition (`noatime,commit=60`). After it has settled, the sectors the
+//! mounts the data partition (`noatime,lazytime,commit=60`). After it has settled, the sectors the
 //! loop device wrote over a window (the block device statistics, as on the board: the
 //! figure) and the process's `/proc/PID/io` `write_bytes` are extrapolated to an hour. The
 //! latter is the kernel's page-cache accounting: with large folios (ext4 on Linux 6.x) it
@@ -196,7 +196,7 @@ impl Scratch {
             "mount",
             &[
                 "-o",
-                "noatime,nodev,nosuid,commit=60",
+                "noatime,lazytime,nodev,nosuid,commit=60",
                 &loop_dev,
                 mount.to_str().unwrap(),
             ],
@@ -353,7 +353,7 @@ fn main() {
         "| measurement (idle, controller+kubelet, `bramble up`) | value |\n|---|---|\n",
     );
     table.push_str(&format!(
-        "| idle bytes written per hour, data partition block device (ext4 commit=60) | {} |\n",
+        "| idle bytes written per hour, data partition block device (ext4 lazytime, commit=60) | {} |\n",
         per_hour(blk1 - blk0, elapsed)
     ));
     table.push_str(&format!(

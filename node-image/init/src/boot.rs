@@ -166,7 +166,9 @@ pub fn mount_data(console: &Console, spec: &str) -> Result<(PathBuf, PathBuf), I
         &part.to_string_lossy(),
         var,
         "ext4",
-        libc::MS_NOATIME | libc::MS_NODEV | libc::MS_NOSUID,
+        // lazytime: the write-ahead log's fdatasync'd appends leave its mtime in memory
+        // instead of journalling the inode at every commit (about 0.9 MiB an hour idle).
+        libc::MS_NOATIME | libc::MS_LAZYTIME | libc::MS_NODEV | libc::MS_NOSUID,
         "commit=60",
     )?;
     if let Some(p) = plan {
