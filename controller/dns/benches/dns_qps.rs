@@ -1,9 +1,12 @@
 //! Cluster DNS throughput: queries per second answered from a zone of 1000 Services over
 //! UDP on loopback, by client threads keeping a window of queries in flight each.
+//! Also the heap the DNS part holds for that zone (its Service cache and the zone built from
+//! it), counted by a global allocator wrapper.
 //! Run: `cargo bench -p bramble-dns --bench dns_qps`.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,8 +21,34 @@ const CLIENTS: usize = 2;
 const WINDOW: usize = 32;
 const SECONDS: u64 = 4;
 
-fn zone() -> Zone {
-    let services: Vec<Arc<Service>> = (0..1000)
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator, only counting sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn kib(bytes: usize) -> String {
+    format!("{:.0} KiB", bytes as f64 / 1024.0)
+}
+
+fn services() -> Vec<Arc<Service>> {
+    (0..1000)
         .map(|i| {
             Arc::new(
                 serde_json::from_value(json!({
@@ -30,8 +59,7 @@ fn zone() -> Zone {
                 .unwrap(),
             )
         })
-        .collect();
-    Zone::build("cluster.local", &services, &[])
+        .collect()
 }
 
 fn query(id: u16, name: &str) -> Vec<u8> {
@@ -75,11 +103,16 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let before = LIVE.load(Ordering::Relaxed);
+    let services = services();
+    let cached = LIVE.load(Ordering::Relaxed) - before;
+    let zone = Zone::build("cluster.local", &services, &[]);
+    let zoned = LIVE.load(Ordering::Relaxed) - before - cached;
     let server = rt.block_on(async {
         let (udp, _tcp) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = udp.local_addr().unwrap();
         let shared = SharedZone::default();
-        shared.set(zone());
+        shared.set(zone);
         tokio::spawn(serve_udp(udp, shared, Arc::new(vec![]), 2));
         addr
     });
@@ -103,4 +136,9 @@ fn main() {
         "| dns A over UDP ({CLIENTS} clients x {WINDOW} in flight, 1000 services) | {n} | {secs:.2} | {:.0} |",
         n as f64 / secs
     );
+    println!();
+    println!("| DNS part, 1000 Services | heap |");
+    println!("|---|---|");
+    println!("| Service cache | {} |", kib(cached));
+    println!("| zone built from it | {} |", kib(zoned));
 }
