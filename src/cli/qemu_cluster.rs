@@ -367,7 +367,7 @@ pub fn run(args: ClusterArgs) -> Result<()> {
     }
     println!(
         "kubectl --kubeconfig {} get nodes -o wide\nnode API token: {api_token} (bramble node \
-         --address {}:50000 --token ... --fingerprint {fingerprint})\nCtrl-C stops the boards.",
+         --node {} --token ... --fingerprint {fingerprint} status)\nCtrl-C stops the boards.",
         kubeconfig.display(),
         boards[0].ip
     );
