@@ -73,15 +73,7 @@ async fn a_format_1_store_opens_as_format_2() {
         assert_eq!((a.create_revision, a.mod_revision), (1, 2));
         assert_eq!(data(&a.value), "2");
         // The history answers a list at an older revision and a watch from the start.
-        let at1 = store
-            .list(
-                "k/",
-                ListOptions {
-                    revision: Some(1),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let at1 = list_at(&store, "k/", 1).unwrap();
         assert_eq!(at1.items.len(), 1);
         assert_eq!(data(&at1.items[0].value), "1");
         let mut all = store.watch("k/", 0).unwrap();

@@ -133,17 +133,7 @@ async fn list_at_exact_revision_rebuilds_older_state() {
     create(&store, "other/x", obj("x", "x1")).await; // 7
     update(&store, "r/b", obj("b", "b3")).await; // 8
 
-    let at = |revision| {
-        store
-            .list(
-                "r/",
-                ListOptions {
-                    revision: Some(revision),
-                    ..Default::default()
-                },
-            )
-            .unwrap()
-    };
+    let at = |revision| list_at(&store, "r/", revision).unwrap();
     let summary = |result: &ListResult| -> Vec<(String, String, u64, u64)> {
         result
             .items
@@ -222,13 +212,7 @@ async fn list_at_exact_revision_rebuilds_older_state() {
         (vec!["r/b"], true, Some(2))
     );
 
-    match store.list(
-        "r/",
-        ListOptions {
-            revision: Some(9),
-            ..Default::default()
-        },
-    ) {
+    match list_at(&store, "r/", 9) {
         Err(StoreError::FutureRevision {
             requested: 9,
             current: 8,
@@ -255,28 +239,14 @@ async fn list_below_the_compacted_revision_fails() {
     }
     // 8 revisions, 3 events kept: (5, 8].
     assert_eq!(store.compacted_revision(), 5);
-    match store.list(
-        "r/",
-        ListOptions {
-            revision: Some(4),
-            ..Default::default()
-        },
-    ) {
+    match list_at(&store, "r/", 4) {
         Err(StoreError::Compacted {
             requested: 4,
             compacted: 5,
         }) => {}
         other => panic!("expected Compacted, got {other:?}"),
     }
-    let at5 = store
-        .list(
-            "r/",
-            ListOptions {
-                revision: Some(5),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let at5 = list_at(&store, "r/", 5).unwrap();
     assert_eq!(at5.items.len(), 5);
     assert!(at5.items.iter().all(|kv| data(&kv.value) == "1"));
     assert_eq!(store.stats().events_compacted, 5);

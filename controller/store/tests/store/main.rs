@@ -12,7 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bramble_store::lmdb::{LmdbStore, StoreConfig};
-use bramble_store::{Event, EventStream, KeyValue, Op, OpOutcome, Revision, Store, StoreError};
+use bramble_store::{
+    Event, EventStream, KeyValue, ListOptions, ListResult, Op, OpOutcome, Revision, Store,
+    StoreError,
+};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -25,6 +28,21 @@ pub fn open_with(dir: &Path, config: StoreConfig) -> Arc<LmdbStore> {
 }
 
 /// A ConfigMap-like object.
+/// Everything under `prefix` as of `revision`.
+pub fn list_at(
+    store: &LmdbStore,
+    prefix: &str,
+    revision: Revision,
+) -> Result<ListResult, StoreError> {
+    store.list(
+        prefix,
+        ListOptions {
+            revision: Some(revision),
+            ..Default::default()
+        },
+    )
+}
+
 pub fn obj(name: &str, data: &str) -> Value {
     json!({
         "apiVersion": "v1",

@@ -89,17 +89,7 @@ async fn reads_merge_the_overlay_over_lmdb() {
     assert_eq!(keys(&page(&store, Some("k/b"), 1).items), ["k/c"]);
 
     // the list as of before the overlay's changes, and in between
-    let at = |revision| {
-        store
-            .list(
-                "k/",
-                ListOptions {
-                    revision: Some(revision),
-                    ..Default::default()
-                },
-            )
-            .unwrap()
-    };
+    let at = |revision| list_at(&store, "k/", revision).unwrap();
     let old = at(before);
     assert_eq!(keys(&old.items), ["k/a", "k/b", "k/c", "k/d", "k/e"]);
     assert_eq!(data(&old.items[2].value), "1");
@@ -245,15 +235,7 @@ async fn a_full_log_or_a_batch_too_large_for_it_goes_to_lmdb() {
     // (after a checkpoint of the overlay, so the batch is committed over LMDB alone)
     assert_eq!(store.stats().checkpoints, checkpoints + 2);
     assert_eq!(data(&store.get("k/huge").unwrap().unwrap().value), huge);
-    let before_huge = store
-        .list(
-            "k/",
-            ListOptions {
-                revision: Some(40),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let before_huge = list_at(&store, "k/", 40).unwrap();
     assert_eq!((before_huge.items.len(), before_huge.revision), (40, 40));
     assert_eq!(
         store
