@@ -38,6 +38,18 @@ fn page(store: &LmdbStore, after: Option<&str>, limit: usize) -> bramble_store::
 
 /// Copies the store's files as a power cut would find them (every acknowledged write is
 /// synced; the page cache is what the disk holds).
+/// A store directory as a crash leaves it after [`lmdb_and_overlay`] (its files copied while
+/// the store is open, nothing checkpointed since), and the list of `k/` it had acknowledged.
+async fn crashed_with_overlay() -> (tempfile::TempDir, bramble_store::ListResult) {
+    let dir = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let store = open_with(dir.path(), no_checkpoints());
+    lmdb_and_overlay(&store).await;
+    let before = store.list("k/", ListOptions::default()).unwrap();
+    copy_files(dir.path(), crashed.path());
+    (crashed, before)
+}
+
 fn copy_files(from: &Path, to: &Path) {
     for name in ["data.mdb", "wal.bramble"] {
         std::fs::copy(from.join(name), to.join(name)).unwrap();
@@ -140,13 +152,7 @@ async fn a_checkpoint_moves_the_overlay_into_lmdb_and_reads_stay_the_same() {
 
 #[tokio::test]
 async fn acknowledged_writes_only_in_the_log_are_replayed() {
-    let dir = tempfile::tempdir().unwrap();
-    let crashed = tempfile::tempdir().unwrap();
-    let store = open_with(dir.path(), no_checkpoints());
-    lmdb_and_overlay(&store).await;
-    let before = store.list("k/", ListOptions::default()).unwrap();
-    copy_files(dir.path(), crashed.path());
-    drop(store);
+    let (crashed, before) = crashed_with_overlay().await;
 
     let store = open(crashed.path());
     assert_eq!(store.stats().wal_records_replayed, 3);
@@ -170,12 +176,7 @@ async fn acknowledged_writes_only_in_the_log_are_replayed() {
 
 #[tokio::test]
 async fn a_log_an_older_bramble_made_stale_is_ignored() {
-    let dir = tempfile::tempdir().unwrap();
-    let crashed = tempfile::tempdir().unwrap();
-    let store = open_with(dir.path(), no_checkpoints());
-    lmdb_and_overlay(&store).await;
-    copy_files(dir.path(), crashed.path());
-    drop(store);
+    let (crashed, _) = crashed_with_overlay().await;
     // An older Bramble, which knows nothing of the log, opens the crashed store at revision
     // 5 and writes revision 6: k/z created.
     {
