@@ -43,6 +43,15 @@ pub fn list_at(
     )
 }
 
+/// How many objects are under `prefix` now.
+pub fn count(store: &LmdbStore, prefix: &str) -> usize {
+    store
+        .list(prefix, ListOptions::default())
+        .unwrap()
+        .items
+        .len()
+}
+
 pub fn obj(name: &str, data: &str) -> Value {
     json!({
         "apiVersion": "v1",
