@@ -163,6 +163,15 @@ mod tests {
         }
     }
 
+    /// Polls until `id`'s entry is gone (its watched process exited), for at most 20 s.
+    fn wait_uncached(cache: &mut StateCache, id: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while cache.get(id).is_some() {
+            assert!(std::time::Instant::now() < deadline, "still cached");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     #[test]
     fn running_state_holds_until_its_process_exits() {
         let mut child = std::process::Command::new("sleep")
@@ -175,11 +184,7 @@ mod tests {
         assert_eq!(cache.get("c"), Some(st.clone()));
         child.kill().expect("kill");
         // Exited (a zombie until waited for): the entry is stale.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while cache.get("c").is_some() {
-            assert!(std::time::Instant::now() < deadline, "still cached");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_uncached(&mut cache, "c");
         child.wait().expect("wait");
         // A process that is gone is not watched: nothing cached.
         cache.put("c", &st);
@@ -210,11 +215,7 @@ mod tests {
         cache.put("c", &st);
         assert_eq!(cache.get("c"), Some(st.clone()));
         shim.kill().expect("kill");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while cache.get("c").is_some() {
-            assert!(std::time::Instant::now() < deadline, "still cached");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_uncached(&mut cache, "c");
         shim.wait().expect("wait");
     }
 
