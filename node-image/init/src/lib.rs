@@ -199,11 +199,13 @@ fn pid1() -> Result<(), InitError> {
         dir: slots::BOOT_MOUNT.into(),
     };
     let booted = slots::booted_slot(cmdline.slot.as_deref());
-    let on_trial = data_disk.is_some()
-        && matches!(
-            slots::on_boot(&console, &boot_part, booted),
-            bramble_boards::BootOutcome::Trying(_)
-        );
+    let outcome = slots::on_boot(&console, &boot_part, booted);
+    if matches!(outcome, bramble_boards::BootOutcome::FellBack(_)) {
+        // The newer slot may have rewritten the store into a format this version cannot
+        // read: the controller then goes back to the copy kept before that upgrade.
+        slots::request_store_rollback(&console, Path::new(services::STORE_DIR));
+    }
+    let on_trial = data_disk.is_some() && matches!(outcome, bramble_boards::BootOutcome::Trying(_));
     let config_path = cmdline
         .config
         .clone()
@@ -265,6 +267,7 @@ fn pid1() -> Result<(), InitError> {
         boot: boot_part,
         slot: booted,
         watch: slots::HealthWatch::new(Instant::now()),
+        store: services::STORE_DIR.into(),
     });
     let action = main_loop(&console, &mut sup, trial);
     shutdown(&console, &mut sup, action)
@@ -393,6 +396,8 @@ struct Trial {
     boot: slots::BootPartition,
     slot: bramble_boards::Slot,
     watch: slots::HealthWatch,
+    /// The controller's store, whose pre-upgrade copy goes once the slot is good.
+    store: std::path::PathBuf,
 }
 
 fn main_loop(
@@ -408,7 +413,7 @@ fn main_loop(
         if let Some(t) = &trial {
             let verdict = t.watch.check(sup.services(), Instant::now());
             if verdict != slots::Verdict::Wait {
-                if slots::apply_verdict(console, &t.boot, t.slot, verdict) {
+                if slots::apply_verdict(console, &t.boot, t.slot, verdict, &t.store) {
                     return PowerAction::Reboot;
                 }
                 trial = None;

@@ -12,6 +12,8 @@ use crate::supervisor::{ServiceSpec, Spawner};
 
 /// Where services keep their state on the data partition.
 pub const STATE_DIR: &str = "/var/lib/bramble";
+/// The controller's store (`<data-dir>/controller/db`).
+pub const STORE_DIR: &str = "/var/lib/bramble/controller/db";
 /// The admin kubeconfig the controller writes (the node API serves it).
 pub const ADMIN_KUBECONFIG: &str = "/var/lib/bramble/admin.kubeconfig";
 /// The kubeconfig the controller writes for the kubelet beside it (role both): a client

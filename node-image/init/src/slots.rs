@@ -207,13 +207,15 @@ impl HealthWatch {
     }
 }
 
-/// Act on a verdict for the slot under trial: record it good, or give it up. Returns true when
-/// the board must reboot (unhealthy).
+/// Act on a verdict for the slot under trial: record it good (and drop the copies of the
+/// controller's store in `store` kept from before the upgrade), or give it up. Returns true
+/// when the board must reboot (unhealthy).
 pub fn apply_verdict(
     console: &Console,
     boot: &BootPartition,
     booted: Slot,
     verdict: Verdict,
+    store: &Path,
 ) -> bool {
     let record = match boot.record() {
         Ok(r) => r,
@@ -231,6 +233,10 @@ pub fn apply_verdict(
                     Err(e) => console.log(&format!("marking slot {booted} good: {e}")),
                 }
             }
+            // The upgrade is accepted: a copy of the store from before it must never come back.
+            if let Err(e) = bramble_store::lmdb::forget_pre_upgrade_copies(store) {
+                console.log(&format!("dropping the pre-upgrade store copy: {e}"));
+            }
             false
         }
         Verdict::Unhealthy => {
@@ -245,6 +251,18 @@ pub fn apply_verdict(
             ));
             true
         }
+    }
+}
+
+/// After a fallback from a slot on trial: ask the controller's store in `dir` to go back to
+/// the copy kept before the upgrade, should the newer slot have left it in a format this
+/// version cannot read (see `bramble_store::lmdb::request_pre_upgrade_restore`).
+pub fn request_store_rollback(console: &Console, dir: &Path) {
+    match bramble_store::lmdb::request_pre_upgrade_restore(dir) {
+        Ok(()) => {
+            console.log("store: going back to the pre-upgrade copy if the store is unreadable")
+        }
+        Err(e) => console.log(&format!("store rollback request: {e}")),
     }
 }
 
@@ -309,6 +327,40 @@ mod tests {
         );
         // No services (debug.no_services): healthy once booted for the settle time.
         assert_eq!(w.check(&[], t0 + Duration::from_secs(30)), Verdict::Healthy);
+    }
+
+    #[test]
+    fn a_healthy_trial_marks_the_slot_good_and_drops_the_pre_upgrade_store_copy() {
+        let (boot_dir, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let boot = BootPartition {
+            dir: boot_dir.path().to_path_buf(),
+        };
+        let trying = BootRecord::default().schedule(Slot::A, Slot::B, 1).unwrap();
+        boot.write_record(&trying).unwrap();
+        let copy = store.path().join("pre-upgrade-format-2");
+        std::fs::create_dir(&copy).unwrap();
+        std::fs::write(copy.join("data.mdb"), b"x").unwrap();
+        let console = Console {
+            ring: crate::logring::LogRing::new(16),
+        };
+        // Still waiting: nothing changes.
+        assert!(!apply_verdict(
+            &console,
+            &boot,
+            Slot::B,
+            Verdict::Wait,
+            store.path()
+        ));
+        assert!(copy.exists());
+        assert!(!apply_verdict(
+            &console,
+            &boot,
+            Slot::B,
+            Verdict::Healthy,
+            store.path()
+        ));
+        assert_eq!(boot.record().unwrap().active, Slot::B);
+        assert!(!copy.exists());
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod history;
 mod lock_file;
 mod open;
 mod overlay;
+mod pre_upgrade;
 mod prealloc;
 mod read;
 mod record;
@@ -42,6 +43,7 @@ use self::config::Counters;
 pub use self::config::{StoreConfig, StoreStats, RAM_LOCK_DIR};
 use self::open::Dbs;
 use self::overlay::Overlay;
+pub use self::pre_upgrade::{forget_pre_upgrade_copies, request_pre_upgrade_restore};
 use self::writer::{Request, Writer};
 use crate::{
     BoxFuture, Event, EventStream, KeyValue, ListOptions, ListResult, Op, OpOutcome,

@@ -17,6 +17,7 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, PutFlags, RoTxn, RwTxn,
 
 use super::config::StoreConfig;
 use super::lock_file::{self, LockFile};
+use super::pre_upgrade;
 use crate::{Revision, StoreError};
 
 /// Meta key of the on-disk format version, written when the store is created.
@@ -203,7 +204,45 @@ pub(crate) struct Opened {
 /// Opens (creating if needed) the environment in `dir` with durable commits: no `NO_SYNC`,
 /// `MAP_ASYNC` or `WRITE_MAP`. Read transactions do not use thread-local storage, so they can
 /// be opened on any tokio worker thread and several may be open on one thread.
+///
+/// A store in a format this version does not know is refused, unless init asked for the copy
+/// taken before an upgrade and there is one (see [`super::pre_upgrade`]).
 pub(crate) fn open_env(dir: &Path, config: &StoreConfig) -> Result<Opened, StoreError> {
+    pre_upgrade::finish_interrupted_restore(dir, FORMAT_VERSION)?;
+    let mut opened = open_env_once(dir, config)?;
+    if let Err(found) = opened {
+        if found > FORMAT_VERSION
+            && pre_upgrade::restore_requested_copy(dir, found, FORMAT_VERSION)?
+        {
+            opened = open_env_once(dir, config)?;
+        }
+    }
+    match opened {
+        Ok(opened) => {
+            pre_upgrade::request_answered(dir)?;
+            Ok(opened)
+        }
+        Err(found) => {
+            tracing::error!(found, expected = FORMAT_VERSION, "unsupported store format");
+            let newer = if found > FORMAT_VERSION {
+                format!(
+                    " (written by a newer Bramble; this one reads format {FORMAT_VERSION}{})",
+                    pre_upgrade::copy_hint(dir, FORMAT_VERSION)
+                )
+            } else {
+                String::new()
+            };
+            Err(StoreError::BadRecord {
+                what: format!("store format version {found} in {}{newer}", dir.display()),
+                reason: "unsupported store format",
+            })
+        }
+    }
+}
+
+/// One attempt of [`open_env`]: `Err(format)` for a store in a format it cannot read (the
+/// environment closed again).
+fn open_env_once(dir: &Path, config: &StoreConfig) -> Result<Result<Opened, u64>, StoreError> {
     std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
         path: dir.to_owned(),
         source,
@@ -227,6 +266,9 @@ pub(crate) fn open_env(dir: &Path, config: &StoreConfig) -> Result<Opened, Store
         tracing::info!(stale, "cleared stale LMDB readers");
     }
 
+    if let Some(older) = format_to_rewrite(&env)? {
+        pre_upgrade::keep_copy(&env, dir, older)?;
+    }
     let wtxn = env.write_txn()?;
     let mut format: Option<u64> = None;
     let main = env.create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_, StoreError> {
@@ -258,33 +300,52 @@ pub(crate) fn open_env(dir: &Path, config: &StoreConfig) -> Result<Opened, Store
     })?;
     let main = match main {
         CommitOrAbort::Commit(main) => main,
-        CommitOrAbort::Abort(()) => {
-            let found = format.unwrap_or(0);
-            tracing::error!(found, expected = FORMAT_VERSION, "unsupported store format");
-            return Err(StoreError::BadRecord {
-                what: format!("store format version {found} in {}", dir.display()),
-                reason: "unsupported store format",
-            });
-        }
+        CommitOrAbort::Abort(()) => return Ok(Err(format.unwrap_or(0))),
     };
     if let Some(found) = format.filter(|&found| found != FORMAT_VERSION) {
-        tracing::error!(found, expected = FORMAT_VERSION, "unsupported store format");
-        return Err(StoreError::BadRecord {
-            what: format!("store format version {found} in {}", dir.display()),
-            reason: "unsupported store format",
-        });
+        return Ok(Err(found));
     }
     let dbs = Dbs { main };
 
     let rtxn = env.read_txn()?;
     let (current, compacted) = dbs.revisions(&rtxn)?;
     drop(rtxn);
-    Ok(Opened {
+    Ok(Ok(Opened {
         env,
         dbs,
         current,
         compacted,
         lock_file,
+    }))
+}
+
+/// The older format this version is about to rewrite the store from, if any: format 1 (its
+/// `meta` database says so, the main tree has no format key) or, for later versions, an
+/// older format key.
+fn format_to_rewrite(env: &Env<WithoutTls>) -> Result<Option<u64>, StoreError> {
+    let rtxn = env.read_txn()?;
+    let looked = env.open_databases_and_commit(rtxn, |opener, rtxn| -> Result<_, StoreError> {
+        let mut older = None;
+        if let Some(main) = opener.open_database::<Bytes, Bytes>(rtxn, None)? {
+            match main.get(rtxn, META_FORMAT)? {
+                Some(found) => {
+                    let found = BigEndian::read_u64(found);
+                    older = (found < FORMAT_VERSION).then_some(found);
+                }
+                None => {
+                    let meta = opener.open_database::<Bytes, U64<BigEndian>>(rtxn, Some("meta"))?;
+                    if let Some(meta) = meta {
+                        older = meta.get(rtxn, b"format_version")?.filter(|&f| f == 1);
+                    }
+                }
+            }
+        }
+        // Nothing to keep open: the real opening follows in a write transaction.
+        Ok(CommitOrAbort::<(), _>::Abort(older))
+    })?;
+    Ok(match looked {
+        CommitOrAbort::Abort(older) => older,
+        CommitOrAbort::Commit(()) => None,
     })
 }
 

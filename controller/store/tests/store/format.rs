@@ -164,3 +164,37 @@ async fn named_databases_an_older_bramble_added_do_not_hide_the_history() {
     assert_eq!(store.current_revision(), 2);
     assert_eq!(data(&store.get("k/a").unwrap().unwrap().value), "2");
 }
+
+#[tokio::test]
+async fn a_format_1_store_is_copied_before_it_is_rewritten_and_init_can_drop_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    write_format_1(dir.path());
+    drop(open(dir.path()));
+    let copy = dir.path().join("pre-upgrade-format-1");
+    // The copy is the store as format 1 kept it: what an older Bramble reads after a rollback.
+    {
+        let env = unsafe { EnvOpenOptions::new().max_dbs(4).open(&copy) }.unwrap();
+        let rtxn = env.read_txn().unwrap();
+        let meta = env
+            .open_databases_and_commit(rtxn, |opener, rtxn| -> Result<_, heed::Error> {
+                let meta = opener.open_database::<Str, U64<BigEndian>>(rtxn, Some("meta"))?;
+                let objects = opener.open_database::<Bytes, Bytes>(rtxn, Some("objects"))?;
+                let found = meta.unwrap().get(rtxn, "format_version")?;
+                let len = objects.unwrap().len(rtxn)?;
+                Ok(CommitOrAbort::<(), _>::Abort((found, len)))
+            })
+            .unwrap();
+        match meta {
+            CommitOrAbort::Abort(found) => assert_eq!(found, (Some(1), 2)),
+            CommitOrAbort::Commit(()) => unreachable!("aborted above"),
+        }
+    }
+    // A format 2 store is not copied again when it is opened.
+    std::fs::remove_dir_all(&copy).unwrap();
+    drop(open(dir.path()));
+    assert!(!copy.exists());
+    std::fs::create_dir(&copy).unwrap();
+    bramble_store::lmdb::forget_pre_upgrade_copies(dir.path()).unwrap();
+    assert!(!copy.exists());
+    assert_eq!(count(&open(dir.path()), "k/"), 2);
+}

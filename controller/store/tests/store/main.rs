@@ -4,6 +4,7 @@ mod basic;
 mod format;
 mod group_commit;
 mod list;
+mod pre_upgrade;
 mod wal;
 mod watch;
 
