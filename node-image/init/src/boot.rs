@@ -33,11 +33,28 @@ pub struct Console {
 }
 
 impl Console {
-    /// Print `msg` as init.
+    /// Print `msg` as init, after the time since boot as the kernel prints it (`[   7.123]`,
+    /// so the boot's steps can be timed from the console), and keep it in the ring.
     pub fn log(&self, msg: &str) {
-        eprintln!("bramble-init: {msg}");
+        eprintln!("{} bramble-init: {msg}", uptime_stamp(boot_time()));
         self.ring.push("init", msg);
     }
+}
+
+/// Time since boot (CLOCK_BOOTTIME, the kernel's printk clock on a board without suspend).
+pub fn boot_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime into a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// `[   7.123]`: seconds since boot with milliseconds, right-aligned like the kernel's.
+pub fn uptime_stamp(t: Duration) -> String {
+    format!("[{:5}.{:03}]", t.as_secs(), t.subsec_millis())
 }
 
 fn read_cmdline() -> KernelCmdline {
@@ -313,5 +330,20 @@ pub fn mount_boot(console: &Console, disk_of_data: &Path) {
         "",
     ) {
         console.log(&format!("boot partition: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_stamp_is_the_kernels_format_with_milliseconds() {
+        assert_eq!(uptime_stamp(Duration::from_millis(7_123)), "[    7.123]");
+        assert_eq!(
+            uptime_stamp(Duration::from_micros(123_456_789)),
+            "[  123.456]"
+        );
+        assert!(boot_time() > Duration::ZERO);
     }
 }

@@ -54,9 +54,14 @@ pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<Service
         specs.push(ServiceSpec {
             name: "controller".into(),
             args,
+            after: None,
         });
     }
     if cfg.role.runs_kubelet() {
+        // Beside a controller, the kubelet starts once the controller has written its
+        // kubeconfig (just before the API serves).
+        let after = (cfg.role.runs_controller() && cfg.join.is_none())
+            .then(|| std::path::PathBuf::from(NODE_KUBECONFIG));
         let mut args: Vec<String> = vec![
             "kubelet".into(),
             "--node-name".into(),
@@ -80,8 +85,7 @@ pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<Service
                     args.extend(["--discovery-token-ca-cert-hash".into(), h.clone()]);
                 }
             }
-            // Until the controller has written it, the kubelet exits and the supervisor
-            // restarts it with back-off.
+            // Written by the controller beside it (`after` above).
             None => args.extend(["--kubeconfig".into(), NODE_KUBECONFIG.into()]),
         }
         if let Some(a) = address {
@@ -94,6 +98,7 @@ pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<Service
         specs.push(ServiceSpec {
             name: "kubelet".into(),
             args,
+            after,
         });
     }
     specs
@@ -208,6 +213,9 @@ mod tests {
             .any(|w| w == ["--kubeconfig", NODE_KUBECONFIG]));
         assert!(s[1].args.windows(2).any(|w| w == ["--node-name", "pi-1"]));
         assert!(!s[1].args.iter().any(|a| a == ADMIN_KUBECONFIG));
+        // ... and starts once the controller has written that file
+        assert_eq!(s[1].after.as_deref(), Some(Path::new(NODE_KUBECONFIG)));
+        assert_eq!(s[0].after, None);
         let worker = NodeConfig::parse(
             Path::new("w.yaml"),
             &format!("role: worker\nhostname: pi-2\njoin:\n  address: https://10.0.0.1:6443\n  token: abcdef.0123456789abcdef\n  ca_cert_hash: sha256:{}\n", "ab".repeat(32)),
@@ -215,6 +223,10 @@ mod tests {
         .unwrap();
         let s = service_specs(&worker, None);
         assert_eq!(s.len(), 1);
+        assert_eq!(
+            s[0].after, None,
+            "a joining kubelet waits for nothing local"
+        );
         assert!(!s[0].args.iter().any(|a| a == "--kubeconfig"));
         assert!(s[0]
             .args
@@ -245,6 +257,7 @@ mod tests {
             .spawn(&ServiceSpec {
                 name: "svc".into(),
                 args: vec!["-c".into(), "echo out; echo err >&2".into()],
+                after: None,
             })
             .unwrap();
         let mut status = 0;

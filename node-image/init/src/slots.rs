@@ -287,6 +287,7 @@ mod tests {
             spec: ServiceSpec {
                 name: "kubelet".into(),
                 args: vec![],
+                after: None,
             },
             state,
             failures: 0,

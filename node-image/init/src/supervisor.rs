@@ -41,7 +41,14 @@ pub struct ServiceSpec {
     pub name: String,
     /// Arguments after the binary (`["controller", "--data-dir", ...]`).
     pub args: Vec<String>,
+    /// Start only once this file exists (checked every [`AFTER_POLL`]): the kubelet beside a
+    /// controller waits for the kubeconfig the controller writes instead of failing without it
+    /// and being restarted with a growing back-off.
+    pub after: Option<std::path::PathBuf>,
 }
+
+/// How often a service waiting for its [`ServiceSpec::after`] file looks for it.
+pub const AFTER_POLL: Duration = Duration::from_millis(250);
 
 /// Where a service is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +162,12 @@ impl<S: Spawner> Supervisor<S> {
         for svc in &mut self.services {
             match svc.state {
                 ServiceState::Waiting { until } if until <= now && !self.stopping => {
+                    if svc.spec.after.as_deref().is_some_and(|f| !f.exists()) {
+                        svc.state = ServiceState::Waiting {
+                            until: now + AFTER_POLL,
+                        };
+                        continue;
+                    }
                     match self.spawner.spawn(&svc.spec) {
                         Ok(pid) => {
                             svc.state = ServiceState::Running { pid, since: now };
@@ -295,7 +308,47 @@ mod tests {
         ServiceSpec {
             name: name.into(),
             args: vec![name.into()],
+            after: None,
         }
+    }
+
+    #[test]
+    fn a_service_after_a_file_starts_once_it_exists_without_counting_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kubelet.kubeconfig");
+        let t0 = Instant::now();
+        let kubelet = ServiceSpec {
+            after: Some(file.clone()),
+            ..spec("kubelet")
+        };
+        let mut s = Supervisor::new(
+            vec![spec("controller"), kubelet],
+            FakeSpawner::default(),
+            Backoff::default(),
+            t0,
+        );
+        let ev = s.tick(t0);
+        assert_eq!(
+            ev,
+            vec![Event::Started {
+                name: "controller".into(),
+                pid: 101
+            }]
+        );
+        assert_eq!(s.next_wakeup(), Some(t0 + AFTER_POLL));
+        let t1 = t0 + AFTER_POLL;
+        assert!(s.tick(t1).is_empty(), "still no file");
+        std::fs::write(&file, "x").unwrap();
+        assert!(s.tick(t1).is_empty(), "not due before the next poll");
+        let ev = s.tick(t1 + AFTER_POLL);
+        assert_eq!(
+            ev,
+            vec![Event::Started {
+                name: "kubelet".into(),
+                pid: 102
+            }]
+        );
+        assert_eq!((s.services()[1].failures, s.services()[1].restarts), (0, 0));
     }
 
     #[test]
