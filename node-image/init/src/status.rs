@@ -17,7 +17,30 @@ pub struct Memory {
     pub available_kib: u64,
     /// MemTotal - MemAvailable: what the board uses.
     pub used_kib: u64,
+    /// The `/proc/meminfo` fields that say where that memory is ([`BREAKDOWN_FIELDS`]: the
+    /// processes' anonymous pages, tmpfs, kernel slab, stacks, page tables, vmalloc (modules),
+    /// page cache), KiB.
+    #[serde(default)]
+    pub breakdown: std::collections::BTreeMap<String, u64>,
 }
+
+/// `/proc/meminfo` fields kept in [`Memory::breakdown`].
+pub const BREAKDOWN_FIELDS: [&str; 14] = [
+    "MemFree",
+    "Buffers",
+    "Cached",
+    "AnonPages",
+    "Mapped",
+    "Shmem",
+    "Slab",
+    "SReclaimable",
+    "SUnreclaim",
+    "KernelStack",
+    "PageTables",
+    "VmallocUsed",
+    "Percpu",
+    "Unevictable",
+];
 
 /// One process's resident memory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +51,9 @@ pub struct ProcessMemory {
     pub command: String,
     /// VmRSS, KiB.
     pub rss_kib: u64,
+    /// RssAnon (heap, stacks: what MemAvailable cannot count), KiB.
+    #[serde(default)]
+    pub anon_kib: u64,
 }
 
 /// A block device's counters from `/sys/block/<dev>/stat` (and its partitions).
@@ -110,6 +136,10 @@ pub fn parse_meminfo(text: &str) -> Memory {
         total_kib: total,
         available_kib: available,
         used_kib: total.saturating_sub(available),
+        breakdown: BREAKDOWN_FIELDS
+            .iter()
+            .map(|f| (f.to_string(), field(f)))
+            .collect(),
     }
 }
 
@@ -159,11 +189,13 @@ impl StatusSource {
                 continue;
             };
             let status = read(&e.path().join("status"));
-            let Some(rss) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            else {
+            let kib = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            };
+            let Some(rss) = kib("VmRSS") else {
                 continue; // kernel threads
             };
             let cmdline = read(&e.path().join("cmdline"));
@@ -177,6 +209,7 @@ impl StatusSource {
                 pid,
                 command,
                 rss_kib: rss,
+                anon_kib: kib("RssAnon").unwrap_or(0),
             });
         }
         out.sort_by(|a, b| b.rss_kib.cmp(&a.rss_kib).then(a.pid.cmp(&b.pid)));
@@ -231,8 +264,13 @@ mod tests {
     #[test]
     fn meminfo_and_block_stat_parse() {
         let m = parse_meminfo(
-            "MemTotal:         500000 kB\nMemFree: 1 kB\nMemAvailable:     400000 kB\n",
+            "MemTotal:         500000 kB\nMemFree: 1 kB\nMemAvailable:     400000 kB\nShmem: 7 kB\nSUnreclaim:  9 kB\n",
         );
+        assert_eq!(m.breakdown["MemFree"], 1);
+        assert_eq!(m.breakdown["Shmem"], 7);
+        assert_eq!(m.breakdown["SUnreclaim"], 9);
+        assert_eq!(m.breakdown["AnonPages"], 0, "missing fields read as 0");
+        assert_eq!(m.breakdown.len(), BREAKDOWN_FIELDS.len());
         assert_eq!(
             (m.total_kib, m.available_kib, m.used_kib),
             (500000, 400000, 100000)
@@ -257,7 +295,10 @@ mod tests {
         w("proc/meminfo", "MemTotal: 1000 kB\nMemAvailable: 600 kB\n");
         w("proc/1/status", "Name:\tbramble\nVmRSS:\t    2048 kB\n");
         w("proc/1/cmdline", "/bin/bramble\0init\0");
-        w("proc/7/status", "Name:\tbramble\nVmRSS:\t   40000 kB\n");
+        w(
+            "proc/7/status",
+            "Name:\tbramble\nVmRSS:\t   40000 kB\nRssAnon:\t   30000 kB\n",
+        );
         w(
             "proc/7/cmdline",
             "/proc/self/exe\0controller\0--data-dir\0x\0",
@@ -285,6 +326,7 @@ mod tests {
                 (1, "/bin/bramble init", 2048)
             ]
         );
+        assert_eq!(s.processes[0].anon_kib, 30000);
         assert_eq!(
             s.block_io
                 .iter()
