@@ -49,6 +49,9 @@ fn every_board_file_loads_and_validates() {
             },
         );
         assert!(cmd.contains("cgroup_no_v1=all"), "{cmd}");
+        // THP off: khugepaged's raised min_free_kbytes would hold back a third of a small
+        // board's memory (issue 9's board RSS).
+        assert!(cmd.contains("transparent_hugepage=never"), "{cmd}");
         assert!(
             cmd.contains("cgroup_enable=memory cgroup_memory=1"),
             "{cmd}"
