@@ -8,9 +8,15 @@ use bramble_node_api::{NodeClient, PowerRequest, DEFAULT_PORT};
 /// `bramble node ...` arguments.
 #[derive(clap::Args)]
 pub struct NodeArgs {
-    /// The node: HOST or HOST:PORT (default port 50000).
+    /// The node: HOST or HOST:PORT (default port 50000; with --kubeconfig, the host of its
+    /// server by default).
     #[arg(long, global = true, env = "BRAMBLE_NODE")]
     node: Option<String>,
+    /// Authenticate with the client certificate of this kubeconfig's current context (a
+    /// cluster admin's, e.g. the admin kubeconfig) and verify the node against its cluster
+    /// CA: mutual TLS, no token or fingerprint needed.
+    #[arg(long, global = true, env = "BRAMBLE_NODE_KUBECONFIG", conflicts_with_all = ["token", "fingerprint", "insecure"])]
+    kubeconfig: Option<std::path::PathBuf>,
     /// The node API bearer token (`api.token` in the node's bramble.yaml).
     #[arg(
         long,
@@ -63,8 +69,14 @@ enum NodeCommand {
 
 /// Runs `bramble node ...`.
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let cluster = match &args.kubeconfig {
+        Some(path) => Some(cluster_credentials(path)?),
+        None => None,
+    };
     let node = args
         .node
+        .clone()
+        .or_else(|| cluster.as_ref().and_then(|c| server_host(&c.server)))
         .ok_or_else(|| anyhow::anyhow!("--node HOST[:PORT] is required"))?;
     let addr = if node
         .rsplit_once(':')
@@ -74,15 +86,23 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     } else {
         format!("{node}:{DEFAULT_PORT}")
     };
-    let token = args
-        .token
-        .ok_or_else(|| anyhow::anyhow!("--token (or BRAMBLE_NODE_TOKEN) is required"))?;
-    if args.fingerprint.is_none() && !args.insecure {
-        anyhow::bail!(
-            "--fingerprint SHA256 (printed by the node at boot) or --insecure is required"
-        );
-    }
-    let client = NodeClient::new(&addr, &token, args.fingerprint.as_deref())?;
+    let client = match cluster {
+        Some(c) => NodeClient::with_client_cert(&addr, &c.ca_pem, &c.cert_pem, &c.key_pem)?,
+        None => {
+            let token = args.token.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--token (or BRAMBLE_NODE_TOKEN) is required, or --kubeconfig with a cluster \
+                     admin's client certificate"
+                )
+            })?;
+            if args.fingerprint.is_none() && !args.insecure {
+                anyhow::bail!(
+                    "--fingerprint SHA256 (printed by the node at boot) or --insecure is required"
+                );
+            }
+            NodeClient::new(&addr, &token, args.fingerprint.as_deref())?
+        }
+    };
     match args.command {
         NodeCommand::Status => println!("{:#}", client.status()?),
         NodeCommand::Logs {
@@ -135,4 +155,64 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The cluster CA and client certificate of a kubeconfig's current context.
+struct ClusterCredentials {
+    server: String,
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn cluster_credentials(path: &std::path::Path) -> anyhow::Result<ClusterCredentials> {
+    let entry = bramble_pki::read_current_kubeconfig_entry(path)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "--kubeconfig {}: no current context with embedded cluster CA and credentials",
+            path.display()
+        )
+    })?;
+    match entry.user {
+        bramble_pki::KubeconfigUser::ClientCert { cert_pem, key_pem } => Ok(ClusterCredentials {
+            server: entry.server,
+            ca_pem: entry.ca_pem,
+            cert_pem,
+            key_pem,
+        }),
+        bramble_pki::KubeconfigUser::Token(_) => anyhow::bail!(
+            "--kubeconfig {}: the current context's user has a token, not a client certificate \
+             (the node API takes a cluster admin's certificate, e.g. the admin kubeconfig's)",
+            path.display()
+        ),
+    }
+}
+
+/// The host of a kubeconfig's `server` URL (`https://HOST:PORT/...`).
+fn server_host(server: &str) -> Option<String> {
+    let rest = server.split_once("://").map_or(server, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => format!("[{}]", v6.split(']').next()?),
+        None => authority.split(':').next()?.to_string(),
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_host;
+
+    #[test]
+    fn the_node_defaults_to_the_kubeconfig_servers_host() {
+        assert_eq!(
+            server_host("https://192.168.1.10:6443").as_deref(),
+            Some("192.168.1.10")
+        );
+        assert_eq!(server_host("https://pi-1:6443/").as_deref(), Some("pi-1"));
+        assert_eq!(
+            server_host("https://[fd00::1]:6443").as_deref(),
+            Some("[fd00::1]")
+        );
+        assert_eq!(server_host("https://"), None);
+    }
 }

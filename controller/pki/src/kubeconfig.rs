@@ -139,6 +139,14 @@ pub fn read_kubeconfig_entry(
     Ok(read_doc(path)?.and_then(|doc| entry_of(&doc, context_name)))
 }
 
+/// [`read_kubeconfig_entry`] of the file's `current-context`.
+pub fn read_current_kubeconfig_entry(path: &Path) -> Result<Option<KubeconfigEntry>, PkiError> {
+    Ok(read_doc(path)?.and_then(|doc| {
+        let current = doc.get("current-context")?.as_str()?.to_string();
+        entry_of(&doc, &current)
+    }))
+}
+
 fn entry_of(doc: &Mapping, name: &str) -> Option<KubeconfigEntry> {
     let named = |list: &str, field: &str, item: &str| -> Option<Value> {
         doc.get(list)?
@@ -273,6 +281,25 @@ mod tests {
         assert!(std::fs::read_to_string(&target)
             .unwrap()
             .contains("current-context: b"));
+    }
+
+    #[test]
+    fn the_current_context_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        assert_eq!(read_current_kubeconfig_entry(&path).unwrap(), None);
+        let user = KubeconfigUser::ClientCert {
+            cert_pem: "CERT".into(),
+            key_pem: "KEY".into(),
+        };
+        write_kubeconfig(&path, "https://a", "CA-A", user.clone(), "a").unwrap();
+        write_kubeconfig(&path, "https://b", "CA-B", user.clone(), "b").unwrap();
+        let entry = read_current_kubeconfig_entry(&path).unwrap().unwrap();
+        assert_eq!(
+            (entry.server.as_str(), entry.ca_pem.as_str()),
+            ("https://b", "CA-B")
+        );
+        assert_eq!(entry.user, user);
     }
 
     #[test]

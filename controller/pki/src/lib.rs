@@ -37,7 +37,8 @@ pub use identity::{
 pub use inspect::{not_after_unix, validity_unix, Renewal, RENEW_BEFORE};
 pub use issue::{APISERVER_CN, CA_VALIDITY, LEAF_VALIDITY};
 pub use kubeconfig::{
-    read_kubeconfig_entry, replace_kubeconfig, write_kubeconfig, KubeconfigEntry, KubeconfigUser,
+    read_current_kubeconfig_entry, read_kubeconfig_entry, replace_kubeconfig, write_kubeconfig,
+    KubeconfigEntry, KubeconfigUser,
 };
 pub use node_kubeconfig::{node_user_name, NODES_GROUP, NODE_KUBECONFIG_CONTEXT, NODE_USER_PREFIX};
 pub use options::{

@@ -183,7 +183,8 @@ pub struct NodeApiConfig {
     /// TCP port (default 50000).
     #[serde(default = "default_api_port")]
     pub port: u16,
-    /// Bearer token clients send; without one the node API is off.
+    /// Bearer token clients without a cluster admin's client certificate send (the way in
+    /// before the node knows its cluster); without one, only client certificates are let in.
     #[serde(default)]
     pub token: Option<String>,
 }

@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 
+use crate::cluster_tls::cluster_client_config;
 use crate::error::NodeApiError;
 use crate::http::{read_response, write_request, write_request_head};
 use crate::server::{LogEntry, PowerRequest};
 use crate::tls::client_config;
 use crate::upgrade::UpgradeManifest;
 
-/// A connection target: address, token, pinned certificate.
+/// A connection target: address and credentials (a token with a pinned certificate, or a
+/// cluster admin's client certificate with the cluster CA).
 pub struct NodeClient {
     addr: String,
     token: String,
@@ -28,6 +30,21 @@ impl NodeClient {
             addr: addr.to_string(),
             token: token.to_string(),
             tls: client_config(fingerprint)?,
+        })
+    }
+
+    /// A client for `addr` that verifies the node against the cluster CA `ca_pem` and presents
+    /// a cluster admin's client certificate (`cert_pem`, `key_pem`: an admin kubeconfig's).
+    pub fn with_client_cert(
+        addr: &str,
+        ca_pem: &str,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<Self, NodeApiError> {
+        Ok(NodeClient {
+            addr: addr.to_string(),
+            token: String::new(),
+            tls: cluster_client_config(ca_pem, cert_pem, key_pem)?,
         })
     }
 

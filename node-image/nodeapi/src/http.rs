@@ -192,16 +192,13 @@ pub fn write_request<W: Write + ?Sized>(
     token: &str,
     body: &[u8],
 ) -> std::io::Result<()> {
-    write!(
-        w,
-        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
+    write_request_head(w, method, host, target, token, body.len() as u64)?;
     w.write_all(body)?;
     w.flush()
 }
 
 /// Writes a request head announcing a body of `len` bytes, which the caller streams after it.
+/// An empty `token` sends no `Authorization` (a client certificate is the credential).
 pub fn write_request_head<W: Write + ?Sized>(
     w: &mut W,
     method: &str,
@@ -210,9 +207,14 @@ pub fn write_request_head<W: Write + ?Sized>(
     token: &str,
     len: u64,
 ) -> std::io::Result<()> {
+    let auth = if token.is_empty() {
+        String::new()
+    } else {
+        format!("Authorization: Bearer {token}\r\n")
+    };
     write!(
         w,
-        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: {len}\r\nConnection: close\r\n\r\n"
     )
 }
 

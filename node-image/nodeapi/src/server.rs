@@ -1,5 +1,5 @@
-//! The node API server: a TLS listener with one thread per connection, a bearer token, and
-//! these routes:
+//! The node API server: a TLS listener with one thread per connection, and these routes for a
+//! cluster admin's client certificate or the node's bearer token (see [`crate::cluster_tls`]):
 //!
 //! | route                              | answer                                          |
 //! |------------------------------------|-------------------------------------------------|
@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster_tls::admin_of;
 use crate::error::NodeApiError;
 use crate::http::{read_request_body, read_request_head, write_response, Request};
 use crate::upgrade::{read_manifest, UpgradeManifest};
@@ -68,10 +69,12 @@ pub trait NodeHandler: Send + Sync + 'static {
 /// Server settings.
 #[derive(Clone)]
 pub struct ServerSettings {
-    /// TLS configuration (the node's certificate).
+    /// TLS configuration (the node's certificate; with
+    /// [`crate::cluster_tls::cluster_server_config`], client certificates of the cluster CA).
     pub tls: Arc<rustls::ServerConfig>,
-    /// The bearer token clients must send.
-    pub token: String,
+    /// The bearer token clients without a client certificate must send (none: only cluster
+    /// admins' client certificates are let in).
+    pub token: Option<String>,
 }
 
 /// Binds `listen` and serves in a background thread; returns the bound address.
@@ -126,11 +129,17 @@ fn serve_conn(
     let tls = rustls::Stream::new(&mut conn, &mut tcp);
     let mut r = std::io::BufReader::new(tls);
     let mut req = read_request_head(&mut r)?;
-    let (status, body) = if (req.method.as_str(), req.path.as_str()) == ("POST", "/v1/upgrade") {
-        upgrade(&mut r, &req, &settings.token, handler)
+    let allowed = {
+        let client_cert = r.get_ref().conn.peer_certificates().and_then(|c| c.first());
+        authorize(&req, settings.token.as_deref(), client_cert)
+    };
+    let (status, body) = if let Err(refused) = allowed {
+        refused
+    } else if (req.method.as_str(), req.path.as_str()) == ("POST", "/v1/upgrade") {
+        upgrade(&mut r, &req, handler)
     } else {
         read_request_body(&mut r, &mut req)?;
-        route(&req, &settings.token, handler)
+        route(&req, handler)
     };
     let tls = r.get_mut();
     write_response(tls, status, "application/json", &body).map_err(net)?;
@@ -144,12 +153,8 @@ fn serve_conn(
 fn upgrade<R: std::io::BufRead>(
     r: &mut R,
     req: &Request,
-    token: &str,
     handler: &dyn NodeHandler,
 ) -> (u16, Vec<u8>) {
-    if !authorized(req, token) {
-        return json_error(401, "missing or wrong bearer token");
-    }
     if req.header("content-length").is_none() {
         return json_error(411, "upgrade needs a Content-Length");
     }
@@ -168,8 +173,30 @@ fn upgrade<R: std::io::BufRead>(
     }
 }
 
+/// A verified client certificate (it chains to the cluster CA, or the handshake failed) must
+/// be a cluster admin's (403 otherwise); without one, the bearer token must match (401).
+fn authorize(
+    req: &Request,
+    token: Option<&str>,
+    client_cert: Option<&rustls::pki_types::CertificateDer<'_>>,
+) -> Result<(), (u16, Vec<u8>)> {
+    if let Some(cert) = client_cert {
+        return match admin_of(cert) {
+            Ok(_) => Ok(()),
+            Err(why) => Err(json_error(403, &why)),
+        };
+    }
+    match token {
+        Some(token) if token_matches(req, token) => Ok(()),
+        _ => Err(json_error(
+            401,
+            "missing or wrong bearer token (or no cluster admin client certificate)",
+        )),
+    }
+}
+
 /// Constant-time comparison of the presented token.
-fn authorized(req: &Request, token: &str) -> bool {
+fn token_matches(req: &Request, token: &str) -> bool {
     let Some(got) = req
         .header("authorization")
         .and_then(|h| h.strip_prefix("Bearer "))
@@ -191,11 +218,8 @@ fn json_error(status: u16, message: &str) -> (u16, Vec<u8>) {
     )
 }
 
-/// Answers one request (public for tests of routing without TLS).
-pub fn route(req: &Request, token: &str, handler: &dyn NodeHandler) -> (u16, Vec<u8>) {
-    if !authorized(req, token) {
-        return json_error(401, "missing or wrong bearer token");
-    }
+/// Answers one authorized request.
+fn route(req: &Request, handler: &dyn NodeHandler) -> (u16, Vec<u8>) {
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/v1/status") => ok_json(&handler.status()),
         ("GET", "/v1/logs") => {

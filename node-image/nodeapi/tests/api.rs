@@ -50,7 +50,7 @@ fn status_logs_and_power_over_tls_with_token_and_pinned_certificate() {
         "127.0.0.1:0".parse().unwrap(),
         ServerSettings {
             tls: server_config(&id).unwrap(),
-            token: "s3cret-token".into(),
+            token: Some("s3cret-token".into()),
         },
         handler.clone(),
     )

@@ -131,7 +131,7 @@ fn an_image_streams_to_the_node_as_a_verified_bundle() {
         "127.0.0.1:0".parse().unwrap(),
         ServerSettings {
             tls: server_config(&id).unwrap(),
-            token: "tok".into(),
+            token: Some("tok".into()),
         },
         handler.clone(),
     )
