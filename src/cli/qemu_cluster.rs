@@ -366,8 +366,11 @@ pub fn run(args: ClusterArgs) -> Result<()> {
         );
     }
     println!(
-        "kubectl --kubeconfig {} get nodes -o wide\nnode API token: {api_token} (bramble node \
-         --node {} --token ... --fingerprint {fingerprint} status)\nCtrl-C stops the boards.",
+        "kubectl --kubeconfig {} get nodes -o wide\nnode API: bramble node --kubeconfig {} \
+         --node IP status (mutual TLS once a board's kubelet has its serving certificate), or \
+         token {api_token}: bramble node --node {} --token ... --fingerprint {fingerprint} \
+         status\nCtrl-C stops the boards.",
+        kubeconfig.display(),
         kubeconfig.display(),
         boards[0].ip
     );
