@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -220,6 +220,20 @@ pub fn conditions(pressure: &PressureState, network: Result<(), String>) -> Vec<
     ]
 }
 
+/// As upstream's `fastStatusUpdateOnce`: after start, until the node reported Ready or
+/// [`NODE_READY_GRACE_PERIOD`] passed, whether the node could turn Ready (the network plugin
+/// has its configuration, e.g. once the pod CIDR is known) is checked this often and reported
+/// at once, instead of at the next regular status update.
+pub const FAST_STATUS_CHECK: Duration = Duration::from_millis(100);
+/// Upstream's `nodeReadyGracePeriod`.
+pub const NODE_READY_GRACE_PERIOD: Duration = Duration::from_secs(120);
+
+/// Whether the kubelet still looks for readiness every [`FAST_STATUS_CHECK`]: the last
+/// report was not Ready and the kubelet started less than [`NODE_READY_GRACE_PERIOD`] ago.
+pub fn fast_status_phase(reported_ready: bool, since_start: Duration) -> bool {
+    !reported_ready && since_start < NODE_READY_GRACE_PERIOD
+}
+
 /// Registers the node and keeps its status current.
 pub struct NodeStatusManager {
     cfg: KubeletConfig,
@@ -356,6 +370,15 @@ impl NodeStatusManager {
         Some(patch)
     }
 
+    /// Whether the last report said Ready=True.
+    fn reported_ready(&self) -> bool {
+        self.last.as_ref().is_some_and(|(conds, _)| {
+            conds
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    }
+
     /// Writes the node status now (or only when changed/due unless `force`).
     pub async fn update(&mut self, force: bool) -> Result<(), KubeletError> {
         let Some(patch) = self.status_patch(force) else {
@@ -387,6 +410,7 @@ impl NodeStatusManager {
             }
             delay = (delay * 2).min(std::time::Duration::from_secs(7));
         }
+        let started = Instant::now();
         let mut force = true;
         loop {
             if let Err(e) = self.update(force).await {
@@ -394,6 +418,19 @@ impl NodeStatusManager {
                 force = true;
             } else {
                 force = false;
+            }
+            if fast_status_phase(self.reported_ready(), started.elapsed()) {
+                let due = Instant::now() + self.cfg.node_status_update_frequency;
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(FAST_STATUS_CHECK) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    if Instant::now() >= due || self.cfg.network.status().is_ok() {
+                        break;
+                    }
+                }
+                continue;
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.cfg.node_status_update_frequency) => {}
@@ -419,6 +456,14 @@ mod tests {
             machine_id: String::new(),
             system_uuid: String::new(),
         }
+    }
+
+    #[test]
+    fn readiness_is_looked_for_often_only_until_reported_or_the_grace_period() {
+        assert!(fast_status_phase(false, Duration::ZERO));
+        assert!(fast_status_phase(false, Duration::from_secs(119)));
+        assert!(!fast_status_phase(true, Duration::from_secs(1)));
+        assert!(!fast_status_phase(false, NODE_READY_GRACE_PERIOD));
     }
 
     #[test]
