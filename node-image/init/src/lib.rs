@@ -168,7 +168,13 @@ fn pid1() -> Result<(), InitError> {
     let cmdline = KernelCmdlineCache::read();
     // SAFETY: reboot(RB_DISABLE_CAD) makes Ctrl-Alt-Del send SIGINT to PID 1.
     unsafe { libc::reboot(libc::RB_DISABLE_CAD) };
-    boot_load_modules(&console);
+    // The modules load beside the data partition, node config, network and clock steps (a
+    // file system or driver the kernel needs before the list got to it, it asks
+    // /sbin/modprobe for); the sysctls (bridge netfilter) and the services wait for them.
+    let modules = std::thread::spawn({
+        let console = console.clone();
+        move || boot_load_modules(&console)
+    });
     let data_disk = match cmdline
         .data
         .as_deref()
@@ -218,11 +224,14 @@ fn pid1() -> Result<(), InitError> {
         ));
         boot::apply_hostname(&console, &cfg.hostname);
     }
-    boot::apply_sysctls(&console);
     let net = config.as_ref().and_then(|c| boot::network(&console, c));
     if let Some(cfg) = &config {
         boot::set_time(&console, cfg, net.is_some());
     }
+    if modules.join().is_err() {
+        console.log("loading modules panicked");
+    }
+    boot::apply_sysctls(&console);
     console.log(&format!(
         "{} after {} ms in stage 2",
         boot::READY_MARKER.trim_start_matches("bramble-init: "),
