@@ -6,13 +6,14 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tracing::{debug, info_span, warn, Instrument};
 
@@ -309,6 +310,30 @@ where
         let (tx, rx) = mpsc::unbounded_channel();
         self.add_handler(move |c| tx.send(c.clone()).is_ok());
         UnboundedReceiverStream::new(rx)
+    }
+
+    /// A stream yielding `()` after changes, once for any number of changes made while the
+    /// consumer was busy (twice when its pending wait completed at the first of them), and
+    /// once at the start, for what is already cached. For consumers that rescan the cache rather
+    /// than look at each change: it holds no objects, so a consumer slower than the changes
+    /// coalesces them instead of keeping every version of every object alive in a queue (as
+    /// [`Self::changes`] does). The subscription ends at the first change after the stream is
+    /// dropped.
+    pub fn wakeups(&self) -> BoxStream<'static, ()> {
+        let notify = Arc::new(Notify::new());
+        let weak = Arc::downgrade(&notify);
+        self.add_handler(move |_| match weak.upgrade() {
+            Some(n) => {
+                n.notify_one();
+                true
+            }
+            None => false,
+        });
+        futures::stream::unfold(notify, |n| async move {
+            n.notified().await;
+            Some(((), n))
+        })
+        .boxed()
     }
 
     /// Applied objects only: the trigger stream kube-runtime's

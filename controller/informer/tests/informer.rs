@@ -155,3 +155,57 @@ async fn every_waiter_wakes_when_the_cache_fills() -> Result<()> {
         .expect("store readiness")?;
     Ok(())
 }
+
+/// `wakeups` yields once for what is cached, then at most twice for any number of changes
+/// made while it was not polled, and keeps no object alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wakeups_coalesce_changes_and_hold_no_objects() -> Result<()> {
+    use futures::StreamExt;
+    let (_dir, client) = start().await?;
+    let informers = SharedInformers::new(client.clone());
+    let cms = informers.get::<ConfigMap>();
+    cms.ready().await?;
+    let mut wakeups = cms.wakeups();
+    let next = |w: &mut futures::stream::BoxStream<'static, ()>| {
+        futures::FutureExt::now_or_never(w.next()).flatten()
+    };
+    assert_eq!(
+        next(&mut wakeups),
+        Some(()),
+        "a first wake-up for the cached objects"
+    );
+    assert_eq!(next(&mut wakeups), None, "nothing changed since");
+
+    let api = Api::<ConfigMap>::namespaced(client, "default");
+    let before = cms.list().len();
+    for i in 0..5 {
+        api.create(
+            &PostParams::default(),
+            &configmap("default", &format!("w{i}"), "web"),
+        )
+        .await?;
+    }
+    eventually(|| cms.list().len() == before + 5).await;
+    let old = cms.get(Some("default"), "w0").expect("cached");
+    api.patch(
+        "w0",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "changed"}})),
+    )
+    .await?;
+    eventually(|| {
+        cms.get(Some("default"), "w0")
+            .is_some_and(|c| !std::sync::Arc::ptr_eq(&c, &old))
+    })
+    .await;
+    // the old version is only ours: no queue of changes holds it
+    assert_eq!(std::sync::Arc::strong_count(&old), 1);
+
+    // (the wait polled above completes at the first change; the rest leave one more)
+    let mut woken = 0;
+    while next(&mut wakeups).is_some() {
+        woken += 1;
+    }
+    assert!((1..=2).contains(&woken), "six changes, {woken} wake-ups");
+    Ok(())
+}
