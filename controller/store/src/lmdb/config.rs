@@ -38,6 +38,12 @@ pub struct StoreConfig {
     /// Longest time a change stays only in the log before a checkpoint puts it into LMDB.
     /// A full log, a history past its limit, a backup and closing the store checkpoint too.
     pub checkpoint_interval: std::time::Duration,
+    /// Most distinct objects the log may hold changes of before a checkpoint. This bounds
+    /// the pages one checkpoint's LMDB transaction dirties: LMDB keeps every page a write
+    /// transaction dirtied in a list of malloc'd pages for later transactions, freed only
+    /// when the store closes, so the largest checkpoint sets the process's memory for good
+    /// (4 MiB of log with status updates of 10,000 Pods dirtied about 4,600 pages, 19 MiB).
+    pub checkpoint_objects: usize,
 }
 
 impl Default for StoreConfig {
@@ -52,6 +58,7 @@ impl Default for StoreConfig {
             lock_dir: None,
             wal_size: 4 << 20,
             checkpoint_interval: std::time::Duration::from_secs(300),
+            checkpoint_objects: 512,
         }
     }
 }
@@ -74,6 +81,11 @@ impl StoreConfig {
         if self.checkpoint_interval.is_zero() {
             return Err(StoreError::InvalidConfig(
                 "checkpoint_interval must be longer than zero",
+            ));
+        }
+        if self.checkpoint_objects == 0 {
+            return Err(StoreError::InvalidConfig(
+                "checkpoint_objects must be at least 1",
             ));
         }
         if self.map_size < 1 << 20 {

@@ -208,8 +208,9 @@ impl Writer {
             self.publish(&events);
             Counters::add(&counters.commits, 1);
             // Compaction happens in checkpoints; as without a log, the history is back
-            // within its limit when the write that ran it over is acknowledged.
-            if self.history_over_limit() {
+            // within its limit when the write that ran it over is acknowledged. A log
+            // holding many objects is checkpointed too, to keep LMDB's transactions small.
+            if self.history_over_limit() || self.overlay_over_limit() {
                 if let Err(err) = self.checkpoint(None) {
                     tracing::error!(error = %err, "store checkpoint failed; trying again later");
                 }
@@ -302,6 +303,16 @@ impl Writer {
     fn history_over_limit(&self) -> bool {
         let limit = self.shared.config.history_limit;
         self.current.saturating_sub(self.compacted) > limit + limit / 16
+    }
+
+    /// Whether the overlay holds more objects than `checkpoint_objects`.
+    fn overlay_over_limit(&self) -> bool {
+        let overlay = self
+            .shared
+            .overlay
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        overlay.changes.objects.len() > self.shared.config.checkpoint_objects
     }
 
     /// Puts the overlay, and `extra` after it, into LMDB in one durable commit; then clears

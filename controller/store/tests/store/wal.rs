@@ -14,6 +14,7 @@ use super::*;
 fn no_checkpoints() -> StoreConfig {
     StoreConfig {
         checkpoint_interval: Duration::from_secs(3600),
+        checkpoint_objects: usize::MAX,
         recent_events: 0,
         ..StoreConfig::default()
     }
@@ -248,6 +249,32 @@ async fn a_full_log_or_a_batch_too_large_for_it_goes_to_lmdb() {
             .len(),
         16 * 1024
     );
+}
+
+/// A log holding changes of more than `checkpoint_objects` objects is checkpointed: LMDB
+/// keeps the pages a transaction dirtied, so its transactions stay small.
+#[tokio::test]
+async fn a_log_holding_many_objects_is_checkpointed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || StoreConfig {
+        checkpoint_objects: 8,
+        ..no_checkpoints()
+    };
+    let store = open_with(dir.path(), config());
+    let start = store.stats().checkpoints;
+    for i in 0..8 {
+        create(&store, &format!("k/{i}"), obj("o", "1")).await;
+    }
+    assert_eq!(store.stats().checkpoints, start);
+    create(&store, "k/8", obj("o", "1")).await;
+    assert_eq!(store.stats().checkpoints, start + 1, "the ninth object");
+    for i in 9..18 {
+        create(&store, &format!("k/{i}"), obj("o", "1")).await;
+    }
+    assert_eq!(store.stats().checkpoints, start + 2);
+    drop(store);
+    let store = open_with(dir.path(), config());
+    assert_eq!(count(&store, "k/"), 18);
 }
 
 #[tokio::test]
