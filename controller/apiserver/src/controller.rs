@@ -71,6 +71,7 @@ pub struct Controller {
 impl Controller {
     /// Opens the store, loads or creates the PKI, creates the default objects and binds.
     pub async fn start(cfg: &ControllerConfig) -> Result<Controller, ServerError> {
+        let t0 = std::time::Instant::now();
         std::fs::create_dir_all(&cfg.data_dir).map_err(|source| ServerError::Io {
             path: cfg.data_dir.clone(),
             source,
@@ -82,6 +83,7 @@ impl Controller {
             ..StoreConfig::default()
         };
         let store = LmdbStore::open(&cfg.data_dir.join("db"), store_config)?;
+        let store_ms = t0.elapsed().as_millis();
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|source| ServerError::Bind {
@@ -108,6 +110,7 @@ impl Controller {
             &cfg.data_dir.join("pki"),
             &PkiOptions::new("bramble", &sans),
         )?;
+        let pki_ms = t0.elapsed().as_millis();
         let tls = if cfg.plain_http {
             None
         } else {
@@ -133,8 +136,17 @@ impl Controller {
             let log = crate::audit::AuditLog::start(audit.clone())?;
             let _ = state.audit.set(log);
         }
+        let setup_ms = t0.elapsed().as_millis();
         crate::bootstrap::ensure_defaults(&state).await?;
         crate::auth_setup::ensure_defaults(&state, &pki).await?;
+        // Where a board's boot goes (issue 9): milliseconds since start at each step's end.
+        info!(
+            store_ms,
+            pki_ms,
+            setup_ms,
+            defaults_ms = t0.elapsed().as_millis(),
+            "controller started"
+        );
         Ok(Controller {
             state,
             pki,
