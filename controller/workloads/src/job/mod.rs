@@ -67,8 +67,10 @@ async fn release_orphans(ctx: Arc<Ctx>) {
     if ctx.informers.pods.ready().await.is_err() || ctx.informers.jobs.ready().await.is_err() {
         return;
     }
-    let pods = ctx.informers.pods.changes().map(|_| ());
-    let jobs = ctx.informers.jobs.changes().map(|_| ());
+    // Every pass scans all pods: wake-ups coalesce the changes that arrive meanwhile (a
+    // stream of changes would keep each version of each pod alive until its turn).
+    let pods = ctx.informers.pods.wakeups();
+    let jobs = ctx.informers.jobs.wakeups();
     let tick =
         tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(Duration::from_secs(30)))
             .map(|_| ());
