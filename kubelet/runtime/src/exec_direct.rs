@@ -1,5 +1,5 @@
-//! Exec without a shim, for `exec_sync` (exec probes, preStop hooks): the helper forks one
-//! process that joins the running container (its cgroups, its namespaces taken from the
+//! Exec without a shim, for `exec_sync` (exec probes, preStop hooks): the helper starts one
+//! process ([`crate::exec_child`], sharing the helper's memory until `execve`) that joins the running container (its cgroups, its namespaces taken from the
 //! init's `/proc/<pid>/ns/*`, the container's user, groups, rlimits, no_new_privs,
 //! capabilities and seccomp filter, in the order libcontainer's init applies them) and
 //! `execve`s the command. No shim, no libcontainer intermediate processes: one process per
@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,9 @@ use std::sync::OnceLock;
 use libcontainer::oci_spec::runtime::{Process, Spec};
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
-use nix::unistd::{pipe2, Gid, Uid};
+use nix::unistd::pipe2;
+
+use crate::exec_child::Prepared;
 
 use crate::protocol::ExecConfig;
 
@@ -226,49 +228,57 @@ pub fn spawn(
     let target_pidns = foreign_ns(init_pid, "pid")?;
     let own_pidns_path = Path::new("/proc/self/ns/pid");
     let own_pidns = std::fs::File::open(own_pidns_path).map_err(io(own_pidns_path))?;
-    let cgroup_files = cgroup_procs_files(init_pid)?;
-    let (rep_r, rep_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))?;
-    let child = Child {
+    let cgroup_procs = cgroup_procs_files(init_pid)?
+        .into_iter()
+        .map(|f| cstring(f.as_os_str().as_encoded_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut env = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(init_pid, process.user().uid())));
+    }
+    let args = process.args().clone().unwrap_or_default();
+    let name = args[0].clone();
+    let candidates = candidates(&name, &env)
+        .iter()
+        .map(|c| cstring(c.as_os_str().as_encoded_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let argv = args
+        .iter()
+        .map(|a| cstring(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envp = env
+        .iter()
+        .map(|a| cstring(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cwd = cstring(process.cwd().as_os_str().as_encoded_bytes())?;
+    let prepared = Prepared::new(
         process,
         seccomp,
         namespaces,
-        cgroup_files,
-    };
+        cgroup_procs,
+        cwd,
+        name,
+        candidates,
+        argv,
+        envp,
+    );
+    let (rep_r, rep_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))?;
+    let raw = [
+        stdio[0].as_raw_fd(),
+        stdio[1].as_raw_fd(),
+        stdio[2].as_raw_fd(),
+    ];
 
     if let Some(ns) = &target_pidns {
         nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWPID).map_err(sys("setns pid"))?;
     }
-    // SAFETY: a raw clone with only CLONE_PARENT and the exit signal behaves as fork; the
-    // helper is single-threaded, so the child may run arbitrary code before execve.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    } as i32;
-    if pid == 0 {
-        let err = child.run(stdio);
-        let mut w = std::fs::File::from(rep_w);
-        let _ = w.write_all(err.as_bytes());
-        // SAFETY: leave without running the helper's destructors or atexit handlers.
-        unsafe { libc::_exit(127) }
-    }
-    let errno = nix::Error::last();
+    let pid = crate::exec_child::spawn(&prepared, raw, rep_w.as_raw_fd());
     if target_pidns.is_some() {
         // The helper's own PID namespace is an ancestor of the container's: always allowed.
         let _ = nix::sched::setns(own_pidns.as_fd(), CloneFlags::CLONE_NEWPID);
     }
-    if pid < 0 {
-        return Err(DirectExecError::Sys {
-            op: "clone",
-            source: errno,
-        });
-    }
-    drop((rep_w, stdio));
+    let pid = pid.map_err(sys("clone"))?;
+    drop((rep_w, stdio, prepared));
     // SAFETY: pidfd_open returns a new descriptor or -1. The child cannot have been reaped
     // (its parent, the kubelet, does not know it yet), so `pid` is still this process.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
@@ -280,7 +290,8 @@ pub fn spawn(
     }
     // SAFETY: a fresh descriptor we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // The report pipe closes at execve (CLOEXEC) or carries why the child gave up.
+    // The child has called execve (closing the report pipe, CLOEXEC) or written why it
+    // gave up and exited.
     let mut msg = String::new();
     let _ = std::fs::File::from(rep_r).read_to_string(&mut msg);
     Ok(Started {
@@ -290,129 +301,31 @@ pub fn spawn(
     })
 }
 
-/// What the forked child needs.
-struct Child {
-    process: Process,
-    seccomp: Option<libcontainer::oci_spec::runtime::LinuxSeccomp>,
-    namespaces: Vec<(OwnedFd, CloneFlags)>,
-    cgroup_files: Vec<PathBuf>,
+fn cstring(b: &[u8]) -> Result<CString, DirectExecError> {
+    CString::new(b).map_err(|_| {
+        DirectExecError::Spec(format!(
+            "{:?} contains a NUL byte",
+            String::from_utf8_lossy(b)
+        ))
+    })
 }
 
-impl Child {
-    /// Joins the container and execs; returns only why it could not.
-    fn run(self, stdio: [OwnedFd; 3]) -> String {
-        match self.setup(stdio) {
-            Ok(never) => match never {},
-            Err(e) => e,
-        }
-    }
-
-    fn setup(self, stdio: [OwnedFd; 3]) -> Result<std::convert::Infallible, String> {
-        for (i, fd) in stdio.iter().enumerate() {
-            // SAFETY: dup2 onto this process's standard descriptors (cleared CLOEXEC).
-            if unsafe { libc::dup2(fd.as_raw_fd(), i as RawFd) } < 0 {
-                return Err(format!("dup2: {}", std::io::Error::last_os_error()));
-            }
-        }
-        drop(stdio);
-        for f in &self.cgroup_files {
-            std::fs::write(f, "0").map_err(|e| format!("join cgroup {}: {e}", f.display()))?;
-        }
-        let p = &self.process;
-        if let Some(adj) = p.oom_score_adj() {
-            std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-                .map_err(|e| format!("oom_score_adj: {e}"))?;
-        }
-        for (fd, flag) in &self.namespaces {
-            nix::sched::setns(fd.as_fd(), *flag).map_err(|e| format!("setns {flag:?}: {e}"))?;
-        }
-        drop(self.namespaces);
-        let syscall = libcontainer::syscall::syscall::create_syscall();
-        for r in p.rlimits().as_deref().unwrap_or(&[]) {
-            syscall
-                .set_rlimit(r)
-                .map_err(|e| format!("setrlimit {:?}: {e}", r.typ()))?;
-        }
-        let nnp = p.no_new_privileges() == Some(true);
-        if nnp {
-            nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
-        }
-        if let Some(mask) = p.user().umask() {
-            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
-        }
-        // As libcontainer's init: chdir before the user changes, again after if denied.
-        let cwd = p.cwd().clone();
-        let chdir_later = match nix::unistd::chdir(&cwd) {
-            Ok(()) => false,
-            Err(nix::Error::EPERM) | Err(nix::Error::EACCES) => true,
-            Err(e) => return Err(format!("chdir {}: {e}", cwd.display())),
-        };
-        let gids: Vec<Gid> = p
-            .user()
-            .additional_gids()
-            .as_deref()
-            .unwrap_or(&[])
-            .iter()
-            .map(|g| Gid::from_raw(*g))
-            .collect();
-        syscall
-            .set_groups(&gids)
-            .map_err(|e| format!("setgroups: {e}"))?;
-        syscall
-            .set_id(Uid::from_raw(p.user().uid()), Gid::from_raw(p.user().gid()))
-            .map_err(|e| format!("set uid/gid: {e}"))?;
-        // Everything above 2 closes at execve (the report pipe stays open until then).
-        syscall
-            .close_range(0)
-            .map_err(|e| format!("close_range: {e}"))?;
-        if let (Some(s), false) = (&self.seccomp, nnp) {
-            load_seccomp(s)?;
-        }
-        libcontainer::capabilities::reset_effective(syscall.as_ref())
-            .map_err(|e| format!("capabilities: {e}"))?;
-        if let Some(caps) = p.capabilities() {
-            libcontainer::capabilities::drop_privileges(caps, syscall.as_ref())
-                .map_err(|e| format!("capabilities: {e}"))?;
-        }
-        if chdir_later {
-            nix::unistd::chdir(&cwd).map_err(|e| format!("chdir {}: {e}", cwd.display()))?;
-        }
-        if let (Some(s), true) = (&self.seccomp, nnp) {
-            load_seccomp(s)?;
-        }
-        let mut env = p.env().clone().unwrap_or_default();
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(format!("HOME={}", home_of(p.user().uid())));
-        }
-        let args = p.args().clone().unwrap_or_default();
-        let path = resolve(&args[0], &env)?;
-        let cstr = |s: &str| CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"));
-        let argv = args
-            .iter()
-            .map(|a| cstr(a))
-            .collect::<Result<Vec<_>, _>>()?;
-        let envp = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
-        let path_c = CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|_| format!("{} contains a NUL byte", path.display()))?;
-        let e = nix::unistd::execve(&path_c, &argv, &envp).unwrap_err();
-        Err(format!("exec {:?}: {e}", args[0]))
-    }
-}
-
-fn load_seccomp(s: &libcontainer::oci_spec::runtime::LinuxSeccomp) -> Result<(), String> {
-    let notify = libcontainer::seccomp::initialize_seccomp(s)
-        .map_err(|e| format!("load seccomp filter: {e}"))?;
-    // Notify actions need a listener this path has none of.
-    if let Some(fd) = notify {
-        let _ = nix::unistd::close(fd);
-    }
-    Ok(())
-}
-
-/// The home directory of `uid` in the container's `/etc/passwd`, else `/`.
-fn home_of(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
+/// The home directory of `uid` in the container's `/etc/passwd` (read through the init's
+/// root, symlinks resolved inside it), else `/`.
+fn home_of(init_pid: i32, uid: u32) -> String {
+    let passwd = || -> Option<String> {
+        let root = std::fs::File::open(format!("/proc/{init_pid}/root")).ok()?;
+        let how = nix::fcntl::OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+            .resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT);
+        let fd = nix::fcntl::openat2(root.as_raw_fd(), "etc/passwd", how).ok()?;
+        // SAFETY: a fresh descriptor openat2 returned.
+        let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+        let mut s = String::new();
+        f.read_to_string(&mut s).ok()?;
+        Some(s)
+    };
+    passwd()
         .and_then(|p| {
             p.lines().find_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
@@ -422,22 +335,20 @@ fn home_of(uid: u32) -> String {
         .unwrap_or_else(|| "/".to_string())
 }
 
-/// `name` looked up in the process's `PATH` (as `execvp`), inside the container.
-fn resolve(name: &str, env: &[String]) -> Result<PathBuf, String> {
+/// The paths `execve` tries for `name`, as `execvp`: `name` itself when it has a `/`, else
+/// each entry of the process's `PATH` (an empty entry is the working directory).
+fn candidates(name: &str, env: &[String]) -> Vec<PathBuf> {
     if name.contains('/') {
-        return Ok(PathBuf::from(name));
+        return vec![PathBuf::from(name)];
     }
-    let path: HashMap<&str, &str> = env.iter().filter_map(|e| e.split_once('=')).collect();
-    let dirs = path.get("PATH").copied().unwrap_or("/usr/bin:/bin");
-    for dir in dirs.split(':') {
-        let cand = Path::new(if dir.is_empty() { "." } else { dir }).join(name);
-        if nix::unistd::access(&cand, nix::unistd::AccessFlags::X_OK).is_ok() && cand.is_file() {
-            return Ok(cand);
-        }
-    }
-    Err(format!(
-        "exec: {name:?}: executable file not found in $PATH"
-    ))
+    let dirs = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/bin:/bin");
+    dirs.split(':')
+        .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(name))
+        .collect()
 }
 
 #[cfg(test)]
@@ -452,11 +363,17 @@ mod tests {
     }
 
     #[test]
-    fn commands_resolve_against_path() {
-        let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
-        assert!(resolve("sh", &env).unwrap().ends_with("sh"));
-        assert_eq!(resolve("/x/y", &env).unwrap(), PathBuf::from("/x/y"));
-        let e = resolve("no-such-command-here", &env).unwrap_err();
-        assert!(e.contains("executable file not found"), "{e}");
+    fn commands_are_looked_up_in_path() {
+        let env = vec!["PATH=/nonexistent::/bin".to_string()];
+        let want: Vec<PathBuf> = ["/nonexistent/sh", "./sh", "/bin/sh"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(candidates("sh", &env), want);
+        assert_eq!(candidates("/x/y", &env), vec![PathBuf::from("/x/y")]);
+        assert_eq!(
+            candidates("sh", &[]),
+            vec![PathBuf::from("/usr/bin/sh"), PathBuf::from("/bin/sh")]
+        );
     }
 }

@@ -38,6 +38,7 @@ pub mod attach;
 pub mod client;
 pub mod console;
 mod error;
+mod exec_child;
 pub mod exec_direct;
 pub mod frame;
 pub mod helper;

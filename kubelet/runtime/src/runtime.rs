@@ -3,7 +3,8 @@
 
 use std::future::Future;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
@@ -76,10 +77,41 @@ impl ExecProcess {
     }
 }
 
+/// `/dev/null`, opened once: the stdin of every `exec_sync` (the helper dups it).
+fn dev_null() -> Result<RawFd, RuntimeError> {
+    static NULL: OnceLock<std::fs::File> = OnceLock::new();
+    if let Some(f) = NULL.get() {
+        return Ok(f.as_raw_fd());
+    }
+    let f = std::fs::File::open("/dev/null").map_err(|e| RuntimeError::Io("/dev/null", e))?;
+    Ok(NULL.get_or_init(|| f).as_raw_fd())
+}
+
+/// The exit code of the exited child behind `pidfd` (128 + signal when signalled), reaping
+/// it; `None` while it runs.
+fn try_reap(pidfd: BorrowedFd<'_>) -> Result<Option<i32>, RuntimeError> {
+    loop {
+        match waitid(
+            Id::PIDFd(pidfd),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+        ) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Some(code)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Some(128 + sig as i32)),
+            Ok(_) => return Ok(None),
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(RuntimeError::Io("waitid", e.into())),
+        }
+    }
+}
+
 /// Waits (without a thread) for a child of this process known by its pidfd, and reaps it:
-/// its exit code, 128 + signal when signalled.
-async fn reap(pidfd: OwnedFd) -> Result<i32, RuntimeError> {
-    // SAFETY: the `OwnedFd` keeps the descriptor open and unchanged for the AsyncFd's life.
+/// its exit code, 128 + signal when signalled. A child that has already exited (an exec
+/// whose output pipes have closed, mostly) is reaped without registering the pidfd.
+async fn reap(pidfd: BorrowedFd<'_>) -> Result<i32, RuntimeError> {
+    if let Some(code) = try_reap(pidfd)? {
+        return Ok(code);
+    }
+    // SAFETY: the caller keeps the descriptor open for the AsyncFd's life (this call).
     let fd = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }
         .map_err(|e| RuntimeError::Io("register pidfd", std::io::Error::other(e.to_string())))?;
     loop {
@@ -87,17 +119,16 @@ async fn reap(pidfd: OwnedFd) -> Result<i32, RuntimeError> {
             .readable()
             .await
             .map_err(|e| RuntimeError::Io("wait pidfd", e))?;
-        match waitid(
-            Id::PIDFd(fd.get_ref().as_fd()),
-            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
-        ) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-            Ok(_) => guard.clear_ready(),
-            Err(nix::Error::EINTR) => {}
-            Err(e) => return Err(RuntimeError::Io("waitid", e.into())),
+        match try_reap(pidfd)? {
+            Some(code) => return Ok(code),
+            None => guard.clear_ready(),
         }
     }
+}
+
+/// [`reap`] for an owned pidfd (on a task of its own).
+async fn reap_owned(pidfd: OwnedFd) -> Result<i32, RuntimeError> {
+    reap(pidfd.as_fd()).await
 }
 
 /// Reads a pipe to its end without a thread.
@@ -459,29 +490,25 @@ impl ContainerRuntime for RuntimeClient {
             || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io("pipe", e.into()));
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        let stdin =
-            std::fs::File::open("/dev/null").map_err(|e| RuntimeError::Io("/dev/null", e))?;
-        let raw = [stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
+        let raw = [dev_null()?, out_w.as_raw_fd(), err_w.as_raw_fd()];
         let req = Request::ExecDirect {
             id: id.to_string(),
             config: config.clone(),
         };
         let (resp, mut fds) = self.call(&req, &raw).await?;
-        drop((stdin, out_w, err_w));
+        drop((out_w, err_w));
         let (pid, error) = match resp {
             Response::ExecDirectStarted { pid, error } if fds.len() == 1 => (pid, error),
             r => return Err(unexpected(r)),
         };
-        let mut exited = tokio::spawn(reap(fds.remove(0)));
+        let pidfd = fds.remove(0);
         if let Some(e) = error {
-            let _ = exited.await;
+            let _ = reap(pidfd.as_fd()).await;
             return Err(RuntimeError::Exec(e));
         }
         let run = async {
             let (stdout, stderr) = tokio::try_join!(read_pipe(out_r), read_pipe(err_r))?;
-            let code = (&mut exited)
-                .await
-                .map_err(|e| RuntimeError::Exec(e.to_string()))??;
+            let code = reap(pidfd.as_fd()).await?;
             Ok::<_, RuntimeError>(ExecOutput {
                 stdout,
                 stderr,
@@ -495,7 +522,8 @@ impl ContainerRuntime for RuntimeClient {
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,
                 );
-                // The reaping task runs on and reaps the killed process.
+                // A task of its own reaps the killed process.
+                tokio::spawn(reap_owned(pidfd));
                 Err(RuntimeError::Timeout)
             }
         }
