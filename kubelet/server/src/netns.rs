@@ -2,15 +2,22 @@
 //!
 //! A socket belongs to the network namespace of the thread that created it, and `setns`
 //! changes only the calling thread. One long-lived thread ("netns-socket") therefore makes
-//! every such socket: it enters the pod's namespace, creates the socket, and returns to its
-//! own namespace (so it never pins a deleted pod's namespace). Connecting is asynchronous,
-//! on the caller's runtime. Probes open one socket per period per probe; a thread started
-//! per socket cost more than the probe itself.
+//! every such socket: it enters the pod's namespace and creates the socket. Connecting is
+//! asynchronous, on the caller's runtime. Probes open one socket per period per probe; a
+//! thread started per socket cost more than the probe itself.
+//!
+//! The thread keeps each namespace it opened for [`KEEP`] (opening `/proc/<pid>/ns/net`
+//! was a good part of each probe's cost; a path is opened again after that, so a reused pid
+//! cannot keep an old namespace in place) and stays in the last one it entered while it is
+//! busy: after [`KEEP`] without a request it goes back to its own namespace, so a deleted
+//! pod's namespace is not held for longer than that.
 
+use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// One socket to make: in `netns`, of `addr`'s family.
 struct Job {
@@ -66,6 +73,9 @@ async fn socket_in(netns: &Path, v6: bool) -> std::io::Result<tokio::net::TcpSoc
         .map_err(|_| std::io::Error::other("netns socket thread dropped the request"))?
 }
 
+/// How long the socket thread keeps a namespace open, and stays in one without requests.
+pub const KEEP: Duration = Duration::from_secs(2);
+
 /// The socket thread's queue, starting the thread on first use.
 fn socket_thread() -> std::io::Result<&'static mpsc::Sender<Job>> {
     static QUEUE: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
@@ -77,26 +87,73 @@ fn socket_thread() -> std::io::Result<&'static mpsc::Sender<Job>> {
     std::thread::Builder::new()
         .name("netns-socket".into())
         .stack_size(64 * 1024)
-        .spawn(move || {
-            for job in rx {
-                let res = make_socket(&job.netns, job.v6, &home);
-                let _ = job.reply.send(res);
-            }
-        })?;
+        .spawn(move || SocketThread::new(home).serve(rx))?;
     // A racing first caller may have started another thread; the loser's queue is dropped
     // and its thread ends.
     Ok(QUEUE.get_or_init(|| tx))
 }
 
-/// On the socket thread: enter `netns`, make the socket, go back `home`.
-fn make_socket(netns: &Path, v6: bool, home: &OwnedFd) -> std::io::Result<tokio::net::TcpSocket> {
-    let ns = std::fs::File::open(netns)?;
-    nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-        .map_err(std::io::Error::from)?;
-    let socket = new_socket(v6);
-    nix::sched::setns(home.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-        .map_err(std::io::Error::from)?;
-    socket
+/// The socket thread's state: the namespaces it keeps open, and the one it is in.
+struct SocketThread {
+    home: OwnedFd,
+    /// Open namespaces by path, with when they were opened.
+    open: HashMap<PathBuf, (OwnedFd, Instant)>,
+    /// The namespace the thread is in (`None`: its own).
+    current: Option<PathBuf>,
+}
+
+impl SocketThread {
+    fn new(home: OwnedFd) -> Self {
+        SocketThread {
+            home,
+            open: HashMap::new(),
+            current: None,
+        }
+    }
+
+    fn serve(mut self, rx: mpsc::Receiver<Job>) {
+        loop {
+            match rx.recv_timeout(KEEP) {
+                Ok(job) => {
+                    let res = self.make_socket(&job.netns, job.v6);
+                    let _ = job.reply.send(res);
+                    let now = Instant::now();
+                    self.open
+                        .retain(|_, (_, opened)| now.duration_since(*opened) < KEEP);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => self.go_home(),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Back to the thread's own namespace; closes every kept one.
+    fn go_home(&mut self) {
+        if self.current.take().is_some() {
+            // Failing to go back leaves the thread where it is; the next request sets it.
+            let _ = nix::sched::setns(self.home.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET);
+        }
+        self.open.clear();
+    }
+
+    /// Enters `netns` (unless already there) and makes the socket.
+    fn make_socket(&mut self, netns: &Path, v6: bool) -> std::io::Result<tokio::net::TcpSocket> {
+        let fresh = !self.open.contains_key(netns);
+        if fresh {
+            let f = OwnedFd::from(std::fs::File::open(netns)?);
+            self.open.insert(netns.to_owned(), (f, Instant::now()));
+        }
+        // Freshly opened, the path may name another namespace than the one the thread is in.
+        if fresh || self.current.as_deref() != Some(netns) {
+            let fd = self.open[netns].0.as_fd();
+            if let Err(e) = nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET) {
+                self.open.remove(netns);
+                return Err(e.into());
+            }
+            self.current = Some(netns.to_owned());
+        }
+        new_socket(v6)
+    }
 }
 
 /// A non-blocking TCP socket (its namespace is the calling thread's).

@@ -45,8 +45,8 @@ pub enum ProbeResult {
 /// One running container as the pod worker sees it.
 #[derive(Debug, Clone)]
 pub struct RunningContainer {
-    /// Its spec (probes, ports, env).
-    pub spec: Container,
+    /// Its spec (probes, ports, env), shared with every run of its probes.
+    pub spec: Arc<Container>,
     /// The runtime's container id.
     pub id: String,
     /// When it started (RFC 3339); initial delays count from here.
@@ -240,14 +240,20 @@ impl<R: ContainerRuntime + 'static> ProberManager<R> {
                 let same = inner
                     .workers
                     .get(&key)
-                    .is_some_and(|w| w.container_id == c.id && w.probe == *probe);
+                    .is_some_and(|w| w.container_id == c.id && *w.probe == *probe);
                 if same {
                     continue;
                 }
                 inner.next_generation += 1;
                 let generation = inner.next_generation;
                 let first = now + params.initial_delay_from(c.started_at.as_deref());
-                let w = Worker::new(kind, probe.clone(), params, c.id.clone(), generation);
+                let w = Worker::new(
+                    kind,
+                    Arc::new(probe.clone()),
+                    params,
+                    c.id.clone(),
+                    generation,
+                );
                 debug!(pod = %format_pod(&pod.pod), container = %c.spec.name, kind = kind.label(), "probe registered");
                 inner.workers.insert(key.clone(), w);
                 inner.heap.push(Due {

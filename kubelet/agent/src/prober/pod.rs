@@ -3,6 +3,7 @@
 //! (upstream `SyncPod`'s "failed liveness probe, will be restarted").
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bramble_runtime::{ContainerRuntime, ContainerStatusKind};
@@ -34,7 +35,7 @@ impl<R: ContainerRuntime + 'static> PodWorker<R> {
             .filter_map(|c| {
                 let cur = rp.named(&c.name).next()?;
                 (cur.status == ContainerStatusKind::Running).then(|| RunningContainer {
-                    spec: c.clone(),
+                    spec: Arc::new(c.clone()),
                     id: cur.meta.id.clone(),
                     started_at: cur.started_at.clone(),
                 })

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bramble_runtime::{ContainerRuntime, ExecConfig};
@@ -20,7 +21,7 @@ pub struct ProbeTarget {
     /// The pod's IP (the default host of network probes).
     pub pod_ip: IpAddr,
     /// The container's spec (named ports, env for exec commands).
-    pub container: Container,
+    pub container: Arc<Container>,
     /// The runtime's container id (exec probes).
     pub container_id: String,
     /// `timeoutSeconds`.

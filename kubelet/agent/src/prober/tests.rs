@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -55,7 +56,7 @@ fn defaults_are_upstreams() {
 fn thresholds_and_hold() {
     let mut w = Worker::new(
         ProbeKind::Readiness,
-        Probe::default(),
+        Arc::new(Probe::default()),
         params(2, 3),
         "c1".into(),
         1,
@@ -72,7 +73,7 @@ fn thresholds_and_hold() {
 
     let mut l = Worker::new(
         ProbeKind::Liveness,
-        Probe::default(),
+        Arc::new(Probe::default()),
         params(1, 2),
         "c1".into(),
         1,
@@ -133,7 +134,7 @@ fn target() -> ProbeTarget {
     ProbeTarget {
         netns: None,
         pod_ip: "127.0.0.1".parse().unwrap(),
-        container: Container::default(),
+        container: Arc::new(Container::default()),
         container_id: String::new(),
         timeout: Duration::from_secs(2),
     }
@@ -334,7 +335,7 @@ async fn a_terminating_pod_keeps_only_readiness_then_nothing() {
         netns: None,
         pod_ip: None,
         containers: vec![RunningContainer {
-            spec,
+            spec: Arc::new(spec),
             id: "id1".into(),
             started_at: None,
         }],

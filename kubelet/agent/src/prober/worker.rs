@@ -3,6 +3,7 @@
 
 use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Probe;
 use tokio::time::Instant;
@@ -47,7 +48,7 @@ impl Ord for Due {
 /// The state of one probe of one container.
 pub(crate) struct Worker {
     pub kind: ProbeKind,
-    pub probe: Probe,
+    pub probe: Arc<Probe>,
     pub params: ProbeParams,
     pub container_id: String,
     pub generation: u64,
@@ -62,7 +63,7 @@ pub(crate) struct Worker {
 impl Worker {
     pub fn new(
         kind: ProbeKind,
-        probe: Probe,
+        probe: Arc<Probe>,
         params: ProbeParams,
         container_id: String,
         generation: u64,
@@ -123,7 +124,7 @@ impl Worker {
 pub(crate) struct Run {
     pub key: Key,
     pub generation: u64,
-    pub probe: Probe,
+    pub probe: Arc<Probe>,
     pub target: ProbeTarget,
 }
 
