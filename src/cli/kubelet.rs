@@ -175,6 +175,7 @@ pub fn run_kubelet(args: KubeletArgs) -> anyhow::Result<()> {
     };
     let mut cfg = config_of(&args)?;
     cfg.client_ca_pem = cluster_ca_pem(&access);
+    bramble_kubelet::idle_text::limit_malloc_arenas();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -237,7 +237,7 @@ impl Kubelet {
         tasks.push(tokio::spawn(async move {
             prober_ctx.prober.forward_wakeups(prober_tx).await
         }));
-        tasks.push(tokio::spawn(crate::idle_text::run()));
+        tasks.push(tokio::spawn(crate::idle_text::run_kubelet()));
         tasks.push(tokio::spawn(crate::pleg::run(
             self.ctx.runtime.clone(),
             self.cfg.relist_period,
