@@ -168,12 +168,24 @@ fn pid1() -> Result<(), InitError> {
     let cmdline = KernelCmdlineCache::read();
     // SAFETY: reboot(RB_DISABLE_CAD) makes Ctrl-Alt-Del send SIGINT to PID 1.
     unsafe { libc::reboot(libc::RB_DISABLE_CAD) };
-    // The modules load beside the data partition, node config, network and clock steps (a
-    // file system or driver the kernel needs before the list got to it, it asks
-    // /sbin/modprobe for); the sysctls (bridge netfilter) and the services wait for them.
+    // The modules load beside the data partition, node config, network and clock steps and
+    // the controller's start (a file system or driver the kernel needs before the list got to
+    // it, it asks /sbin/modprobe for); then the sysctls (bridge netfilter needs its module)
+    // and the mark the kubelet waits for.
     let modules = std::thread::spawn({
         let console = console.clone();
-        move || boot_load_modules(&console)
+        move || {
+            boot_load_modules(&console);
+            boot::apply_sysctls(&console);
+            let mark = Path::new(services::MODULES_LOADED);
+            let written = mark
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(mark, ""));
+            if let Err(e) = written {
+                console.log(&format!("{}: {e}", mark.display()));
+            }
+        }
     });
     let data_disk = match cmdline
         .data
@@ -228,10 +240,6 @@ fn pid1() -> Result<(), InitError> {
     if let Some(cfg) = &config {
         boot::set_time(&console, cfg, net.is_some());
     }
-    if modules.join().is_err() {
-        console.log("loading modules panicked");
-    }
-    boot::apply_sysctls(&console);
     console.log(&format!(
         "{} after {} ms in stage 2",
         boot::READY_MARKER.trim_start_matches("bramble-init: "),
@@ -256,6 +264,8 @@ fn pid1() -> Result<(), InitError> {
         node_api::start(&console, cfg, net.as_ref().map(|n| n.address), target);
     }
     if config.as_ref().is_some_and(|c| c.debug.runtime_selftest) {
+        // Containers need the modules.
+        let _ = modules.join();
         // One-shot, output straight to the console; reaped by the main loop.
         match std::process::Command::new("/proc/self/exe")
             .args(["init", "selftest"])

@@ -20,6 +20,10 @@ pub const ADMIN_KUBECONFIG: &str = "/var/lib/bramble/admin.kubeconfig";
 /// certificate for `system:node:<hostname>` in `system:nodes`, never the admin's.
 pub const NODE_KUBECONFIG: &str = "/var/lib/bramble/kubelet.kubeconfig";
 
+/// Written by init once the board's kernel modules are loaded and the sysctls that need them
+/// (bridge netfilter) are set; the kubelet waits for it, the controller does not.
+pub const MODULES_LOADED: &str = "/run/bramble/modules-loaded";
+
 /// The services for `cfg`, in start order. `address` is the node's IPv4 address, if known.
 ///
 /// Integration point with `bramble controller` and `bramble kubelet` (flags as in
@@ -54,14 +58,17 @@ pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<Service
         specs.push(ServiceSpec {
             name: "controller".into(),
             args,
-            after: None,
+            after: Vec::new(),
         });
     }
     if cfg.role.runs_kubelet() {
-        // Beside a controller, the kubelet starts once the controller has written its
-        // kubeconfig (just before the API serves).
-        let after = (cfg.role.runs_controller() && cfg.join.is_none())
-            .then(|| std::path::PathBuf::from(NODE_KUBECONFIG));
+        // The kubelet starts once init loaded the modules (bridge, veth, nf_tables, ...) and,
+        // beside a controller, once the controller has written its kubeconfig (just before
+        // the API serves).
+        let mut after = vec![std::path::PathBuf::from(MODULES_LOADED)];
+        if cfg.role.runs_controller() && cfg.join.is_none() {
+            after.push(NODE_KUBECONFIG.into());
+        }
         let mut args: Vec<String> = vec![
             "kubelet".into(),
             "--node-name".into(),
@@ -214,8 +221,11 @@ mod tests {
         assert!(s[1].args.windows(2).any(|w| w == ["--node-name", "pi-1"]));
         assert!(!s[1].args.iter().any(|a| a == ADMIN_KUBECONFIG));
         // ... and starts once the controller has written that file
-        assert_eq!(s[1].after.as_deref(), Some(Path::new(NODE_KUBECONFIG)));
-        assert_eq!(s[0].after, None);
+        assert_eq!(
+            s[1].after,
+            [Path::new(MODULES_LOADED), Path::new(NODE_KUBECONFIG)]
+        );
+        assert!(s[0].after.is_empty(), "the controller needs no modules");
         let worker = NodeConfig::parse(
             Path::new("w.yaml"),
             &format!("role: worker\nhostname: pi-2\njoin:\n  address: https://10.0.0.1:6443\n  token: abcdef.0123456789abcdef\n  ca_cert_hash: sha256:{}\n", "ab".repeat(32)),
@@ -224,8 +234,9 @@ mod tests {
         let s = service_specs(&worker, None);
         assert_eq!(s.len(), 1);
         assert_eq!(
-            s[0].after, None,
-            "a joining kubelet waits for nothing local"
+            s[0].after,
+            [Path::new(MODULES_LOADED)],
+            "a joining kubelet waits for the modules only"
         );
         assert!(!s[0].args.iter().any(|a| a == "--kubeconfig"));
         assert!(s[0]
@@ -257,7 +268,7 @@ mod tests {
             .spawn(&ServiceSpec {
                 name: "svc".into(),
                 args: vec!["-c".into(), "echo out; echo err >&2".into()],
-                after: None,
+                after: Vec::new(),
             })
             .unwrap();
         let mut status = 0;

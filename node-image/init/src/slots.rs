@@ -287,7 +287,7 @@ mod tests {
             spec: ServiceSpec {
                 name: "kubelet".into(),
                 args: vec![],
-                after: None,
+                after: Vec::new(),
             },
             state,
             failures: 0,

@@ -41,10 +41,11 @@ pub struct ServiceSpec {
     pub name: String,
     /// Arguments after the binary (`["controller", "--data-dir", ...]`).
     pub args: Vec<String>,
-    /// Start only once this file exists (checked every [`AFTER_POLL`]): the kubelet beside a
-    /// controller waits for the kubeconfig the controller writes instead of failing without it
-    /// and being restarted with a growing back-off.
-    pub after: Option<std::path::PathBuf>,
+    /// Start only once these files exist (checked every [`AFTER_POLL`]): the kubelet waits
+    /// for init's mark that the kernel modules are loaded and, beside a controller, for the
+    /// kubeconfig the controller writes, instead of failing without them and being restarted
+    /// with a growing back-off.
+    pub after: Vec<std::path::PathBuf>,
 }
 
 /// How often a service waiting for its [`ServiceSpec::after`] file looks for it.
@@ -162,7 +163,7 @@ impl<S: Spawner> Supervisor<S> {
         for svc in &mut self.services {
             match svc.state {
                 ServiceState::Waiting { until } if until <= now && !self.stopping => {
-                    if svc.spec.after.as_deref().is_some_and(|f| !f.exists()) {
+                    if svc.spec.after.iter().any(|f| !f.exists()) {
                         svc.state = ServiceState::Waiting {
                             until: now + AFTER_POLL,
                         };
@@ -308,7 +309,7 @@ mod tests {
         ServiceSpec {
             name: name.into(),
             args: vec![name.into()],
-            after: None,
+            after: Vec::new(),
         }
     }
 
@@ -318,7 +319,7 @@ mod tests {
         let file = dir.path().join("kubelet.kubeconfig");
         let t0 = Instant::now();
         let kubelet = ServiceSpec {
-            after: Some(file.clone()),
+            after: vec![file.clone()],
             ..spec("kubelet")
         };
         let mut s = Supervisor::new(
