@@ -151,7 +151,9 @@ text = open(console, errors="replace").read()
 def first(pat):
     m = re.search(pat, text, re.M)
     return float(m.group(1)) if m else None
-pid1 = first(r"^\[ *([0-9.]+)\] Run /init as init process") or first(r"^\[ *([0-9.]+)\] bramble-init: stage 1")
+# PID 1: init's first line, stamped with CLOCK_BOOTTIME as /proc/uptime (the kernel's printk
+# clock can run some 0.3 s apart under emulation); the kernel's line for an older init.
+pid1 = first(r"^\[ *([0-9.]+)\] bramble-init: stage 1") or first(r"^\[ *([0-9.]+)\] Run /init as init process")
 # Ready: the poll saw it at most ~0.3 s before the status call; the status call's uptime is
 # the figure (an upper bound by the poll interval and one round trip).
 ready = up_now
