@@ -6,6 +6,7 @@
 //! `kube::Client`.
 
 pub mod algorithm;
+pub mod changes;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -74,6 +74,11 @@ impl Backoff {
         self.entries.retain(|k, _| keep(k));
     }
 
+    /// Does some pod wait for a cluster change (an Unschedulable verdict)?
+    pub fn waits_for_change(&self) -> bool {
+        self.entries.values().any(|e| e.unschedulable_at.is_some())
+    }
+
     /// The earliest time a waiting pod becomes due (back-off expiry or forced retry).
     pub fn next_due(&self, cfg: &SchedulerConfig, gen: u64) -> Option<Instant> {
         self.entries

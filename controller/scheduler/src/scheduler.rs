@@ -5,7 +5,7 @@
 //! memory: after a restart the caches rebuild the same picture from the API.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::algorithm::schedule_one;
+use crate::changes::{forget_changed, PodChanges};
 use crate::config::SchedulerConfig;
 use crate::error::Error;
 use crate::events::{reference, EventRecorder, EventType};
@@ -79,8 +80,8 @@ impl Scheduler {
             g.fetch_add(1, Ordering::SeqCst);
         });
         let g = gen.clone();
-        let pruned = Arc::new(AtomicBool::new(true));
-        let pr = pruned.clone();
+        let changes = Arc::new(PodChanges::default());
+        let ch = changes.clone();
         let pods = self.informers.get::<Pod>();
         on_change(&pods, &wake, move |p: Option<&Pod>, deleted| {
             // Bound pods changing or any pod going away can make room; pending pods' own
@@ -88,10 +89,7 @@ impl Scheduler {
             if p.is_none_or(|p| deleted || node_name(p).is_some()) {
                 g.fetch_add(1, Ordering::SeqCst);
             }
-            // Deletions and re-lists let the loop prune its per-pod bookkeeping.
-            if deleted || p.is_none() {
-                pr.store(true, Ordering::SeqCst);
-            }
+            ch.record(p, deleted);
         });
         let g = gen.clone();
         let classes = self.informers.get::<PriorityClass>();
@@ -115,33 +113,50 @@ impl Scheduler {
         let mut node_infos: HashMap<String, (String, NodeInfo)> = HashMap::new();
         let mut start = 0usize;
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
+        // A failed binding puts its pod back among the pending ones.
+        let mut bind_failed = false;
+        let mut scanned_gen = None;
         loop {
             while let Ok(done) = done_rx.try_recv() {
+                bind_failed |= done.result.is_err();
                 self.bind_finished(done, &mut assumed, &mut backoff);
             }
             let cycle_gen = gen.load(Ordering::SeqCst);
+            forget_changed(changes.take(), &mut infos, &mut assumed, &mut backoff);
+            let now = Instant::now();
+            let look = changes.take_unbound()
+                || std::mem::take(&mut bind_failed)
+                || (scanned_gen != Some(cycle_gen) && backoff.waits_for_change())
+                || backoff
+                    .next_due(&self.cfg, cycle_gen)
+                    .is_some_and(|t| t <= now);
+            if !look {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    Some(done) = done_rx.recv() => {
+                        bind_failed |= done.result.is_err();
+                        self.bind_finished(done, &mut assumed, &mut backoff);
+                    }
+                    _ = tokio::time::sleep(self.next_wait(&backoff, &gen)) => {}
+                }
+                continue;
+            }
+            scanned_gen = Some(cycle_gen);
             let all_pods = pods.list();
-            if pruned.swap(false, Ordering::SeqCst) {
+            if changes.take_relisted() {
+                // A new list carries no per-pod changes: derive every info again.
+                infos.clear();
                 let live: HashSet<&str> = all_pods
                     .iter()
                     .filter_map(|p| p.metadata.uid.as_deref())
                     .collect();
-                infos.retain(|uid, _| live.contains(uid.as_str()));
                 assumed.retain(|uid, _| live.contains(uid.as_str()));
                 backoff.retain(|uid| live.contains(uid));
             }
-            // Cheap scan first: build a snapshot only when some pending pod is due. The scan
-            // also forgets derived infos of older versions, so they do not keep a second copy
-            // of a changed pod alive until the next scheduling cycle.
-            let now = Instant::now();
+            // Cheap scan first: build a snapshot only when some pending pod is due.
             let mut due = false;
             for pod in &all_pods {
                 let uid = pod.metadata.uid.as_deref().unwrap_or("");
-                if infos.get(uid).is_some_and(|(rv, _)| {
-                    Some(rv.as_str()) != pod.metadata.resource_version.as_deref()
-                }) {
-                    infos.remove(uid);
-                }
                 due = due
                     || (node_name(pod).is_none()
                         && self.is_ours(pod)
@@ -231,17 +246,24 @@ impl Scheduler {
                     &reports,
                 );
             }
-            let next = backoff
-                .next_due(&self.cfg, gen.load(Ordering::SeqCst))
-                .map(|t| t.saturating_duration_since(Instant::now()))
-                .unwrap_or(Duration::from_secs(60))
-                .max(Duration::from_millis(10));
             tokio::select! {
                 _ = wake.notified() => {}
-                Some(done) = done_rx.recv() => self.bind_finished(done, &mut assumed, &mut backoff),
-                _ = tokio::time::sleep(next) => {}
+                Some(done) = done_rx.recv() => {
+                    bind_failed |= done.result.is_err();
+                    self.bind_finished(done, &mut assumed, &mut backoff);
+                }
+                _ = tokio::time::sleep(self.next_wait(&backoff, &gen)) => {}
             }
         }
+    }
+
+    /// How long the loop may sleep before a back-off expires (at most a minute).
+    fn next_wait(&self, backoff: &Backoff, gen: &AtomicU64) -> Duration {
+        backoff
+            .next_due(&self.cfg, gen.load(Ordering::SeqCst))
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_secs(60))
+            .max(Duration::from_millis(10))
     }
 
     /// Schedules the due pods in order against the snapshot, assuming each placement.
