@@ -1,9 +1,9 @@
 //! What changed among the cached Pods since the scheduling loop last looked, so that it does
 //! not rescan every pod on every change. Binding a burst of 10,000 pods brings 10,000 watch
 //! events of bound pods, and a full scan of the cache for each made the loop quadratic; but a
-//! bound pod changing cannot make a pending pod due by itself: only an unbound pod changing,
-//! a failed binding, a cluster change that an unschedulable pod waits for, or a back-off
-//! expiring can. The loop still forgets the derived state of each changed pod at once, so no
+//! bound pod changing cannot make a pending pod due by itself: only a pending pod changing
+//! (unless it backs off: its own PodScheduled=False report, for one), a failed binding, a
+//! cluster change that an unschedulable pod waits for, or a back-off expiring can. The loop still forgets the derived state of each changed pod at once, so no
 //! older version of a pod stays alive in it.
 
 use std::collections::HashMap;
@@ -24,14 +24,16 @@ pub struct PodChange {
     pub bound: bool,
     /// It was deleted.
     pub deleted: bool,
+    /// It waits for this scheduler: unbound, live, naming it.
+    pub pending: bool,
 }
 
 /// Changes recorded by the Pod informer's handler, taken by the loop.
 #[derive(Debug)]
 pub struct PodChanges {
     changed: Mutex<Vec<PodChange>>,
-    /// An unbound pod changed (or the cache was listed again): pending pods may be due.
-    unbound: AtomicBool,
+    /// Nothing looked yet, or the cache was listed again: every pending pod may be due.
+    look_all: AtomicBool,
     /// The cache was listed again: the loop prunes its bookkeeping against the whole cache.
     relisted: AtomicBool,
 }
@@ -41,18 +43,19 @@ impl Default for PodChanges {
         PodChanges {
             changed: Mutex::new(Vec::new()),
             // The first look scans everything.
-            unbound: AtomicBool::new(true),
+            look_all: AtomicBool::new(true),
             relisted: AtomicBool::new(false),
         }
     }
 }
 
 impl PodChanges {
-    /// Records an informer change: `pod` applied or `deleted`, or `None` for a new list.
-    pub fn record(&self, pod: Option<&Pod>, deleted: bool) {
+    /// Records an informer change: `pod` applied or `deleted` (`pending` when it waits for
+    /// this scheduler), or `None` for a new list.
+    pub fn record(&self, pod: Option<&Pod>, deleted: bool, pending: bool) {
         let Some(pod) = pod else {
             self.relisted.store(true, Ordering::SeqCst);
-            self.unbound.store(true, Ordering::SeqCst);
+            self.look_all.store(true, Ordering::SeqCst);
             return;
         };
         let bound = pod
@@ -60,14 +63,12 @@ impl PodChanges {
             .as_ref()
             .and_then(|s| s.node_name.as_deref())
             .is_some_and(|n| !n.is_empty());
-        if !bound || deleted {
-            self.unbound.store(true, Ordering::SeqCst);
-        }
         if let Some(uid) = pod.metadata.uid.clone() {
             let change = PodChange {
                 uid,
                 bound,
                 deleted,
+                pending: pending && !bound,
             };
             self.changed.lock().expect("pod changes").push(change);
         }
@@ -78,9 +79,9 @@ impl PodChanges {
         std::mem::take(&mut *self.changed.lock().expect("pod changes"))
     }
 
-    /// Did an unbound pod change (or the cache get listed again) since the last call?
-    pub fn take_unbound(&self) -> bool {
-        self.unbound.swap(false, Ordering::SeqCst)
+    /// Is this the first look, or was the cache listed again, since the last call?
+    pub fn take_first_or_relisted(&self) -> bool {
+        self.look_all.swap(false, Ordering::SeqCst)
     }
 
     /// Was the cache listed again since the last call?
@@ -126,30 +127,34 @@ mod tests {
     }
 
     #[test]
-    fn only_unbound_pods_and_new_lists_make_pending_pods_worth_a_look() {
+    fn changes_are_recorded_and_new_lists_make_every_pod_worth_a_look() {
         let changes = PodChanges::default();
-        assert!(changes.take_unbound(), "the first look scans everything");
-        assert!(!changes.take_unbound());
-        changes.record(Some(&pod("a", Some("n1"))), false);
-        assert!(!changes.take_unbound(), "a bound pod changing");
-        changes.record(Some(&pod("b", None)), false);
-        assert!(changes.take_unbound(), "an unbound pod changing");
-        changes.record(Some(&pod("a", Some("n1"))), true);
-        assert!(changes.take_unbound(), "a pod going away");
+        assert!(
+            changes.take_first_or_relisted(),
+            "the first look scans everything"
+        );
+        assert!(!changes.take_first_or_relisted());
+        changes.record(Some(&pod("a", Some("n1"))), false, true);
+        changes.record(Some(&pod("b", None)), false, true);
+        changes.record(Some(&pod("c", None)), false, false);
+        changes.record(Some(&pod("a", Some("n1"))), true, false);
+        assert!(!changes.take_first_or_relisted());
         assert!(!changes.take_relisted());
-        changes.record(None, false);
-        assert!(changes.take_relisted() && changes.take_unbound());
-        let uid = |u: &str, bound, deleted| PodChange {
+        changes.record(None, false, false);
+        assert!(changes.take_relisted() && changes.take_first_or_relisted());
+        let uid = |u: &str, bound, deleted, pending| PodChange {
             uid: u.into(),
             bound,
             deleted,
+            pending,
         };
         assert_eq!(
             changes.take(),
             [
-                uid("a", true, false),
-                uid("b", false, false),
-                uid("a", true, true)
+                uid("a", true, false, false),
+                uid("b", false, false, true),
+                uid("c", false, false, false),
+                uid("a", true, true, false)
             ]
         );
         assert!(changes.take().is_empty());
@@ -175,6 +180,7 @@ mod tests {
             uid: u.into(),
             bound,
             deleted,
+            pending: !bound && !deleted,
         };
         forget_changed(
             vec![

@@ -51,6 +51,17 @@ fn is_terminal(pod: &Pod) -> bool {
     )
 }
 
+/// A live pod that names `scheduler` (or no scheduler, for the default one).
+fn is_ours(pod: &Pod, scheduler: &str) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.scheduler_name.as_deref())
+        .unwrap_or("default-scheduler")
+        == scheduler
+        && pod.metadata.deletion_timestamp.is_none()
+        && !is_terminal(pod)
+}
+
 fn node_name(pod: &Pod) -> Option<&str> {
     pod.spec
         .as_ref()
@@ -82,6 +93,7 @@ impl Scheduler {
         let g = gen.clone();
         let changes = Arc::new(PodChanges::default());
         let ch = changes.clone();
+        let scheduler = self.cfg.scheduler_name.clone();
         let pods = self.informers.get::<Pod>();
         on_change(&pods, &wake, move |p: Option<&Pod>, deleted| {
             // Bound pods changing or any pod going away can make room; pending pods' own
@@ -89,7 +101,8 @@ impl Scheduler {
             if p.is_none_or(|p| deleted || node_name(p).is_some()) {
                 g.fetch_add(1, Ordering::SeqCst);
             }
-            ch.record(p, deleted);
+            let pending = p.is_some_and(|p| !deleted && is_ours(p, &scheduler));
+            ch.record(p, deleted, pending);
         });
         let g = gen.clone();
         let classes = self.informers.get::<PriorityClass>();
@@ -122,9 +135,18 @@ impl Scheduler {
                 self.bind_finished(done, &mut assumed, &mut backoff);
             }
             let cycle_gen = gen.load(Ordering::SeqCst);
-            forget_changed(changes.take(), &mut infos, &mut assumed, &mut backoff);
             let now = Instant::now();
-            let look = changes.take_unbound()
+            let changed = changes.take();
+            // A pending pod that changed is due unless assumed or backing off (its own
+            // PodScheduled=False report, for one).
+            let pending_due = changed.iter().any(|c| {
+                c.pending
+                    && !assumed.contains_key(&c.uid)
+                    && backoff.ready(&self.cfg, &c.uid, cycle_gen, now)
+            });
+            forget_changed(changed, &mut infos, &mut assumed, &mut backoff);
+            let look = changes.take_first_or_relisted()
+                || pending_due
                 || std::mem::take(&mut bind_failed)
                 || (scanned_gen != Some(cycle_gen) && backoff.waits_for_change())
                 || backoff
@@ -315,13 +337,7 @@ impl Scheduler {
     }
 
     fn is_ours(&self, pod: &Pod) -> bool {
-        pod.spec
-            .as_ref()
-            .and_then(|s| s.scheduler_name.as_deref())
-            .unwrap_or("default-scheduler")
-            == self.cfg.scheduler_name
-            && pod.metadata.deletion_timestamp.is_none()
-            && !is_terminal(pod)
+        is_ours(pod, &self.cfg.scheduler_name)
     }
 
     fn bind_finished(
