@@ -152,121 +152,114 @@ impl Scheduler {
                 || backoff
                     .next_due(&self.cfg, cycle_gen)
                     .is_some_and(|t| t <= now);
-            if !look {
-                tokio::select! {
-                    _ = wake.notified() => {}
-                    Some(done) = done_rx.recv() => {
-                        bind_failed |= done.result.is_err();
-                        self.bind_finished(done, &mut assumed, &mut backoff);
-                    }
-                    _ = tokio::time::sleep(self.next_wait(&backoff, &gen)) => {}
+            if look {
+                scanned_gen = Some(cycle_gen);
+                let all_pods = pods.list();
+                if changes.take_relisted() {
+                    // A new list carries no per-pod changes: derive every info again.
+                    infos.clear();
+                    let live: HashSet<&str> = all_pods
+                        .iter()
+                        .filter_map(|p| p.metadata.uid.as_deref())
+                        .collect();
+                    assumed.retain(|uid, _| live.contains(uid.as_str()));
+                    backoff.retain(|uid| live.contains(uid));
                 }
-                continue;
-            }
-            scanned_gen = Some(cycle_gen);
-            let all_pods = pods.list();
-            if changes.take_relisted() {
-                // A new list carries no per-pod changes: derive every info again.
-                infos.clear();
-                let live: HashSet<&str> = all_pods
-                    .iter()
-                    .filter_map(|p| p.metadata.uid.as_deref())
-                    .collect();
-                assumed.retain(|uid, _| live.contains(uid.as_str()));
-                backoff.retain(|uid| live.contains(uid));
-            }
-            // Cheap scan first: build a snapshot only when some pending pod is due.
-            let mut due = false;
-            for pod in &all_pods {
-                let uid = pod.metadata.uid.as_deref().unwrap_or("");
-                due = due
-                    || (node_name(pod).is_none()
-                        && self.is_ours(pod)
-                        && !assumed.contains_key(uid)
-                        && backoff.ready(&self.cfg, uid, cycle_gen, now));
-            }
-            if due {
-                let resolver = PriorityResolver::new(classes.list().iter().map(|c| c.as_ref()));
-                let mut base = Vec::new();
-                for node in nodes.list() {
-                    let name = node.name_any();
-                    let rv = node.resource_version().unwrap_or_default();
-                    match node_infos.get(&name) {
-                        Some((v, info)) if *v == rv => base.push(info.clone()),
-                        _ => {
-                            let info = NodeInfo::new(node.clone());
-                            node_infos.insert(name, (rv, info.clone()));
-                            base.push(info);
-                        }
-                    }
-                }
-                if node_infos.len() > base.len() {
-                    let names: HashSet<String> =
-                        base.iter().map(|n| n.name().to_string()).collect();
-                    node_infos.retain(|n, _| names.contains(n));
-                }
-                let mut snap = Snapshot::from_infos(base);
-                let mut pending: Vec<PodInfo> = Vec::new();
+                // Cheap scan first: build a snapshot only when some pending pod is due.
+                let mut due = false;
                 for pod in &all_pods {
                     let uid = pod.metadata.uid.as_deref().unwrap_or("");
-                    let rv = pod.metadata.resource_version.as_deref().unwrap_or("");
-                    let info = match infos.get(uid) {
-                        Some((v, info)) if v == rv => info.clone(),
-                        _ => {
-                            let info = PodInfo::new(pod.clone(), resolver.priority(pod));
-                            infos.insert(uid.to_string(), (rv.to_string(), info.clone()));
-                            info
-                        }
-                    };
-                    if let Some(node) = node_name(pod) {
-                        if assumed.remove(uid).is_some() {
-                            backoff.forget(uid);
-                        }
-                        if !is_terminal(pod) {
-                            snap.add_pod(node, info);
-                        }
-                        continue;
-                    }
-                    if !self.is_ours(pod) {
-                        continue;
-                    }
-                    if let Some(n) = pod
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.nominated_node_name.as_deref())
-                        .filter(|n| !n.is_empty())
-                    {
-                        snap.add_nominated(n, info.clone());
-                    }
-                    if !assumed.contains_key(uid) && backoff.ready(&self.cfg, uid, cycle_gen, now) {
-                        pending.push(info);
-                    }
+                    due = due
+                        || (node_name(pod).is_none()
+                            && self.is_ours(pod)
+                            && !assumed.contains_key(uid)
+                            && backoff.ready(&self.cfg, uid, cycle_gen, now));
                 }
-                for (node, info) in assumed.values() {
-                    snap.add_pod(node, info.clone());
+                if due {
+                    let resolver = PriorityResolver::new(classes.list().iter().map(|c| c.as_ref()));
+                    let mut base = Vec::new();
+                    for node in nodes.list() {
+                        let name = node.name_any();
+                        let rv = node.resource_version().unwrap_or_default();
+                        match node_infos.get(&name) {
+                            Some((v, info)) if *v == rv => base.push(info.clone()),
+                            _ => {
+                                let info = NodeInfo::new(node.clone());
+                                node_infos.insert(name, (rv, info.clone()));
+                                base.push(info);
+                            }
+                        }
+                    }
+                    if node_infos.len() > base.len() {
+                        let names: HashSet<String> =
+                            base.iter().map(|n| n.name().to_string()).collect();
+                        node_infos.retain(|n, _| names.contains(n));
+                    }
+                    let mut snap = Snapshot::from_infos(base);
+                    let mut pending: Vec<PodInfo> = Vec::new();
+                    for pod in &all_pods {
+                        let uid = pod.metadata.uid.as_deref().unwrap_or("");
+                        let rv = pod.metadata.resource_version.as_deref().unwrap_or("");
+                        let info = match infos.get(uid) {
+                            Some((v, info)) if v == rv => info.clone(),
+                            _ => {
+                                let info = PodInfo::new(pod.clone(), resolver.priority(pod));
+                                infos.insert(uid.to_string(), (rv.to_string(), info.clone()));
+                                info
+                            }
+                        };
+                        if let Some(node) = node_name(pod) {
+                            if assumed.remove(uid).is_some() {
+                                backoff.forget(uid);
+                            }
+                            if !is_terminal(pod) {
+                                snap.add_pod(node, info);
+                            }
+                            continue;
+                        }
+                        if !self.is_ours(pod) {
+                            continue;
+                        }
+                        if let Some(n) = pod
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.nominated_node_name.as_deref())
+                            .filter(|n| !n.is_empty())
+                        {
+                            snap.add_nominated(n, info.clone());
+                        }
+                        if !assumed.contains_key(uid)
+                            && backoff.ready(&self.cfg, uid, cycle_gen, now)
+                        {
+                            pending.push(info);
+                        }
+                    }
+                    for (node, info) in assumed.values() {
+                        snap.add_pod(node, info.clone());
+                    }
+                    pending.sort_by(|a, b| {
+                        b.priority.cmp(&a.priority).then_with(|| {
+                            a.pod
+                                .metadata
+                                .creation_timestamp
+                                .cmp(&b.pod.metadata.creation_timestamp)
+                        })
+                    });
+                    self.schedule_all(
+                        pending,
+                        &mut snap,
+                        &resolver,
+                        &mut assumed,
+                        &mut backoff,
+                        cycle_gen,
+                        now,
+                        &mut start,
+                        &mut rng,
+                        &bind_slots,
+                        &done_tx,
+                        &reports,
+                    );
                 }
-                pending.sort_by(|a, b| {
-                    b.priority.cmp(&a.priority).then_with(|| {
-                        a.pod
-                            .metadata
-                            .creation_timestamp
-                            .cmp(&b.pod.metadata.creation_timestamp)
-                    })
-                });
-                self.schedule_all(
-                    pending,
-                    &mut snap,
-                    &resolver,
-                    &mut assumed,
-                    &mut backoff,
-                    cycle_gen,
-                    now,
-                    &mut start,
-                    &mut rng,
-                    &bind_slots,
-                    &done_tx,
-                    &reports,
-                );
             }
             tokio::select! {
                 _ = wake.notified() => {}
