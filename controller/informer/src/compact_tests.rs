@@ -1,44 +1,26 @@
 //! Unit tests of what the caches drop.
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::json;
 
 use crate::compact::{compact, LAST_APPLIED};
+use crate::pod::Pod;
 
 #[test]
-fn pods_lose_managed_fields_volumes_and_mounts_and_keep_the_rest() {
+fn cached_pods_lose_managed_fields_and_last_applied() {
     let mut pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "p", "namespace": "default", "labels": {"app": "a"},
             "annotations": {LAST_APPLIED: "{}"},
             "managedFields": [{"manager": "kubectl", "operation": "Update"}]},
-        "spec": {
-            "nodeName": "n1",
-            "initContainers": [{"name": "init", "image": "i",
-                "volumeMounts": [{"name": "data", "mountPath": "/d"}]}],
-            "containers": [{"name": "app", "image": "a",
-                "resources": {"requests": {"cpu": "10m"}},
-                "ports": [{"containerPort": 80, "hostPort": 8080}],
-                "volumeMounts": [{"name": "kube-api-access-x", "mountPath": "/var/run/secrets"}],
-                "volumeDevices": [{"name": "blk", "devicePath": "/dev/b"}]}],
-            "volumes": [{"name": "kube-api-access-x", "projected": {"sources": [
-                {"serviceAccountToken": {"path": "token"}}]}}]},
-        "status": {"phase": "Running", "podIP": "10.0.0.5"}
+        "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "a"}]}
     }))
     .unwrap();
     compact(&mut pod);
-    let got = serde_json::to_value(&pod).unwrap();
     assert_eq!(
-        got,
+        serde_json::to_value(&pod).unwrap(),
         json!({
-            "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "p", "namespace": "default", "labels": {"app": "a"}},
-            "spec": {
-                "nodeName": "n1",
-                "initContainers": [{"name": "init", "image": "i"}],
-                "containers": [{"name": "app", "image": "a",
-                    "resources": {"requests": {"cpu": "10m"}},
-                    "ports": [{"containerPort": 80, "hostPort": 8080}]}]},
-            "status": {"phase": "Running", "podIP": "10.0.0.5"}
+            "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "a"}]}
         })
     );
 }

@@ -9,7 +9,8 @@
 //!   and a fan-out of every change to registered handlers. Objects are compacted before they
 //!   are cached: `managedFields` and the `last-applied-configuration` annotation are dropped
 //!   (as kube's reflector examples do with `modify`, and upstream's informers with a
-//!   transform), and Pods' volumes and volume mounts, which no controller here reads.
+//!   transform). Pods are cached as [`pod::Pod`], a type holding only the fields the
+//!   in-process readers use, deserialized straight from the watch.
 //! - [`WorkQueue`]: a de-duplicating work queue with per-item rate-limited retries and
 //!   delayed adds (client-go's `RateLimitingInterface`).
 
@@ -18,6 +19,7 @@ pub mod error;
 pub mod factory;
 pub mod index;
 pub mod informer;
+pub mod pod;
 pub mod queue;
 
 pub use compact::compact;
@@ -28,5 +30,7 @@ pub use queue::WorkQueue;
 
 #[cfg(test)]
 mod compact_tests;
+#[cfg(test)]
+mod pod_tests;
 #[cfg(test)]
 mod tests;

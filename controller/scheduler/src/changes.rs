@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use k8s_openapi::api::core::v1::Pod;
+use bramble_informer::pod::Pod;
 
 use crate::node_info::PodInfo;
 use crate::queue::Backoff;

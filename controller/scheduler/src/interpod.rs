@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm};
+use k8s_openapi::api::core::v1::PodAffinityTerm;
+
+use bramble_informer::pod::Pod;
 
 use crate::matching::{label_selector_matches, labels_of};
 use crate::node_info::NodeInfo;

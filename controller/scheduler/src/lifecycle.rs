@@ -9,9 +9,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bramble_informer::pod::Pod;
 use bramble_informer::{Informer, SharedInformers};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::Pod as ApiPod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -244,7 +246,7 @@ impl NodeLifecycleController {
             "type": "Ready", "status": "False",
             "lastTransitionTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
         }]}});
-        Api::<Pod>::namespaced(self.client.clone(), ns)
+        Api::<ApiPod>::namespaced(self.client.clone(), ns)
             .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
             .await
             .map_err(|e| Error::api(format!("marking pod {ns}/{name} not ready"), e))?;
@@ -256,7 +258,7 @@ impl NodeLifecycleController {
     async fn evict(&self, pod: &Pod) -> Result<(), Error> {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = pod.name_any();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let api: Api<ApiPod> = Api::namespaced(self.client.clone(), ns);
         let msg = format!("Marking for deletion Pod {ns}/{name}");
         if let Err(e) = self
             .recorder

@@ -1,7 +1,9 @@
 //! Node lifecycle decisions, free of I/O: when a node is Unknown, which taints its
 //! conditions call for, and when a pod on a NoExecute-tainted node must go.
 
-use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint, Toleration};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, Taint, Toleration};
+
+use bramble_informer::pod::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 

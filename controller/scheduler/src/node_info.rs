@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
+
+use bramble_informer::pod::Pod;
 
 use bramble_api::pod_resources::{pod_requests, resource_list, ResourceList};
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use bramble_informer::pod::Pod;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 
 /// `system-cluster-critical`'s value.

@@ -12,8 +12,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bramble_informer::pod::Pod;
 use bramble_informer::Informer;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::Pod as ApiPod;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -174,7 +175,7 @@ async fn report(client: &Client, recorder: &EventRecorder, pod: &Pod, message: &
             "message": message, "lastProbeTime": null,
             "lastTransitionTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
         }]}});
-        let api: Api<Pod> = Api::namespaced(
+        let api: Api<ApiPod> = Api::namespaced(
             client.clone(),
             pod.metadata.namespace.as_deref().unwrap_or("default"),
         );

@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bramble_informer::pod::Pod;
 use bramble_informer::SharedInformers;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::Pod as ApiPod;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -403,7 +405,7 @@ pub async fn bind(client: &Client, pod: &Pod, node: &str) -> Result<(), Error> {
         "metadata": {"name": name, "namespace": ns, "uid": pod.metadata.uid},
         "target": {"apiVersion": "v1", "kind": "Node", "name": node},
     });
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let api: Api<ApiPod> = Api::namespaced(client.clone(), ns);
     api.create_subresource::<serde_json::Value, serde_json::Value>(
         "binding",
         &name,
@@ -425,7 +427,7 @@ async fn evict_victims(
     candidate: &Candidate,
 ) -> Result<(), Error> {
     let ns = pod.pod.metadata.namespace.as_deref().unwrap_or("default");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pods: Api<ApiPod> = Api::namespaced(client.clone(), ns);
     let patch = json!({"status": {"nominatedNodeName": candidate.node}});
     pods.patch_status(
         &pod.pod.name_any(),
@@ -442,7 +444,7 @@ async fn evict_victims(
             .as_deref()
             .unwrap_or("default");
         let vname = victim.pod.name_any();
-        let api: Api<Pod> = Api::namespaced(client.clone(), vns);
+        let api: Api<ApiPod> = Api::namespaced(client.clone(), vns);
         let cond = json!({"status": {"conditions": [{
             "type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
             "message": format!("{}: preempting to accommodate a higher priority pod", recorder_component()),

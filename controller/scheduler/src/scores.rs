@@ -2,7 +2,7 @@
 //! NodeResourcesBalancedAllocation 1, ImageLocality 1, InterPodAffinity 2, NodeAffinity 2,
 //! PodTopologySpread 2, TaintToleration 3. Every plugin scores 0..=100 per node.
 
-use k8s_openapi::api::core::v1::Pod;
+use bramble_informer::pod::Pod;
 
 use crate::filters::PreFilter;
 use crate::matching::{node_selector_term_matches, node_taints, pod_tolerations, tolerated_by};

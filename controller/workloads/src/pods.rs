@@ -4,9 +4,12 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use bramble_informer::pod::Pod;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Pod as ApiPod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::PostParams;
+use kube::Api;
 
 /// `status.phase`, or `""`.
 pub fn phase(pod: &Pod) -> &str {
@@ -70,7 +73,7 @@ pub fn from_template(
     generate_name: Option<String>,
     name: Option<String>,
     owner: OwnerReference,
-) -> Pod {
+) -> ApiPod {
     let tmeta = template.metadata.clone().unwrap_or_default();
     let mut spec = template.spec.clone();
     if let Some(s) = spec.as_mut() {
@@ -81,7 +84,7 @@ pub fn from_template(
             s.service_account_name = Some("default".into());
         }
     }
-    Pod {
+    ApiPod {
         metadata: ObjectMeta {
             name,
             generate_name,
@@ -95,6 +98,16 @@ pub fn from_template(
         spec,
         status: None,
     }
+}
+
+/// Creates `pod` in the namespace `api` is bound to. The controllers' pod `Api`s use the
+/// cached [`Pod`] type (their writes are patches and deletes by name); a creation sends the
+/// full API Pod and returns what the API server stored.
+pub async fn create(api: &Api<Pod>, pod: &ApiPod) -> kube::Result<ApiPod> {
+    let ns = api.namespace().unwrap_or("default");
+    Api::<ApiPod>::namespaced(api.clone().into_client(), ns)
+        .create(&PostParams::default(), pod)
+        .await
 }
 
 fn phase_rank(p: &str) -> u8 {
@@ -152,7 +165,8 @@ pub fn sort_for_deletion(pods: &mut [std::sync::Arc<Pod>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{PodCondition, PodSpec, PodStatus};
+    use bramble_informer::pod::{PodSpec, PodStatus};
+    use k8s_openapi::api::core::v1::PodCondition;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use std::sync::Arc;
 

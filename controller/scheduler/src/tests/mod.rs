@@ -7,7 +7,9 @@ mod scores;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
+
+use bramble_informer::pod::Pod;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 

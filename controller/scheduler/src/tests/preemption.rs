@@ -4,7 +4,7 @@ use super::{info, node, pod, schedule, snapshot};
 use crate::preemption::preempt;
 use crate::priority::PriorityResolver;
 
-fn prio(name: &str, cpu: &str, p: i32) -> k8s_openapi::api::core::v1::Pod {
+fn prio(name: &str, cpu: &str, p: i32) -> bramble_informer::pod::Pod {
     pod(name, cpu, "", json!({"spec": {"priority": p}}))
 }
 
@@ -62,7 +62,7 @@ fn reports_why_preemption_cannot_help() {
 fn nominated_pods_reserve_room_for_equal_or_higher_priority() {
     let mut snap = snapshot(vec![node("a", "2", "4Gi", json!({}))], vec![]);
     let mut nominated = prio("n", "2", 100);
-    nominated.status = Some(k8s_openapi::api::core::v1::PodStatus {
+    nominated.status = Some(bramble_informer::pod::PodStatus {
         nominated_node_name: Some("a".into()),
         ..Default::default()
     });

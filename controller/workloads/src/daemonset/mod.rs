@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bramble_informer::pod::Pod;
 use futures::stream::{self, BoxStream};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::PostParams;
+use k8s_openapi::api::core::v1::Node;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
@@ -322,7 +322,7 @@ async fn manage(
             nodes::add_default_tolerations(s);
             nodes::pin_to_node(s, &node);
         }
-        let created = api.create(&PostParams::default(), &pod).await?;
+        let created = pods::create(api, &pod).await?;
         info!(daemonset = %key, pod = %created.name_any(), %node, "created daemon pod");
         ctx.expectations.created(key, &created.name_any());
     }

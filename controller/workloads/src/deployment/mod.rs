@@ -10,11 +10,11 @@ pub mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bramble_informer::pod::Pod;
 use futures::stream::{self, BoxStream};
 use futures::StreamExt;
 use jiff::SignedDuration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use bramble_informer::pod::Pod;
 use jiff::SignedDuration;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::autoscaling::v2::CrossVersionObjectReference;
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::{Api, Client};
 

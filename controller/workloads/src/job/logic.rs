@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
+use bramble_informer::pod::Pod;
 use jiff::SignedDuration;
 use k8s_openapi::api::batch::v1::PodFailurePolicy;
-use k8s_openapi::api::core::v1::Pod;
 
 /// Upstream `DefaultJobPodFailureBackOff` and its cap.
 pub const BACKOFF_BASE: SignedDuration = SignedDuration::from_secs(10);
@@ -164,12 +164,11 @@ pub fn backoff(failures: i32) -> SignedDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bramble_informer::pod::{ContainerStatus, PodStatus};
     use k8s_openapi::api::batch::v1::{
         PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
     };
-    use k8s_openapi::api::core::v1::{
-        ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
-    };
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated};
 
     #[test]
     fn active_pods_follow_completions_and_parallelism() {

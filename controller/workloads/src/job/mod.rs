@@ -11,11 +11,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bramble_informer::pod::Pod;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTerminatedPods};
-use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
+use k8s_openapi::api::core::v1::Pod as ApiPod;
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -506,7 +508,7 @@ async fn manage(
     let result = slow_start(to_create.len(), |i| {
         let pod = job_pod(job, to_create[i]);
         async move {
-            let created = api.create(&PostParams::default(), &pod).await?;
+            let created = pods::create(api, &pod).await?;
             ctx.expectations.created(key, &created.name_any());
             Ok::<_, kube::Error>(())
         }
@@ -537,7 +539,7 @@ fn finish_time(p: &Pod) -> Option<Timestamp> {
 
 /// A pod for `job` (with the tracking finalizer; index annotation, label, hostname and
 /// `JOB_COMPLETION_INDEX` in Indexed mode).
-pub fn job_pod(job: &Job, index: Option<i32>) -> Pod {
+pub fn job_pod(job: &Job, index: Option<i32>) -> ApiPod {
     let spec = job.spec.clone().unwrap_or_default();
     let name = job.name_any();
     let generate = match index {

@@ -7,11 +7,10 @@ pub mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bramble_informer::pod::Pod;
 use futures::stream::{self, BoxStream};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
@@ -156,7 +155,7 @@ async fn manage(
                 owner.clone(),
             );
             async move {
-                let created = api.create(&PostParams::default(), &pod).await?;
+                let created = pods::create(api, &pod).await?;
                 ctx.expectations.created(key, &created.name_any());
                 Ok::<_, kube::Error>(())
             }

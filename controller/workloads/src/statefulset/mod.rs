@@ -10,8 +10,9 @@ pub mod identity;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bramble_informer::pod::Pod;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PodTemplateSpec};
 use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -221,7 +222,7 @@ async fn sync_pods(
                 };
                 ensure_claims(ctx, set, ord).await?;
                 let pod = identity::new_pod(&template_set, ord, &rev_name);
-                match api.create(&PostParams::default(), &pod).await {
+                match pods::create(api, &pod).await {
                     Ok(p) => {
                         info!(statefulset = %key, pod = %p.name_any(), "created pod");
                         ctx.expectations.created(key, &p.name_any());
