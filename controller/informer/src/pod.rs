@@ -24,7 +24,8 @@
 //!   which reads its pods from the API, uses them; the largest part of a typed pod: every
 //!   pod carries the projected `kube-api-access-*` volume), containers' `command`, `args`,
 //!   `env`, `envFrom`, `workingDir`, probes, `lifecycle`, `securityContext`,
-//!   `imagePullPolicy`, `stdin`/`tty`, `terminationMessage*`, `resizePolicy`; the pod's
+//!   `imagePullPolicy`, `stdin`/`tty`, `terminationMessage*`, `resizePolicy`,
+//!   `resources.claims`; the pod's
 //!   `restartPolicy`, `terminationGracePeriodSeconds`, `activeDeadlineSeconds`,
 //!   `securityContext`, `dnsPolicy`/`dnsConfig`, `hostAliases`, `imagePullSecrets`,
 //!   `serviceAccountName`, `automountServiceAccountToken`, `readinessGates`,
@@ -47,8 +48,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, ContainerPort, ContainerState, PodCondition, ResourceRequirements, Toleration,
-    TopologySpreadConstraint,
+    Affinity, ContainerPort, ContainerState, PodCondition, Toleration, TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -112,10 +112,92 @@ pub struct Container {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ports: Option<Vec<ContainerPort>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
+    pub resources: Option<Resources>,
     /// `Always` marks a restartable ("sidecar") init container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<String>,
+}
+
+/// A container's `resources` (`claims` dropped: dynamic resource allocation is not
+/// scheduled here).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<ResourceList>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ResourceList>,
+}
+
+/// Resource name -> quantity, as a short list: a pod names one to three resources, and the
+/// `BTreeMap` the API type uses allocates a node of eleven entries (about 540 bytes) for
+/// them. Reads and writes as the same JSON object; names are unique (the last of duplicate
+/// keys wins, as in a map).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResourceList(Vec<(String, Quantity)>);
+
+impl ResourceList {
+    /// The quantity of `name`.
+    pub fn get(&self, name: &str) -> Option<&Quantity> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, q)| q)
+    }
+
+    /// Every resource, in the order listed.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Quantity)> {
+        self.0.iter().map(|(n, q)| (n, q))
+    }
+
+    /// How many resources are listed.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, Quantity)> for ResourceList {
+    fn from_iter<I: IntoIterator<Item = (String, Quantity)>>(iter: I) -> Self {
+        let mut list: Vec<(String, Quantity)> = Vec::new();
+        for (name, q) in iter {
+            match list.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = q,
+                None => list.push((name, q)),
+            }
+        }
+        list.shrink_to_fit();
+        ResourceList(list)
+    }
+}
+
+impl Serialize for ResourceList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = ResourceList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of resource names to quantities")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<ResourceList, A::Error> {
+                let mut entries = Vec::with_capacity(m.size_hint().unwrap_or(0));
+                while let Some(e) = m.next_entry::<String, Quantity>()? {
+                    entries.push(e);
+                }
+                Ok(entries.into_iter().collect())
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 /// The kept part of `status`.

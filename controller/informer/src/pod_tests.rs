@@ -170,3 +170,23 @@ fn the_cached_types_are_a_fraction_of_the_api_types() {
     assert!(size_of::<crate::pod::ContainerStatus>() * 2 <= size_of::<api::ContainerStatus>());
     assert!(size_of::<Pod>() * 2 <= size_of::<api::Pod>());
 }
+
+#[test]
+fn resource_lists_read_and_write_as_maps() {
+    let c: crate::pod::Container = serde_json::from_value(json!({"name": "c",
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1"}}}))
+    .unwrap();
+    let r = c.resources.as_ref().unwrap();
+    let requests = r.requests.as_ref().unwrap();
+    assert_eq!(requests.get("memory").map(|q| q.0.as_str()), Some("64Mi"));
+    assert_eq!(requests.get("ephemeral-storage"), None);
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        serde_json::to_value(&c).unwrap()["resources"],
+        json!({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1"}})
+    );
+    let dup: crate::pod::ResourceList =
+        serde_json::from_str(r#"{"cpu": "1", "cpu": "2"}"#).unwrap();
+    assert_eq!(dup.len(), 1);
+    assert_eq!(dup.get("cpu").map(|q| q.0.as_str()), Some("2"));
+}
