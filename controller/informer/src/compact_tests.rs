@@ -40,3 +40,26 @@ fn other_kinds_lose_only_managed_fields_and_last_applied() {
             "metadata": {"name": "c", "annotations": {"keep": "v"}}, "data": {"k": "v"}})
     );
 }
+
+#[test]
+fn cached_pods_hold_no_spare_list_capacity() {
+    let mut pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "p", "ownerReferences": [{"apiVersion": "apps/v1",
+            "kind": "ReplicaSet", "name": "r", "uid": "u"}]},
+        "spec": {"containers": [{"name": "app", "ports": [{"containerPort": 80}]}],
+            "tolerations": [{"key": "a", "operator": "Exists"}, {"key": "b", "operator": "Exists"}]},
+        "status": {"conditions": [{"type": "PodScheduled", "status": "False"}]}
+    }))
+    .unwrap();
+    compact(&mut pod);
+    let spec = pod.spec.as_ref().unwrap();
+    let status = pod.status.as_ref().unwrap();
+    assert_eq!(spec.containers.capacity(), 1);
+    assert_eq!(spec.containers[0].ports.as_ref().unwrap().capacity(), 1);
+    assert_eq!(spec.tolerations.as_ref().unwrap().capacity(), 2);
+    assert_eq!(status.conditions.as_ref().unwrap().capacity(), 1);
+    assert_eq!(
+        pod.metadata.owner_references.as_ref().unwrap().capacity(),
+        1
+    );
+}
