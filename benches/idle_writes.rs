@@ -25,6 +25,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "shared/data_fs.rs"]
+mod data_fs;
+use data_fs::{is_root, run, DataFs};
+
 /// Block-layer trace of the writes to one device, in an ftrace instance of its own.
 struct WriteTrace {
     instance: PathBuf,
@@ -153,83 +157,24 @@ fn env_secs(name: &str, default: u64) -> Duration {
     )
 }
 
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// The loop device, its mount and the network namespace, removed on drop.
+/// The data file system and the network namespace, removed on drop.
 struct Scratch {
-    mount: PathBuf,
-    loop_dev: String,
+    fs: DataFs,
     netns: String,
 }
 
 impl Scratch {
     fn new(dir: &Path) -> Scratch {
-        let image = dir.join("data.img");
-        let image_s = image.to_str().unwrap();
-        run("truncate", &["-s", "512M", image_s]);
-        // Initialise inode tables and journal now, not in the background during the window.
-        run(
-            "mkfs.ext4",
-            &[
-                "-q",
-                "-F",
-                "-E",
-                "lazy_itable_init=0,lazy_journal_init=0",
-                image_s,
-            ],
-        );
-        let loop_dev = run("losetup", &["-f", "--show", image_s]);
-        let mount = dir.join("mnt");
-        std::fs::create_dir_all(&mount).unwrap();
-        run(
-            "mount",
-            &[
-                "-o",
-                "noatime,lazytime,nodev,nosuid,commit=60",
-                &loop_dev,
-                mount.to_str().unwrap(),
-            ],
-        );
+        let fs = DataFs::new(dir, "512M");
         let netns = format!("bramble-idle-{}", std::process::id());
         run("ip", &["netns", "add", &netns]);
         run("ip", &["-n", &netns, "link", "set", "lo", "up"]);
-        Scratch {
-            mount,
-            loop_dev,
-            netns,
-        }
-    }
-
-    /// Bytes the loop device wrote so far (sectors written, field 7 of its stat).
-    fn written(&self) -> u64 {
-        let name = self.loop_dev.trim_start_matches("/dev/");
-        let stat = std::fs::read_to_string(format!("/sys/block/{name}/stat")).unwrap();
-        stat.split_whitespace()
-            .nth(6)
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            * 512
+        Scratch { fs, netns }
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mount).status();
-        let _ = Command::new("losetup")
-            .args(["-d", &self.loop_dev])
-            .status();
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
             .status();
@@ -277,7 +222,7 @@ fn main() {
     let settle = env_secs("BENCH_IDLE_SETTLE_SECS", 60);
     let dir = tempfile::tempdir().unwrap();
     let scratch = Scratch::new(dir.path());
-    let data = scratch.mount.join("data");
+    let data = scratch.fs.mount.join("data");
     let kubeconfig = dir.path().join("kubeconfig");
     // nsenter, not `ip netns exec`: that one also remounts /sys, hiding the cgroup
     // hierarchy from the kubelet.
@@ -290,7 +235,7 @@ fn main() {
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .arg("--local-path-dir")
-        .arg(scratch.mount.join("local-path"))
+        .arg(scratch.fs.mount.join("local-path"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -321,13 +266,16 @@ fn main() {
         window.as_secs()
     );
     std::thread::sleep(settle);
-    let trace = WriteTrace::start(&scratch.loop_dev);
+    let trace = WriteTrace::start(&scratch.fs.loop_dev);
     if trace.is_none() {
         eprintln!("no block-layer trace (ftrace instances unavailable): no split by file");
     }
     let db = data.join("controller/db/data.mdb");
+    // What the settling left dirty is written now, and what the window dirtied at its end:
+    // the window's figure is then what it wrote, wherever the write-back timers stood.
+    scratch.fs.sync();
     let (blk0, proc0, audit0, db0) = (
-        scratch.written(),
+        scratch.fs.written(),
         proc_write_bytes(pid),
         file_size(&audit),
         file_size(&db),
@@ -338,16 +286,21 @@ fn main() {
     }
     std::thread::sleep(window);
     let elapsed = started.elapsed();
+    scratch.fs.sync();
     let traced = trace.as_ref().map(WriteTrace::writes);
     let (blk1, proc1, audit1, db1) = (
-        scratch.written(),
+        scratch.fs.written(),
         proc_write_bytes(pid),
         file_size(&audit),
         file_size(&db),
     );
     drop(bramble);
-    let split = traced
-        .map(|writes| split_writes(&writes, &block_owners(&scratch.mount, &scratch.loop_dev)));
+    let split = traced.map(|writes| {
+        split_writes(
+            &writes,
+            &block_owners(&scratch.fs.mount, &scratch.fs.loop_dev),
+        )
+    });
 
     let mut table = String::from(
         "| measurement (idle, controller+kubelet, `bramble up`) | value |\n|---|---|\n",
@@ -378,14 +331,4 @@ fn main() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-idle-writes.md");
     let _ = std::fs::write(&out, &table);
     eprintln!("written to {}", out.display());
-}
-
-/// The effective uid is 0 (`Uid:` real, effective, ... in /proc/self/status).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        == Some("0")
 }
