@@ -134,9 +134,19 @@ fn liveness_failure_restarts_the_container() -> Result<()> {
                 .is_some_and(|n| n >= 2)
         },
     )?;
+    let cs = &p["status"]["containerStatuses"][0];
+    // The probe ran in the second container, not in the first one's namespaces (the helper
+    // keeps each container's namespaces for exec probes): it found that container's own
+    // /tmp/healthy for its first 6 s.
+    let second = &cs["lastState"]["terminated"];
+    let lived = rfc3339_secs(second["finishedAt"].as_str().unwrap())
+        - rfc3339_secs(second["startedAt"].as_str().unwrap());
+    assert!(
+        lived >= 6,
+        "second container killed after {lived}s: {second}"
+    );
     // Back-off applies from the second restart on: at least 10 s between the second
     // container's death and the third's start.
-    let cs = &p["status"]["containerStatuses"][0];
     if let (Some(fin), Some(start)) = (
         cs["lastState"]["terminated"]["finishedAt"].as_str(),
         cs["state"]["running"]["startedAt"].as_str(),

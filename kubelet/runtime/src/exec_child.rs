@@ -25,15 +25,15 @@ use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::unistd::{Gid, Uid};
 
 /// What the child needs, all allocated by the helper before the clone.
-pub(crate) struct Prepared {
+pub(crate) struct Prepared<'a> {
     /// The exec's process (user, rlimits, capabilities, cwd).
     process: Process,
     /// The container's seccomp filter.
     seccomp: Option<LinuxSeccomp>,
     /// Namespaces to join, in order (the mount namespace last).
-    namespaces: Vec<(OwnedFd, CloneFlags)>,
+    namespaces: &'a [(OwnedFd, CloneFlags)],
     /// The `cgroup.procs` files of the container's cgroups.
-    cgroup_procs: Vec<CString>,
+    cgroup_procs: &'a [CString],
     /// `oom_score_adj` to write, if the process sets one.
     oom_score_adj: Option<String>,
     /// The working directory.
@@ -61,7 +61,7 @@ fn pointers(v: &[CString]) -> Vec<*const libc::c_char> {
         .collect()
 }
 
-impl Prepared {
+impl<'a> Prepared<'a> {
     /// Builds the `argv`/`envp` pointer arrays once every field is set.
     fn finish(mut self) -> Self {
         self.argv_ptrs = pointers(&self.argv);
@@ -75,8 +75,8 @@ impl Prepared {
     pub fn new(
         process: Process,
         seccomp: Option<LinuxSeccomp>,
-        namespaces: Vec<(OwnedFd, CloneFlags)>,
-        cgroup_procs: Vec<CString>,
+        namespaces: &'a [(OwnedFd, CloneFlags)],
+        cgroup_procs: &'a [CString],
         cwd: CString,
         name: String,
         candidates: Vec<CString>,
@@ -115,7 +115,7 @@ impl Prepared {
 /// What [`child_main`] gets: the prepared exec, its stdio and report pipe, the signal mask
 /// to restore.
 struct Arg<'a> {
-    prepared: &'a Prepared,
+    prepared: &'a Prepared<'a>,
     stdio: [RawFd; 3],
     report: RawFd,
     mask: SigSet,
@@ -156,7 +156,7 @@ fn stack_top() -> std::io::Result<usize> {
 /// Starts the child (`clone` with `CLONE_VM | CLONE_VFORK | CLONE_PARENT`); returns once it
 /// has called `execve` or exited. Its stdio is `stdio`; why it gave up goes to `report`.
 /// Call only in the single-threaded helper.
-pub(crate) fn spawn(prepared: &Prepared, stdio: [RawFd; 3], report: RawFd) -> nix::Result<i32> {
+pub(crate) fn spawn(prepared: &Prepared<'_>, stdio: [RawFd; 3], report: RawFd) -> nix::Result<i32> {
     let top = stack_top().map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))?;
     let mut mask = SigSet::empty();
     nix::sys::signal::sigprocmask(
@@ -238,14 +238,14 @@ fn join_and_exec(arg: &Arg) -> Result<std::convert::Infallible, String> {
             return Err(last_error("dup2"));
         }
     }
-    for f in &p.cgroup_procs {
+    for f in p.cgroup_procs {
         write_file(f, b"0").map_err(|e| format!("join cgroup {}: {e}", f.to_string_lossy()))?;
     }
     if let Some(adj) = &p.oom_score_adj {
         write_file(c"/proc/self/oom_score_adj", adj.as_bytes())
             .map_err(|e| format!("oom_score_adj: {e}"))?;
     }
-    for (fd, flag) in &p.namespaces {
+    for (fd, flag) in p.namespaces {
         nix::sched::setns(fd.as_fd(), *flag).map_err(|e| format!("setns {flag:?}: {e}"))?;
     }
     let syscall = libcontainer::syscall::syscall::create_syscall();
@@ -319,7 +319,7 @@ fn join_and_exec(arg: &Arg) -> Result<std::convert::Infallible, String> {
 
 /// `execve` of each candidate in turn, as `execvp`: a missing or non-executable candidate
 /// moves on to the next one; any other error stops.
-fn exec(p: &Prepared) -> Result<std::convert::Infallible, String> {
+fn exec(p: &Prepared<'_>) -> Result<std::convert::Infallible, String> {
     for path in &p.candidates {
         // SAFETY: NUL-terminated path and NULL-terminated arrays of live strings.
         unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr()) };

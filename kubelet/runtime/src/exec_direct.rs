@@ -1,6 +1,7 @@
 //! Exec without a shim, for `exec_sync` (exec probes, preStop hooks): the helper starts one
-//! process ([`crate::exec_child`], sharing the helper's memory until `execve`) that joins the running container (its cgroups, its namespaces taken from the
-//! init's `/proc/<pid>/ns/*`, the container's user, groups, rlimits, no_new_privs,
+//! process ([`crate::exec_child`], sharing the helper's memory until `execve`) that joins
+//! the running container (its cgroups and the namespaces of its init, kept per container in
+//! an [`ExecTarget`], the container's user, groups, rlimits, no_new_privs,
 //! capabilities and seccomp filter, in the order libcontainer's init applies them) and
 //! `execve`s the command. No shim, no libcontainer intermediate processes: one process per
 //! exec, where the tenant path of [`crate::shim::launch_exec`] takes four (two forks of the
@@ -14,11 +15,9 @@
 //!
 //! Terminals (`kubectl exec -t`) keep the shim path.
 
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -28,6 +27,7 @@ use nix::sched::CloneFlags;
 use nix::unistd::pipe2;
 
 use crate::exec_child::Prepared;
+use crate::exec_target::ExecTarget;
 
 use crate::protocol::ExecConfig;
 
@@ -91,98 +91,6 @@ pub fn merge_env(base: &[String], extra: &[String]) -> Vec<String> {
     env
 }
 
-/// Namespaces an exec joins, in order; the mount namespace last (it changes the root).
-const NAMESPACES: [(&str, CloneFlags); 5] = [
-    ("ipc", CloneFlags::CLONE_NEWIPC),
-    ("uts", CloneFlags::CLONE_NEWUTS),
-    ("net", CloneFlags::CLONE_NEWNET),
-    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
-    ("mnt", CloneFlags::CLONE_NEWNS),
-];
-
-/// The helper's own namespaces (device, inode) by name, read once: the helper never
-/// changes them (it sets only its children's PID namespace, around a clone).
-fn own_ns(name: &str) -> Option<(u64, u64)> {
-    static OWN: OnceLock<HashMap<&'static str, (u64, u64)>> = OnceLock::new();
-    OWN.get_or_init(|| {
-        NAMESPACES
-            .iter()
-            .map(|(n, _)| *n)
-            .chain(["pid"])
-            .filter_map(|n| {
-                let m = std::fs::metadata(format!("/proc/self/ns/{n}")).ok()?;
-                Some((n, (m.dev(), m.ino())))
-            })
-            .collect()
-    })
-    .get(name)
-    .copied()
-}
-
-/// Opens `/proc/<pid>/ns/<name>` when it differs from the helper's own.
-fn foreign_ns(pid: i32, name: &str) -> Result<Option<std::fs::File>, DirectExecError> {
-    let theirs = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
-    let f = std::fs::File::open(&theirs).map_err(io(&theirs))?;
-    let same = match (f.metadata(), own_ns(name)) {
-        (Ok(a), Some(ours)) => (a.dev(), a.ino()) == ours,
-        _ => false,
-    };
-    Ok((!same).then_some(f))
-}
-
-/// A cgroup filesystem mount: (mount point, v2, super options).
-type CgroupMount = (PathBuf, bool, Vec<String>);
-
-/// The helper's cgroup mounts, read from `mountinfo` once (they do not move while the node
-/// runs; `mountinfo` itself grows with every container's rootfs).
-fn cgroup_mounts() -> Result<&'static [CgroupMount], DirectExecError> {
-    static MOUNTS: OnceLock<Vec<CgroupMount>> = OnceLock::new();
-    if let Some(m) = MOUNTS.get() {
-        return Ok(m);
-    }
-    let path = Path::new("/proc/self/mountinfo");
-    let mountinfo = std::fs::read_to_string(path).map_err(io(path))?;
-    let mounts = mountinfo
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let mount_point = pre.split(' ').nth(4)?;
-            let mut post = post.split(' ');
-            let fstype = post.next()?;
-            let opts = post.nth(1)?.split(',').map(str::to_string).collect();
-            matches!(fstype, "cgroup" | "cgroup2")
-                .then(|| (PathBuf::from(mount_point), fstype == "cgroup2", opts))
-        })
-        .collect();
-    Ok(MOUNTS.get_or_init(|| mounts))
-}
-
-/// The `cgroup.procs` files of the cgroups `pid` is in (v1 hierarchies found by their
-/// controllers, v2 by type).
-fn cgroup_procs_files(pid: i32) -> Result<Vec<PathBuf>, DirectExecError> {
-    let cg_path = PathBuf::from(format!("/proc/{pid}/cgroup"));
-    let cgroups = std::fs::read_to_string(&cg_path).map_err(io(&cg_path))?;
-    let mounts = cgroup_mounts()?;
-    let mut files = Vec::new();
-    for line in cgroups.lines() {
-        let mut f = line.splitn(3, ':');
-        let (Some(_), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        let mount = if ctrls.is_empty() {
-            mounts.iter().find(|m| m.1)
-        } else {
-            mounts
-                .iter()
-                .find(|m| !m.1 && ctrls.split(',').all(|c| m.2.iter().any(|o| o == c)))
-        };
-        if let Some((mp, _, _)) = mount {
-            files.push(mp.join(path.trim_start_matches('/')).join("cgroup.procs"));
-        }
-    }
-    Ok(files)
-}
-
 /// The exec'd process: the container's own (user, capabilities, rlimits...) with the exec's
 /// command, environment and working directory, as containerd's CRI exec builds it.
 pub fn exec_process(spec: &Spec, cfg: &ExecConfig) -> Result<Process, DirectExecError> {
@@ -206,11 +114,12 @@ pub fn load_spec(bundle: &Path) -> Result<Spec, DirectExecError> {
     Spec::load(bundle.join("config.json")).map_err(|e| DirectExecError::Spec(format!("{e}")))
 }
 
-/// Runs `cfg` in the running container whose init is `init_pid` and whose spec is `spec`,
-/// with `stdio` as its standard streams. Call only in the single-threaded helper.
+/// Runs `cfg` in the running container `target` (its init's namespaces and cgroups) whose
+/// spec is `spec`, with `stdio` as its standard streams. Call only in the single-threaded
+/// helper.
 pub fn spawn(
     spec: &Spec,
-    init_pid: i32,
+    target: &ExecTarget,
     cfg: &ExecConfig,
     stdio: [OwnedFd; 3],
 ) -> Result<Started, DirectExecError> {
@@ -219,22 +128,9 @@ pub fn spawn(
     }
     let process = exec_process(spec, cfg)?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
-    let mut namespaces = Vec::new();
-    for (name, flag) in NAMESPACES {
-        if let Some(f) = foreign_ns(init_pid, name)? {
-            namespaces.push((OwnedFd::from(f), flag));
-        }
-    }
-    let target_pidns = foreign_ns(init_pid, "pid")?;
-    let own_pidns_path = Path::new("/proc/self/ns/pid");
-    let own_pidns = std::fs::File::open(own_pidns_path).map_err(io(own_pidns_path))?;
-    let cgroup_procs = cgroup_procs_files(init_pid)?
-        .into_iter()
-        .map(|f| cstring(f.as_os_str().as_encoded_bytes()))
-        .collect::<Result<Vec<_>, _>>()?;
     let mut env = process.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", home_of(init_pid, process.user().uid())));
+        env.push(format!("HOME={}", target.home()));
     }
     let args = process.args().clone().unwrap_or_default();
     let name = args[0].clone();
@@ -254,8 +150,8 @@ pub fn spawn(
     let prepared = Prepared::new(
         process,
         seccomp,
-        namespaces,
-        cgroup_procs,
+        &target.namespaces,
+        &target.cgroup_procs,
         cwd,
         name,
         candidates,
@@ -269,15 +165,17 @@ pub fn spawn(
         stdio[2].as_raw_fd(),
     ];
 
-    if let Some(ns) = &target_pidns {
+    let pid = if let Some(ns) = &target.pidns {
+        let own = own_pidns()?;
         nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWPID).map_err(sys("setns pid"))?;
-    }
-    let pid = crate::exec_child::spawn(&prepared, raw, rep_w.as_raw_fd());
-    if target_pidns.is_some() {
+        let pid = crate::exec_child::spawn(&prepared, raw, rep_w.as_raw_fd());
         // The helper's own PID namespace is an ancestor of the container's: always allowed.
-        let _ = nix::sched::setns(own_pidns.as_fd(), CloneFlags::CLONE_NEWPID);
+        let _ = nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID);
+        pid
+    } else {
+        crate::exec_child::spawn(&prepared, raw, rep_w.as_raw_fd())
     }
-    let pid = pid.map_err(sys("clone"))?;
+    .map_err(sys("clone"))?;
     drop((rep_w, stdio, prepared));
     // SAFETY: pidfd_open returns a new descriptor or -1. The child cannot have been reaped
     // (its parent, the kubelet, does not know it yet), so `pid` is still this process.
@@ -301,38 +199,25 @@ pub fn spawn(
     })
 }
 
-fn cstring(b: &[u8]) -> Result<CString, DirectExecError> {
+/// The helper's own PID namespace, opened once (the namespace of its children is set back
+/// to it after each clone into a container's).
+fn own_pidns() -> Result<&'static OwnedFd, DirectExecError> {
+    static OWN: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(fd) = OWN.get() {
+        return Ok(fd);
+    }
+    let path = Path::new("/proc/self/ns/pid");
+    let f = std::fs::File::open(path).map_err(io(path))?;
+    Ok(OWN.get_or_init(|| OwnedFd::from(f)))
+}
+
+pub(crate) fn cstring(b: &[u8]) -> Result<CString, DirectExecError> {
     CString::new(b).map_err(|_| {
         DirectExecError::Spec(format!(
             "{:?} contains a NUL byte",
             String::from_utf8_lossy(b)
         ))
     })
-}
-
-/// The home directory of `uid` in the container's `/etc/passwd` (read through the init's
-/// root, symlinks resolved inside it), else `/`.
-fn home_of(init_pid: i32, uid: u32) -> String {
-    let passwd = || -> Option<String> {
-        let root = std::fs::File::open(format!("/proc/{init_pid}/root")).ok()?;
-        let how = nix::fcntl::OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
-            .resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT);
-        let fd = nix::fcntl::openat2(root.as_raw_fd(), "etc/passwd", how).ok()?;
-        // SAFETY: a fresh descriptor openat2 returned.
-        let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
-        let mut s = String::new();
-        f.read_to_string(&mut s).ok()?;
-        Some(s)
-    };
-    passwd()
-        .and_then(|p| {
-            p.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
-            })
-        })
-        .unwrap_or_else(|| "/".to_string())
 }
 
 /// The paths `execve` tries for `name`, as `execvp`: `name` itself when it has a `/`, else

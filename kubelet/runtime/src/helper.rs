@@ -15,6 +15,7 @@ use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::signal::Signal as LcSignal;
 
+use crate::exec_target::ExecTargets;
 use crate::frame::{decode, encode, recv_blocking, send_blocking, FrameError, FrameReader};
 use crate::protocol::{
     ContainerKind, ContainerMeta, ContainerState, ContainerStatusKind, ErrorKind, ExitInfo,
@@ -101,6 +102,9 @@ struct Helper {
     /// Each container's OCI spec, read at its first direct exec (exec probes run every
     /// period; the spec never changes).
     specs: RefCell<HashMap<String, Rc<Spec>>>,
+    /// Each running container's namespaces, cgroups and home directory, read at its first
+    /// direct exec and kept while its init runs.
+    exec_targets: RefCell<ExecTargets>,
 }
 
 /// Serves requests on `conn` until the peer closes it. Call only in a single-threaded
@@ -116,6 +120,7 @@ pub fn serve(conn: OwnedFd, cfg: HelperConfig) -> Result<(), HelperError> {
         metas: RefCell::default(),
         states: RefCell::default(),
         specs: RefCell::default(),
+        exec_targets: RefCell::default(),
     };
     let mut reader = FrameReader::default();
     while let Some((body, fds)) = recv_blocking(&conn, &mut reader)? {
@@ -211,6 +216,8 @@ impl Helper {
                 Ok((Response::List { states }, Vec::new()))
             }
             Request::Relist => {
+                // Stopped containers' namespaces are not held past the next relist.
+                self.exec_targets.borrow_mut().prune();
                 let mut containers = Vec::new();
                 for id in self.state.list_ids()? {
                     let Ok(meta) = self.meta(&id) else { continue };
@@ -305,7 +312,9 @@ impl Helper {
                     }
                 };
                 let spec = self.spec(&id)?;
-                let started = crate::exec_direct::spawn(&spec, pid, &config, stdio)?;
+                let uid = spec.process().as_ref().map_or(0, |p| p.user().uid());
+                let target = self.exec_targets.borrow_mut().get(&id, pid, uid)?;
+                let started = crate::exec_direct::spawn(&spec, &target, &config, stdio)?;
                 Ok((
                     Response::ExecDirectStarted {
                         pid: started.pid,
@@ -516,6 +525,7 @@ impl Helper {
         self.metas.borrow_mut().remove(id);
         self.states.borrow_mut().forget(id);
         self.specs.borrow_mut().remove(id);
+        self.exec_targets.borrow_mut().forget(id);
         std::fs::remove_dir_all(&bundle).map_err(|source| StateError::Io {
             op: "remove",
             path: bundle.clone(),

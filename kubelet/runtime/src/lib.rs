@@ -40,6 +40,7 @@ pub mod console;
 mod error;
 mod exec_child;
 pub mod exec_direct;
+pub mod exec_target;
 pub mod frame;
 pub mod helper;
 pub mod logs;
