@@ -8,6 +8,7 @@
 
 mod grpc;
 mod http;
+mod http_wire;
 mod pod;
 mod run;
 mod spec;

@@ -174,9 +174,13 @@ where
 #[tokio::test]
 async fn http_get_status_codes_and_headers() {
     let addr = serve(false, |r: ::http::Request<Incoming>| async move {
-        let code = match r.uri().path() {
-            "/ok" => 200,
-            "/moved" => 301,
+        let (code, location) = match r.uri().path() {
+            "/ok" => (200, None),
+            "/moved" => (301, None),
+            "/to-ok" => (302, Some("ok")),
+            "/to-bad" => (307, Some("/bad?from=to-bad")),
+            "/away" => (302, Some("http://192.0.2.1:8080/")),
+            "/loop" => (302, Some("/loop")),
             "/hdr"
                 if r.headers().get("x-probe").is_some_and(|v| v == "yes")
                     && r.headers().get("host").is_some_and(|v| v == "example.test")
@@ -184,14 +188,15 @@ async fn http_get_status_codes_and_headers() {
                         .get("user-agent")
                         .is_some_and(|v| v.to_str().unwrap().starts_with("kube-probe/")) =>
             {
-                200
+                (200, None)
             }
-            _ => 500,
+            _ => (500, None),
         };
-        ::http::Response::builder()
-            .status(code)
-            .body(Full::new(Bytes::from_static(b"x")))
-            .unwrap()
+        let mut resp = ::http::Response::builder().status(code);
+        if let Some(l) = location {
+            resp = resp.header("location", l);
+        }
+        resp.body(Full::new(Bytes::from_static(b"x"))).unwrap()
     })
     .await;
     let t = target();
@@ -212,6 +217,32 @@ async fn http_get_status_codes_and_headers() {
     let (r, msg) = http::probe(&get("/bad", vec![]), addr, &t).await;
     assert_eq!(r, ProbeResult::Failure);
     assert_eq!(msg, "HTTP probe failed with statuscode: 500");
+    // Redirects to the same host are followed; what they lead to decides.
+    assert_eq!(
+        http::probe(&get("/to-ok", vec![]), addr, &t).await,
+        (ProbeResult::Success, String::new())
+    );
+    assert_eq!(
+        http::probe(&get("/to-bad", vec![]), addr, &t).await,
+        (
+            ProbeResult::Failure,
+            "HTTP probe failed with statuscode: 500".to_string()
+        )
+    );
+    // One to another host is not: a success with a warning (upstream's probe.Warning).
+    assert_eq!(
+        http::probe(&get("/away", vec![]), addr, &t).await,
+        (
+            ProbeResult::Success,
+            "Probe terminated redirects, Response body: x".to_string()
+        )
+    );
+    let (r, msg) = http::probe(&get("/loop", vec![]), addr, &t).await;
+    assert_eq!(r, ProbeResult::Failure);
+    assert_eq!(
+        msg,
+        format!("Get \"http://{addr}/loop\": stopped after 10 redirects")
+    );
     let hdrs = vec![
         HTTPHeader {
             name: "X-Probe".into(),
