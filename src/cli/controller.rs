@@ -271,7 +271,11 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         if args.run_kubelet {
             let node = bramble_kubelet::node_info::hostname();
             let client = controller.in_process_node_client(&node);
-            crate::cli::kubelet::spawn_in_process(&args.data_dir, client);
+            crate::cli::kubelet::spawn_in_process(
+                &args.data_dir,
+                client,
+                controller.pki.ca_cert_pem().to_string(),
+            );
         } else {
             // The controller alone drops the binary's code pages it no longer runs, as the
             // kubelet does (a kubelet in this process trims them for both).

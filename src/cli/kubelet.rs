@@ -204,8 +204,11 @@ pub fn run_kubelet(args: KubeletArgs) -> anyhow::Result<()> {
 
 /// Starts a kubelet for this machine inside the controller process (`bramble up`), with
 /// its state under `data_dir` and the given in-process API client.
-pub fn spawn_in_process(data_dir: &Path, client: bramble_kubelet::Client) {
+pub fn spawn_in_process(data_dir: &Path, client: bramble_kubelet::Client, ca_pem: String) {
     let mut cfg = KubeletConfig::new(bramble_kubelet::node_info::hostname());
+    // The CA that signs the controller's kubelet client certificate: with it the kubelet
+    // serves logs, exec, attach, port-forward and the stats `kubectl top` reads.
+    cfg.client_ca_pem = Some(ca_pem);
     let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     cfg.data_dir = data_dir.join("kubelet");
     cfg.image_dir = data_dir.join("images");
