@@ -29,6 +29,8 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
+#[path = "shared/data_fs.rs"]
+mod data_fs;
 #[path = "api/discovery.rs"]
 mod discovery;
 
@@ -282,17 +284,68 @@ async fn create_many(
     }
 }
 
+/// Where a data directory's writes are counted: the block device of a file system of its
+/// own as root (what reaches the card: see `shared/data_fs.rs`), else the process's
+/// page-cache accounting (`write_bytes`), which large folios inflate.
+enum WriteMeter {
+    /// The file system, then the directory holding its image (dropped in this order).
+    Device {
+        fs: data_fs::DataFs,
+        _image_dir: tempfile::TempDir,
+    },
+    Process(tempfile::TempDir),
+}
+
+impl WriteMeter {
+    fn new() -> WriteMeter {
+        let dir = tempfile::tempdir().unwrap();
+        if data_fs::is_root() {
+            WriteMeter::Device {
+                fs: data_fs::DataFs::new(dir.path(), "1G"),
+                _image_dir: dir,
+            }
+        } else {
+            WriteMeter::Process(dir)
+        }
+    }
+
+    fn data_dir(&self) -> std::path::PathBuf {
+        match self {
+            WriteMeter::Device { fs, .. } => fs.mount.join("data"),
+            WriteMeter::Process(dir) => dir.path().to_path_buf(),
+        }
+    }
+
+    /// Bytes written so far (everything dirty written back first, on a device).
+    fn written(&self, pid: u32) -> u64 {
+        match self {
+            WriteMeter::Device { fs, .. } => {
+                fs.sync();
+                fs.written()
+            }
+            WriteMeter::Process(_) => write_bytes(pid),
+        }
+    }
+
+    fn what(&self) -> &'static str {
+        match self {
+            WriteMeter::Device { .. } => "block device of an ext4 data partition",
+            WriteMeter::Process(_) => "/proc/PID/io write_bytes, page-cache accounting",
+        }
+    }
+}
+
 /// Creates/s and bytes written per create at 1, 8 and 64 clients, next to etcd's.
 async fn creates(client: &HttpClient, duration: Duration, table: &mut String) {
-    let bdir = tempfile::tempdir().unwrap();
-    let b = start_bramble(bdir.path());
+    let bmeter = WriteMeter::new();
+    let b = start_bramble(&bmeter.data_dir());
     let bpid = b.proc.0.id();
-    let edir = tempfile::tempdir().unwrap();
-    let etcd = start_etcd(edir.path());
+    let emeter = WriteMeter::new();
+    let etcd = start_etcd(&emeter.data_dir());
 
     for clients in [1usize, 8, 64] {
         let (url, token) = (b.url.clone(), b.token.clone());
-        let w0 = write_bytes(bpid);
+        let w0 = bmeter.written(bpid);
         let run = load(
             client,
             clients,
@@ -300,12 +353,12 @@ async fn creates(client: &HttpClient, duration: Duration, table: &mut String) {
             Arc::new(move |w, n| configmap_request(&url, &token, format!("c{clients}-{w}-{n}"))),
         )
         .await;
-        let written = write_bytes(bpid) - w0;
+        let written = bmeter.written(bpid) - w0;
         let erow = match &etcd {
             Some((p, url)) => {
                 let url = url.clone();
                 let epid = p.0.id();
-                let e0 = write_bytes(epid);
+                let e0 = emeter.written(epid);
                 let value = base64::engine::general_purpose::STANDARD.encode("x".repeat(1024));
                 let r = load(
                     client,
@@ -323,7 +376,7 @@ async fn creates(client: &HttpClient, duration: Duration, table: &mut String) {
                     }),
                 )
                 .await;
-                let ew = write_bytes(epid) - e0;
+                let ew = emeter.written(epid) - e0;
                 Some((r, ew))
             }
             None => None,
@@ -349,7 +402,8 @@ async fn creates(client: &HttpClient, duration: Duration, table: &mut String) {
                 .unwrap_or_else(|| "etcd not installed".into())
         ));
         table.push_str(&format!(
-            "| bytes written per create, {clients} client(s) | {:.0} | {} |\n",
+            "| bytes written per create, {clients} client(s) ({}) | {:.0} | {} |\n",
+            bmeter.what(),
             written as f64 / run.count.max(1) as f64,
             erow.as_ref()
                 .map(|(r, w)| format!("{:.0}", *w as f64 / r.count.max(1) as f64))
