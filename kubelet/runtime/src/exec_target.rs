@@ -132,19 +132,9 @@ pub struct ExecTargets {
 
 impl Default for ExecTargets {
     fn default() -> Self {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit fills the rlimit struct it is given.
-        let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-            lim.rlim_cur
-        } else {
-            1024
-        };
         ExecTargets {
             entries: HashMap::new(),
-            budget: usize::try_from(soft / 4).unwrap_or(usize::MAX),
+            budget: crate::state_cache::open_files_share(4),
         }
     }
 }

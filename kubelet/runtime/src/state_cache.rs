@@ -32,21 +32,27 @@ pub struct StateCache {
 
 impl Default for StateCache {
     fn default() -> Self {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit fills the rlimit struct it is given.
-        let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-            lim.rlim_cur
-        } else {
-            1024
-        };
         StateCache {
             entries: HashMap::new(),
-            budget: usize::try_from(soft / 2).unwrap_or(usize::MAX),
+            budget: open_files_share(2),
         }
     }
+}
+
+/// One `divisor`-th of the open-file soft limit (1024 if it cannot be read): the descriptors
+/// a cache of the helper may keep.
+pub(crate) fn open_files_share(divisor: u64) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the rlimit struct it is given.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    };
+    usize::try_from(soft / divisor).unwrap_or(usize::MAX)
 }
 
 impl StateCache {
