@@ -90,6 +90,19 @@ pub struct ControllerArgs {
     /// Also run this machine's kubelet in the process (`bramble up`).
     #[arg(skip)]
     pub run_kubelet: bool,
+    /// Also run a kubelet in this process as its node, configured by `--kubelet-arg`: one
+    /// process instead of two on a board of role `both` (`bramble init` runs it so), and the
+    /// kubelet talks to the API in process from the moment the API is set up.
+    #[arg(long)]
+    pub kubelet: bool,
+    /// One `bramble kubelet` flag or value for `--kubelet` (repeatable, in order, e.g.
+    /// `--kubelet-arg=--node-name --kubelet-arg=pi-1`); no --kubeconfig, --server or --token.
+    #[arg(long = "kubelet-arg", requires = "kubelet", allow_hyphen_values = true)]
+    pub kubelet_args: Vec<String>,
+    /// Start the `--kubelet` only once this file exists (repeatable; init's mark that the
+    /// board's modules are loaded).
+    #[arg(long, requires = "kubelet")]
+    pub kubelet_after: Vec<PathBuf>,
 }
 
 /// Flags of `bramble up`.
@@ -194,6 +207,11 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    // The flags are checked before anything starts.
+    let node_kubelet = args
+        .kubelet
+        .then(|| NodeKubelet::parse(&args.kubelet_args))
+        .transpose()?;
     rt.block_on(async {
         let cfg = config_of(&args)?;
         let controller = Controller::start(&cfg)
@@ -276,6 +294,14 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
                 client,
                 controller.pki.ca_cert_pem().to_string(),
             );
+        } else if let Some(kubelet) = &node_kubelet {
+            let client = controller.in_process_node_client(&kubelet.config.node_name);
+            spawn_node_kubelet(
+                kubelet.clone(),
+                controller.pki.ca_cert_pem().to_string(),
+                args.kubelet_after.clone(),
+                client,
+            );
         } else {
             // The controller alone drops the binary's code pages it no longer runs, as the
             // kubelet does (a kubelet in this process trims them for both).
@@ -303,6 +329,68 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
     })
 }
 
+/// The kubelet of `--kubelet`: its flags and the configuration they make.
+#[derive(Clone)]
+struct NodeKubelet {
+    args: crate::cli::kubelet::KubeletArgs,
+    config: bramble_kubelet::KubeletConfig,
+}
+
+#[derive(clap::Parser)]
+#[command(name = "--kubelet-arg", no_binary_name = true)]
+struct KubeletFlags {
+    #[command(flatten)]
+    kubelet: crate::cli::kubelet::KubeletArgs,
+}
+
+impl NodeKubelet {
+    fn parse(flags: &[String]) -> anyhow::Result<NodeKubelet> {
+        use clap::Parser;
+        let args = KubeletFlags::try_parse_from(flags)
+            .context("--kubelet-arg")?
+            .kubelet;
+        anyhow::ensure!(
+            args.kubeconfig.is_none() && args.server.is_none() && args.token.is_none(),
+            "--kubelet-arg: the kubelet in the controller's process reaches the API in process \
+             (no --kubeconfig, --server or --token)"
+        );
+        let config = crate::cli::kubelet::config_of(&args)?;
+        Ok(NodeKubelet { args, config })
+    }
+}
+
+/// Starts the `--kubelet` once every `after` file exists. The kubelet serves logs and exec to
+/// clients of the cluster CA, as a separate one does. If it fails or stops, the process exits
+/// so that its supervisor (init) restarts both, as it would restart a separate kubelet.
+fn spawn_node_kubelet(
+    kubelet: NodeKubelet,
+    cluster_ca_pem: String,
+    after: Vec<PathBuf>,
+    client: kube::Client,
+) {
+    tokio::spawn(async move {
+        while let Some(f) = after.iter().find(|f| !f.exists()) {
+            tracing::debug!(file = %f.display(), "kubelet waits");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let NodeKubelet { args, mut config } = kubelet;
+        config.client_ca_pem = Some(cluster_ca_pem);
+        crate::cli::pod_network::start(&args.network, &mut config, client.clone());
+        crate::cli::ingress::start(&args.ingress, &args.network, client.clone());
+        let result = match bramble_kubelet::Kubelet::start(config, client).await {
+            Ok(k) => k.run(std::future::pending()).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => tracing::error!("kubelet stopped; exiting for the supervisor to restart"),
+            Err(e) => {
+                tracing::error!(error = %e, "kubelet stopped; exiting for the supervisor to restart")
+            }
+        }
+        std::process::exit(1);
+    });
+}
+
 /// `bramble up`: a single-node cluster on this machine, with kubectl pointed at it.
 pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
     let kubeconfig = args.kubeconfig.clone().unwrap_or_else(default_kubeconfig);
@@ -315,4 +403,54 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
         kubeconfig.display()
     );
     run_controller(controller)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_in_process_kubelet_takes_kubelet_flags_and_refuses_api_access_flags() {
+        let k = NodeKubelet::parse(&strings(&[
+            "--node-name",
+            "pi-1",
+            "--data-dir",
+            "/var/lib/bramble/kubelet",
+            "--cgroup-parent",
+            "bramble",
+            "--max-pods",
+            "20",
+        ]))
+        .unwrap();
+        assert_eq!(k.config.node_name, "pi-1");
+        assert_eq!(
+            k.config.data_dir,
+            std::path::Path::new("/var/lib/bramble/kubelet")
+        );
+        for refused in [
+            &["--kubeconfig", "/k"][..],
+            &[
+                "--server",
+                "https://x:6443",
+                "--token",
+                "abcdef.0123456789abcdef",
+            ],
+        ] {
+            let mut flags = strings(&["--node-name", "pi-1"]);
+            flags.extend(strings(refused));
+            let e = NodeKubelet::parse(&flags).map(|_| ()).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("reaches the API in process"),
+                "{e:#}"
+            );
+        }
+        let e = NodeKubelet::parse(&strings(&["--no-such-flag"]))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(format!("{e:#}").starts_with("--kubelet-arg"), "{e:#}");
+    }
 }

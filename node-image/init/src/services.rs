@@ -16,9 +16,6 @@ pub const STATE_DIR: &str = "/var/lib/bramble";
 pub const STORE_DIR: &str = "/var/lib/bramble/controller/db";
 /// The admin kubeconfig the controller writes (the node API serves it).
 pub const ADMIN_KUBECONFIG: &str = "/var/lib/bramble/admin.kubeconfig";
-/// The kubeconfig the controller writes for the kubelet beside it (role both): a client
-/// certificate for `system:node:<hostname>` in `system:nodes`, never the admin's.
-pub const NODE_KUBECONFIG: &str = "/var/lib/bramble/kubelet.kubeconfig";
 
 /// Written by init once the board's kernel modules are loaded and the sysctls that need them
 /// (bridge netfilter) are set; the kubelet waits for it, the controller does not.
@@ -29,8 +26,17 @@ pub const MODULES_LOADED: &str = "/run/bramble/modules-loaded";
 /// Integration point with `bramble controller` and `bramble kubelet` (flags as in
 /// src/cli/controller.rs and src/cli/kubelet.rs); `services.controller` / `services.kubelet` in
 /// bramble.yaml are appended.
+///
+/// Role `both` without a join is one process: the controller with its kubelet in process
+/// (`--kubelet`, the kubelet's flags as `--kubelet-arg`s), as `bramble up` runs them. The
+/// kubelet then starts as soon as the API is set up and the modules are loaded (no wait for a
+/// kubeconfig file, no second start of the binary, no TLS between them), and the board runs
+/// one runtime and heap instead of two. A kubelet that fails ends the process, and init
+/// restarts it as it restarts any service.
 pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<ServiceSpec> {
     let mut specs = Vec::new();
+    let kubelet = cfg.role.runs_kubelet().then(|| kubelet_args(cfg, address));
+    let in_process = cfg.role.runs_controller() && cfg.join.is_none();
     if cfg.role.runs_controller() {
         let mut args: Vec<String> = vec![
             "controller".into(),
@@ -42,17 +48,17 @@ pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<Service
             "--write-kubeconfig".into(),
             ADMIN_KUBECONFIG.into(),
         ];
-        if cfg.role.runs_kubelet() && cfg.join.is_none() {
-            // The local kubelet's credentials, as k3s's server writes its agent's.
-            args.extend([
-                "--write-node-kubeconfig".into(),
-                NODE_KUBECONFIG.into(),
-                "--node-name".into(),
-                cfg.hostname.clone(),
-            ]);
-        }
         if let Some(a) = address {
             args.extend(["--advertise-address".into(), a.to_string()]);
+        }
+        if let (Some(k), true) = (&kubelet, in_process) {
+            // It waits for the modules (bridge, veth, nf_tables, ...) itself.
+            args.extend([
+                "--kubelet".into(),
+                "--kubelet-after".into(),
+                MODULES_LOADED.into(),
+            ]);
+            args.extend(k.iter().map(|a| format!("--kubelet-arg={a}")));
         }
         args.extend(cfg.services.controller.iter().cloned());
         specs.push(ServiceSpec {
@@ -61,54 +67,49 @@ pub fn service_specs(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<Service
             after: Vec::new(),
         });
     }
-    if cfg.role.runs_kubelet() {
-        // The kubelet starts once init loaded the modules (bridge, veth, nf_tables, ...) and,
-        // beside a controller, once the controller has written its kubeconfig (just before
-        // the API serves).
-        let mut after = vec![std::path::PathBuf::from(MODULES_LOADED)];
-        if cfg.role.runs_controller() && cfg.join.is_none() {
-            after.push(NODE_KUBECONFIG.into());
-        }
-        let mut args: Vec<String> = vec![
-            "kubelet".into(),
-            "--node-name".into(),
-            cfg.hostname.clone(),
-            "--data-dir".into(),
-            format!("{STATE_DIR}/kubelet"),
-            // kubepods under /sys/fs/cgroup/bramble (the kubelet's empty default is rejected by
-            // its PathBuf parser: "a value is required for '--cgroup-parent'").
-            "--cgroup-parent".into(),
-            "bramble".into(),
-        ];
-        match &cfg.join {
-            Some(j) => {
-                args.extend([
-                    "--server".into(),
-                    j.address.clone(),
-                    "--token".into(),
-                    j.token.clone(),
-                ]);
-                if let Some(h) = &j.ca_cert_hash {
-                    args.extend(["--discovery-token-ca-cert-hash".into(), h.clone()]);
-                }
-            }
-            // Written by the controller beside it (`after` above).
-            None => args.extend(["--kubeconfig".into(), NODE_KUBECONFIG.into()]),
-        }
-        if let Some(a) = address {
-            args.extend(["--node-ip".into(), a.to_string()]);
-        }
-        for r in &cfg.registries.insecure {
-            args.extend(["--insecure-registry".into(), r.clone()]);
-        }
-        args.extend(cfg.services.kubelet.iter().cloned());
+    if let (Some(args), false) = (kubelet, in_process) {
+        // A kubelet that joins a controller elsewhere starts once init loaded the modules.
         specs.push(ServiceSpec {
             name: "kubelet".into(),
-            args,
-            after,
+            args: std::iter::once("kubelet".to_string()).chain(args).collect(),
+            after: vec![std::path::PathBuf::from(MODULES_LOADED)],
         });
     }
     specs
+}
+
+/// The kubelet's flags (after `kubelet`): its node, state, cgroup parent, the join when the
+/// node config has one, the node address, insecure registries, then `services.kubelet`.
+fn kubelet_args(cfg: &NodeConfig, address: Option<Ipv4Addr>) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--node-name".into(),
+        cfg.hostname.clone(),
+        "--data-dir".into(),
+        format!("{STATE_DIR}/kubelet"),
+        // kubepods under /sys/fs/cgroup/bramble (the kubelet's empty default is rejected by
+        // its PathBuf parser: "a value is required for '--cgroup-parent'").
+        "--cgroup-parent".into(),
+        "bramble".into(),
+    ];
+    if let Some(j) = &cfg.join {
+        args.extend([
+            "--server".into(),
+            j.address.clone(),
+            "--token".into(),
+            j.token.clone(),
+        ]);
+        if let Some(h) = &j.ca_cert_hash {
+            args.extend(["--discovery-token-ca-cert-hash".into(), h.clone()]);
+        }
+    }
+    if let Some(a) = address {
+        args.extend(["--node-ip".into(), a.to_string()]);
+    }
+    for r in &cfg.registries.insecure {
+        args.extend(["--insecure-registry".into(), r.clone()]);
+    }
+    args.extend(cfg.services.kubelet.iter().cloned());
+    args
 }
 
 /// Spawns `exe args...`, piping stdout and stderr line by line into the ring.
@@ -180,52 +181,51 @@ mod tests {
         )
         .unwrap();
         let s = service_specs(&both, Some(Ipv4Addr::new(10, 0, 2, 15)));
+        // one process: the controller with its kubelet in process
         assert_eq!(
             s.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            ["controller", "kubelet"]
+            ["controller"]
         );
-        assert!(s[0]
-            .args
+        let c = &s[0].args;
+        assert!(c
             .windows(2)
             .any(|w| w == ["--advertise-address", "10.0.2.15"]));
-        assert!(s[1]
-            .args
-            .ends_with(&["--max-pods".to_string(), "20".to_string()]));
-        assert!(s[1]
-            .args
-            .windows(2)
-            .any(|w| w == ["--node-ip", "10.0.2.15"]));
-        assert!(s[0].args.windows(2).any(|w| w == ["--data-dir", STATE_DIR]));
-        // insecure registries go to the kubelet only, one flag each, before `services.kubelet`
-        assert!(s[1].args.windows(4).any(|w| w
-            == [
+        assert!(c.windows(2).any(|w| w == ["--data-dir", STATE_DIR]));
+        assert!(c.iter().any(|a| a == "--kubelet"));
+        // the kubelet's flags, in order, each its own --kubelet-arg
+        let k: Vec<&str> = c
+            .iter()
+            .filter_map(|a| a.strip_prefix("--kubelet-arg="))
+            .collect();
+        assert_eq!(
+            k,
+            [
+                "--node-name",
+                "pi-1",
+                "--data-dir",
+                "/var/lib/bramble/kubelet",
+                "--cgroup-parent",
+                "bramble",
+                "--node-ip",
+                "10.0.2.15",
+                // insecure registries go to the kubelet only, one flag each, before
+                // `services.kubelet`
                 "--insecure-registry",
                 "10.0.2.2:5000",
                 "--insecure-registry",
-                "192.168.1.0/24"
-            ]));
-        assert!(!s[0].args.iter().any(|a| a == "--insecure-registry"));
-        // the kubelet runs as its node with the file the controller writes for it, never
-        // with the admin kubeconfig
-        assert!(s[0].args.windows(4).any(|w| w
-            == [
-                "--write-node-kubeconfig",
-                NODE_KUBECONFIG,
-                "--node-name",
-                "pi-1"
-            ]));
-        assert!(s[1]
-            .args
-            .windows(2)
-            .any(|w| w == ["--kubeconfig", NODE_KUBECONFIG]));
-        assert!(s[1].args.windows(2).any(|w| w == ["--node-name", "pi-1"]));
-        assert!(!s[1].args.iter().any(|a| a == ADMIN_KUBECONFIG));
-        // ... and starts once the controller has written that file
-        assert_eq!(
-            s[1].after,
-            [Path::new(MODULES_LOADED), Path::new(NODE_KUBECONFIG)]
+                "192.168.1.0/24",
+                "--max-pods",
+                "20",
+            ]
         );
+        assert!(!c.iter().any(|a| a == "--insecure-registry"));
+        // the kubelet reaches the API in process as its node, never with the admin kubeconfig
+        assert!(!c.iter().any(|a| a.contains("--kubeconfig")));
+        // the controller starts at once; its kubelet waits for the modules
         assert!(s[0].after.is_empty(), "the controller needs no modules");
+        assert!(c
+            .windows(2)
+            .any(|w| w == ["--kubelet-after", MODULES_LOADED]));
         let worker = NodeConfig::parse(
             Path::new("w.yaml"),
             &format!("role: worker\nhostname: pi-2\njoin:\n  address: https://10.0.0.1:6443\n  token: abcdef.0123456789abcdef\n  ca_cert_hash: sha256:{}\n", "ab".repeat(32)),
@@ -233,6 +233,8 @@ mod tests {
         .unwrap();
         let s = service_specs(&worker, None);
         assert_eq!(s.len(), 1);
+        assert_eq!(s[0].name, "kubelet");
+        assert_eq!(s[0].args[..3], ["kubelet", "--node-name", "pi-2"]);
         assert_eq!(
             s[0].after,
             [Path::new(MODULES_LOADED)],
@@ -252,8 +254,8 @@ mod tests {
             NodeConfig::parse(Path::new("c.yaml"), "role: controller\nhostname: c\n").unwrap();
         let s = service_specs(&ctl, None);
         assert_eq!(s.len(), 1);
-        // no kubelet here: no node credentials either
-        assert!(!s[0].args.iter().any(|a| a == "--write-node-kubeconfig"));
+        // no kubelet here
+        assert!(!s[0].args.iter().any(|a| a.starts_with("--kubelet")));
     }
 
     #[test]
