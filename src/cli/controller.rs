@@ -415,22 +415,34 @@ mod tests {
 
     #[test]
     fn the_in_process_kubelet_takes_kubelet_flags_and_refuses_api_access_flags() {
-        let k = NodeKubelet::parse(&strings(&[
-            "--node-name",
-            "pi-1",
-            "--data-dir",
-            "/var/lib/bramble/kubelet",
-            "--cgroup-parent",
-            "bramble",
-            "--max-pods",
-            "20",
-        ]))
+        use clap::Parser;
+        // The command line init gives the controller of a role-both board parses, and its
+        // kubelet is the board's node.
+        let both = bramble_boards::NodeConfig::parse(
+            std::path::Path::new("bramble.yaml"),
+            "hostname: pi-1\nservices:\n  kubelet: [--max-pods, '20']\n",
+        )
         .unwrap();
+        let specs = bramble_init::services::service_specs(&both, None);
+        let controller = specs.iter().find(|s| s.name == "controller").unwrap();
+        let cli = crate::Cli::try_parse_from(
+            std::iter::once("bramble".to_string()).chain(controller.args.iter().cloned()),
+        )
+        .unwrap();
+        let crate::Command::Controller(args) = cli.command else {
+            panic!("not the controller command: {:?}", controller.args);
+        };
+        assert_eq!(
+            args.kubelet_after,
+            [std::path::Path::new(bramble_init::services::MODULES_LOADED)]
+        );
+        let k = NodeKubelet::parse(&args.kubelet_args).unwrap();
         assert_eq!(k.config.node_name, "pi-1");
         assert_eq!(
             k.config.data_dir,
-            std::path::Path::new("/var/lib/bramble/kubelet")
+            std::path::Path::new(bramble_init::services::STATE_DIR).join("kubelet")
         );
+        assert_eq!(k.config.max_pods, 20);
         for refused in [
             &["--kubeconfig", "/k"][..],
             &[
