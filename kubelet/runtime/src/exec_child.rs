@@ -14,6 +14,12 @@
 //! The helper is single-threaded and suspended meanwhile, so no allocator lock is held.
 //! All signals are blocked around the clone; the child restores the helper's mask right
 //! before `execve`.
+//!
+//! Why the child gave up it writes into a buffer of the shared memory before `_exit`, as
+//! glibc's `posix_spawn` reports its child's errno: the helper reads it when the clone
+//! returns. (A report pipe closed by `execve` made the helper wait a second time per exec:
+//! the vfork wait ends when `execve` drops the helper's memory, a moment before the
+//! close-on-exec descriptors are closed.)
 
 use std::ffi::{c_void, CStr, CString};
 use std::os::fd::{AsFd, OwnedFd, RawFd};
@@ -112,13 +118,17 @@ impl<'a> Prepared<'a> {
     }
 }
 
-/// What [`child_main`] gets: the prepared exec, its stdio and report pipe, the signal mask
-/// to restore.
+/// Longest report of a failed exec kept (longer ones are cut).
+const REPORT_MAX: usize = 1024;
+
+/// What [`child_main`] gets: the prepared exec, its stdio, the signal mask to restore; and
+/// where it reports why it gave up (`report_len` bytes of `report`; 0: it called `execve`).
 struct Arg<'a> {
     prepared: &'a Prepared<'a>,
     stdio: [RawFd; 3],
-    report: RawFd,
     mask: SigSet,
+    report: [u8; REPORT_MAX],
+    report_len: usize,
 }
 
 /// Size of the child's stack (libseccomp and libcontainer's helpers run on it).
@@ -154,9 +164,13 @@ fn stack_top() -> std::io::Result<usize> {
 }
 
 /// Starts the child (`clone` with `CLONE_VM | CLONE_VFORK | CLONE_PARENT`); returns once it
-/// has called `execve` or exited. Its stdio is `stdio`; why it gave up goes to `report`.
-/// Call only in the single-threaded helper.
-pub(crate) fn spawn(prepared: &Prepared<'_>, stdio: [RawFd; 3], report: RawFd) -> nix::Result<i32> {
+/// has called `execve` or exited: its pid, and why it gave up when it did not get to
+/// `execve` (it has exited then). Its stdio is `stdio`. Call only in the single-threaded
+/// helper.
+pub(crate) fn spawn(
+    prepared: &Prepared<'_>,
+    stdio: [RawFd; 3],
+) -> nix::Result<(i32, Option<String>)> {
     let top = stack_top().map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))?;
     let mut mask = SigSet::empty();
     nix::sys::signal::sigprocmask(
@@ -167,8 +181,9 @@ pub(crate) fn spawn(prepared: &Prepared<'_>, stdio: [RawFd; 3], report: RawFd) -
     let mut arg = Arg {
         prepared,
         stdio,
-        report,
         mask,
+        report: [0; REPORT_MAX],
+        report_len: 0,
     };
     // SAFETY: the child runs on its own stack in the helper's memory while the helper is
     // suspended (CLONE_VFORK); `arg` outlives it; see the module's rules for its code.
@@ -185,16 +200,28 @@ pub(crate) fn spawn(prepared: &Prepared<'_>, stdio: [RawFd; 3], report: RawFd) -
     if pid < 0 {
         return Err(errno);
     }
-    Ok(pid)
+    // The child has left the shared memory (execve or _exit): what it wrote is final.
+    let report = (arg.report_len > 0)
+        .then(|| String::from_utf8_lossy(&arg.report[..arg.report_len]).into_owned());
+    Ok((pid, report))
 }
 
 extern "C" fn child_main(arg: *mut c_void) -> libc::c_int {
     // SAFETY: `spawn` passes a live `Arg` and waits (suspended) while the child runs.
-    let arg = unsafe { &*(arg as *const Arg) };
+    let arg = unsafe { &mut *(arg as *mut Arg) };
     let err = setup(arg);
-    let bytes = err.as_bytes();
-    // SAFETY: writing a live buffer to the report pipe.
-    let _ = unsafe { libc::write(arg.report, bytes.as_ptr() as *const c_void, bytes.len()) };
+    let mut len = err.len().min(REPORT_MAX);
+    while !err.is_char_boundary(len) {
+        len -= 1;
+    }
+    // An empty message still has to say that the exec failed.
+    let bytes = if len == 0 {
+        &b"exec failed"[..]
+    } else {
+        &err.as_bytes()[..len]
+    };
+    arg.report[..bytes.len()].copy_from_slice(bytes);
+    arg.report_len = bytes.len();
     drop(err);
     // SAFETY: leave without running the helper's destructors or atexit handlers.
     unsafe { libc::_exit(127) }
@@ -283,7 +310,7 @@ fn join_and_exec(arg: &Arg) -> Result<std::convert::Infallible, String> {
             Gid::from_raw(pr.user().gid()),
         )
         .map_err(|e| format!("set uid/gid: {e}"))?;
-    // Everything above 2 closes at execve (the report pipe stays open until then).
+    // Everything above 2 closes at execve.
     // SAFETY: marks descriptors close-on-exec.
     if unsafe {
         libc::syscall(

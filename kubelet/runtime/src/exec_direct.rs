@@ -16,15 +16,12 @@
 //! Terminals (`kubectl exec -t`) keep the shim path.
 
 use std::ffi::CString;
-use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libcontainer::oci_spec::runtime::{Process, Spec};
-use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
-use nix::unistd::pipe2;
 
 use crate::exec_child::Prepared;
 use crate::exec_target::ExecTarget;
@@ -158,25 +155,24 @@ pub fn spawn(
         argv,
         envp,
     );
-    let (rep_r, rep_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))?;
     let raw = [
         stdio[0].as_raw_fd(),
         stdio[1].as_raw_fd(),
         stdio[2].as_raw_fd(),
     ];
 
-    let pid = if let Some(ns) = &target.pidns {
+    let (pid, error) = if let Some(ns) = &target.pidns {
         let own = own_pidns()?;
         nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWPID).map_err(sys("setns pid"))?;
-        let pid = crate::exec_child::spawn(&prepared, raw, rep_w.as_raw_fd());
+        let started = crate::exec_child::spawn(&prepared, raw);
         // The helper's own PID namespace is an ancestor of the container's: always allowed.
         let _ = nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID);
-        pid
+        started
     } else {
-        crate::exec_child::spawn(&prepared, raw, rep_w.as_raw_fd())
+        crate::exec_child::spawn(&prepared, raw)
     }
     .map_err(sys("clone"))?;
-    drop((rep_w, stdio, prepared));
+    drop((stdio, prepared));
     // SAFETY: pidfd_open returns a new descriptor or -1. The child cannot have been reaped
     // (its parent, the kubelet, does not know it yet), so `pid` is still this process.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
@@ -188,15 +184,7 @@ pub fn spawn(
     }
     // SAFETY: a fresh descriptor we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // The child has called execve (closing the report pipe, CLOEXEC) or written why it
-    // gave up and exited.
-    let mut msg = String::new();
-    let _ = std::fs::File::from(rep_r).read_to_string(&mut msg);
-    Ok(Started {
-        pid,
-        pidfd,
-        error: (!msg.is_empty()).then_some(msg),
-    })
+    Ok(Started { pid, pidfd, error })
 }
 
 /// The helper's own PID namespace, opened once (the namespace of its children is set back

@@ -235,7 +235,16 @@ async fn exec_and_graceful_stop() {
             Duration::from_secs(20),
         )
         .await;
-    assert!(missing.is_err() || missing.unwrap().exit_code != 0);
+    // Why the exec failed comes back from the process before its execve.
+    match missing {
+        Err(bramble_runtime::RuntimeError::Exec(m)) => {
+            assert!(
+                m.contains("/no/such/binary") && m.contains("No such file"),
+                "{m}"
+            )
+        }
+        other => panic!("exec of a missing binary: {other:?}"),
+    }
     // The exec'd process is in the container: its namespaces, its cgroups, its root.
     let init = rt.container_status(&polite).await.unwrap().pid.unwrap();
     let inside = rt
