@@ -176,6 +176,12 @@ for line in open(ring, errors="replace"):
     wall = datetime.datetime.fromisoformat(m.group(2) + "+00:00").timestamp()
     events.append((up_now - (float(host_now) - wall), f"{m.group(1)}: {m.group(3)[:110]}"))
 events.sort()
+# When the API stored Ready=True: the kubelet's log line of that report (the poll above adds
+# its interval and kubectl's start to the figure; this one has neither).
+stored = [t for t, what in events if "Ready changed" in what and "ready=true" in what]
+if stored:
+    print(f"boot {n}: Ready stored at {stored[0]:.2f} s (kubelet's report); PID 1 -> stored Ready "
+          f"{stored[0] - pid1:.2f} s = {100 * (stored[0] - pid1) / stored[0]:.0f}% of the boot")
 for t, what in events:
     print(f"    {t:7.2f} s  {what}")
 json.dump({"pid1": pid1, "ready": ready}, open(status.replace("status-ready", "boot"), "w"))

@@ -105,3 +105,44 @@ fn node_registers_with_capacity_labels_conditions_and_lease() -> Result<()> {
     );
     Ok(())
 }
+
+/// A restarted kubelet adopts its existing Node: its labels stay, and one of its own labels
+/// that was taken off meanwhile is put back (upstream's `updateDefaultLabels`).
+#[test]
+fn a_restarted_kubelet_adopts_its_node_and_restores_its_labels() -> Result<()> {
+    let ctrl = TestController::start()?;
+    let mut k = TestKubelet::start(&ctrl, "kn-adopt")?;
+    let node = |ctrl: &TestController| -> Result<Value> {
+        Ok(serde_json::from_str(&ok(
+            ctrl.kubectl(&["get", "node", "kn-adopt", "-o", "json"])?
+        )?)?)
+    };
+    let start = Instant::now();
+    let first = loop {
+        if let Ok(n) = node(&ctrl) {
+            break n;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("node not registered:\n{}", tail(&k.log(), 40));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    ok(ctrl.kubectl(&["label", "node", "kn-adopt", "kubernetes.io/os-", "team=a"])?)?;
+    k.restart()?;
+    let start = Instant::now();
+    loop {
+        let n = node(&ctrl)?;
+        let labels = &n["metadata"]["labels"];
+        if labels["kubernetes.io/os"] == "linux" {
+            assert_eq!(labels["team"], "a", "a user's label stays: {labels}");
+            assert_eq!(n["metadata"]["uid"], first["metadata"]["uid"], "the same Node");
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("label not restored: {labels}\n{}", tail(&k.log(), 40));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(k.log().contains("node already registered, adopted"));
+    Ok(())
+}

@@ -246,6 +246,8 @@ pub struct NodeStatusManager {
     last: Option<(Vec<Condition>, Vec<String>)>,
     last_report: Option<Instant>,
     last_images: Value,
+    /// Whether the API holds Ready=True from this kubelet's last successful report.
+    ready_stored: bool,
 }
 
 impl NodeStatusManager {
@@ -268,6 +270,7 @@ impl NodeStatusManager {
             last: None,
             last_report: None,
             last_images: Value::Null,
+            ready_stored: false,
         }
     }
 
@@ -284,14 +287,21 @@ impl NodeStatusManager {
         match self.api.create(&PostParams::default(), &typed).await {
             Ok(_) => info!(node = %self.cfg.node_name, "node registered"),
             Err(kube::Error::Api(e)) if e.code == 409 => {
-                let patch = json!({"metadata": {"labels": node["metadata"]["labels"]}});
-                self.api
-                    .patch(
-                        &self.cfg.node_name,
-                        &PatchParams::default(),
-                        &Patch::Merge(&patch),
-                    )
-                    .await?;
+                // As upstream: read the existing Node and write only when the kubelet's labels
+                // are not all on it (a reboot usually finds them).
+                let existing = self.api.get(&self.cfg.node_name).await?;
+                let have = existing.metadata.labels.unwrap_or_default();
+                let want = typed.metadata.labels.clone().unwrap_or_default();
+                if want.iter().any(|(k, v)| have.get(k) != Some(v)) {
+                    let patch = json!({"metadata": {"labels": node["metadata"]["labels"]}});
+                    self.api
+                        .patch(
+                            &self.cfg.node_name,
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        )
+                        .await?;
+                }
                 info!(node = %self.cfg.node_name, "node already registered, adopted");
             }
             Err(e) => return Err(e.into()),
@@ -392,6 +402,12 @@ impl NodeStatusManager {
             )
             .await?;
         self.last_report = Some(Instant::now());
+        let ready = self.reported_ready();
+        if ready != self.ready_stored {
+            // As upstream's NodeReady / NodeNotReady event: when the node's readiness changed.
+            info!(node = %self.cfg.node_name, ready, "node status: Ready changed");
+        }
+        self.ready_stored = ready;
         Ok(())
     }
 
