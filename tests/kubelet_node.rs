@@ -135,7 +135,10 @@ fn a_restarted_kubelet_adopts_its_node_and_restores_its_labels() -> Result<()> {
         let labels = &n["metadata"]["labels"];
         if labels["kubernetes.io/os"] == "linux" {
             assert_eq!(labels["team"], "a", "a user's label stays: {labels}");
-            assert_eq!(n["metadata"]["uid"], first["metadata"]["uid"], "the same Node");
+            assert_eq!(
+                n["metadata"]["uid"], first["metadata"]["uid"],
+                "the same Node"
+            );
             break;
         }
         if start.elapsed() > Duration::from_secs(30) {
