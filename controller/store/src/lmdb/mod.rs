@@ -27,6 +27,7 @@ mod read;
 mod record;
 pub mod residency;
 mod wal;
+mod wal_io;
 mod watch;
 mod writer;
 

@@ -8,14 +8,21 @@
 //! The file (`wal.bramble` next to `data.mdb`) is created at its full size in written zeros
 //! and never changes size, so an append overwrites blocks that are already allocated and
 //! written: no block allocation, size or extent change, so `fdatasync` needs no ext4 journal
-//! commit (only the mtime, which `fdatasync` leaves to the periodic commit).
+//! commit (only the mtime, which `fdatasync` leaves to the periodic commit). Records start on
+//! a boundary of the generation's alignment and are written padded to the next one, with
+//! `O_DIRECT` where possible (see `wal_io`): a small record costs the device its own sectors
+//! only, and an append never rewrites an acknowledged record.
 //!
 //! Layout (integers big-endian):
 //! - header, in the first [`HEADER_SIZE`] bytes: `MAGIC | version u32 | generation u64 |
-//!   base_revision u64 | crc32 u32` (the CRC over the bytes before it). `base_revision` is
-//!   LMDB's revision when the log was (re)started; the records hold the revisions after it.
-//! - records from [`HEADER_SIZE`] on: `len u32 | crc32 u32 | payload (len bytes)`, the CRC
-//!   over `generation | len | payload`; payload `first_revision u64 | count u32 | count ×
+//!   base_revision u64 | align u32 | crc32 u32` (the CRC over the bytes before it).
+//!   `base_revision` is LMDB's revision when the log was (re)started; the records hold the
+//!   revisions after it. `align` (a power of two, at most 4096) is where records start.
+//!   Version 1 (before the alignment) has no `align` field and its records follow each
+//!   other without padding; it is still read, and the next reset writes version 2.
+//! - records from [`HEADER_SIZE`] on, each at a multiple of `align`: `len u32 | crc32 u32 |
+//!   payload (len bytes)` and zeros up to the next multiple of `align`, the CRC over
+//!   `generation | len | payload`; payload `first_revision u64 | count u32 | count ×
 //!   (kind u8 | create_revision u64 | key_len u32 | key | value_len u32 | value)`. The
 //!   previous state of each key is not logged: replay reads it from what comes before.
 //!
@@ -28,15 +35,17 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::wal_io::{align_up, RecordWriter, PAGE};
 use crate::{EventType, Revision, StoreError};
 
 /// The log's file name in the store directory.
 pub(crate) const WAL_FILE: &str = "wal.bramble";
 const MAGIC: &[u8; 8] = b"BRAMBWAL";
-const VERSION: u32 = 1;
+/// The version [`Wal::reset`] writes; version 1 (unaligned records) is read too.
+const VERSION: u32 = 2;
 /// The header's block; records start after it, so appends never rewrite it.
 pub(crate) const HEADER_SIZE: u64 = 4096;
-const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 4;
+const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 4 + 4;
 const RECORD_HEAD: u64 = 8;
 
 /// One logged change; its revision follows from the record's first revision.
@@ -66,6 +75,9 @@ pub(crate) struct Wal {
     capacity: u64,
     generation: u64,
     base: Revision,
+    /// Where the records of this generation start (a multiple of it).
+    align: u64,
+    writer: RecordWriter,
     /// Where the next record goes.
     end: u64,
     next_revision: Revision,
@@ -84,6 +96,15 @@ impl Wal {
     /// appending (unless [`Wal::is_empty_at`]): a record appended over a bad one could
     /// otherwise make records of the same generation behind it readable again.
     pub fn open(dir: &Path, capacity: u64) -> Result<(Wal, Found), StoreError> {
+        Wal::open_with(dir, capacity, RecordWriter::open)
+    }
+
+    /// [`Wal::open`] with the record writer `writer` makes for the opened file.
+    pub(crate) fn open_with(
+        dir: &Path,
+        capacity: u64,
+        writer: impl FnOnce(&Path, &File) -> RecordWriter,
+    ) -> Result<(Wal, Found), StoreError> {
         let path = dir.join(WAL_FILE);
         let capacity = capacity.max(HEADER_SIZE + 4096);
         let file = OpenOptions::new()
@@ -107,16 +128,19 @@ impl Wal {
         let capacity = capacity.max(len);
         let mut header = [0u8; HEADER_LEN];
         file.read_exact_at(&mut header, 0).map_err(io_err(&path))?;
+        let writer = writer(&path, &file);
         let mut wal = Wal {
             file,
             path,
             capacity,
             generation: 0,
             base: 0,
+            align: writer.align(),
+            writer,
             end: HEADER_SIZE,
             next_revision: 1,
         };
-        let Some((generation, base)) = decode_header(&header) else {
+        let Some((generation, base, align)) = decode_header(&header) else {
             let found = Found {
                 base: None,
                 events: Vec::new(),
@@ -126,11 +150,12 @@ impl Wal {
         };
         wal.generation = generation;
         wal.base = base;
+        wal.align = align;
         wal.next_revision = base + 1;
         let mut events = Vec::new();
         let mut records = 0;
         while let Some((len, mut batch)) = wal.read_record(wal.end)? {
-            wal.end += RECORD_HEAD + len;
+            wal.end = align_up(wal.end + RECORD_HEAD + len, wal.align);
             wal.next_revision += batch.len() as u64;
             events.append(&mut batch);
             records += 1;
@@ -148,23 +173,28 @@ impl Wal {
         &self.path
     }
 
-    /// Whether nothing was appended since the last reset (and the header is valid).
+    /// Whether nothing was appended since the last reset, the header is valid and its
+    /// records are aligned as this log writes them (a log written by an older Bramble is
+    /// reset before the first append).
     pub fn is_empty_at(&self, base: Revision) -> bool {
-        self.end == HEADER_SIZE && self.base == base && self.generation != 0
+        self.end == HEADER_SIZE
+            && self.base == base
+            && self.generation != 0
+            && self.align == self.writer.align()
     }
 
     /// Whether a record of `len` payload bytes fits after the ones in the log.
     pub fn fits(&self, len: usize) -> bool {
-        self.end + RECORD_HEAD + len as u64 <= self.capacity
+        self.end + align_up(RECORD_HEAD + len as u64, self.align) <= self.capacity
     }
 
     /// Whether a record of `len` payload bytes fits in the empty log.
     pub fn could_fit(&self, len: usize) -> bool {
-        HEADER_SIZE + RECORD_HEAD + len as u64 <= self.capacity
+        HEADER_SIZE + align_up(RECORD_HEAD + len as u64, self.writer.align()) <= self.capacity
     }
 
     /// Appends one record (from [`encode_record`]) and waits until it is on disk. Returns
-    /// the bytes written.
+    /// the bytes written (the record padded to the log's alignment).
     pub fn append(&mut self, payload: &[u8]) -> Result<u64, StoreError> {
         let first = payload_first_revision(payload);
         debug_assert_eq!(
@@ -173,17 +203,17 @@ impl Wal {
             "records continue the revisions"
         );
         let len = payload.len() as u32;
-        let mut record = Vec::with_capacity(RECORD_HEAD as usize + payload.len());
-        record.extend_from_slice(&len.to_be_bytes());
-        record.extend_from_slice(&record_crc(self.generation, payload).to_be_bytes());
-        record.extend_from_slice(payload);
-        self.file
-            .write_all_at(&record, self.end)
+        let mut head = [0u8; RECORD_HEAD as usize];
+        head[0..4].copy_from_slice(&len.to_be_bytes());
+        head[4..8].copy_from_slice(&record_crc(self.generation, payload).to_be_bytes());
+        let written = self
+            .writer
+            .write(&self.file, self.end, self.align, &head, payload)
             .map_err(io_err(&self.path))?;
         self.file.sync_data().map_err(io_err(&self.path))?;
-        self.end += record.len() as u64;
+        self.end += written;
         self.next_revision += payload_count(payload);
-        Ok(record.len() as u64)
+        Ok(written)
     }
 
     /// Starts the log over, empty, after LMDB got everything up to `base`: a new generation,
@@ -198,13 +228,15 @@ impl Wal {
         } else {
             self.generation.wrapping_add(1).max(1)
         };
-        let header = encode_header(generation, base);
+        let align = self.writer.align();
+        let header = encode_header(generation, base, align);
         self.file
             .write_all_at(&header, 0)
             .map_err(io_err(&self.path))?;
         self.file.sync_data().map_err(io_err(&self.path))?;
         self.generation = generation;
         self.base = base;
+        self.align = align;
         self.end = HEADER_SIZE;
         self.next_revision = base + 1;
         Ok(())
@@ -253,30 +285,36 @@ fn fill_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
     Ok(())
 }
 
-fn encode_header(generation: u64, base: Revision) -> Vec<u8> {
+fn encode_header(generation: u64, base: Revision, align: u64) -> Vec<u8> {
     let mut h = Vec::with_capacity(HEADER_SIZE as usize);
     h.extend_from_slice(MAGIC);
     h.extend_from_slice(&VERSION.to_be_bytes());
     h.extend_from_slice(&generation.to_be_bytes());
     h.extend_from_slice(&base.to_be_bytes());
+    h.extend_from_slice(&(align as u32).to_be_bytes());
     let crc = crc32(&h);
     h.extend_from_slice(&crc.to_be_bytes());
     h.resize(HEADER_SIZE as usize, 0);
     h
 }
 
-/// `(generation, base_revision)` of a valid header.
-fn decode_header(h: &[u8; HEADER_LEN]) -> Option<(u64, Revision)> {
-    let crc = u32::from_be_bytes(h[28..32].try_into().ok()?);
-    if &h[0..8] != MAGIC || crc32(&h[..28]) != crc {
+/// `(generation, base_revision, align)` of a valid header (version 1: align 1).
+fn decode_header(h: &[u8; HEADER_LEN]) -> Option<(u64, Revision, u64)> {
+    if &h[0..8] != MAGIC {
         return None;
     }
-    if u32::from_be_bytes(h[8..12].try_into().ok()?) != VERSION {
+    let u32_at = |at: usize| Some(u32::from_be_bytes(h.get(at..at + 4)?.try_into().ok()?));
+    let (align, crc_at) = match u32_at(8)? {
+        1 => (1, 28),
+        2 => (u64::from(u32_at(28)?), 32),
+        _ => return None,
+    };
+    if crc32(&h[..crc_at]) != u32_at(crc_at)? || !align.is_power_of_two() || align > PAGE {
         return None;
     }
     let generation = u64::from_be_bytes(h[12..20].try_into().ok()?);
     let base = u64::from_be_bytes(h[20..28].try_into().ok()?);
-    (generation != 0).then_some((generation, base))
+    (generation != 0).then_some((generation, base, align))
 }
 
 fn record_crc(generation: u64, payload: &[u8]) -> u32 {

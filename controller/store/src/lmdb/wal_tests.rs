@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::lmdb::wal_io::RecordWriter;
 use crate::Event;
 
 fn event(revision: Revision, kind: EventType, key: &str, value: &str) -> Event {
@@ -179,4 +180,129 @@ fn fits_counts_the_record_head_and_the_header() {
     assert!(!wal.fits(room + 1) && !wal.could_fit(room + 1));
     wal.append(&record(1, 1)).unwrap();
     assert!(!wal.fits(room) && wal.could_fit(room));
+}
+
+/// A log with `n` one-event records from revision `base + 1`, appended by `wal` after a
+/// reset; the offsets the records were written at.
+fn append_records(wal: &mut Wal, base: Revision, n: u64) -> Vec<u64> {
+    wal.reset(base).unwrap();
+    (1..=n)
+        .map(|i| {
+            let at = wal.end;
+            wal.append(&record(base + i, 1)).unwrap();
+            at
+        })
+        .collect()
+}
+
+#[test]
+fn records_start_on_the_alignment_and_are_read_back_through_either_writer() {
+    for direct in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |dir: &Path| {
+            if direct {
+                Wal::open(dir, 64 * 1024).unwrap()
+            } else {
+                Wal::open_with(dir, 64 * 1024, |_, _| RecordWriter::buffered()).unwrap()
+            }
+        };
+        let (mut wal, _) = open(dir.path());
+        let align = wal.writer.align();
+        assert!(align.is_power_of_two() && (512..=4096).contains(&align));
+        if !direct {
+            assert_eq!((align, wal.writer.is_direct()), (4096, false));
+        }
+        let offsets = append_records(&mut wal, 20, 5);
+        for pair in offsets.windows(2) {
+            // each record (well under 512 bytes) has a block of its own
+            assert_eq!(
+                (pair[0] % align, pair[1] - pair[0]),
+                (0, align),
+                "direct {direct}"
+            );
+        }
+        drop(wal);
+        let (wal, found) = open(dir.path());
+        let revisions: Vec<_> = found.events.iter().map(|e| e.revision).collect();
+        assert_eq!(revisions, [21, 22, 23, 24, 25], "direct {direct}");
+        assert!(!wal.is_empty_at(20) && wal.end == offsets[4] + align);
+    }
+}
+
+#[test]
+fn a_record_larger_than_a_block_is_padded_to_whole_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), 64 * 1024).unwrap();
+    let align = wal.writer.align();
+    wal.reset(0).unwrap();
+    let events: Vec<Event> = (1..=3)
+        .map(|r| event(r, EventType::Added, "k/big", &"x".repeat(700)))
+        .collect();
+    let payload = encode_record(events.iter().map(|e| (e, 1)));
+    let written = wal.append(&payload).unwrap();
+    assert_eq!(written % align, 0);
+    assert!(
+        written >= RECORD_HEAD + payload.len() as u64
+            && written < RECORD_HEAD + payload.len() as u64 + align
+    );
+    wal.append(&record(4, 1)).unwrap();
+    drop(wal);
+    let (_, found) = Wal::open(dir.path(), 64 * 1024).unwrap();
+    assert_eq!((found.records, found.events.len()), (2, 4));
+}
+
+/// The header and records of a version-1 log (an older Bramble's: no alignment, records
+/// back to back).
+fn version_1_log(generation: u64, base: Revision, records: &[Vec<u8>]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&1u32.to_be_bytes());
+    bytes.extend_from_slice(&generation.to_be_bytes());
+    bytes.extend_from_slice(&base.to_be_bytes());
+    let crc = crc32(&bytes);
+    bytes.extend_from_slice(&crc.to_be_bytes());
+    bytes.resize(HEADER_SIZE as usize, 0);
+    for payload in records {
+        bytes.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&record_crc(generation, payload).to_be_bytes());
+        bytes.extend_from_slice(payload);
+    }
+    bytes.resize(64 * 1024, 0);
+    bytes
+}
+
+#[test]
+fn a_version_1_log_is_read_and_the_next_reset_writes_version_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(WAL_FILE);
+    let log = version_1_log(7, 40, &[record(41, 2), record(43, 1), record(44, 3)]);
+    std::fs::write(&path, &log).unwrap();
+    let (mut wal, found) = Wal::open(dir.path(), 64 * 1024).unwrap();
+    assert_eq!((found.base, found.records), (Some(40), 3));
+    let revisions: Vec<_> = found.events.iter().map(|e| e.revision).collect();
+    assert_eq!(revisions, [41, 42, 43, 44, 45, 46]);
+    wal.reset(46).unwrap();
+    wal.append(&record(47, 1)).unwrap();
+    drop(wal);
+    assert_eq!(std::fs::read(&path).unwrap()[8..12], 2u32.to_be_bytes());
+    let (_, found) = Wal::open(dir.path(), 64 * 1024).unwrap();
+    let revisions: Vec<_> = found.events.iter().map(|e| e.revision).collect();
+    assert_eq!((found.base, revisions), (Some(46), vec![47]));
+
+    // an empty version-1 log is not appended to as it is: its records would not be aligned
+    std::fs::write(&path, version_1_log(9, 50, &[])).unwrap();
+    let (wal, found) = Wal::open(dir.path(), 64 * 1024).unwrap();
+    assert_eq!((found.base, found.records), (Some(50), 0));
+    assert!(!wal.is_empty_at(50));
+}
+
+#[test]
+fn a_header_with_an_alignment_that_is_no_power_of_two_is_not_read() {
+    let mut header = [0u8; HEADER_LEN];
+    header.copy_from_slice(&encode_header(3, 10, 512)[..HEADER_LEN]);
+    assert_eq!(decode_header(&header), Some((3, 10, 512)));
+    let mut bad = encode_header(3, 10, 768);
+    bad.truncate(HEADER_LEN);
+    header.copy_from_slice(&bad);
+    assert_eq!(decode_header(&header), None);
 }
