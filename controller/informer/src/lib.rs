@@ -19,6 +19,7 @@ pub mod error;
 pub mod factory;
 pub mod index;
 pub mod informer;
+pub mod intern;
 pub mod pod;
 pub mod queue;
 

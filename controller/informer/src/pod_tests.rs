@@ -190,3 +190,56 @@ fn resource_lists_read_and_write_as_maps() {
     assert_eq!(dup.len(), 1);
     assert_eq!(dup.get("cpu").map(|q| q.0.as_str()), Some("2"));
 }
+
+/// A pending pod with admission's default tolerations (and `seconds` in the second).
+fn with_tolerations(name: &str, seconds: i64) -> Pod {
+    serde_json::from_value(
+        json!({"metadata": {"name": name}, "spec": {"containers": [],
+        "tolerations": [
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+             "effect": "NoExecute", "tolerationSeconds": 300},
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+             "effect": "NoExecute", "tolerationSeconds": seconds}]}}),
+    )
+    .unwrap()
+}
+
+fn tolerations_of(pod: &Pod) -> &crate::intern::Tolerations {
+    pod.spec.as_ref().unwrap().tolerations.as_ref().unwrap()
+}
+
+#[test]
+fn equal_toleration_lists_are_one_shared_list() {
+    let (a, b) = (with_tolerations("a", 300), with_tolerations("b", 300));
+    assert!(std::sync::Arc::ptr_eq(
+        tolerations_of(&a),
+        tolerations_of(&b)
+    ));
+    let other = with_tolerations("c", 60);
+    assert!(!std::sync::Arc::ptr_eq(
+        tolerations_of(&a),
+        tolerations_of(&other)
+    ));
+    assert_eq!(tolerations_of(&other)[1].toleration_seconds, Some(60));
+    // a list nobody holds any more is not handed out again
+    let weak = std::sync::Arc::downgrade(tolerations_of(&other));
+    drop(other);
+    assert!(weak.upgrade().is_none());
+}
+
+#[test]
+fn shared_tolerations_read_and_write_the_api_json() {
+    let pod = with_tolerations("a", 300);
+    let back = serde_json::to_value(&pod).unwrap();
+    assert_eq!(
+        back["spec"]["tolerations"][1],
+        json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+            "effect": "NoExecute", "tolerationSeconds": 300})
+    );
+    let again: Pod = serde_json::from_value(back).unwrap();
+    assert_eq!(again, pod);
+    let none: Pod = serde_json::from_value(json!({"metadata": {"name": "n"},
+        "spec": {"containers": [], "tolerations": null}}))
+    .unwrap();
+    assert_eq!(none.spec.unwrap().tolerations, None);
+}
