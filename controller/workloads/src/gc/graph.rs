@@ -15,9 +15,6 @@ pub const FOREGROUND: &str = "foregroundDeletion";
 pub struct Node {
     /// Index of the resource it was listed from (the runner's table).
     pub resource: usize,
-    /// `group` of its resource and its kind, to match owner references.
-    pub group: String,
-    pub kind: String,
     pub namespace: Option<String>,
     pub name: String,
     pub uid: String,
@@ -186,11 +183,9 @@ impl Graph {
 mod tests {
     use super::*;
 
-    fn node(uid: &str, kind: &str, owners: &[(&str, &str, bool)]) -> Node {
+    fn node(uid: &str, owners: &[(&str, &str, bool)]) -> Node {
         Node {
             resource: 0,
-            group: "apps".into(),
-            kind: kind.into(),
             namespace: Some("default".into()),
             name: uid.into(),
             uid: uid.into(),
@@ -224,15 +219,15 @@ mod tests {
     #[test]
     fn owned_objects_with_live_owners_are_left_alone() {
         let g = graph(vec![
-            node("d", "Deployment", &[]),
-            node("rs", "ReplicaSet", &[("d", "Deployment", true)]),
+            node("d", &[]),
+            node("rs", &[("d", "Deployment", true)]),
         ]);
         assert!(g.plan().is_empty());
     }
 
     #[test]
     fn dependents_of_a_vanished_owner_are_deleted_in_background() {
-        let g = graph(vec![node("rs", "ReplicaSet", &[("d", "Deployment", true)])]);
+        let g = graph(vec![node("rs", &[("d", "Deployment", true)])]);
         let plan = g.plan();
         assert_eq!(plan.len(), 1);
         match &plan[0] {
@@ -251,20 +246,17 @@ mod tests {
 
     #[test]
     fn owners_of_unknown_kinds_count_as_present() {
-        let mut n = node("cm", "ConfigMap", &[("x", "Widget", true)]);
+        let mut n = node("cm", &[("x", "Widget", true)]);
         n.owners[0].api_version = "example.com/v1".into();
         assert!(graph(vec![n]).plan().is_empty());
     }
 
     #[test]
     fn orphan_finalizer_strips_owner_refs_then_itself() {
-        let mut d = node("d", "Deployment", &[]);
+        let mut d = node("d", &[]);
         d.deleting = true;
         d.finalizers = vec![ORPHAN.into()];
-        let g = graph(vec![
-            d.clone(),
-            node("rs", "ReplicaSet", &[("d", "Deployment", true)]),
-        ]);
+        let g = graph(vec![d.clone(), node("rs", &[("d", "Deployment", true)])]);
         assert_eq!(
             g.plan(),
             vec![Action::RemoveOwners {
@@ -273,7 +265,7 @@ mod tests {
                 verify: vec![]
             }]
         );
-        let g = graph(vec![d, node("rs", "ReplicaSet", &[])]);
+        let g = graph(vec![d, node("rs", &[])]);
         assert_eq!(
             g.plan(),
             vec![Action::RemoveFinalizer {
@@ -285,12 +277,11 @@ mod tests {
 
     #[test]
     fn foreground_deletes_dependents_and_waits_for_blocking_ones() {
-        let mut d = node("d", "Deployment", &[]);
+        let mut d = node("d", &[]);
         d.deleting = true;
         d.finalizers = vec![FOREGROUND.into()];
-        let rs = node("rs", "ReplicaSet", &[("d", "Deployment", true)]);
-        let mut pod = node("p", "Pod", &[("rs", "ReplicaSet", true)]);
-        pod.group = String::new();
+        let rs = node("rs", &[("d", "Deployment", true)]);
+        let pod = node("p", &[("rs", "ReplicaSet", true)]);
         let g = graph(vec![d.clone(), rs.clone(), pod]);
         let plan = g.plan();
         assert_eq!(
@@ -302,10 +293,7 @@ mod tests {
             }],
             "the ReplicaSet (which has pods) goes in the foreground; the owner waits"
         );
-        let g = graph(vec![
-            d.clone(),
-            node("rs", "ReplicaSet", &[("d", "Deployment", false)]),
-        ]);
+        let g = graph(vec![d.clone(), node("rs", &[("d", "Deployment", false)])]);
         let plan = g.plan();
         assert!(plan.contains(&Action::RemoveFinalizer {
             uid: "d".into(),
@@ -316,10 +304,9 @@ mod tests {
     #[test]
     fn one_live_owner_keeps_the_object_and_drops_the_dangling_reference() {
         let g = graph(vec![
-            node("d1", "Deployment", &[]),
+            node("d1", &[]),
             node(
                 "rs",
-                "ReplicaSet",
                 &[("d1", "Deployment", false), ("d2", "Deployment", false)],
             ),
         ]);

@@ -64,12 +64,10 @@ fn watched_resources() -> Vec<Watched> {
     out
 }
 
-fn node_of(resource: usize, w: &Watched, m: &Meta) -> Option<Node> {
+fn node_of(resource: usize, m: &Meta) -> Option<Node> {
     let md = &m.metadata;
     Some(Node {
         resource,
-        group: w.ar.group.clone(),
-        kind: w.ar.kind.clone(),
         namespace: md.namespace.clone(),
         name: md.name.clone()?,
         uid: md.uid.clone()?,
@@ -121,7 +119,7 @@ pub async fn run(client: Client) {
         tokio::select! {
             ev = rx.recv() => {
                 let Some((i, ev)) = ev else { return };
-                apply_event(&mut graph, &resources, &mut relisting, &mut synced, i, ev);
+                apply_event(&mut graph, &mut relisting, &mut synced, i, ev);
                 dirty = true;
                 continue;
             }
@@ -148,16 +146,14 @@ pub async fn run(client: Client) {
 
 fn apply_event(
     graph: &mut Graph,
-    resources: &[Watched],
     relisting: &mut HashMap<usize, Vec<Node>>,
     synced: &mut [bool],
     i: usize,
     ev: Event<Meta>,
 ) {
-    let w = &resources[i];
     match ev {
         Event::Apply(m) => {
-            if let Some(n) = node_of(i, w, &m) {
+            if let Some(n) = node_of(i, &m) {
                 graph.nodes.insert(n.uid.clone(), n);
             }
         }
@@ -170,7 +166,7 @@ fn apply_event(
             relisting.insert(i, Vec::new());
         }
         Event::InitApply(m) => {
-            if let Some(n) = node_of(i, w, &m) {
+            if let Some(n) = node_of(i, &m) {
                 relisting.entry(i).or_default().push(n);
             }
         }
@@ -231,6 +227,7 @@ async fn execute(
         return Ok(());
     };
     let ns = n.namespace.as_deref();
+    let kind = &resources[n.resource].ar.kind;
     let api = api_for(client, &resources[n.resource], ns);
     match action {
         Action::Delete {
@@ -247,7 +244,7 @@ async fn execute(
                 }
                 gone.insert(o.uid.clone());
             }
-            info!(kind = %n.kind, namespace = ?ns, name = %n.name, ?propagation, "deleting dependent");
+            info!(%kind, namespace = ?ns, name = %n.name, ?propagation, "deleting dependent");
             let dp = DeleteParams {
                 propagation_policy: Some(match propagation {
                     Propagation::Background => PropagationPolicy::Background,
@@ -281,12 +278,12 @@ async fn execute(
                 .iter()
                 .filter(|o| !owners.contains(&o.uid))
                 .collect();
-            debug!(kind = %n.kind, name = %n.name, ?owners, "removing owner references");
+            debug!(%kind, name = %n.name, ?owners, "removing owner references");
             patch_meta(&api, n, json!({ "ownerReferences": kept })).await
         }
         Action::RemoveFinalizer { finalizer, .. } => {
             let kept: Vec<_> = n.finalizers.iter().filter(|f| f != finalizer).collect();
-            debug!(kind = %n.kind, name = %n.name, %finalizer, "removing finalizer");
+            debug!(%kind, name = %n.name, %finalizer, "removing finalizer");
             patch_meta(&api, n, json!({ "finalizers": kept })).await
         }
     }
