@@ -538,7 +538,8 @@ async fn memory(client: &HttpClient, table: &mut String) {
         rss_after_list
     ));
     // The controller drops the store map's pages every bramble_apiserver::memory::MAP_TICK
-    // (10 s), and its binary's idle code pages every 60 s (bramble_kubelet::idle_text::PERIOD).
+    // (10 s), and its binary's idle code pages and freed heap every 10 s
+    // (bramble_kubelet::idle_text::KUBELET_PERIOD).
     tokio::time::sleep(Duration::from_secs(65)).await;
     table.push_str(&format!(
         "| controller RSS idle 65 s after the last write | {} | |\n",
