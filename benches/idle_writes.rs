@@ -12,7 +12,8 @@
 //! far above or below what reached the disk.
 //!
 //! `BENCH_IDLE_SECS` (default 300) is the window, `BENCH_IDLE_SETTLE_SECS` (default 60) the
-//! wait after the node registered. Logs go to /dev/null (the board keeps them in RAM).
+//! wait after the node registered, `BENCH_BRAMBLE_BIN` the `bramble` binary to run (default:
+//! the one built with the bench). Logs go to /dev/null (the board keeps them in RAM).
 //!
 //! The device's writes are also split by where they landed: the block layer's
 //! `block_rq_complete` trace events of the loop device (an ftrace instance of its own) give
@@ -148,6 +149,14 @@ fn split_writes(writes: &[(u64, u64)], owners: &BTreeMap<u64, String>) -> BTreeM
     split
 }
 
+/// The `bramble` binary to measure: `BENCH_BRAMBLE_BIN` (to compare builds, e.g. one of an
+/// older commit) or the one this bench was built with.
+fn bramble_binary() -> PathBuf {
+    std::env::var_os("BENCH_BRAMBLE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bramble")))
+}
+
 fn env_secs(name: &str, default: u64) -> Duration {
     Duration::from_secs(
         std::env::var(name)
@@ -228,7 +237,7 @@ fn main() {
     // hierarchy from the kubelet.
     let child = Command::new("nsenter")
         .arg(format!("--net=/run/netns/{}", scratch.netns))
-        .arg(env!("CARGO_BIN_EXE_bramble"))
+        .arg(bramble_binary())
         .arg("up")
         .arg("--data-dir")
         .arg(&data)

@@ -1,4 +1,5 @@
-//! The write-ahead log: one record per group commit, so a commit costs the flash one page.
+//! The write-ahead log: one record per group commit, so a commit costs the flash only the
+//! sectors of its record.
 //!
 //! Without it every commit was an LMDB commit: 6-7 B-tree pages and the meta page, each
 //! `fsync`ed; idle, one Lease renewal every ten seconds, that was most of the writes to the
