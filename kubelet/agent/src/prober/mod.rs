@@ -150,6 +150,8 @@ pub(crate) struct Inner {
     heap: BinaryHeap<Due>,
     pods: HashMap<String, Arc<PodProbeTarget>>,
     next_generation: u64,
+    /// The origin of the whole-second grid repeated probes run on ([`worker::on_grid`]).
+    epoch: Instant,
 }
 
 /// The node's prober. Cheap to clone.
@@ -186,6 +188,7 @@ impl<R: ContainerRuntime + 'static> ProberManager<R> {
                 heap: BinaryHeap::new(),
                 pods: HashMap::new(),
                 next_generation: 0,
+                epoch: Instant::now(),
             })),
             notify: Arc::new(Notify::new()),
             runtime,
@@ -342,13 +345,14 @@ impl<R: ContainerRuntime + 'static> ProberManager<R> {
                     let d = inner.heap.pop().expect("peeked");
                     due.push(d);
                 }
-                let next = inner.heap.peek().map(|d| d.at);
                 let mut runs = Vec::new();
                 for d in due {
                     if let Some(run) = worker::prepare(&mut inner, d, now) {
                         runs.push(run);
                     }
                 }
+                // After `prepare` has put the next runs of the due probes on the heap.
+                let next = inner.heap.peek().map(|d| d.at);
                 (runs, next)
             };
             for run in due {
@@ -386,7 +390,7 @@ impl<R: ContainerRuntime + 'static> ProberManager<R> {
             debug!(pod = %format_pod(&pod.pod), container = %run.key.container, kind = run.key.kind.label(), result = ?outcome.result, "probe result changed");
             let _ = self.wake_tx.send(run.key.uid.clone());
         }
-        self.notify.notify_one();
+        // The timer loop is not woken: the probe's next run was scheduled when it started.
     }
 }
 

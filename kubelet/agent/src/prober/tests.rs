@@ -380,3 +380,59 @@ async fn a_terminating_pod_keeps_only_readiness_then_nothing() {
     m.remove_pod("u1");
     assert!(m.results("u1").0.is_empty());
 }
+
+#[test]
+fn repeated_probes_fall_on_whole_seconds_of_the_epoch() {
+    use super::worker::on_grid;
+    use tokio::time::Instant;
+    let epoch = Instant::now();
+    let s = Duration::from_secs;
+    let ms = Duration::from_millis;
+    // Moved up to the next whole second, kept when already on it.
+    assert_eq!(on_grid(epoch, epoch + ms(2300), s(1)), epoch + s(3));
+    assert_eq!(on_grid(epoch, epoch + ms(2300), s(10)), epoch + s(3));
+    assert_eq!(on_grid(epoch, epoch + s(7), s(1)), epoch + s(7));
+    // Periods under a second keep their own times.
+    assert_eq!(on_grid(epoch, epoch + ms(2300), ms(500)), epoch + ms(2300));
+}
+
+#[tokio::test]
+async fn a_lone_probe_keeps_running_every_period() {
+    // The only probe of the node: the timer loop must find its next run on the heap after
+    // each run, with nothing else waking it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (ours, _theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let rt = bramble_runtime::RuntimeClient::from_fd(ours.into()).unwrap();
+    let m = ProberManager::start(Arc::new(rt), Arc::new(NoEvents));
+    let probe = Probe {
+        tcp_socket: Some(k8s_openapi::api::core::v1::TCPSocketAction {
+            port: IntOrString::Int(i32::from(port)),
+            ..Default::default()
+        }),
+        period_seconds: Some(1),
+        ..Default::default()
+    };
+    let spec = Container {
+        name: "c".into(),
+        readiness_probe: Some(probe),
+        ..Default::default()
+    };
+    m.update_pod(PodProbeTarget {
+        pod: Arc::new(Pod::default()),
+        uid: "u1".into(),
+        netns: None,
+        pod_ip: None,
+        containers: vec![RunningContainer {
+            spec: Arc::new(spec),
+            id: "id1".into(),
+            started_at: None,
+        }],
+    });
+    for run in 1..=3 {
+        let accepted = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await;
+        assert!(accepted.is_ok(), "probe run {run} never came");
+    }
+    let c = m.results("u1").0.remove("c").unwrap();
+    assert_eq!(c.readiness, Some(ProbeResult::Success));
+}

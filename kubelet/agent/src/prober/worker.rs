@@ -4,6 +4,7 @@
 use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Probe;
 use tokio::time::Instant;
@@ -134,9 +135,32 @@ pub(crate) struct Outcome {
     pub result: ProbeResult,
 }
 
+/// The grid repeated probes run on: whole seconds from the prober's epoch.
+const GRID: Duration = Duration::from_secs(1);
+
+/// `t`, or the first point of the grid after it: probes whose period is a whole number of
+/// seconds (all of them, from `periodSeconds`) then fall due together, and the timer wakes
+/// once a second for all of them instead of once per probe. A probe's first run stays at
+/// its initial delay; its second moves up to a second later, and every one after keeps the
+/// period (upstream's workers tick from when each started, its first probe after the
+/// initial delay up to a period late). A period under the grid's is left as it is.
+pub(crate) fn on_grid(epoch: Instant, t: Instant, period: Duration) -> Instant {
+    if period < GRID || t <= epoch {
+        return t;
+    }
+    let since = t - epoch;
+    let grid = GRID.as_nanos();
+    let rest = since.as_nanos() % grid;
+    if rest == 0 {
+        return t;
+    }
+    t + Duration::from_nanos((grid - rest) as u64)
+}
+
 /// Takes a due timer entry: reschedules it one period later and returns the probe to run,
 /// unless it is stale, on hold, held back by a startup probe, or still running.
 pub(crate) fn prepare(inner: &mut Inner, d: Due, now: Instant) -> Option<Run> {
+    let epoch = inner.epoch;
     let startup_done = {
         let startup_key = Key {
             kind: ProbeKind::Startup,
@@ -159,6 +183,7 @@ pub(crate) fn prepare(inner: &mut Inner, d: Due, now: Instant) -> Option<Run> {
     if next <= now {
         next = now + w.params.period;
     }
+    let next = on_grid(epoch, next, w.params.period);
     let (probe, container_id, generation, timeout) = (
         w.probe.clone(),
         w.container_id.clone(),
