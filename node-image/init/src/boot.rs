@@ -324,6 +324,32 @@ pub fn network(console: &Console, cfg: &NodeConfig) -> Option<NetState> {
     }
 }
 
+/// Longest wait for a file system's module before mounting anyway.
+const FS_MODULE_WAIT: Duration = Duration::from_secs(2);
+
+/// Wait until the kernel knows file system `fs` or the module loader is done (at most
+/// [`FS_MODULE_WAIT`]): a mount before that makes the kernel start `/sbin/modprobe`, this
+/// whole binary, for a module the loader is loading already.
+pub fn wait_for_filesystem(fs: &str, loader_done: &std::sync::atomic::AtomicBool) {
+    let start = std::time::Instant::now();
+    while !loader_done.load(std::sync::atomic::Ordering::Acquire)
+        && start.elapsed() < FS_MODULE_WAIT
+        && !filesystem_known(
+            &std::fs::read_to_string("/proc/filesystems").unwrap_or_default(),
+            fs,
+        )
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether `/proc/filesystems` text lists `fs`.
+fn filesystem_known(proc_filesystems: &str, fs: &str) -> bool {
+    proc_filesystems
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some(fs))
+}
+
 /// Mount the boot partition (partition 1 of the disk holding `data_part`) read-only at /boot.
 pub fn mount_boot(console: &Console, disk_of_data: &Path) {
     let disk = disk_of_data;
@@ -342,6 +368,15 @@ pub fn mount_boot(console: &Console, disk_of_data: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_systems_are_read_from_proc_filesystems() {
+        let text = "nodev\tsysfs\nnodev\ttmpfs\n\text4\n\tsquashfs\n";
+        assert!(filesystem_known(text, "ext4"));
+        assert!(filesystem_known(text, "tmpfs"));
+        assert!(!filesystem_known(text, "vfat"));
+        assert!(!filesystem_known(text, "ext"));
+    }
 
     #[test]
     fn uptime_stamp_is_the_kernels_format_with_milliseconds() {

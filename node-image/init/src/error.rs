@@ -27,6 +27,9 @@ pub enum InitError {
     /// A kernel module could not be found in modules.dep.
     #[error("module `{0}` not found in {1}")]
     ModuleNotFound(String, PathBuf),
+    /// A module file was not loaded because a file it depends on failed.
+    #[error("{0} not loaded: its dependency {1} failed")]
+    ModuleDependency(String, String),
     /// Partition table problem.
     #[error("partition table of {path}: {message}")]
     PartitionTable {

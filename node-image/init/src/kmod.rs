@@ -128,6 +128,38 @@ impl ModuleIndex {
         Some(v)
     }
 
+    /// The module files `name` (module or alias) needs, each with the files it depends on, the
+    /// module's own file last.
+    pub fn files_of(&self, name: &str) -> Result<Vec<(String, Vec<String>)>, InitError> {
+        let modules = self.resolve(name);
+        if modules.is_empty() {
+            return Err(InitError::ModuleNotFound(
+                name.into(),
+                self.dir.join("modules.dep"),
+            ));
+        }
+        let deps_of = |file: &str| {
+            self.deps
+                .iter()
+                .find(|(_, path, _)| path == file)
+                .map(|(_, _, deps)| deps.clone())
+                .unwrap_or_default()
+        };
+        Ok(modules
+            .iter()
+            .flat_map(|m| self.load_order(m).unwrap_or_default())
+            .map(|file| {
+                let deps = deps_of(&file);
+                (file, deps)
+            })
+            .collect())
+    }
+
+    /// The directory the module files are relative to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Load `name` (module or alias) with its dependencies; already-loaded modules are fine.
     /// Returns the files newly loaded.
     pub fn load_module(

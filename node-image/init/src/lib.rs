@@ -16,6 +16,7 @@ pub mod cmdline;
 pub mod dhcp;
 mod error;
 pub mod kmod;
+pub mod kmod_parallel;
 pub mod logring;
 pub mod mbr;
 pub mod net;
@@ -156,6 +157,12 @@ fn pid1() -> Result<(), InitError> {
     }
     let started = Instant::now();
     block_signals();
+    // The services start from this same binary: its pages come into the page cache beside
+    // the steps below instead of at each service's first page faults.
+    std::thread::spawn({
+        let console = console.clone();
+        move || sys::read_ahead_self(&console)
+    });
     let controllers = boot::mount_system(&console).unwrap_or_else(|e| {
         console.log(&format!("mounts: {e}"));
         Vec::new()
@@ -172,10 +179,13 @@ fn pid1() -> Result<(), InitError> {
     // the controller's start (a file system or driver the kernel needs before the list got to
     // it, it asks /sbin/modprobe for); then the sysctls (bridge netfilter needs its module)
     // and the mark the kubelet waits for.
+    let modules_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let modules = std::thread::spawn({
         let console = console.clone();
+        let done = modules_done.clone();
         move || {
             boot_load_modules(&console);
+            done.store(true, std::sync::atomic::Ordering::Release);
             boot::apply_sysctls(&console);
             let mark = Path::new(services::MODULES_LOADED);
             let written = mark
@@ -187,11 +197,10 @@ fn pid1() -> Result<(), InitError> {
             }
         }
     });
-    let data_disk = match cmdline
-        .data
-        .as_deref()
-        .map(|d| boot::mount_data(&console, d))
-    {
+    let data_disk = match cmdline.data.as_deref().map(|d| {
+        boot::wait_for_filesystem("ext4", &modules_done);
+        boot::mount_data(&console, d)
+    }) {
         Some(Ok((part, disk))) => {
             console.log(&format!(
                 "data partition {} mounted on /var",
@@ -211,6 +220,7 @@ fn pid1() -> Result<(), InitError> {
     let _ = std::fs::create_dir_all("/var/lib/bramble/cni/net.d");
     let _ = std::fs::create_dir_all("/var/log");
     if let Some(disk) = &data_disk {
+        boot::wait_for_filesystem("vfat", &modules_done);
         boot::mount_boot(&console, disk);
     }
     let boot_part = slots::BootPartition {
@@ -307,14 +317,21 @@ fn boot_load_modules(console: &Console) {
         return console.log(&format!("no modules for kernel {}", kmod::kernel_release()));
     };
     let list = std::fs::read_to_string("/etc/bramble/modules").unwrap_or_default();
-    let mut loaded = std::collections::BTreeSet::new();
-    for name in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Err(e) = index.load_module(name, &mut loaded) {
-            console.log(&format!("module {name}: {e}"));
-        }
+    let names: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let report = kmod_parallel::load_all(&index, &names, MODULE_LOAD_THREADS, kmod::finit_module);
+    for (name, e) in &report.failed {
+        console.log(&format!("module {name}: {e}"));
     }
-    console.log(&format!("loaded {} module files", loaded.len()));
+    console.log(&format!("loaded {} module files", report.loaded.len()));
 }
+
+/// Threads loading the board's modules at boot: more than a board's cores, as a module's
+/// init often waits (RCU grace periods, probes) rather than computes.
+const MODULE_LOAD_THREADS: usize = 4;
 
 const HANDLED: [i32; 6] = [
     libc::SIGCHLD,
