@@ -4,7 +4,8 @@
 //! (argument parsing, configuration, client and TLS set-up, node registration, the first
 //! pod sync), and every 4 KiB page of `.text` it touched stays mapped, so counts in its
 //! RSS, although an idle kubelet never runs it again: on x86_64 that was ~17 MiB of text
-//! against ~4.4 MiB of anonymous memory. Every [`PERIOD`] the kubelet unmaps its
+//! against ~4.4 MiB of anonymous memory. Every [`KUBELET_PERIOD`] the kubelet (and a
+//! controller, alone or with a kubelet in its process) unmaps its
 //! executable's text with `madvise(MADV_DONTNEED)`. For a private file mapping that was
 //! never written this only drops this process's page-table entries: the pages stay in the
 //! page cache (shared with the runtime helper and shims), and the code the kubelet does
@@ -19,10 +20,7 @@ use std::time::Duration;
 
 use tracing::debug;
 
-/// How often [`run`] trims the text (the controller's period).
-pub const PERIOD: Duration = Duration::from_secs(60);
-
-/// How often [`run_kubelet`] trims. Each trim costs a read of the maps and of the text's
+/// How often [`run_kubelet`] trims (the kubelet's and the controller's period). Each trim costs a read of the maps and of the text's
 /// page-map entries (well under a millisecond), and the faults that map the code run after it
 /// back in; the kernel maps file pages in 64 KiB blocks around each fault ("fault-around"),
 /// so every code page run since the trim counts 64 KiB. With a 60 s period an idle kubelet's
@@ -131,14 +129,6 @@ fn trim_logged() {
     match trim() {
         Ok(b) => debug!(bytes = b, "dropped the binary's idle pages"),
         Err(e) => debug!(error = %e, "trimming text pages"),
-    }
-}
-
-/// Trims every [`PERIOD`] until the task is dropped.
-pub async fn run() {
-    loop {
-        tokio::time::sleep(PERIOD).await;
-        trim_logged();
     }
 }
 
