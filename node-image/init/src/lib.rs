@@ -157,12 +157,6 @@ fn pid1() -> Result<(), InitError> {
     }
     let started = Instant::now();
     block_signals();
-    // The services start from this same binary: its pages come into the page cache beside
-    // the steps below instead of at each service's first page faults.
-    std::thread::spawn({
-        let console = console.clone();
-        move || sys::read_ahead_self(&console)
-    });
     let controllers = boot::mount_system(&console).unwrap_or_else(|e| {
         console.log(&format!("mounts: {e}"));
         Vec::new()
@@ -322,16 +316,15 @@ fn boot_load_modules(console: &Console) {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    let report = kmod_parallel::load_all(&index, &names, MODULE_LOAD_THREADS, kmod::finit_module);
+    // One loader per core: more starve init's own steps (the data mount, network, clock),
+    // which the controller waits for, of CPU.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let report = kmod_parallel::load_all(&index, &names, threads, kmod::finit_module);
     for (name, e) in &report.failed {
         console.log(&format!("module {name}: {e}"));
     }
     console.log(&format!("loaded {} module files", report.loaded.len()));
 }
-
-/// Threads loading the board's modules at boot: more than a board's cores, as a module's
-/// init often waits (RCU grace periods, probes) rather than computes.
-const MODULE_LOAD_THREADS: usize = 4;
 
 const HANDLED: [i32; 6] = [
     libc::SIGCHLD,

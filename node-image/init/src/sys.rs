@@ -287,37 +287,6 @@ pub fn power(action: PowerAction) -> InitError {
     last_os("reboot", "/")
 }
 
-/// Read this process's executable through once (into the page cache) and say how long it took.
-/// A root file system image is compressed: a page fault of a service started from the binary
-/// otherwise waits for its block to be decompressed.
-pub fn read_ahead_self(console: &crate::boot::Console) {
-    use std::io::Read;
-    // Only on otherwise idle CPU time: the boot's own steps come first.
-    // SAFETY: sched_setscheduler on the calling thread (0) with a zeroed param (priority 0,
-    // the only one SCHED_IDLE takes; musl's struct has more fields than glibc's).
-    unsafe {
-        let param: libc::sched_param = std::mem::zeroed();
-        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
-    }
-    let t = std::time::Instant::now();
-    let mut buf = vec![0u8; 256 << 10];
-    let Ok(mut f) = std::fs::File::open("/proc/self/exe") else {
-        return;
-    };
-    let mut total = 0usize;
-    while let Ok(n) = f.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        total += n;
-    }
-    console.log(&format!(
-        "binary read ahead: {} MiB in {} ms",
-        total >> 20,
-        t.elapsed().as_millis()
-    ));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
