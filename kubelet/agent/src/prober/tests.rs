@@ -360,7 +360,20 @@ async fn a_terminating_pod_keeps_only_readiness_then_nothing() {
         startup_probe: Some(probe),
         ..Default::default()
     };
-    m.update_pod(PodProbeTarget {
+    m.update_pod(one_container_pod(spec));
+    let c = m.results("u1").0.remove("c").unwrap();
+    assert!(c.liveness.is_some() && c.readiness.is_some() && c.startup.is_some());
+    m.stop_liveness_and_startup("u1");
+    let c = m.results("u1").0.remove("c").unwrap();
+    assert_eq!((c.liveness, c.startup), (None, None));
+    assert_eq!(c.readiness, Some(ProbeResult::Failure));
+    m.remove_pod("u1");
+    assert!(m.results("u1").0.is_empty());
+}
+
+/// Pod `u1` with the one running container `spec` (id `id1`), no network.
+fn one_container_pod(spec: Container) -> PodProbeTarget {
+    PodProbeTarget {
         pod: Arc::new(Pod::default()),
         uid: "u1".into(),
         netns: None,
@@ -370,15 +383,7 @@ async fn a_terminating_pod_keeps_only_readiness_then_nothing() {
             id: "id1".into(),
             started_at: None,
         }],
-    });
-    let c = m.results("u1").0.remove("c").unwrap();
-    assert!(c.liveness.is_some() && c.readiness.is_some() && c.startup.is_some());
-    m.stop_liveness_and_startup("u1");
-    let c = m.results("u1").0.remove("c").unwrap();
-    assert_eq!((c.liveness, c.startup), (None, None));
-    assert_eq!(c.readiness, Some(ProbeResult::Failure));
-    m.remove_pod("u1");
-    assert!(m.results("u1").0.is_empty());
+    }
 }
 
 #[test]
@@ -418,17 +423,7 @@ async fn a_lone_probe_keeps_running_every_period() {
         readiness_probe: Some(probe),
         ..Default::default()
     };
-    m.update_pod(PodProbeTarget {
-        pod: Arc::new(Pod::default()),
-        uid: "u1".into(),
-        netns: None,
-        pod_ip: None,
-        containers: vec![RunningContainer {
-            spec: Arc::new(spec),
-            id: "id1".into(),
-            started_at: None,
-        }],
-    });
+    m.update_pod(one_container_pod(spec));
     for run in 1..=3 {
         let accepted = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await;
         assert!(accepted.is_ok(), "probe run {run} never came");
