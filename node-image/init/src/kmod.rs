@@ -167,24 +167,14 @@ impl ModuleIndex {
         name: &str,
         loaded: &mut BTreeSet<String>,
     ) -> Result<Vec<String>, InitError> {
-        let modules = self.resolve(name);
-        if modules.is_empty() {
-            return Err(InitError::ModuleNotFound(
-                name.into(),
-                self.dir.join("modules.dep"),
-            ));
-        }
         let mut done = Vec::new();
-        for m in modules {
-            for file in self.load_order(&m).unwrap_or_default() {
-                if loaded.contains(&file) {
-                    continue;
-                }
-                let path = self.dir.join(&file);
-                finit_module(&path)?;
-                loaded.insert(file.clone());
-                done.push(file);
+        for (file, _) in self.files_of(name)? {
+            if loaded.contains(&file) {
+                continue;
             }
+            finit_module(&self.dir.join(&file))?;
+            loaded.insert(file.clone());
+            done.push(file);
         }
         Ok(done)
     }
