@@ -3,31 +3,28 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Result};
-use common::kubelet::{tail, TestKubelet};
+use anyhow::Result;
+use common::kubelet::TestKubelet;
 use common::{ok, TestController};
 use serde_json::Value;
+
+const SECS_30: Duration = Duration::from_secs(30);
+const MS_100: Duration = Duration::from_millis(100);
+const MS_200: Duration = Duration::from_millis(200);
 
 #[test]
 fn node_registers_with_capacity_labels_conditions_and_lease() -> Result<()> {
     let ctrl = TestController::start()?;
     let k = TestKubelet::start(&ctrl, "kn-node")?;
-    let start = Instant::now();
-    let node: Value = loop {
-        let out = ctrl.kubectl(&["get", "node", "kn-node", "-o", "json"])?;
-        if out.status.success() {
-            let n: Value = serde_json::from_slice(&out.stdout)?;
-            if n["status"]["conditions"].is_array() {
-                break n;
-            }
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("node not registered:\n{}", tail(&k.log(), 40));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let node: Value = k.wait_for(SECS_30, MS_100, "node registered with status", || {
+        let out = ctrl
+            .kubectl(&["get", "node", "kn-node", "-o", "json"])
+            .ok()?;
+        let n: Value = serde_json::from_slice(&out.stdout).ok()?;
+        (out.status.success() && n["status"]["conditions"].is_array()).then_some(n)
+    })?;
     let labels = &node["metadata"]["labels"];
     assert_eq!(labels["kubernetes.io/hostname"], "kn-node");
     assert_eq!(labels["kubernetes.io/os"], "linux");
@@ -82,16 +79,9 @@ fn node_registers_with_capacity_labels_conditions_and_lease() -> Result<()> {
             "json",
         ])?)?)?)
     };
-    let start = Instant::now();
-    let first = loop {
-        if let Ok(l) = lease(&ctrl) {
-            break l;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            bail!("no lease:\n{}", tail(&k.log(), 40));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let first = k.wait_for(Duration::from_secs(20), MS_200, "the node's lease", || {
+        lease(&ctrl).ok()
+    })?;
     assert_eq!(first["spec"]["holderIdentity"], "kn-node");
     assert_eq!(first["spec"]["leaseDurationSeconds"], 40);
     std::thread::sleep(Duration::from_secs(11));
@@ -117,35 +107,20 @@ fn a_restarted_kubelet_adopts_its_node_and_restores_its_labels() -> Result<()> {
             ctrl.kubectl(&["get", "node", "kn-adopt", "-o", "json"])?
         )?)?)
     };
-    let start = Instant::now();
-    let first = loop {
-        if let Ok(n) = node(&ctrl) {
-            break n;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("node not registered:\n{}", tail(&k.log(), 40));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let first = k.wait_for(SECS_30, MS_100, "node registered", || node(&ctrl).ok())?;
     ok(ctrl.kubectl(&["label", "node", "kn-adopt", "kubernetes.io/os-", "team=a"])?)?;
     k.restart()?;
-    let start = Instant::now();
-    loop {
-        let n = node(&ctrl)?;
-        let labels = &n["metadata"]["labels"];
-        if labels["kubernetes.io/os"] == "linux" {
-            assert_eq!(labels["team"], "a", "a user's label stays: {labels}");
-            assert_eq!(
-                n["metadata"]["uid"], first["metadata"]["uid"],
-                "the same Node"
-            );
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("label not restored: {labels}\n{}", tail(&k.log(), 40));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let n = k.wait_for(SECS_30, MS_200, "kubernetes.io/os label restored", || {
+        node(&ctrl)
+            .ok()
+            .filter(|n| n["metadata"]["labels"]["kubernetes.io/os"] == "linux")
+    })?;
+    let labels = &n["metadata"]["labels"];
+    assert_eq!(labels["team"], "a", "a user's label stays: {labels}");
+    assert_eq!(
+        n["metadata"]["uid"], first["metadata"]["uid"],
+        "the same Node"
+    );
     assert!(k.log().contains("node already registered, adopted"));
     Ok(())
 }

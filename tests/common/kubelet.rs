@@ -138,6 +138,30 @@ impl TestKubelet {
         std::fs::read_to_string(self.dir.path().join("kubelet.log")).unwrap_or_default()
     }
 
+    /// Polls `f` every `every` until it gives `Some`; after `limit` fails naming `what`, with
+    /// the kubelet's log tail.
+    pub fn wait_for<T>(
+        &self,
+        limit: Duration,
+        every: Duration,
+        what: &str,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> Result<T> {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return Ok(v);
+            }
+            if start.elapsed() > limit {
+                bail!(
+                    "{what} not reached after {limit:?}:\n{}",
+                    tail(&self.log(), 40)
+                );
+            }
+            std::thread::sleep(every);
+        }
+    }
+
     /// SIGKILL: the kubelet gets no chance to clean up; containers keep running.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
