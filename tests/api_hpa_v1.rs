@@ -44,25 +44,10 @@ fn kubectls() -> Result<Vec<&'static str>> {
     for b in &bins {
         ensure!(
             std::path::Path::new(b).exists(),
-            "{b} missing (see DEVELOPERS.md)"
+            "{b} missing: the machine's google-cloud-sdk provides kubectl 1.27-1.33"
         );
     }
     Ok(bins)
-}
-
-async fn get(http: &Http, path: &str) -> Result<Value> {
-    let (code, body) = http.get(path).await?;
-    ensure!(code == 200, "GET {path}: {code} {body}");
-    Ok(body)
-}
-
-async fn send(http: &Http, method: Method, path: &str, ct: &str, body: &Value) -> Result<Value> {
-    let (code, out) = http.json(method.clone(), path, ct, body).await?;
-    ensure!(
-        code == 200 || code == 201,
-        "{method} {path} ({ct}): {code} {out}"
-    );
-    Ok(out)
 }
 
 fn deployment(tc: &TestController) -> Result<()> {
@@ -159,7 +144,7 @@ async fn kubectl_autoscale_of_every_version_makes_one_autoscaler_seen_through_bo
         let spec = v1.spec.context("no v1 spec")?;
         ensure!(spec.target_cpu_utilization_percentage == Some(50));
         ensure!(spec.scale_target_ref.name == "web");
-        let raw = get(&http, &format!("{HPAS_V1}/{name}")).await?;
+        let raw = http.get_ok(&format!("{HPAS_V1}/{name}")).await?;
         ensure!(raw["apiVersion"] == "autoscaling/v1", "{raw}");
         ensure!(
             raw["metadata"]["annotations"].get(METRICS).is_none(),
@@ -168,7 +153,7 @@ async fn kubectl_autoscale_of_every_version_makes_one_autoscaler_seen_through_bo
     }
     // every one of them is listed through both versions
     for path in [HPAS_V1, HPAS_V2] {
-        let list = get(&http, path).await?;
+        let list = http.get_ok(path).await?;
         let n = list["items"].as_array().map_or(0, Vec::len);
         ensure!(n == 3, "{path}: {list}");
     }
@@ -203,9 +188,7 @@ async fn v1_creates_patches_applies_and_writes_status() -> Result<()> {
     let v1s: Api<autoscaling_v1::HorizontalPodAutoscaler> =
         Api::namespaced(client.clone(), "default");
     // the target does not exist: the autoscaler controller leaves the spec alone
-    let created = send(
-        &http,
-        Method::POST,
+    let created = http.json_ok(Method::POST,
         HPAS_V1,
         "application/json",
         &json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
@@ -224,35 +207,33 @@ async fn v1_creates_patches_applies_and_writes_status() -> Result<()> {
     let path = format!("{HPAS_V1}/api");
     let v2_path = format!("{HPAS_V2}/api");
 
-    let patched = send(
-        &http,
-        Method::PATCH,
-        &path,
-        "application/merge-patch+json",
-        &json!({"spec": {"targetCPUUtilizationPercentage": 70}}),
-    )
-    .await?;
+    let patched = http
+        .json_ok(
+            Method::PATCH,
+            &path,
+            "application/merge-patch+json",
+            &json!({"spec": {"targetCPUUtilizationPercentage": 70}}),
+        )
+        .await?;
     ensure!(
         patched["spec"]["targetCPUUtilizationPercentage"] == 70,
         "{patched}"
     );
-    send(
-        &http,
+    http.json_ok(
         Method::PATCH,
         &path,
         "application/strategic-merge-patch+json",
         &json!({"spec": {"maxReplicas": 5}}),
     )
     .await?;
-    send(
-        &http,
+    http.json_ok(
         Method::PATCH,
         &path,
         "application/json-patch+json",
         &json!([{"op": "replace", "path": "/spec/minReplicas", "value": 2}]),
     )
     .await?;
-    let v2 = get(&http, &v2_path).await?;
+    let v2 = http.get_ok(&v2_path).await?;
     ensure!(
         v2["spec"]["minReplicas"] == 2
             && v2["spec"]["maxReplicas"] == 5
@@ -290,7 +271,7 @@ async fn v1_creates_patches_applies_and_writes_status() -> Result<()> {
             .any(|m| m.manager.as_deref() == Some("hpa-v1-test")),
         "{applied:?}"
     );
-    let v2 = get(&http, &v2_path).await?;
+    let v2 = http.get_ok(&v2_path).await?;
     ensure!(
         v2["spec"]["maxReplicas"] == 4
             && v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60,
@@ -305,7 +286,7 @@ async fn v1_creates_patches_applies_and_writes_status() -> Result<()> {
         "-p",
         r#"{"spec":{"minReplicas":1}}"#,
     ])?)?;
-    ensure!(get(&http, &v2_path).await?["spec"]["minReplicas"] == 1);
+    ensure!(http.get_ok(&v2_path).await?["spec"]["minReplicas"] == 1);
 
     // client-side `kubectl apply` of a v1 manifest, twice, then `kubectl diff` sees nothing
     let manifest = |cpu: u32| {
@@ -322,7 +303,7 @@ spec:
     for cpu in [55, 65] {
         ok(tc.kubectl_with(KUBECTL, &["apply", "-f", "-"], Some(&manifest(cpu)))?)?;
     }
-    let applied = get(&http, &format!("{HPAS_V2}/applied")).await?;
+    let applied = http.get_ok(&format!("{HPAS_V2}/applied")).await?;
     ensure!(
         applied["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 65,
         "{applied}"
@@ -331,9 +312,7 @@ spec:
 
     // the status subresource through v1: the CPU utilization and the conditions annotation
     // become v2 status; the spec cannot change there
-    let status = send(
-        &http,
-        Method::PATCH,
+    let status = http.json_ok(Method::PATCH,
         &format!("{path}/status"),
         "application/merge-patch+json",
         &json!({"metadata": {"annotations": {CONDITIONS:
@@ -420,9 +399,9 @@ async fn v2_only_fields_survive_a_trip_through_v1() -> Result<()> {
         },
     }))?;
     v2s.create(&PostParams::default(), &hpa).await?;
-    let before = get(&http, &format!("{HPAS_V2}/mem")).await?;
+    let before = http.get_ok(&format!("{HPAS_V2}/mem")).await?;
 
-    let v1 = get(&http, &format!("{HPAS_V1}/mem")).await?;
+    let v1 = http.get_ok(&format!("{HPAS_V1}/mem")).await?;
     ensure!(v1["spec"]["targetCPUUtilizationPercentage"] == 70, "{v1}");
     let annotations = &v1["metadata"]["annotations"];
     ensure!(
@@ -445,7 +424,7 @@ async fn v2_only_fields_survive_a_trip_through_v1() -> Result<()> {
     // the autoscaler controller writes the status meanwhile)
     let mut written = false;
     for _ in 0..20 {
-        let mut edited = get(&http, &format!("{HPAS_V1}/mem")).await?;
+        let mut edited = http.get_ok(&format!("{HPAS_V1}/mem")).await?;
         edited["metadata"]["labels"] = json!({"edited": "through-v1"});
         let (code, out) = http
             .json(
@@ -465,7 +444,7 @@ async fn v2_only_fields_survive_a_trip_through_v1() -> Result<()> {
         }
     }
     ensure!(written, "PUT through v1 kept conflicting");
-    let after = get(&http, &format!("{HPAS_V2}/mem")).await?;
+    let after = http.get_ok(&format!("{HPAS_V2}/mem")).await?;
     ensure!(
         after["spec"] == before["spec"],
         "before {before}\nafter {after}"
@@ -540,7 +519,7 @@ async fn v2_only_fields_survive_a_trip_through_v1() -> Result<()> {
     );
 
     // discovery: both versions, v2 preferred, legacy and aggregated
-    let group = get(&http, "/apis/autoscaling").await?;
+    let group = http.get_ok("/apis/autoscaling").await?;
     ensure!(
         group["versions"]
             == json!([{"groupVersion": "autoscaling/v2", "version": "v2"},
@@ -548,7 +527,7 @@ async fn v2_only_fields_survive_a_trip_through_v1() -> Result<()> {
             && group["preferredVersion"]["version"] == "v2",
         "{group}"
     );
-    let resources = get(&http, "/apis/autoscaling/v1").await?;
+    let resources = http.get_ok("/apis/autoscaling/v1").await?;
     let names: Vec<&str> = resources["resources"]
         .as_array()
         .into_iter()
@@ -586,11 +565,11 @@ async fn v2_only_fields_survive_a_trip_through_v1() -> Result<()> {
     ensure!(versions == ["v2", "v1"], "{aggregated}");
 
     // OpenAPI v2 and v3 describe v1's schema; kubectl explain reads it
-    let v2_doc = get(&http, "/openapi/v2").await?;
+    let v2_doc = http.get_ok("/openapi/v2").await?;
     ensure!(v2_doc["definitions"]
         .get("io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler")
         .is_some());
-    let v3_doc = get(&http, "/openapi/v3/apis/autoscaling/v1").await?;
+    let v3_doc = http.get_ok("/openapi/v3/apis/autoscaling/v1").await?;
     ensure!(v3_doc["components"]["schemas"]
         .get("io.k8s.api.autoscaling.v1.HorizontalPodAutoscalerSpec")
         .is_some_and(|s| s["properties"]

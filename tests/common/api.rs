@@ -69,6 +69,29 @@ impl Http {
             .await
     }
 
+    /// GET that must answer 200: the body.
+    pub async fn get_ok(&self, path: &str) -> Result<Value> {
+        let (code, body) = self.get(path).await?;
+        anyhow::ensure!(code == 200, "GET {path}: {code} {body}");
+        Ok(body)
+    }
+
+    /// A JSON request that must answer 200 or 201: the body.
+    pub async fn json_ok(
+        &self,
+        method: Method,
+        path: &str,
+        ct: &str,
+        body: &Value,
+    ) -> Result<Value> {
+        let (code, out) = self.json(method.clone(), path, ct, body).await?;
+        anyhow::ensure!(
+            code == 200 || code == 201,
+            "{method} {path} ({ct}): {code} {out}"
+        );
+        Ok(out)
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
         self.json(Method::POST, path, "application/json", body)
             .await
