@@ -166,7 +166,7 @@ keys = ("opened store", "created cluster CA", "issued certificate", "node kubeco
         "caches synced", "kubelet running", "node registered", "allocated pod CIDR", "pod CIDRs known",
         "wrote default CNI", "installed serving certificate", "workload controllers started",
         "cluster DNS listening", "network controllers started", "controller started", "pod network:",
-        "node status", "Error")
+        "node status", "starting controllers", "Error")
 ansi = re.compile(r"\x1b\[[0-9;]*m")
 for line in open(ring, errors="replace"):
     line = ansi.sub("", line)

@@ -217,76 +217,27 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         let controller = Controller::start(&cfg)
             .await
             .with_context(|| format!("starting the controller in {}", cfg.data_dir.display()))?;
-        // One informer (list+watch cache) per kind, shared by the scheduler and the workload
-        // controllers.
-        let informers = bramble_informer::SharedInformers::new(
-            controller.in_process_client("system:kube-controller-manager"),
-        );
-        let scheduler_client = controller.in_process_client("system:kube-scheduler");
-        let lifecycle_client =
-            controller.in_process_client("system:serviceaccount:kube-system:node-controller");
-        let workloads_client = controller.in_process_client("system:kube-controller-manager");
-        let netctl_informers = informers.clone();
-        let start_controllers = move || {
-            // Scheduler and node lifecycle controller (upstream intervals unless BRAMBLE_* env).
-            bramble_scheduler::spawn(
-                scheduler_client,
-                lifecycle_client,
-                &informers,
-                bramble_scheduler::SchedulerConfig::from_env(),
-                bramble_scheduler::NodeLifecycleConfig::from_env(),
-            );
-            // Workload controllers and the garbage collector.
-            bramble_workloads::spawn(workloads_client, &informers);
-        };
-        if args.leader_elect {
-            let elector = bramble_apiserver::leader_election::LeaderElector::new(
-                controller.in_process_client("system:kube-controller-manager"),
-                bramble_apiserver::leader_election::ElectionConfig::new("kube-controller-manager"),
-            );
-            tokio::spawn(async move {
-                elector
-                    .run(async move {
-                        start_controllers();
-                        std::future::pending::<()>().await
-                    })
-                    .await;
-                // as upstream's controller-manager: a lost lease ends the process, so the
-                // controllers never run next to a new leader's
-                tracing::error!("leader election lost; exiting");
-                std::process::exit(1);
-            });
+        // This machine's kubelet first: the other controllers start once it has written its
+        // Node (see local_node), so that their informers' first lists do not take the CPU its
+        // registration needs.
+        let kubelet_node = if args.run_kubelet {
+            Some(bramble_kubelet::node_info::hostname())
         } else {
-            start_controllers();
-        }
-        // Node IPAM, EndpointSlices/Endpoints, LoadBalancer status.
-        bramble_netctl::spawn(netctl_informers);
-        // The default `bramble` IngressClass and the status of the Ingresses it serves.
-        bramble_ingress::controller::spawn(
-            controller.in_process_client("system:kube-controller-manager"),
-        );
-        // The default local-path StorageClass and its provisioner.
-        bramble_storage::spawn(
-            controller.in_process_client("system:kube-controller-manager"),
-            bramble_storage::StorageConfig {
-                storage_root: args.local_path_dir.clone(),
-                ..Default::default()
-            },
-        );
-        // Cluster DNS on the advertise address, published as the kube-dns Service.
-        if args.dns_port != 0 {
-            let ip = controller.advertise_address();
-            let mut dns = bramble_dns::DnsConfig::new(SocketAddr::new(ip, args.dns_port));
-            dns.advertise = Some(ip);
-            dns.domain = args.cluster_domain.clone();
-            if let Err(e) =
-                bramble_dns::start(controller.in_process_client("system:bramble-dns"), dns).await
-            {
-                tracing::error!(error = %e, "cluster DNS not started");
-            }
-        }
-        // `bramble up`: the node agent in the same process, as its node's user.
+            node_kubelet.as_ref().map(|k| k.config.node_name.clone())
+        };
+        let node_writes = match &kubelet_node {
+            Some(node) => Some(
+                crate::cli::local_node::NodeWrites::mark(
+                    controller.in_process_client("system:kube-controller-manager"),
+                    node,
+                )
+                .await
+                .with_context(|| format!("reading Node {node}"))?,
+            ),
+            None => None,
+        };
         if args.run_kubelet {
+            // `bramble up`: the node agent in the same process, as its node's user.
             let node = bramble_kubelet::node_info::hostname();
             let client = controller.in_process_node_client(&node);
             crate::cli::kubelet::spawn_in_process(
@@ -308,6 +259,33 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             // both): with 10,000 Pods, text trimmed every 60 s had grown back to 18.6 MiB.
             tokio::spawn(bramble_kubelet::idle_text::run_kubelet());
         }
+        let controllers = Controllers {
+            informers_client: controller.in_process_client("system:kube-controller-manager"),
+            scheduler_client: controller.in_process_client("system:kube-scheduler"),
+            lifecycle_client: controller
+                .in_process_client("system:serviceaccount:kube-system:node-controller"),
+            manager_client: controller.in_process_client("system:kube-controller-manager"),
+            dns_client: controller.in_process_client("system:bramble-dns"),
+            advertise: controller.advertise_address(),
+            args: args.clone(),
+        };
+        match node_writes {
+            Some(writes) => {
+                tokio::spawn(async move {
+                    match writes.next(crate::cli::local_node::LIMIT).await {
+                        Ok(true) => tracing::info!("kubelet wrote its Node; starting controllers"),
+                        Ok(false) => tracing::info!(
+                            limit_s = crate::cli::local_node::LIMIT.as_secs(),
+                            "kubelet has not written its Node yet; starting controllers"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "reading Node; starting controllers"),
+                    }
+                    controllers.start().await;
+                });
+            }
+            // Without a kubelet, as before: the DNS is listening when the kubeconfig appears.
+            None => controllers.start().await,
+        }
         // Before the admin kubeconfig, whose appearance tells waiting tools the controller
         // is up.
         if let Some(path) = &args.write_node_kubeconfig {
@@ -328,6 +306,85 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         controller.serve(shutdown_signal()).await;
         Ok(())
     })
+}
+
+/// The scheduler, the controller-manager's controllers, the network, ingress and storage
+/// controllers and the cluster DNS, with the clients they act as.
+struct Controllers {
+    informers_client: kube::Client,
+    scheduler_client: kube::Client,
+    lifecycle_client: kube::Client,
+    manager_client: kube::Client,
+    dns_client: kube::Client,
+    advertise: IpAddr,
+    args: ControllerArgs,
+}
+
+impl Controllers {
+    async fn start(self) {
+        let args = self.args;
+        // One informer (list+watch cache) per kind, shared by the scheduler and the workload
+        // controllers.
+        let informers = bramble_informer::SharedInformers::new(self.informers_client);
+        let netctl_informers = informers.clone();
+        let scheduler_client = self.scheduler_client;
+        let lifecycle_client = self.lifecycle_client;
+        let workloads_client = self.manager_client.clone();
+        let start_controllers = move || {
+            // Scheduler and node lifecycle controller (upstream intervals unless BRAMBLE_* env).
+            bramble_scheduler::spawn(
+                scheduler_client,
+                lifecycle_client,
+                &informers,
+                bramble_scheduler::SchedulerConfig::from_env(),
+                bramble_scheduler::NodeLifecycleConfig::from_env(),
+            );
+            // Workload controllers and the garbage collector.
+            bramble_workloads::spawn(workloads_client, &informers);
+        };
+        if args.leader_elect {
+            let elector = bramble_apiserver::leader_election::LeaderElector::new(
+                self.manager_client.clone(),
+                bramble_apiserver::leader_election::ElectionConfig::new("kube-controller-manager"),
+            );
+            tokio::spawn(async move {
+                elector
+                    .run(async move {
+                        start_controllers();
+                        std::future::pending::<()>().await
+                    })
+                    .await;
+                // as upstream's controller-manager: a lost lease ends the process, so the
+                // controllers never run next to a new leader's
+                tracing::error!("leader election lost; exiting");
+                std::process::exit(1);
+            });
+        } else {
+            start_controllers();
+        }
+        // Node IPAM, EndpointSlices/Endpoints, LoadBalancer status.
+        bramble_netctl::spawn(netctl_informers);
+        // The default `bramble` IngressClass and the status of the Ingresses it serves.
+        bramble_ingress::controller::spawn(self.manager_client.clone());
+        // The default local-path StorageClass and its provisioner.
+        bramble_storage::spawn(
+            self.manager_client,
+            bramble_storage::StorageConfig {
+                storage_root: args.local_path_dir.clone(),
+                ..Default::default()
+            },
+        );
+        // Cluster DNS on the advertise address, published as the kube-dns Service.
+        if args.dns_port != 0 {
+            let ip = self.advertise;
+            let mut dns = bramble_dns::DnsConfig::new(SocketAddr::new(ip, args.dns_port));
+            dns.advertise = Some(ip);
+            dns.domain = args.cluster_domain.clone();
+            if let Err(e) = bramble_dns::start(self.dns_client, dns).await {
+                tracing::error!(error = %e, "cluster DNS not started");
+            }
+        }
+    }
 }
 
 /// The kubelet of `--kubelet`: its flags and the configuration they make.

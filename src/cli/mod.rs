@@ -3,6 +3,7 @@
 pub mod controller;
 pub mod ingress;
 pub mod kubelet;
+pub mod local_node;
 pub mod logging;
 pub mod node;
 pub mod pod_network;
