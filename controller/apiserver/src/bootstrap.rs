@@ -87,6 +87,15 @@ async fn ensure(
             what: resource.to_string(),
             status: Status::internal("resource not registered"),
         })?;
+    // A restart finds it: one read instead of a create through admission that fails.
+    let name = obj.pointer("/metadata/name").and_then(Value::as_str);
+    if state
+        .store
+        .get(&info.store_key(namespace, name.unwrap_or_default()))?
+        .is_some()
+    {
+        return Ok(());
+    }
     match create_object(state, &info, namespace, obj, false).await {
         Ok(_) => Ok(()),
         Err(s) if s.reason == bramble_api::Reason::AlreadyExists => Ok(()),
@@ -157,4 +166,33 @@ async fn ensure_current(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Controller, ControllerConfig};
+    use k8s_openapi::api::core::v1::{Namespace, Service};
+    use kube::api::{Api, DeleteParams};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restart_keeps_the_defaults_and_puts_back_a_deleted_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ControllerConfig::new(dir.path().join("c"), "127.0.0.1:0".parse().unwrap());
+        let controller = Controller::start(&cfg).await.unwrap();
+        let client = controller.in_process_client("admin");
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let services: Api<Service> = Api::namespaced(client, "default");
+        let before = namespaces.get("kube-system").await.unwrap().metadata;
+        services
+            .delete("kubernetes", &DeleteParams::default())
+            .await
+            .unwrap();
+        // What a restart's start-up does, on the same store.
+        super::ensure_defaults(&controller.state).await.unwrap();
+        let after = namespaces.get("kube-system").await.unwrap().metadata;
+        assert_eq!(after.uid, before.uid);
+        assert_eq!(after.resource_version, before.resource_version);
+        let back = services.get("kubernetes").await.unwrap();
+        assert_eq!(back.spec.unwrap().cluster_ip.as_deref(), Some("10.43.0.1"));
+    }
 }
