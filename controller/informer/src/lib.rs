@@ -22,6 +22,7 @@ pub mod informer;
 pub mod intern;
 pub mod pod;
 pub mod queue;
+pub mod text;
 
 pub use compact::compact;
 pub use error::Error;
@@ -35,3 +36,5 @@ mod compact_tests;
 mod pod_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod text_tests;

@@ -7,7 +7,9 @@
 //! 2,120 per `Container` (x86_64) before any string is stored, and with 10,000 pods the Pod
 //! cache was most of the controller's heap. Here a `Pod` is 984 bytes and a `Container` 184.
 //! The types mirror the names and types of the k8s-openapi fields they keep, so a reader's
-//! `pod.spec.as_ref()?.node_name` reads the same.
+//! `pod.spec.as_ref()?.node_name` reads the same; the strings most pods hold equal copies of
+//! (container name and image, scheduler name, phase, and the conditions' strings) are a
+//! shared [`Text`] instead of a `String` (it derefs to `&str` and compares with both).
 //!
 //! Kept, by reader: the scheduler reads the containers' and init containers' `resources`,
 //! `restartPolicy` (sidecars), `ports` (host ports) and `image`, `overhead`, `nodeName`,
@@ -48,7 +50,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, ContainerPort, ContainerState, PodCondition, TopologySpreadConstraint,
+    Affinity, ContainerPort, ContainerState, TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -56,6 +58,7 @@ use k8s_openapi::NamespaceResourceScope;
 use serde::{Deserialize, Serialize};
 
 use crate::intern::Tolerations;
+use crate::text::Text;
 
 /// A cached Pod (see the module docs for what is kept).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -100,7 +103,7 @@ pub struct PodSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preemption_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheduler_name: Option<String>,
+    pub scheduler_name: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overhead: Option<BTreeMap<String, Quantity>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,9 +117,9 @@ pub struct PodSpec {
 #[serde(rename_all = "camelCase")]
 pub struct Container {
     #[serde(default)]
-    pub name: String,
+    pub name: Text,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
+    pub image: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ports: Option<Vec<ContainerPort>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,7 +222,7 @@ impl<'de> Deserialize<'de> for ResourceList {
 #[serde(rename_all = "camelCase")]
 pub struct PodStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<PodCondition>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,6 +236,24 @@ pub struct PodStatus {
     pub nominated_node_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
+}
+
+/// The kept part of a pod condition (`lastProbeTime` and `observedGeneration` dropped), its
+/// strings shared with the equal ones other cached pods hold ([`crate::text`]): a pending pod's
+/// `PodScheduled=False/Unschedulable` condition was about 400 bytes, the same in every pod.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodCondition {
+    #[serde(default, rename = "type")]
+    pub type_: Text,
+    #[serde(default)]
+    pub status: Text,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
 }
 
 /// The kept part of a container status.

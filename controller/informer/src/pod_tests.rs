@@ -53,7 +53,8 @@ fn full_pod() -> Value {
             "podIP": "10.0.0.5", "podIPs": [{"ip": "10.0.0.5"}],
             "nominatedNodeName": "n2", "startTime": "2026-01-01T00:00:00Z",
             "conditions": [{"type": "Ready", "status": "True",
-                "lastTransitionTime": "2026-01-01T00:00:01Z"}],
+                "lastTransitionTime": "2026-01-01T00:00:01Z",
+                "lastProbeTime": "2026-01-01T00:00:02Z", "observedGeneration": 2}],
             "initContainerStatuses": [{"name": "proxy", "image": "envoy", "imageID": "sha",
                 "ready": true, "restartCount": 0, "started": true,
                 "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}],
@@ -106,6 +107,12 @@ fn kept() -> Value {
         "reason", "message", "qosClass", "hostIP", "hostIPs", "podIPs",
     ] {
         status.remove(f);
+    }
+    for f in ["lastProbeTime", "observedGeneration"] {
+        want["status"]["conditions"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove(f);
     }
     for list in ["initContainerStatuses", "containerStatuses"] {
         for cs in want["status"][list].as_array_mut().unwrap() {

@@ -165,8 +165,7 @@ pub fn sort_for_deletion(pods: &mut [std::sync::Arc<Pod>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bramble_informer::pod::{PodSpec, PodStatus};
-    use k8s_openapi::api::core::v1::PodCondition;
+    use bramble_informer::pod::{PodCondition, PodSpec, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use std::sync::Arc;
 
