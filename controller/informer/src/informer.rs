@@ -320,11 +320,23 @@ where
     /// [`Self::changes`] does). The subscription ends at the first change after the stream is
     /// dropped.
     pub fn wakeups(&self) -> BoxStream<'static, ()> {
+        self.wakeups_when(|_| true)
+    }
+
+    /// [`Self::wakeups`] after the changes `wanted` accepts only (it runs on the informer's
+    /// task, like a handler): a consumer whose rescan can only find work in some objects is
+    /// not woken by changes of the others.
+    pub fn wakeups_when(
+        &self,
+        wanted: impl Fn(&Change<K>) -> bool + Send + 'static,
+    ) -> BoxStream<'static, ()> {
         let notify = Arc::new(Notify::new());
         let weak = Arc::downgrade(&notify);
-        self.add_handler(move |_| match weak.upgrade() {
+        self.add_handler(move |c| match weak.upgrade() {
             Some(n) => {
-                n.notify_one();
+                if wanted(c) {
+                    n.notify_one();
+                }
                 true
             }
             None => false,

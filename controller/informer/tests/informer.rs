@@ -8,7 +8,7 @@ use bramble_apiserver::{Controller, ControllerConfig};
 use bramble_informer::{Change, SharedInformers};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 async fn start() -> Result<(tempfile::TempDir, Client)> {
@@ -207,5 +207,36 @@ async fn wakeups_coalesce_changes_and_hold_no_objects() -> Result<()> {
         woken += 1;
     }
     assert!((1..=2).contains(&woken), "six changes, {woken} wake-ups");
+    Ok(())
+}
+
+/// `wakeups_when` wakes only after the changes its filter accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_wakeups_ignore_other_changes() -> Result<()> {
+    use futures::StreamExt;
+    let (_dir, client) = start().await?;
+    let informers = SharedInformers::new(client.clone());
+    let cms = informers.get::<ConfigMap>();
+    cms.ready().await?;
+    let mut db_changes = cms.wakeups_when(|c| match c {
+        Change::Applied(cm) => cm.labels().get("tier").is_some_and(|t| t == "db"),
+        _ => false,
+    });
+    let next = |w: &mut futures::stream::BoxStream<'static, ()>| {
+        futures::FutureExt::now_or_never(w.next()).flatten()
+    };
+    assert_eq!(next(&mut db_changes), None, "nothing of tier db is cached");
+
+    let api = Api::<ConfigMap>::namespaced(client, "default");
+    let pp = PostParams::default();
+    api.create(&pp, &configmap("default", "web-1", "web"))
+        .await?;
+    eventually(|| cms.get(Some("default"), "web-1").is_some()).await;
+    assert_eq!(next(&mut db_changes), None, "a web change does not wake");
+
+    api.create(&pp, &configmap("default", "db-1", "db")).await?;
+    eventually(|| cms.get(Some("default"), "db-1").is_some()).await;
+    assert_eq!(next(&mut db_changes), Some(()), "a db change wakes");
+    assert_eq!(next(&mut db_changes), None);
     Ok(())
 }

@@ -156,6 +156,17 @@ impl NodeLifecycleController {
             current.insert(name, node);
         }
         probes.retain(|n, _| current.contains_key(n));
+        // Pods need a look only on a node that is Unknown (ready pods are marked not ready)
+        // or has NoExecute taints (evictions), or to forget finished evictions: otherwise the
+        // scan below does nothing, and it ran on every pod change (10,000 unschedulable pods'
+        // status writes rescanned every pod after nearly each one).
+        let pods_affected = current.values().any(|n| {
+            condition_status(n, "Ready") == Some("Unknown")
+                || node_taints(n).iter().any(|t| t.effect == "NoExecute")
+        });
+        if !pods_affected && deleting.is_empty() {
+            return;
+        }
         let ts_now = Timestamp::now();
         let mut live = HashSet::new();
         for pod in pods.list() {
