@@ -84,15 +84,26 @@ pub fn recv_some(fd: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> std::io::
     Ok(msg.bytes)
 }
 
-/// Reassembles frames from `recv_some` chunks (shared by the blocking and async readers).
+/// Reassembles frames from `recv_some` chunks (shared by the blocking and async readers),
+/// giving each frame the descriptors that were sent with it, also when several frames are
+/// in flight on the connection.
+///
+/// A Unix stream read ends right after a message that carries descriptors (Linux's
+/// `unix_stream_read_generic` stops after the skb whose descriptors it detached, and hands
+/// them over with the first read that reaches that skb). Descriptors go out with the first
+/// bytes of their frame, so the descriptors of a read belong to the frame that holds the
+/// last byte of that read.
 #[derive(Default)]
 pub struct FrameReader {
     buf: Vec<u8>,
-    fds: Vec<OwnedFd>,
+    /// Stream offset of `buf[0]`.
+    start: u64,
+    /// Descriptors received, each with the stream offset of the last byte of its read.
+    fds: Vec<(u64, OwnedFd)>,
 }
 
 impl FrameReader {
-    /// Takes a complete frame out of the buffer, with the descriptors received so far.
+    /// Takes a complete frame out of the buffer, with the descriptors sent with it.
     pub fn take_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         if self.buf.len() < 4 {
             return Ok(None);
@@ -106,15 +117,32 @@ impl FrameReader {
         }
         let body = self.buf[4..4 + len].to_vec();
         self.buf.drain(..4 + len);
-        Ok(Some((body, std::mem::take(&mut self.fds))))
+        self.start += (4 + len) as u64;
+        let end = self.start;
+        let mine = self.fds.iter().take_while(|(at, _)| *at < end).count();
+        let fds = self.fds.drain(..mine).map(|(_, fd)| fd).collect();
+        Ok(Some((body, fds)))
     }
 
     /// Reads once from `fd` (blocking or not); `Ok(false)` at end of stream.
     pub fn fill(&mut self, fd: RawFd) -> std::io::Result<bool> {
         let mut chunk = [0u8; 16 * 1024];
-        let n = recv_some(fd, &mut chunk, &mut self.fds)?;
+        let mut got = Vec::new();
+        let n = recv_some(fd, &mut chunk, &mut got)?;
         self.buf.extend_from_slice(&chunk[..n]);
+        if !got.is_empty() {
+            let last = self.start + self.buf.len() as u64 - 1;
+            self.fds.extend(got.into_iter().map(|f| (last, f)));
+        }
         Ok(n > 0)
+    }
+
+    /// Whether a complete frame is buffered.
+    pub fn has_frame(&self) -> bool {
+        self.buf.len() >= 4
+            && self.buf.len()
+                >= 4 + u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
+                    as usize
     }
 
     /// Whether a partial frame is buffered.
@@ -186,6 +214,42 @@ mod tests {
         assert_eq!(decode::<serde_json::Value>(&body).unwrap()["op"], "list");
         assert!(fds.is_empty());
         let _ = &mut pr;
+    }
+
+    #[test]
+    fn frames_in_flight_each_get_their_own_descriptors() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (_r1, w1) = std::io::pipe().unwrap();
+        let (_r2, w2) = std::io::pipe().unwrap();
+        let (_r3, w3) = std::io::pipe().unwrap();
+        let ino = |fd: RawFd| nix::sys::stat::fstat(fd).unwrap().st_ino;
+        // Queued before the reader reads anything: a frame without descriptors, two with.
+        send_blocking(&a, &encode(&0u8).unwrap(), &[]).unwrap();
+        send_blocking(&a, &encode(&1u8).unwrap(), &[w1.as_raw_fd()]).unwrap();
+        send_blocking(
+            &a,
+            &encode(&2u8).unwrap(),
+            &[w2.as_raw_fd(), w3.as_raw_fd()],
+        )
+        .unwrap();
+        send_blocking(&a, &encode(&3u8).unwrap(), &[]).unwrap();
+        let mut reader = FrameReader::default();
+        let mut got = Vec::new();
+        while let Some((body, fds)) = recv_blocking(&b, &mut reader).unwrap() {
+            let inos: Vec<u64> = fds.iter().map(|f| ino(f.as_raw_fd())).collect();
+            got.push((decode::<u8>(&body).unwrap(), inos));
+            if got.len() == 4 {
+                break;
+            }
+        }
+        let want = vec![
+            (0, vec![]),
+            (1, vec![ino(w1.as_raw_fd())]),
+            (2, vec![ino(w2.as_raw_fd()), ino(w3.as_raw_fd())]),
+            (3, vec![]),
+        ];
+        assert_eq!(got, want);
+        assert!(!reader.has_frame() && !reader.has_partial());
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! The runtime helper: a single-threaded process that owns every libcontainer call.
 //!
 //! It serves one connection (a Unix socket inherited as a descriptor) with length-prefixed
-//! JSON [`Request`]s, one at a time, and exits when the kubelet closes it. Nothing lives only
+//! JSON [`Request`]s, one at a time ([`crate::serve`]), and exits when the kubelet closes
+//! it. Nothing lives only
 //! in its memory: state is in the [`StateDir`] and in libcontainer's state, so a new helper
 //! started by a restarted kubelet sees every container the old one created.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -16,7 +17,7 @@ use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::signal::Signal as LcSignal;
 
 use crate::exec_target::ExecTargets;
-use crate::frame::{decode, encode, recv_blocking, send_blocking, FrameError, FrameReader};
+use crate::frame::FrameError;
 use crate::protocol::{
     ContainerKind, ContainerMeta, ContainerState, ContainerStatusKind, ErrorKind, ExitInfo,
     RelistEntry, Request, Response,
@@ -79,7 +80,7 @@ pub enum HelperError {
 }
 
 impl HelperError {
-    fn kind(&self) -> ErrorKind {
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
             HelperError::NotFound(_) => ErrorKind::NotFound,
             HelperError::Invalid(_) => ErrorKind::Invalid,
@@ -89,7 +90,8 @@ impl HelperError {
     }
 }
 
-struct Helper {
+/// The helper's state between requests ([`crate::serve`] runs the loop).
+pub(crate) struct Helper {
     cfg: HelperConfig,
     state: StateDir,
     pause_libs: Option<HostLibs>,
@@ -107,54 +109,22 @@ struct Helper {
     exec_targets: RefCell<ExecTargets>,
 }
 
-/// Serves requests on `conn` until the peer closes it. Call only in a single-threaded
-/// process: requests fork shims, and libcontainer forks and clones.
-pub fn serve(conn: OwnedFd, cfg: HelperConfig) -> Result<(), HelperError> {
-    let state = StateDir::new(&cfg.state_root);
-    state.ensure()?;
-    let mut helper = Helper {
-        cfg,
-        state,
-        pause_libs: None,
-        may_lower_oom: may_lower_oom_score(),
-        metas: RefCell::default(),
-        states: RefCell::default(),
-        specs: RefCell::default(),
-        exec_targets: RefCell::default(),
-    };
-    let mut reader = FrameReader::default();
-    while let Some((body, fds)) = recv_blocking(&conn, &mut reader)? {
-        let (resp, out_fds) = match decode::<Request>(&body) {
-            Ok(req) => {
-                let _span =
-                    tracing::debug_span!("runtime_request", op = ?std::mem::discriminant(&req))
-                        .entered();
-                match helper.handle(req, fds) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "runtime request failed");
-                        (
-                            Response::Error {
-                                kind: e.kind(),
-                                message: e.to_string(),
-                            },
-                            Vec::new(),
-                        )
-                    }
-                }
-            }
-            Err(e) => (
-                Response::Error {
-                    kind: ErrorKind::Invalid,
-                    message: e.to_string(),
-                },
-                Vec::new(),
-            ),
-        };
-        let raw: Vec<i32> = out_fds.iter().map(|f| f.as_raw_fd()).collect();
-        send_blocking(&conn, &encode(&resp)?, &raw)?;
+impl Helper {
+    /// A helper with its state root in place and nothing read yet.
+    pub(crate) fn new(cfg: HelperConfig) -> Result<Self, HelperError> {
+        let state = StateDir::new(&cfg.state_root);
+        state.ensure()?;
+        Ok(Helper {
+            cfg,
+            state,
+            pause_libs: None,
+            may_lower_oom: may_lower_oom_score(),
+            metas: RefCell::default(),
+            states: RefCell::default(),
+            specs: RefCell::default(),
+            exec_targets: RefCell::default(),
+        })
     }
-    Ok(())
 }
 
 fn valid_id(id: &str) -> bool {
@@ -167,7 +137,8 @@ fn valid_id(id: &str) -> bool {
 }
 
 impl Helper {
-    fn handle(
+    /// Handles one request: the answer and the descriptors that go with it.
+    pub(crate) fn handle(
         &mut self,
         req: Request,
         fds: Vec<OwnedFd>,

@@ -9,7 +9,7 @@
 //! in it; youki issues 3011 and 3027 and runwasi 357 are the resulting undefined behaviour.
 //! Bramble never calls libcontainer from a threaded process:
 //!
-//! 1. The kubelet starts a **runtime helper** ([`helper::serve`]): either by re-exec of its
+//! 1. The kubelet starts a **runtime helper** ([`serve::serve`]): either by re-exec of its
 //!    own binary (`bramble runtime-helper --fd 3`, [`RuntimeClient::spawn_helper`]; safe at any
 //!    time, it is a plain `fork`+`exec`) or by [`fork_helper`] before the tokio runtime exists.
 //!    The helper is single-threaded and handles one request at a time.
@@ -51,6 +51,7 @@ pub mod rootfs;
 mod runtime;
 pub mod seccomp;
 pub mod seccomp_exec;
+pub mod serve;
 pub mod shim;
 mod shim_io;
 pub mod spec;
@@ -59,7 +60,7 @@ mod state_cache;
 
 pub use client::RuntimeClient;
 pub use error::RuntimeError;
-pub use helper::{serve, HelperConfig};
+pub use helper::HelperConfig;
 pub use multicall::{dispatch, fork_helper};
 pub use protocol::{
     ContainerConfig, ContainerKind, ContainerMeta, ContainerResources, ContainerState,
@@ -67,3 +68,4 @@ pub use protocol::{
     SeccompProfile, SecurityConfig, StdioConfig,
 };
 pub use runtime::{ContainerRuntime, ExecOutput, ExecProcess, SandboxStatus};
+pub use serve::serve;

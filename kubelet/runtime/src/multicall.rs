@@ -6,7 +6,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
-use crate::helper::{serve, HelperConfig};
+use crate::helper::HelperConfig;
+use crate::serve::serve;
 
 /// If `args` (without argv\[0\]) name one of this crate's subcommands, runs it and returns
 /// the process exit code; otherwise `None`. Call it first in `main`, before any thread or

@@ -3,9 +3,14 @@
 
 mod common;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bramble_runtime::{ContainerRuntime, ContainerStatusKind, ExecConfig};
+use bramble_runtime::{
+    ContainerRuntime, ContainerStatusKind, ExecConfig, ExecOutput, RuntimeError,
+};
 use common::{memory_kib, ns_link, wait_exit, Fixture};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,6 +291,36 @@ async fn exec_and_graceful_stop() {
     assert_eq!(line("self"), line("init"), "{inside}");
     assert!(inside.contains("marker"), "{inside}");
 
+    // Execs at once on the one connection (the client pipelines them; the helper answers
+    // a batch together): each gets its own output, errors and exit code, and a status
+    // request in between gets its own answer.
+    type Exec<'a> = Pin<Box<dyn Future<Output = Result<ExecOutput, RuntimeError>> + Send + 'a>>;
+    let execs: Vec<Exec> = (0..24)
+        .map(|n| {
+            let cfg = ExecConfig {
+                command: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo out$N; echo err$N >&2; exit $((N % 7))".into(),
+                ],
+                env: vec![format!("N={n}")],
+                ..Default::default()
+            };
+            let rt = &rt;
+            let polite = polite.clone();
+            Box::pin(async move { rt.exec_sync(&polite, &cfg, Duration::from_secs(20)).await })
+                as Exec
+        })
+        .collect();
+    let (outs, status) = tokio::join!(join_all(execs), rt.container_status(&polite));
+    assert_eq!(status.unwrap().pid, Some(init));
+    for (n, out) in outs.into_iter().enumerate() {
+        let out = out.unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("out{n}\n"));
+        assert_eq!(String::from_utf8_lossy(&out.stderr), format!("err{n}\n"));
+        assert_eq!(out.exit_code, n as i32 % 7);
+    }
+
     // A container that handles SIGTERM stops within the grace period with its own code.
     let t = Instant::now();
     rt.stop_container(&polite, Duration::from_secs(10))
@@ -426,4 +461,25 @@ async fn measure_latency_and_memory() {
     rt.stop_pod_sandbox(&sb, Duration::ZERO).await.unwrap();
     rt.remove_pod_sandbox(&sb).await.unwrap();
     rt.shutdown().await;
+}
+
+/// Runs `futs` together on this task; their outputs in order.
+async fn join_all<T>(mut futs: Vec<Pin<Box<dyn Future<Output = T> + Send + '_>>>) -> Vec<T> {
+    let mut outs: Vec<Option<T>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (f, out) in futs.iter_mut().zip(outs.iter_mut()) {
+            if out.is_none() {
+                if let Poll::Ready(v) = f.as_mut().poll(cx) {
+                    *out = Some(v);
+                }
+            }
+        }
+        if outs.iter().all(Option::is_some) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    outs.into_iter().map(|o| o.expect("ready")).collect()
 }
