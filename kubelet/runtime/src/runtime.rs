@@ -131,11 +131,33 @@ async fn reap_owned(pidfd: OwnedFd) -> Result<i32, RuntimeError> {
     reap(pidfd.as_fd()).await
 }
 
-/// Reads a pipe to its end without a thread.
+/// Reads a pipe to its end without a thread. What is there already (all of it, mostly: an
+/// exec's answer comes when it has often exited) is read without registering the pipe with
+/// the reactor.
 async fn read_pipe(fd: OwnedFd) -> Result<Vec<u8>, RuntimeError> {
-    let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
-        .map_err(|e| RuntimeError::Io("exec output pipe", e))?;
+    // The read end of a pipe2(O_CLOEXEC) pipe has no other status flags to keep.
+    nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+    )
+    .map_err(|e| RuntimeError::Io("exec output pipe", e.into()))?;
     let mut buf = Vec::new();
+    let mut file = std::fs::File::from(fd);
+    let read = |f: &mut std::fs::File, buf: &mut Vec<u8>| loop {
+        let mut chunk = [0u8; 4096];
+        match f.read(&mut chunk) {
+            Ok(0) => return Ok(true),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(RuntimeError::Io("read exec output", e)),
+        }
+    };
+    if read(&mut file, &mut buf)? {
+        return Ok(buf);
+    }
+    let mut rx = tokio::net::unix::pipe::Receiver::from_file_unchecked(file)
+        .map_err(|e| RuntimeError::Io("exec output pipe", e))?;
     rx.read_to_end(&mut buf)
         .await
         .map_err(|e| RuntimeError::Io("read exec output", e))?;
