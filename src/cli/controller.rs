@@ -236,23 +236,24 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             ),
             None => None,
         };
+        let mut node_services = None;
         if args.run_kubelet {
             // `bramble up`: the node agent in the same process, as its node's user.
             let node = bramble_kubelet::node_info::hostname();
             let client = controller.in_process_node_client(&node);
-            crate::cli::kubelet::spawn_in_process(
+            node_services = Some(crate::cli::kubelet::spawn_in_process(
                 &args.data_dir,
                 client,
                 controller.pki.ca_cert_pem().to_string(),
-            );
+            ));
         } else if let Some(kubelet) = &node_kubelet {
             let client = controller.in_process_node_client(&kubelet.config.node_name);
-            spawn_node_kubelet(
+            node_services = Some(spawn_node_kubelet(
                 kubelet.clone(),
                 controller.pki.ca_cert_pem().to_string(),
                 args.kubelet_after.clone(),
                 client,
-            );
+            ));
         } else {
             // The controller alone drops the binary's code pages it no longer runs and the
             // heap it freed, at the kubelet's period (a kubelet in this process trims them for
@@ -279,6 +280,9 @@ pub fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
                             "kubelet has not written its Node yet; starting controllers"
                         ),
                         Err(e) => tracing::warn!(error = %e, "reading Node; starting controllers"),
+                    }
+                    if let Some(services) = node_services {
+                        services.await;
                     }
                     controllers.start().await;
                 });
@@ -417,24 +421,39 @@ impl NodeKubelet {
     }
 }
 
+/// Waits until every file of `after` exists.
+async fn wait_for_files(after: &[PathBuf]) {
+    while let Some(f) = after.iter().find(|f| !f.exists()) {
+        tracing::debug!(file = %f.display(), "kubelet waits");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Starts the `--kubelet` once every `after` file exists. The kubelet serves logs and exec to
 /// clients of the cluster CA, as a separate one does. If it fails or stops, the process exits
 /// so that its supervisor (init) restarts both, as it would restart a separate kubelet.
+/// Returns its [`NodeServices`](crate::cli::kubelet::NodeServices), which also wait for
+/// `after` (the proxy needs the netfilter modules).
 fn spawn_node_kubelet(
     kubelet: NodeKubelet,
     cluster_ca_pem: String,
     after: Vec<PathBuf>,
     client: kube::Client,
-) {
+) -> crate::cli::kubelet::NodeServices {
+    let services = {
+        let (args, after, client) = (kubelet.args.clone(), after.clone(), client.clone());
+        let node = kubelet.config.node_name.clone();
+        Box::pin(async move {
+            wait_for_files(&after).await;
+            crate::cli::pod_network::start_services(&args.network, &node, client.clone());
+            crate::cli::ingress::start(&args.ingress, &args.network, client);
+        })
+    };
     tokio::spawn(async move {
-        while let Some(f) = after.iter().find(|f| !f.exists()) {
-            tracing::debug!(file = %f.display(), "kubelet waits");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_files(&after).await;
         let NodeKubelet { args, mut config } = kubelet;
         config.client_ca_pem = Some(cluster_ca_pem);
-        crate::cli::pod_network::start(&args.network, &mut config, client.clone());
-        crate::cli::ingress::start(&args.ingress, &args.network, client.clone());
+        crate::cli::pod_network::configure(&args.network, &mut config, client.clone());
         let result = match bramble_kubelet::Kubelet::start(config, client).await {
             Ok(k) => k.run(std::future::pending()).await,
             Err(e) => Err(e),
@@ -447,6 +466,7 @@ fn spawn_node_kubelet(
         }
         std::process::exit(1);
     });
+    services
 }
 
 /// `bramble up`: a single-node cluster on this machine, with kubectl pointed at it.

@@ -204,7 +204,17 @@ pub fn run_kubelet(args: KubeletArgs) -> anyhow::Result<()> {
 
 /// Starts a kubelet for this machine inside the controller process (`bramble up`), with
 /// its state under `data_dir` and the given in-process API client.
-pub fn spawn_in_process(data_dir: &Path, client: bramble_kubelet::Client, ca_pem: String) {
+/// What the controller starts for a kubelet in its process once the kubelet has written its
+/// Node (see `local_node`): the node's service proxy, NetworkPolicy agent, routes and ingress,
+/// which its node's Ready does not wait for.
+pub type NodeServices = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Starts the kubelet of `bramble up`; returns its [`NodeServices`].
+pub fn spawn_in_process(
+    data_dir: &Path,
+    client: bramble_kubelet::Client,
+    ca_pem: String,
+) -> NodeServices {
     let mut cfg = KubeletConfig::new(bramble_kubelet::node_info::hostname());
     // The CA that signs the controller's kubelet client certificate: with it the kubelet
     // serves logs, exec, attach, port-forward and the stats `kubectl top` reads.
@@ -218,8 +228,14 @@ pub fn spawn_in_process(data_dir: &Path, client: bramble_kubelet::Client, ca_pem
         "true".into(),
     );
     let network = crate::cli::pod_network::NetworkArgs::default();
-    crate::cli::pod_network::start(&network, &mut cfg, client.clone());
-    crate::cli::ingress::start(&Default::default(), &network, client.clone());
+    crate::cli::pod_network::configure(&network, &mut cfg, client.clone());
+    let services = {
+        let (node, client) = (cfg.node_name.clone(), client.clone());
+        Box::pin(async move {
+            crate::cli::pod_network::start_services(&network, &node, client.clone());
+            crate::cli::ingress::start(&Default::default(), &network, client);
+        })
+    };
     tokio::spawn(async move {
         match Kubelet::start(cfg, client).await {
             Ok(k) => {
@@ -230,6 +246,7 @@ pub fn spawn_in_process(data_dir: &Path, client: bramble_kubelet::Client, ca_pem
             Err(e) => tracing::error!(error = %e, "starting the kubelet"),
         }
     });
+    services
 }
 
 #[cfg(test)]

@@ -2,9 +2,11 @@
 //!
 //! On a board's two cores, every controller's informers listing and watching at once took the
 //! CPU the kubelet needed to register its node and report it Ready (about 1 s of a reboot under
-//! emulation). So the kubelet starts first and the other controllers once the kubelet has
-//! written its Node (registered it, or reported its status after adopting it on a restart), or
-//! after [`LIMIT`] when it does not (a kubelet waiting for its modules, or failing).
+//! emulation). So the kubelet starts first, and the other controllers and the node's services
+//! its Ready does not wait for (service proxy, NetworkPolicy agent, routes, ingress) once the
+//! kubelet has written its Node (registered it, or reported its status after adopting it on a
+//! restart), or after [`LIMIT`] when it does not (a kubelet waiting for its modules, or
+//! failing).
 
 use std::time::Duration;
 

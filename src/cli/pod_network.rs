@@ -86,6 +86,13 @@ impl NetworkArgs {
 /// Sets `cfg.network` and starts the node's service proxy, NetworkPolicy agent and routes
 /// (on the current tokio runtime) for the chosen mode.
 pub fn start(args: &NetworkArgs, cfg: &mut KubeletConfig, client: bramble_kubelet::Client) {
+    configure(args, cfg, client.clone());
+    start_services(args, &cfg.node_name, client);
+}
+
+/// The kubelet's part of [`start`]: the pod network it sets pods up in and reports the node
+/// Ready from.
+pub fn configure(args: &NetworkArgs, cfg: &mut KubeletConfig, client: bramble_kubelet::Client) {
     match args.mode() {
         PodNetworkMode::Loopback => {
             tracing::info!("pod network: loopback only");
@@ -102,16 +109,24 @@ pub fn start(args: &NetworkArgs, cfg: &mut KubeletConfig, client: bramble_kubele
                 servers: vec![args.cluster_dns],
                 domain: args.cluster_domain.clone(),
             };
-            cfg.network = bramble_cni::kubelet_network(cni, &cfg.node_name, client.clone());
-            let mut proxy = bramble_proxy::ProxyConfig::new(cfg.node_name.clone());
-            proxy.cluster_cidr = args.cluster_cidr.clone();
-            bramble_proxy::spawn(client.clone(), proxy);
-            bramble_netpol::spawn(client.clone(), cfg.node_name.clone());
-            tokio::spawn(bramble_routes::run(
-                client,
-                cfg.node_name.clone(),
-                args.cluster_cidr.clone(),
-            ));
+            cfg.network = bramble_cni::kubelet_network(cni, &cfg.node_name, client);
         }
     }
+}
+
+/// The rest of [`start`] (with CNI only): the node's service proxy, NetworkPolicy agent and
+/// routes to the other nodes' pod CIDRs.
+pub fn start_services(args: &NetworkArgs, node: &str, client: bramble_kubelet::Client) {
+    if args.mode() != PodNetworkMode::Cni {
+        return;
+    }
+    let mut proxy = bramble_proxy::ProxyConfig::new(node.to_string());
+    proxy.cluster_cidr = args.cluster_cidr.clone();
+    bramble_proxy::spawn(client.clone(), proxy);
+    bramble_netpol::spawn(client.clone(), node.to_string());
+    tokio::spawn(bramble_routes::run(
+        client,
+        node.to_string(),
+        args.cluster_cidr.clone(),
+    ));
 }
