@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bramble_informer::pod::Pod;
-use bramble_informer::{Informer, SharedInformers};
+use bramble_informer::{Change, Informer, SharedInformers};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -70,7 +70,7 @@ pub async fn run_with(informers: &SharedInformers, config: NetctlConfig) -> Resu
     };
     wake_on_change(&caches.nodes, &notify);
     wake_on_change(&caches.services, &notify);
-    wake_on_change(&caches.pods, &notify);
+    wake_on_pod_change(&caches.pods, &caches.services, &notify);
     wake_on_change(&caches.slices, &notify);
     wake_on_change(&caches.endpoints, &notify);
     for ready in [
@@ -110,6 +110,33 @@ where
         notify.notify_one();
         Arc::strong_count(&notify) > 1
     });
+}
+
+/// Pod changes wake the loop only in namespaces where a pass could write something from
+/// them: those with a Service this controller keeps endpoints for (LoadBalancer status and
+/// node IPAM read no pods). Without this filter, every status write of 10,000 pending pods
+/// regrouped all pods and walked every Service. A Service created later wakes the loop
+/// itself, and that pass reads every pod.
+fn wake_on_pod_change(pods: &Informer<Pod>, services: &Informer<Service>, notify: &Arc<Notify>) {
+    let (services, notify) = (services.clone(), notify.clone());
+    pods.add_handler(move |change| {
+        if pod_change_matters(change, |ns| services.list_namespace(ns)) {
+            notify.notify_one();
+        }
+        Arc::strong_count(&notify) > 1
+    });
+}
+
+/// Whether `change` can alter an endpoints pass, given the Services of a namespace.
+fn pod_change_matters(
+    change: &Change<Pod>,
+    services_in: impl FnOnce(&str) -> Vec<Arc<Service>>,
+) -> bool {
+    let Some(pod) = change.object() else {
+        return true;
+    };
+    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+    services_in(ns).iter().any(|s| manages(s))
 }
 
 struct State {
@@ -370,5 +397,57 @@ fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
     match r {
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ServiceSpec;
+    use kube::api::ObjectMeta;
+
+    fn pod(ns: &str) -> Change<Pod> {
+        let mut p = Pod::default();
+        p.metadata.namespace = Some(ns.into());
+        p.metadata.name = Some("p".into());
+        Change::Applied(Arc::new(p))
+    }
+
+    fn service(selector: Option<&str>) -> Arc<Service> {
+        Arc::new(Service {
+            metadata: ObjectMeta {
+                name: Some("s".into()),
+                namespace: Some("web".into()),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                selector: selector.map(|app| [("app".to_string(), app.to_string())].into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn pod_changes_matter_only_where_a_service_selects_pods() {
+        let none = |_: &str| Vec::new();
+        assert!(!pod_change_matters(&pod("web"), none));
+        // The `kubernetes` Service has no selector: its endpoints are not computed here.
+        assert!(!pod_change_matters(&pod("web"), |_| vec![service(None)]));
+        let asked = std::cell::Cell::new(String::new());
+        let selecting = |ns: &str| {
+            asked.set(ns.to_string());
+            vec![service(None), service(Some("web"))]
+        };
+        assert!(pod_change_matters(&pod("web"), selecting));
+        assert_eq!(asked.take(), "web");
+        // A pod deleted from such a namespace matters too, and so does a re-list.
+        let Change::Applied(p) = pod("web") else {
+            unreachable!()
+        };
+        assert!(pod_change_matters(&Change::Deleted(p), |_| vec![service(
+            Some("x")
+        )]));
+        assert!(pod_change_matters(&Change::Synced, none));
     }
 }
