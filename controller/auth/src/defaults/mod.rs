@@ -267,6 +267,37 @@ fn edit_rules() -> Vec<Value> {
     ]
 }
 
+/// What every leader-elected control-plane component may do (upstream's `eventsRule()` and
+/// its lease rules): write events, create leases, and keep its own lease `lease`.
+fn leader_election_rules(lease: &str) -> Vec<Value> {
+    vec![
+        rule(
+            &["create", "patch", "update"],
+            &["", "events.k8s.io"],
+            &["events"],
+        ),
+        rule(&["create"], &["coordination.k8s.io"], &["leases"]),
+        named(
+            &["get", "update"],
+            &["coordination.k8s.io"],
+            &["leases"],
+            &[lease],
+        ),
+    ]
+}
+
+/// Delegated authentication and authorization: TokenReviews and SubjectAccessReviews.
+fn delegated_auth_rules() -> Vec<Value> {
+    vec![
+        rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
+        rule(
+            &["create"],
+            &["authorization.k8s.io"],
+            &["subjectaccessreviews"],
+        ),
+    ]
+}
+
 /// The default ClusterRoles.
 pub fn cluster_roles() -> Vec<Value> {
     let health = ["/healthz", "/livez", "/readyz", "/version", "/version/"];
@@ -419,87 +450,63 @@ pub fn cluster_roles() -> Vec<Value> {
         cluster_role(
             "system:kube-scheduler",
             &[],
-            vec![
-                rule(
-                    &["create", "patch", "update"],
-                    &["", "events.k8s.io"],
-                    &["events"],
-                ),
-                rule(&["create"], &["coordination.k8s.io"], &["leases"]),
-                named(
-                    &["get", "update"],
-                    &["coordination.k8s.io"],
-                    &["leases"],
-                    &["kube-scheduler"],
-                ),
-                rule(&["delete", "get", "list", "watch"], &[""], &["pods"]),
-                rule(&["create"], &[""], &["bindings", "pods/binding"]),
-                rule(&["patch", "update"], &[""], &["pods/status"]),
-                rule(
-                    READ,
-                    &[""],
-                    &[
-                        "namespaces",
-                        "nodes",
-                        "persistentvolumeclaims",
-                        "persistentvolumes",
-                        "replicationcontrollers",
-                        "services",
-                    ],
-                ),
-                rule(READ, &["apps"], &["replicasets", "statefulsets"]),
-                rule(READ, &["policy"], &["poddisruptionbudgets"]),
-                rule(
-                    READ,
-                    &["storage.k8s.io"],
-                    &[
-                        "csidrivers",
-                        "csinodes",
-                        "csistoragecapacities",
-                        "storageclasses",
-                    ],
-                ),
-                rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
-                rule(
-                    &["create"],
-                    &["authorization.k8s.io"],
-                    &["subjectaccessreviews"],
-                ),
-            ],
+            [
+                leader_election_rules("kube-scheduler"),
+                vec![
+                    rule(&["delete", "get", "list", "watch"], &[""], &["pods"]),
+                    rule(&["create"], &[""], &["bindings", "pods/binding"]),
+                    rule(&["patch", "update"], &[""], &["pods/status"]),
+                    rule(
+                        READ,
+                        &[""],
+                        &[
+                            "namespaces",
+                            "nodes",
+                            "persistentvolumeclaims",
+                            "persistentvolumes",
+                            "replicationcontrollers",
+                            "services",
+                        ],
+                    ),
+                    rule(READ, &["apps"], &["replicasets", "statefulsets"]),
+                    rule(READ, &["policy"], &["poddisruptionbudgets"]),
+                    rule(
+                        READ,
+                        &["storage.k8s.io"],
+                        &[
+                            "csidrivers",
+                            "csinodes",
+                            "csistoragecapacities",
+                            "storageclasses",
+                        ],
+                    ),
+                ],
+                delegated_auth_rules(),
+            ]
+            .concat(),
         ),
         cluster_role(
             "system:kube-controller-manager",
             &[],
-            vec![
-                rule(
-                    &["create", "patch", "update"],
-                    &["", "events.k8s.io"],
-                    &["events"],
-                ),
-                rule(&["create"], &["coordination.k8s.io"], &["leases"]),
-                named(
-                    &["get", "update"],
-                    &["coordination.k8s.io"],
-                    &["leases"],
-                    &["kube-controller-manager"],
-                ),
-                rule(&["create"], &[""], &["secrets", "serviceaccounts"]),
-                rule(&["delete"], &[""], &["secrets"]),
-                rule(
-                    &["get"],
-                    &[""],
-                    &["configmaps", "namespaces", "secrets", "serviceaccounts"],
-                ),
-                rule(&["update"], &[""], &["secrets", "serviceaccounts"]),
-                rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
-                rule(
-                    &["create"],
-                    &["authorization.k8s.io"],
-                    &["subjectaccessreviews"],
-                ),
-                rule(&["list", "watch"], &["*"], &["*"]),
-                rule(&["create"], &[""], &["serviceaccounts/token"]),
-            ],
+            [
+                leader_election_rules("kube-controller-manager"),
+                vec![
+                    rule(&["create"], &[""], &["secrets", "serviceaccounts"]),
+                    rule(&["delete"], &[""], &["secrets"]),
+                    rule(
+                        &["get"],
+                        &[""],
+                        &["configmaps", "namespaces", "secrets", "serviceaccounts"],
+                    ),
+                    rule(&["update"], &[""], &["secrets", "serviceaccounts"]),
+                ],
+                delegated_auth_rules(),
+                vec![
+                    rule(&["list", "watch"], &["*"], &["*"]),
+                    rule(&["create"], &[""], &["serviceaccounts/token"]),
+                ],
+            ]
+            .concat(),
         ),
     ]
 }
